@@ -1,0 +1,162 @@
+"""The `salvage` command: lines, recommend, serve, demo, feedback."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import date
+from typing import Any
+
+import orjson
+
+from salvage import output
+from salvage.engine import analyse_patient, build_patient_records
+from salvage.engine.analysis import PatientAnalysis
+from salvage.errors import KnowledgeError, SalvageError
+from salvage.fhir.reader import read_paths
+from salvage.knowledge import load_knowledge
+
+EXIT_INPUT_ERROR = 2
+
+
+class Progress:
+    """A progress line on stderr, shown only when the work takes more than a few seconds."""
+
+    def __init__(self, delay: float = 3.0) -> None:
+        self.stage = "reading input"
+        self._delay = delay
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Progress:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        started = time.monotonic()
+        if self._done.wait(self._delay):
+            return
+        while not self._done.wait(2.0):
+            print(f"salvage: {self.stage}... {time.monotonic() - started:.0f} s",
+                  file=sys.stderr, flush=True)
+
+
+def _as_of(value: str | None) -> date:
+    if value is None:
+        return date.today()
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--as-of must be YYYY-MM-DD, got {value!r}") from exc
+
+
+def analyse_paths(paths: Sequence[str], as_of: date, patient: str | None = None,
+                  progress: Progress | None = None) -> tuple[list[PatientAnalysis], Any, Any]:
+    """Read, convert and analyse; returns (analyses, read result, skipped resources)."""
+    kb = load_knowledge()
+    read = read_paths(list(paths))
+    if progress:
+        progress.stage = f"analysing {len(read.resources)} resources"
+    patients, skipped = build_patient_records(read.resources, kb)
+    wanted = None if patient is None else (patient if patient.startswith("Patient/")
+                                           else f"Patient/{patient}")
+    analyses = [analyse_patient(record, kb, as_of) for ref, record in sorted(patients.items())
+                if wanted is None or ref == wanted]
+    return analyses, read, read.skipped + skipped
+
+
+def _report_problems(read: Any, skipped: Any) -> int:
+    for error in read.errors:
+        print(f"salvage: error: {error}", file=sys.stderr)
+    for s in skipped:
+        where = s.origin + (f" {s.resource}" if s.resource else "")
+        print(f"salvage: skipped {where}: {s.reason}", file=sys.stderr)
+    return EXIT_INPUT_ERROR if read.errors else 0
+
+
+def cmd_lines(args: argparse.Namespace) -> int:
+    with Progress() as progress:
+        analyses, read, skipped = analyse_paths(args.paths, args.as_of, args.patient, progress)
+    status = _report_problems(read, skipped)
+    if not analyses and read.errors:
+        return EXIT_INPUT_ERROR
+    kb = load_knowledge()
+    if args.json:
+        document = {
+            "kb_version": kb.version,
+            "as_of": args.as_of.isoformat(),
+            "patients": [output.patient_lines_json(a) for a in analyses],
+            "skipped": output.skipped_json(skipped),
+            "skipped_count": len(skipped),
+        }
+        sys.stdout.buffer.write(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
+    else:
+        print(render_lines_table(analyses, kb.version, len(skipped)))
+    return status
+
+
+def render_lines_table(analyses: list[PatientAnalysis], kb_version: str, skipped: int) -> str:
+    out = [f"salvage-cds lines of therapy (knowledge base {kb_version}); decision support only"]
+    for a in analyses:
+        out.append("")
+        out.append(f"{a.patient}  [{', '.join(a.diseases) or 'no coded disease'}]")
+        if not a.lines:
+            out.append("  no lines of therapy found")
+        for line in a.lines:
+            end = line.end.isoformat() if line.end else "ongoing"
+            tag = " (maintenance)" if line.maintenance else ""
+            out.append(f"  line {line.number}{tag}: {line.regimen:<38} "
+                       f"{line.start.isoformat()} -> {end}")
+        for f in a.failures:
+            out.append(f"  FAILURE {f.kind} (line {f.line}) {f.when.isoformat()}: {f.detail}")
+            out.append(f"          evidence: {', '.join(f.sources)}")
+        for u in a.unmapped:
+            out.append(f"  unmapped drug: {u.text!r} ({u.source})")
+        for w in a.warnings:
+            out.append(f"  warning: {w.problem} ({w.source})")
+    if skipped:
+        out.append("")
+        out.append(f"{skipped} resource(s) skipped (see messages above)")
+    return "\n".join(out)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="salvage", description=(
+        "Clinical decision support for salvage therapy from FHIR R4 records. "
+        "Decision support only: a clinician makes the treatment decision."))
+    sub = parser.add_subparsers(dest="command", required=True)
+    lines = sub.add_parser("lines", help="rebuild lines of therapy and failures")
+    lines.add_argument("paths", nargs="+", help="Bundle JSON, NDJSON, or directories of them")
+    lines.add_argument("--json", action="store_true", help="machine-readable output")
+    lines.add_argument("--patient", help="only this patient (id or Patient/id)")
+    lines.add_argument("--as-of", type=_as_of, default=None,
+                       help="analyse as of this date (YYYY-MM-DD; default today)")
+    lines.set_defaults(handler=cmd_lines)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "as_of", "unset") is None:
+        args.as_of = date.today()
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except KnowledgeError as exc:
+        print(f"salvage: knowledge base error: {exc}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    except SalvageError as exc:
+        print(f"salvage: error: {exc}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

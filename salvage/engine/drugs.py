@@ -1,0 +1,61 @@
+"""Map a medication (codes, ingredient list, or free text) to RxNorm ingredient names."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from salvage.knowledge.model import KnowledgeBase
+
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+
+
+class DrugNormaliser:
+    """Codes first (IN, SCD, SBD, BN, combination products), then names and synonyms in text."""
+
+    def __init__(self, kb: KnowledgeBase) -> None:
+        self._codes = kb.code_index
+        self._names = kb.name_index
+        # Longest names first so "tenofovir alafenamide" wins over a shorter synonym inside it.
+        names = sorted(self._names, key=len, reverse=True)
+        self._pattern = re.compile(
+            r"(?<![\w-])(" + "|".join(re.escape(n) for n in names) + r")(?![\w-])"
+        )
+
+    def from_concept(self, concept: dict[str, Any] | None) -> frozenset[str]:
+        """Ingredients named by a CodeableConcept: RxNorm codings, else display and text."""
+        if not concept:
+            return frozenset()
+        found: set[str] = set()
+        codings = concept.get("coding") or ()
+        for coding in codings:
+            if isinstance(coding, dict) and coding.get("system") == RXNORM:
+                hit = self._codes.get(str(coding.get("code")))
+                if hit:
+                    found.update(hit)
+        if found:
+            return frozenset(found)
+        for coding in codings:
+            if isinstance(coding, dict) and coding.get("display"):
+                found.update(self.from_text(str(coding["display"])))
+        if not found and concept.get("text"):
+            found.update(self.from_text(str(concept["text"])))
+        return frozenset(found)
+
+    def from_text(self, text: str) -> frozenset[str]:
+        found: set[str] = set()
+        for match in self._pattern.finditer(text.lower()):
+            found.update(self._names[match.group(1)])
+        return frozenset(found)
+
+
+def concept_text(concept: dict[str, Any] | None) -> str:
+    """A human-readable label of a CodeableConcept, for 'unmapped' reports."""
+    if not concept:
+        return ""
+    if concept.get("text"):
+        return str(concept["text"])
+    for coding in concept.get("coding") or ():
+        if isinstance(coding, dict) and (coding.get("display") or coding.get("code")):
+            return str(coding.get("display") or f"{coding.get('system')}|{coding.get('code')}")
+    return ""

@@ -1,0 +1,104 @@
+"""The engine's own types: what was given, what was measured, and what the engine concluded."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DrugExposure:
+    """One medication record, normalised to RxNorm ingredient names."""
+
+    source: str  # "MedicationRequest/123"
+    ingredients: frozenset[str]
+    start: date
+    end: date | None  # last day of exposure; None = open-ended (still active)
+    status: str
+    stop_reasons: frozenset[str] = frozenset()  # SNOMED codes of statusReason
+    dose: float | None = None
+    dose_unit: str | None = None
+    text: str = ""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Measurement:
+    source: str
+    kind: str  # observation kind id from observations.yaml (hiv-rna, psa, ...)
+    when: date
+    value: float | None  # in the kind's canonical unit; None when only codes were recorded
+    codes: frozenset[str] = frozenset()  # valueCodeableConcept codes (disease status, ECOG answers)
+    raw: str = ""  # the value as recorded, for explanations ("0.25 ng/mL")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ConditionRecord:
+    source: str
+    codes: frozenset[str]  # "system|code"
+    clinical_status: str | None
+    onset: date | None
+    recorded: date | None
+    text: str = ""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ProcedureRecord:
+    source: str
+    kind: str  # procedure kind id from procedures.yaml
+    label: str
+    when: date
+    end: date
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Unmapped:
+    source: str
+    text: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Warning:
+    source: str
+    problem: str
+
+
+@dataclass(kw_only=True)
+class PatientRecord:
+    """Everything the rules need about one patient, gathered from many resources."""
+
+    reference: str  # "Patient/<id>"
+    birth_date: date | None = None
+    gender: str | None = None
+    exposures: list[DrugExposure] = field(default_factory=list)
+    measurements: list[Measurement] = field(default_factory=list)
+    conditions: list[ConditionRecord] = field(default_factory=list)
+    procedures: list[ProcedureRecord] = field(default_factory=list)
+    unmapped: list[Unmapped] = field(default_factory=list)
+    warnings: list[Warning] = field(default_factory=list)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Line:
+    """One line of therapy (or its maintenance phase: same number, maintenance=True)."""
+
+    number: int
+    regimen: str
+    ingredients: tuple[str, ...]
+    start: date
+    end: date | None  # None: ongoing at as_of
+    last_active: date  # last day any drug of the line was active (equals end when ended)
+    maintenance: bool
+    sources: tuple[str, ...]
+    domain: str  # oncology | hiv
+    procedure: str | None = None  # procedure kind for local therapy lines
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Failure:
+    kind: str  # refractory | relapse | intolerance | biochemical-recurrence | virologic-failure
+    when: date
+    line: int | None
+    sources: tuple[str, ...]
+    detail: str
+    evidence: tuple[str, ...]
+    relapse_interval_months: float | None = None

@@ -1,0 +1,223 @@
+"""Load, validate and cross-check the knowledge files into a KnowledgeBase (file I/O lives here)."""
+
+from __future__ import annotations
+
+import functools
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from salvage.errors import KnowledgeError
+from salvage.knowledge import schema
+from salvage.knowledge.model import (
+    Disease,
+    Drug,
+    Evidence,
+    KnowledgeBase,
+    LineRules,
+    MaintenanceRule,
+    ObservationKind,
+    ProcedureKind,
+    Regimen,
+)
+
+DATA_FILES = {
+    "manifest": schema.ManifestFile,
+    "evidence": schema.EvidenceFile,
+    "drugs": schema.DrugsFile,
+    "regimens": schema.RegimensFile,
+    "diseases": schema.DiseasesFile,
+    "line_rules": schema.LineRulesFile,
+    "failures": schema.FailuresFile,
+    "observations": schema.ObservationsFile,
+    "procedures": schema.ProceduresFile,
+}
+
+# Built-in line-rule values used when neither the default nor a disease entry sets them.
+_RULE_FALLBACKS: dict[str, Any] = {"min_regimen_days": 14, "default_supply_days": 30}
+
+
+def read_structured_file(path: Path) -> Any:
+    """Read a YAML or JSON file (JSON is YAML); a clear KnowledgeError when it cannot be read."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise KnowledgeError(f"{path}: cannot read ({exc.strerror})") from exc
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise KnowledgeError(f"{path}: not valid YAML/JSON: {exc}") from exc
+
+
+def _validate(name: str, model: type[BaseModel], data: Any) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise KnowledgeError(f"{name}: {where}: {first['msg']}") from exc
+
+
+def data_dir() -> Path:
+    return Path(str(resources.files("salvage.knowledge") / "data"))
+
+
+def load_raw(directory: Path | None = None) -> dict[str, Any]:
+    """Validated pydantic models of every shipped data file, keyed by file stem."""
+    directory = directory or data_dir()
+    return {
+        stem: _validate(f"{stem}.yaml", model, read_structured_file(directory / f"{stem}.yaml"))
+        for stem, model in DATA_FILES.items()
+    }
+
+
+def _rules(entry: schema.LineRulesEntry, base: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in entry.model_dump().items():
+        if value is not None:
+            merged[key] = value
+    return merged
+
+
+def _line_rules(values: dict[str, Any]) -> LineRules:
+    return LineRules(
+        mode=values["mode"],
+        regimen_window_days=values["regimen_window_days"],
+        gap_days=values["gap_days"],
+        substitutions=tuple(frozenset(pair) for pair in values["substitutions"]),
+        maintenance=tuple(
+            MaintenanceRule(
+                name=m["name"],
+                after_classes=frozenset(m["after_classes"]),
+                drugs=frozenset(m["drugs"]),
+                evidence=tuple(m.get("evidence", [])),
+            )
+            for m in values["maintenance"]
+        ),
+        procedure_lines=values["procedure_lines"],
+        min_regimen_days=values["min_regimen_days"],
+        default_supply_days=values["default_supply_days"],
+        evidence=tuple(values["evidence"]),
+    )
+
+
+def _cross_check(raw: dict[str, Any]) -> None:
+    """References between files must resolve: a typo in a data file is an error, not a silent miss."""
+    drugs = raw["drugs"].drugs
+    sources = raw["manifest"].verification_sources
+    evidence = raw["evidence"].evidence
+    problems: list[str] = []
+    for name, drug in drugs.items():
+        problems += [f"drug {name}: unknown verification source {c.verified!r}"
+                     for c in drug.rxnorm if c.verified not in sources]
+    for product in raw["drugs"].products:
+        problems += [f"product {product.name}: unknown ingredient {i!r}"
+                     for i in product.ingredients if i not in drugs]
+    for regimen_name, regimen in raw["regimens"].regimens.items():
+        problems += [f"regimen {regimen_name}: unknown drug {c!r}"
+                     for c in regimen.components if c not in drugs]
+        problems += [f"regimen {regimen_name}: unknown disease {d!r}"
+                     for d in regimen.diseases if d not in raw["diseases"].diseases]
+    rule_entries = [raw["line_rules"].default, *raw["line_rules"].diseases.values()]
+    for entry in rule_entries:
+        for key in entry.evidence or []:
+            if key not in evidence:
+                problems.append(f"line rules: unknown evidence {key!r}")
+        for pair in entry.substitutions or []:
+            problems += [f"line rules: unknown drug {d!r}" for d in pair if d not in drugs]
+        for m in entry.maintenance or []:
+            problems += [f"maintenance {m.name}: unknown drug {d!r}" for d in m.drugs if d not in drugs]
+    for disease_id in raw["line_rules"].diseases:
+        if disease_id not in raw["diseases"].diseases:
+            problems.append(f"line rules: unknown disease {disease_id!r}")
+    for section in ("oncology", "prostate", "hiv"):
+        for key in _evidence_keys(getattr(raw["failures"], section)):
+            if key not in evidence:
+                problems.append(f"failures.{section}: unknown evidence {key!r}")
+    if problems:
+        raise KnowledgeError("; ".join(problems))
+
+
+def _evidence_keys(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        keys = list(node.get("evidence", [])) if isinstance(node.get("evidence"), list) else []
+        for value in node.values():
+            keys += _evidence_keys(value)
+        return keys
+    return []
+
+
+def build(raw: dict[str, Any]) -> KnowledgeBase:
+    _cross_check(raw)
+    drugs_file: schema.DrugsFile = raw["drugs"]
+    drugs = {
+        name: Drug(name=name, role=d.role, classes=frozenset(d.classes), continuous=d.continuous,
+                   anthracycline_equivalence=d.anthracycline_equivalence)
+        for name, d in drugs_file.drugs.items()
+    }
+    code_index: dict[str, tuple[str, ...]] = {}
+    name_index: dict[str, tuple[str, ...]] = {}
+    for name, d in drugs_file.drugs.items():
+        for code in d.rxnorm:
+            code_index[code.code] = (name,)
+        for label in (name, *d.synonyms):
+            name_index[label.lower()] = (name,)
+    for product in drugs_file.products:
+        ingredients = tuple(sorted(product.ingredients))
+        for code in product.rxnorm:
+            code_index[code.code] = ingredients
+        for label in (product.name, *product.synonyms):
+            name_index[label.lower()] = ingredients
+
+    base = _rules(raw["line_rules"].default, _RULE_FALLBACKS)
+    disease_rules = {
+        disease_id: _line_rules(_rules(entry, base))
+        for disease_id, entry in raw["line_rules"].diseases.items()
+    }
+    observation_kinds = {
+        kind: ObservationKind(id=kind, loinc=frozenset(o.loinc), unit=o.unit, convert=dict(o.convert))
+        for kind, o in raw["observations"].observations.items()
+    }
+    loinc_index = {code: kind for kind, o in observation_kinds.items() for code in o.loinc}
+    return KnowledgeBase(
+        version=raw["manifest"].kb_version,
+        disclaimer=" ".join(raw["manifest"].disclaimer.split()),
+        drugs=drugs,
+        code_index=code_index,
+        name_index=name_index,
+        regimens={
+            name: Regimen(name=name, components=frozenset(r.components), setting=r.setting,
+                          diseases=tuple(r.diseases))
+            for name, r in raw["regimens"].regimens.items()
+        },
+        diseases={
+            did: Disease(id=did, name=d.name, snomed=frozenset(d.snomed),
+                         icd10cm=tuple(d.icd10cm), domain=d.domain)
+            for did, d in raw["diseases"].diseases.items()
+        },
+        default_rules=_line_rules(base),
+        disease_rules=disease_rules,
+        observation_kinds=observation_kinds,
+        loinc_index=loinc_index,
+        procedures={
+            pid: ProcedureKind(id=pid, label=p.label,
+                               codes=frozenset((c.system, c.code) for c in p.codes),
+                               text=tuple(t.lower() for t in p.text))
+            for pid, p in raw["procedures"].procedures.items()
+        },
+        failures={k: getattr(raw["failures"], k) for k in ("oncology", "prostate", "hiv")},
+        evidence={
+            key: Evidence(key=key, label=e.label, citation=e.citation, url=e.url, year=e.year,
+                          pmid=e.pmid, doi=e.doi)
+            for key, e in raw["evidence"].evidence.items()
+        },
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def load_knowledge(directory: str | None = None) -> KnowledgeBase:
+    """The knowledge base from the shipped files (or another directory, for tests)."""
+    return build(load_raw(Path(directory) if directory else None))

@@ -1,0 +1,144 @@
+"""Schema of the knowledge files, as pydantic models: a file that does not fit is refused."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CodeEntry(_Strict):
+    code: str = Field(pattern=r"^\d+$")
+    tty: Literal["IN", "PIN", "MIN", "SCD", "SCDC", "SBD", "BN", "SBDC", "GPCK", "BPCK"]
+    verified: str
+
+
+class DrugEntry(_Strict):
+    role: Literal["anticancer", "antiretroviral", "supportive", "steroid"]
+    classes: list[str]
+    continuous: bool = False
+    synonyms: list[str] = []
+    rxnorm: list[CodeEntry] = []
+    anthracycline_equivalence: float | None = None
+
+
+class ProductEntry(_Strict):
+    name: str
+    synonyms: list[str] = []
+    ingredients: list[str] = Field(min_length=2)
+    rxnorm: list[CodeEntry] = []
+
+
+class DrugsFile(_Strict):
+    drugs: dict[str, DrugEntry]
+    products: list[ProductEntry] = []
+
+    @field_validator("drugs")
+    @classmethod
+    def _names_are_lower_case(cls, value: dict[str, DrugEntry]) -> dict[str, DrugEntry]:
+        for name in value:
+            if name != name.lower():
+                raise ValueError(f"drug name {name!r} must be lower case (RxNorm ingredient name)")
+        return value
+
+
+class RegimenEntry(_Strict):
+    components: list[str] = Field(min_length=1)
+    setting: Literal["first-line", "salvage", "maintenance", "consolidation",
+                     "local-salvage-procedure", "any"]
+    diseases: list[str]
+
+
+class RegimensFile(_Strict):
+    regimens: dict[str, RegimenEntry]
+
+
+class DiseaseEntry(_Strict):
+    name: str
+    snomed: list[str]
+    icd10cm: list[str]
+    domain: Literal["oncology", "hiv"]
+
+
+class DiseasesFile(_Strict):
+    diseases: dict[str, DiseaseEntry]
+
+
+class MaintenanceEntry(_Strict):
+    name: str
+    after_classes: list[str]
+    drugs: list[str]
+    evidence: list[str] = []
+
+
+class LineRulesEntry(_Strict):
+    mode: Literal["oncology", "regimen-change"] | None = None
+    regimen_window_days: int | None = Field(default=None, ge=1, le=365)
+    gap_days: int | None = Field(default=None, ge=1, le=3650)
+    substitutions: list[list[str]] | None = None
+    maintenance: list[MaintenanceEntry] | None = None
+    procedure_lines: bool | None = None
+    min_regimen_days: int | None = Field(default=None, ge=0, le=365)
+    default_supply_days: int | None = Field(default=None, ge=1, le=365)
+    evidence: list[str] | None = None
+
+
+class LineRulesFile(_Strict):
+    default: LineRulesEntry
+    diseases: dict[str, LineRulesEntry] = {}
+
+
+class EvidenceEntry(_Strict):
+    label: str
+    citation: str
+    year: int | None = None
+    pmid: str | None = Field(default=None, pattern=r"^\d+$")
+    doi: str | None = Field(default=None, pattern=r"^10\.\d{4,9}/\S+$")
+    url: str = Field(pattern=r"^https://")
+
+
+class EvidenceFile(_Strict):
+    evidence: dict[str, EvidenceEntry]
+
+
+class ManifestFile(_Strict):
+    kb_version: str = Field(pattern=r"^\d{4}\.\d+\.\d+$")
+    disclaimer: str
+    verification_sources: dict[str, str]
+
+
+class ObservationEntry(_Strict):
+    loinc: list[str]
+    unit: str | None
+    convert: dict[str, float | Literal["log10"]]
+
+
+class ObservationsFile(_Strict):
+    observations: dict[str, ObservationEntry]
+
+
+class ProcedureCode(_Strict):
+    system: str
+    code: str
+    verified: str
+
+
+class ProcedureEntry(_Strict):
+    label: str
+    codes: list[ProcedureCode]
+    text: list[str]
+
+
+class ProceduresFile(_Strict):
+    procedures: dict[str, ProcedureEntry]
+
+
+class FailuresFile(_Strict):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    oncology: dict[str, Any]
+    prostate: dict[str, Any]
+    hiv: dict[str, Any]

@@ -16,7 +16,7 @@ from salvage import output
 from salvage.engine import analyse_patient, build_patient_records
 from salvage.engine.analysis import PatientAnalysis
 from salvage.errors import KnowledgeError, SalvageError
-from salvage.fhir.reader import read_paths
+from salvage.fhir.reader import ReadResult, iter_resources
 from salvage.knowledge import load_knowledge
 
 EXIT_INPUT_ERROR = 2
@@ -44,8 +44,11 @@ class Progress:
         if self._done.wait(self._delay):
             return
         while not self._done.wait(2.0):
-            print(f"salvage: {self.stage}... {time.monotonic() - started:.0f} s",
-                  file=sys.stderr, flush=True)
+            print(
+                f"salvage: {self.stage}... {time.monotonic() - started:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
 
 
 def _as_of(value: str | None) -> date:
@@ -57,18 +60,25 @@ def _as_of(value: str | None) -> date:
         raise argparse.ArgumentTypeError(f"--as-of must be YYYY-MM-DD, got {value!r}") from exc
 
 
-def analyse_paths(paths: Sequence[str], as_of: date, patient: str | None = None,
-                  progress: Progress | None = None) -> tuple[list[PatientAnalysis], Any, Any]:
+def analyse_paths(
+    paths: Sequence[str], as_of: date, patient: str | None = None, progress: Progress | None = None
+) -> tuple[list[PatientAnalysis], Any, Any]:
     """Read, convert and analyse; returns (analyses, read result, skipped resources)."""
     kb = load_knowledge()
-    read = read_paths(list(paths))
+    read = ReadResult()
+    patients, skipped = build_patient_records(iter_resources(list(paths), read), kb)
     if progress:
-        progress.stage = f"analysing {len(read.resources)} resources"
-    patients, skipped = build_patient_records(read.resources, kb)
-    wanted = None if patient is None else (patient if patient.startswith("Patient/")
-                                           else f"Patient/{patient}")
-    analyses = [analyse_patient(record, kb, as_of) for ref, record in sorted(patients.items())
-                if wanted is None or ref == wanted]
+        progress.stage = f"analysing {len(patients)} patients"
+    wanted = (
+        None
+        if patient is None
+        else (patient if patient.startswith("Patient/") else f"Patient/{patient}")
+    )
+    analyses = [
+        analyse_patient(record, kb, as_of)
+        for ref, record in sorted(patients.items())
+        if wanted is None or ref == wanted
+    ]
     return analyses, read, read.skipped + skipped
 
 
@@ -85,6 +95,8 @@ def cmd_lines(args: argparse.Namespace) -> int:
     with Progress() as progress:
         analyses, read, skipped = analyse_paths(args.paths, args.as_of, args.patient, progress)
     status = _report_problems(read, skipped)
+    if skipped and len(skipped) >= read.count + len(read.skipped):
+        status = EXIT_INPUT_ERROR  # nothing usable was read: an error, not a partial analysis
     if not analyses and read.errors:
         return EXIT_INPUT_ERROR
     kb = load_knowledge()
@@ -112,8 +124,9 @@ def render_lines_table(analyses: list[PatientAnalysis], kb_version: str, skipped
         for line in a.lines:
             end = line.end.isoformat() if line.end else "ongoing"
             tag = " (maintenance)" if line.maintenance else ""
-            out.append(f"  line {line.number}{tag}: {line.regimen:<38} "
-                       f"{line.start.isoformat()} -> {end}")
+            out.append(
+                f"  line {line.number}{tag}: {line.regimen:<38} {line.start.isoformat()} -> {end}"
+            )
         for f in a.failures:
             out.append(f"  FAILURE {f.kind} (line {f.line}) {f.when.isoformat()}: {f.detail}")
             out.append(f"          evidence: {', '.join(f.sources)}")
@@ -128,16 +141,24 @@ def render_lines_table(analyses: list[PatientAnalysis], kb_version: str, skipped
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="salvage", description=(
-        "Clinical decision support for salvage therapy from FHIR R4 records. "
-        "Decision support only: a clinician makes the treatment decision."))
+    parser = argparse.ArgumentParser(
+        prog="salvage",
+        description=(
+            "Clinical decision support for salvage therapy from FHIR R4 records. "
+            "Decision support only: a clinician makes the treatment decision."
+        ),
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     lines = sub.add_parser("lines", help="rebuild lines of therapy and failures")
     lines.add_argument("paths", nargs="+", help="Bundle JSON, NDJSON, or directories of them")
     lines.add_argument("--json", action="store_true", help="machine-readable output")
     lines.add_argument("--patient", help="only this patient (id or Patient/id)")
-    lines.add_argument("--as-of", type=_as_of, default=None,
-                       help="analyse as of this date (YYYY-MM-DD; default today)")
+    lines.add_argument(
+        "--as-of",
+        type=_as_of,
+        default=None,
+        help="analyse as of this date (YYYY-MM-DD; default today)",
+    )
     lines.set_defaults(handler=cmd_lines)
     return parser
 

@@ -16,7 +16,7 @@ class InputError(SalvageError):
 
 
 class ResourceError(SalvageError):
-    """One resource is invalid (unknown resourceType, invalid date, ...); it is skipped and counted."""
+    """One resource is invalid (unknown type, invalid date, ...): it is skipped and counted."""
 
     def __init__(self, message: str, *, resource: str = "") -> None:
         self.resource = resource

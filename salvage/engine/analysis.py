@@ -7,7 +7,7 @@ from datetime import date
 
 from salvage.engine import failures as failure_rules
 from salvage.engine import lines as line_rules
-from salvage.engine.model import Failure, Line, PatientRecord, Unmapped, Warning
+from salvage.engine.model import DataWarning, Failure, Line, PatientRecord, Unmapped
 from salvage.knowledge.model import KnowledgeBase
 
 SNOMED = "http://snomed.info/sct"
@@ -21,7 +21,7 @@ class PatientAnalysis:
     lines: tuple[Line, ...]
     failures: tuple[Failure, ...]
     unmapped: tuple[Unmapped, ...]
-    warnings: tuple[Warning, ...]
+    warnings: tuple[DataWarning, ...]
     record: PatientRecord
 
 
@@ -33,11 +33,16 @@ def diseases_of(record: PatientRecord, kb: KnowledgeBase) -> list[str]:
             system, _, value = code.partition("|")
             for disease in kb.diseases.values():
                 hit = (system == SNOMED and value in disease.snomed) or (
-                    system == ICD10CM and any(value.startswith(p) for p in disease.icd10cm))
+                    system == ICD10CM and any(value.startswith(p) for p in disease.icd10cm)
+                )
                 if hit and disease.id not in found:
                     found.append(disease.id)
-    if "hiv" not in found and any(kb.drugs[i].role == "antiretroviral" for e in record.exposures
-                                  for i in e.ingredients if i in kb.drugs):
+    if "hiv" not in found and any(
+        kb.drugs[i].role == "antiretroviral"
+        for e in record.exposures
+        for i in e.ingredients
+        if i in kb.drugs
+    ):
         found.append("hiv")  # antiretrovirals without a coded diagnosis still form HIV lines
     return found
 
@@ -51,8 +56,7 @@ def analyse_patient(record: PatientRecord, kb: KnowledgeBase, as_of: date) -> Pa
     if oncology == "prostate":
         failures += failure_rules.prostate_failures(record, lines, kb)
     if "hiv" in diseases:
-        hiv = line_rules.hiv_lines(record.exposures, kb, kb.rules_for("hiv"), as_of,
-                                   first_number=1)
+        hiv = line_rules.hiv_lines(record.exposures, kb, kb.rules_for("hiv"), as_of, first_number=1)
         failures += failure_rules.hiv_failures(record, hiv, kb, as_of)
         lines += hiv
     return PatientAnalysis(

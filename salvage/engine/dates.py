@@ -7,7 +7,7 @@ from datetime import date
 
 from salvage.errors import ResourceError
 
-# FHIR R4 dateTime: YYYY, YYYY-MM, YYYY-MM-DD, or a full time with zone (spec datatypes.html#dateTime).
+# FHIR R4 dateTime: YYYY, YYYY-MM, YYYY-MM-DD, or a full time with zone (datatypes.html#dateTime).
 _FHIR_DATETIME = re.compile(
     r"^\d{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01])"
     r"(T([01]\d|2[0-3]):[0-5]\d:([0-5]\d|60)(\.\d{1,9})?(Z|[+-]((0\d|1[0-3]):[0-5]\d|14:00)))?)?)?$"

@@ -9,6 +9,7 @@ regimen is a line.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -33,7 +34,7 @@ def _exposure_last_day(e: DrugExposure, as_of: date) -> date:
 
 
 def _is_ongoing(e: DrugExposure, as_of: date, rules: LineRules) -> bool:
-    """Still running at as_of: an open or future-ending active order, or a cycle order inside its window."""
+    """Running at as_of: an open or future-ending active order, or a cycle order in its window."""
     if e.status not in ACTIVE_STATUS:
         return False
     if e.end is None or e.end >= as_of:
@@ -45,15 +46,21 @@ def _substitutes(drug: str, line_drugs: set[str], rules: LineRules) -> bool:
     return any(drug in pair and (pair - {drug}) & line_drugs for pair in rules.substitutions)
 
 
-def oncology_lines(exposures: list[DrugExposure], procedures: list[ProcedureRecord],
-                   kb: KnowledgeBase, rules: LineRules, as_of: date,
-                   first_number: int = 1) -> list[Line]:
+def oncology_lines(
+    exposures: list[DrugExposure],
+    procedures: list[ProcedureRecord],
+    kb: KnowledgeBase,
+    rules: LineRules,
+    as_of: date,
+    first_number: int = 1,
+) -> list[Line]:
     window = timedelta(days=rules.regimen_window_days)
     gap = timedelta(days=rules.gap_days)
     drug_events = [e for e in exposures if e.start <= as_of]
     main = [e for e in drug_events if _roles(e, kb) & {"anticancer"}]
-    steroids = [e for e in drug_events if not _roles(e, kb) & {"anticancer"}
-                and _roles(e, kb) & {"steroid"}]
+    steroids = [
+        e for e in drug_events if not _roles(e, kb) & {"anticancer"} and _roles(e, kb) & {"steroid"}
+    ]
     events: list[DrugExposure | ProcedureRecord] = list(main)
     if rules.procedure_lines:
         events += [p for p in procedures if p.when <= as_of]
@@ -64,12 +71,12 @@ def oncology_lines(exposures: list[DrugExposure], procedures: list[ProcedureReco
         procedures_today = [e for e in group if isinstance(e, ProcedureRecord)]
         drugs_today = [e for e in group if isinstance(e, DrugExposure)]
         for procedure in procedures_today:
-            joins = (current is not None and current.procedure is None
-                     and when - current.start <= window)
-            if not joins:
+            joins = (
+                current is not None and current.procedure is None and when - current.start <= window
+            )
+            if not joins or current is None:
                 current = _Episode(start=when)
                 episodes.append(current)
-            assert current is not None
             current.procedure = procedure
             current.last_active = max(current.last_active, procedure.end)
         if not drugs_today:
@@ -98,16 +105,20 @@ def oncology_lines(exposures: list[DrugExposure], procedures: list[ProcedureReco
     _attach_steroids(episodes, steroids, kb, window)
     lines: list[Line] = []
     for offset, episode in enumerate(episodes):
-        lines += _episode_lines(episode, first_number + offset, kb, rules, as_of,
-                                is_last=offset == len(episodes) - 1)
+        lines += _episode_lines(
+            episode, first_number + offset, kb, rules, as_of, is_last=offset == len(episodes) - 1
+        )
     return lines
 
 
-def _by_day(events: list[DrugExposure | ProcedureRecord]
-            ) -> list[tuple[date, list[DrugExposure | ProcedureRecord]]]:
+def _by_day(
+    events: list[DrugExposure | ProcedureRecord],
+) -> list[tuple[date, list[DrugExposure | ProcedureRecord]]]:
     days: dict[date, list[DrugExposure | ProcedureRecord]] = {}
     for event in events:
-        days.setdefault(event.start if isinstance(event, DrugExposure) else event.when, []).append(event)
+        days.setdefault(event.start if isinstance(event, DrugExposure) else event.when, []).append(
+            event
+        )
     return sorted(days.items())
 
 
@@ -117,16 +128,21 @@ def _roles(e: DrugExposure, kb: KnowledgeBase) -> set[str]:
 
 def _non_line_drugs(e: DrugExposure, kb: KnowledgeBase) -> set[str]:
     """Ingredients of a product that never count towards a line (mesna in an ifosfamide kit)."""
-    return {i for i in e.ingredients if i in kb.drugs and kb.drugs[i].role in ("supportive", "steroid")}
+    return {
+        i for i in e.ingredients if i in kb.drugs and kb.drugs[i].role in ("supportive", "steroid")
+    }
 
 
-def _attach_steroids(episodes: list[_Episode], steroids: list[DrugExposure], kb: KnowledgeBase,
-                     window: timedelta) -> None:
+def _attach_steroids(
+    episodes: list[_Episode], steroids: list[DrugExposure], kb: KnowledgeBase, window: timedelta
+) -> None:
     """A steroid joins a line only when it completes a named regimen that lists it (R-CHOP, R-DHAP);
     otherwise it is premedication or antiemetic prophylaxis and, like supportive care, ignored."""
     for exposure in steroids:
         # Prefer the most recently started line; a line that starts after the steroid comes last.
-        candidates = sorted(episodes, key=lambda ep: (ep.start > exposure.start, -ep.start.toordinal()))
+        candidates = sorted(
+            episodes, key=lambda ep: (ep.start > exposure.start, -ep.start.toordinal())
+        )
         for episode in candidates:
             if not (episode.start - window <= exposure.start <= episode.last_active + window):
                 continue
@@ -151,17 +167,30 @@ def _name(drugs: frozenset[str], kb: KnowledgeBase, procedure: ProcedureRecord |
     return " + ".join(parts)
 
 
-def _episode_lines(episode: _Episode, number: int, kb: KnowledgeBase, rules: LineRules,
-                   as_of: date, *, is_last: bool) -> list[Line]:
+def _episode_lines(
+    episode: _Episode,
+    number: int,
+    kb: KnowledgeBase,
+    rules: LineRules,
+    as_of: date,
+    *,
+    is_last: bool,
+) -> list[Line]:
     end: date | None = None if (episode.ongoing and is_last) else episode.last_active
     maintenance_start = _maintenance_start(episode, kb, rules)
-    induction = [e for e in episode.exposures
-                 if maintenance_start is None or e.start < maintenance_start]
-    upkeep = [e for e in episode.exposures
-              if maintenance_start is not None and e.start >= maintenance_start]
+    induction = [
+        e for e in episode.exposures if maintenance_start is None or e.start < maintenance_start
+    ]
+    upkeep = [
+        e
+        for e in episode.exposures
+        if maintenance_start is not None and e.start >= maintenance_start
+    ]
     procedure_sources = [episode.procedure.source] if episode.procedure else []
-    induction_last = max((_exposure_last_day(e, as_of) for e in induction),
-                         default=episode.procedure.end if episode.procedure else episode.start)
+    induction_last = max(
+        (_exposure_last_day(e, as_of) for e in induction),
+        default=episode.procedure.end if episode.procedure else episode.start,
+    )
     if episode.procedure is not None:
         induction_last = max(induction_last, episode.procedure.end)
     induction_drugs = sorted({i for e in induction for i in e.ingredients} & episode.drugs)
@@ -197,7 +226,9 @@ def _episode_lines(episode: _Episode, number: int, kb: KnowledgeBase, rules: Lin
 def _maintenance_start(episode: _Episode, kb: KnowledgeBase, rules: LineRules) -> date | None:
     """First exposure after the last non-maintenance drug, when all that follows is maintenance."""
     for rule in rules.maintenance:
-        line_classes = {c for d in episode.regimen_drugs if d in kb.drugs for c in kb.drugs[d].classes}
+        line_classes = {
+            c for d in episode.regimen_drugs if d in kb.drugs for c in kb.drugs[d].classes
+        }
         if not rule.after_classes <= line_classes:
             continue
         induction_only = [e for e in episode.exposures if not set(e.ingredients) <= rule.drugs]
@@ -211,55 +242,105 @@ def _maintenance_start(episode: _Episode, kb: KnowledgeBase, rules: LineRules) -
     return None
 
 
-def hiv_lines(exposures: list[DrugExposure], kb: KnowledgeBase, rules: LineRules, as_of: date,
-              first_number: int = 1) -> list[Line]:
+def hiv_lines(
+    exposures: list[DrugExposure],
+    kb: KnowledgeBase,
+    rules: LineRules,
+    as_of: date,
+    first_number: int = 1,
+) -> list[Line]:
     """Each distinct antiretroviral regimen is a line; short switch overlaps are transitions."""
-    arv = [e for e in exposures if e.start <= as_of
-           and any(kb.drugs[i].role == "antiretroviral" for i in e.ingredients if i in kb.drugs)]
+    arv = [
+        e
+        for e in exposures
+        if e.start <= as_of
+        and any(kb.drugs[i].role == "antiretroviral" for i in e.ingredients if i in kb.drugs)
+    ]
     if not arv:
         return []
     # Sweep the calendar: the set of active drugs changes only at exposure starts and ends.
-    boundaries = sorted({e.start for e in arv}
-                        | {_exposure_last_day(e, as_of) + timedelta(days=1) for e in arv})
-    segments: list[list[object]] = []  # [drugs, start, last_day]
-    for seg_start, seg_next in zip(boundaries, boundaries[1:], strict=False):
-        active = frozenset(i for e in arv if e.start <= seg_start <= _exposure_last_day(e, as_of)
-                           for i in e.ingredients if kb.drugs.get(i) and kb.drugs[i].role == "antiretroviral")
+    boundaries = sorted(
+        {e.start for e in arv} | {_exposure_last_day(e, as_of) + timedelta(days=1) for e in arv}
+    )
+    segments: list[_Segment] = []
+    for seg_start, seg_next in itertools.pairwise(boundaries):
+        active = frozenset(
+            i
+            for e in arv
+            if e.start <= seg_start <= _exposure_last_day(e, as_of)
+            for i in e.ingredients
+            if kb.drugs.get(i) and kb.drugs[i].role == "antiretroviral"
+        )
         last_day = seg_next - timedelta(days=1)
-        if segments and segments[-1][0] == active:
-            segments[-1][2] = last_day
+        if segments and segments[-1].drugs == active:
+            segments[-1].last_day = last_day
         else:
-            segments.append([active, seg_start, last_day])
+            segments.append(_Segment(active, seg_start, last_day))
     segments = _absorb_transitions(segments, rules)
     gap = timedelta(days=rules.gap_days)
     lines: list[Line] = []
     number = first_number
-    for drugs, start, last_day in segments:
-        assert isinstance(drugs, frozenset) and isinstance(start, date) and isinstance(last_day, date)
+    for segment in segments:
+        drugs, start, last_day = segment.drugs, segment.start, segment.last_day
         if not drugs:
             continue
         previous = lines[-1] if lines else None
-        if previous and frozenset(previous.ingredients) == drugs and start - previous.last_active <= gap:
-            merged_sources = {e.source for e in arv if _overlaps(e, previous.start, last_day, as_of)
-                              and e.ingredients & drugs}
-            lines[-1] = Line(number=previous.number, regimen=previous.regimen,
-                             ingredients=previous.ingredients, start=previous.start, end=last_day,
-                             last_active=last_day, maintenance=False,
-                             sources=tuple(sorted(merged_sources)), domain="hiv")
+        if (
+            previous
+            and frozenset(previous.ingredients) == drugs
+            and start - previous.last_active <= gap
+        ):
+            merged_sources = {
+                e.source
+                for e in arv
+                if _overlaps(e, previous.start, last_day, as_of) and e.ingredients & drugs
+            }
+            lines[-1] = Line(
+                number=previous.number,
+                regimen=previous.regimen,
+                ingredients=previous.ingredients,
+                start=previous.start,
+                end=last_day,
+                last_active=last_day,
+                maintenance=False,
+                sources=tuple(sorted(merged_sources)),
+                domain="hiv",
+            )
             continue
-        sources = {e.source for e in arv if _overlaps(e, start, last_day, as_of) and e.ingredients & drugs}
-        lines.append(Line(number=number, regimen=kb.regimen_named(drugs) or " + ".join(sorted(drugs)),
-                          ingredients=tuple(sorted(drugs)), start=start, end=last_day,
-                          last_active=last_day, maintenance=False, sources=tuple(sorted(sources)),
-                          domain="hiv"))
+        sources = {
+            e.source for e in arv if _overlaps(e, start, last_day, as_of) and e.ingredients & drugs
+        }
+        lines.append(
+            Line(
+                number=number,
+                regimen=kb.regimen_named(drugs) or " + ".join(sorted(drugs)),
+                ingredients=tuple(sorted(drugs)),
+                start=start,
+                end=last_day,
+                last_active=last_day,
+                maintenance=False,
+                sources=tuple(sorted(sources)),
+                domain="hiv",
+            )
+        )
         number += 1
     if lines:
         last = lines[-1]
-        still_taking = any(_overlaps(e, as_of, as_of, as_of) and e.status in ACTIVE_STATUS for e in arv)
+        still_taking = any(
+            _overlaps(e, as_of, as_of, as_of) and e.status in ACTIVE_STATUS for e in arv
+        )
         if still_taking and last.last_active >= as_of:
-            lines[-1] = Line(number=last.number, regimen=last.regimen, ingredients=last.ingredients,
-                             start=last.start, end=None, last_active=as_of, maintenance=False,
-                             sources=last.sources, domain="hiv")
+            lines[-1] = Line(
+                number=last.number,
+                regimen=last.regimen,
+                ingredients=last.ingredients,
+                start=last.start,
+                end=None,
+                last_active=as_of,
+                maintenance=False,
+                sources=last.sources,
+                domain="hiv",
+            )
     return lines
 
 
@@ -267,30 +348,39 @@ def _overlaps(e: DrugExposure, start: date, last_day: date, as_of: date) -> bool
     return e.start <= last_day and _exposure_last_day(e, as_of) >= start
 
 
-def _absorb_transitions(segments: list[list[object]], rules: LineRules) -> list[list[object]]:
-    """Merge non-empty segments shorter than min_regimen_days into their neighbour (switch overlaps)."""
+@dataclass
+class _Segment:
+    """A stretch of calendar days with one set of active antiretrovirals."""
+
+    drugs: frozenset[str]
+    start: date
+    last_day: date
+
+
+def _absorb_transitions(segments: list[_Segment], rules: LineRules) -> list[_Segment]:
+    """Merge segments shorter than min_regimen_days into a neighbour (overlaps while switching)."""
     minimum = timedelta(days=rules.min_regimen_days)
     changed = True
     while changed and len(segments) > 1:
         changed = False
-        for index, (drugs, start, last_day) in enumerate(segments):
-            assert isinstance(start, date) and isinstance(last_day, date)
-            if drugs and last_day - start + timedelta(days=1) < minimum:
-                if index + 1 < len(segments) and segments[index + 1][0]:
-                    segments[index + 1][1] = start  # the next regimen starts at the switch
-                elif index > 0 and segments[index - 1][0]:
-                    segments[index - 1][2] = last_day
-                else:
-                    continue
-                del segments[index]
-                changed = True
-                break
-        # merge equal neighbours produced by absorption
-        merged: list[list[object]] = []
-        for seg in segments:
-            if merged and merged[-1][0] == seg[0]:
-                merged[-1][2] = seg[2]
+        for index, segment in enumerate(segments):
+            too_short = segment.last_day - segment.start + timedelta(days=1) < minimum
+            if not (segment.drugs and too_short):
+                continue
+            if index + 1 < len(segments) and segments[index + 1].drugs:
+                segments[index + 1].start = segment.start  # the next regimen starts at the switch
+            elif index > 0 and segments[index - 1].drugs:
+                segments[index - 1].last_day = segment.last_day
             else:
-                merged.append(seg)
+                continue
+            del segments[index]
+            changed = True
+            break
+        merged: list[_Segment] = []  # equal neighbours produced by absorption become one
+        for segment in segments:
+            if merged and merged[-1].drugs == segment.drugs:
+                merged[-1].last_day = segment.last_day
+            else:
+                merged.append(segment)
         segments = merged
     return segments

@@ -57,7 +57,7 @@ class Unmapped:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class Warning:
+class DataWarning:
     source: str
     problem: str
 
@@ -74,7 +74,7 @@ class PatientRecord:
     conditions: list[ConditionRecord] = field(default_factory=list)
     procedures: list[ProcedureRecord] = field(default_factory=list)
     unmapped: list[Unmapped] = field(default_factory=list)
-    warnings: list[Warning] = field(default_factory=list)
+    warnings: list[DataWarning] = field(default_factory=list)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

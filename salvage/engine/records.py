@@ -12,12 +12,12 @@ from salvage.engine.dates import optional_date, parse_fhir_date
 from salvage.engine.drugs import DrugNormaliser, concept_text
 from salvage.engine.model import (
     ConditionRecord,
+    DataWarning,
     DrugExposure,
     Measurement,
     PatientRecord,
     ProcedureRecord,
     Unmapped,
-    Warning,
 )
 from salvage.errors import ResourceError
 from salvage.knowledge.model import KnowledgeBase
@@ -35,10 +35,18 @@ IGNORED_STATUS = {
 }
 # Statuses under which an open-ended order is still running at as_of.
 ACTIVE_STATUS = frozenset({"active", "on-hold", "in-progress", "intended", "unknown"})
-USED_TYPES = frozenset({
-    "Patient", "MedicationRequest", "MedicationAdministration", "MedicationStatement",
-    "Medication", "Observation", "Condition", "Procedure",
-})
+USED_TYPES = frozenset(
+    {
+        "Patient",
+        "MedicationRequest",
+        "MedicationAdministration",
+        "MedicationStatement",
+        "Medication",
+        "Observation",
+        "Condition",
+        "Procedure",
+    }
+)
 # Results reported as text when the virus is not detected.
 _NOT_DETECTED = ("not detected", "undetectable", "target not detected", "<lod", "negative")
 
@@ -60,6 +68,8 @@ def patient_reference(resource: dict[str, Any]) -> str | None:
     value = ref.get("reference")
     if not isinstance(value, str):
         return None
+    if value.startswith("Patient/") and value.count("/") == 1:
+        return value  # the usual relative reference
     parts = value.rstrip("/").split("/")
     if "_history" in parts:
         parts = parts[: parts.index("_history")]
@@ -77,18 +87,7 @@ class RecordBuilder:
         self.medications: dict[str, dict[str, Any]] = {}
         self.patients: dict[str, PatientRecord] = {}
         self.skipped: list[Skipped] = []
-
-    # -- entry point -----------------------------------------------------------------------------
-    def build(self, resources: Iterable[tuple[dict[str, Any], str]]) -> dict[str, PatientRecord]:
-        pending: list[tuple[dict[str, Any], str]] = []
-        for resource, origin in resources:
-            rtype = resource.get("resourceType")
-            if rtype == "Medication":
-                if resource.get("id"):
-                    self.medications[f"Medication/{resource['id']}"] = resource
-            elif rtype in USED_TYPES:
-                pending.append((resource, origin))
-        handlers = {
+        self._handlers = {
             "Patient": self._patient,
             "MedicationRequest": self._medication_request,
             "MedicationAdministration": self._medication_administration,
@@ -97,22 +96,57 @@ class RecordBuilder:
             "Condition": self._condition,
             "Procedure": self._procedure,
         }
-        for resource, origin in pending:
-            source = f"{resource.get('resourceType')}/{resource.get('id', '')}"
-            try:
-                patient_ref = patient_reference(resource)
-                if patient_ref is None:
-                    raise ResourceError("no Patient subject", resource=source)
-                record = self.patients.get(patient_ref)
-                if record is None:
-                    record = self.patients[patient_ref] = PatientRecord(reference=patient_ref)
-                handlers[resource["resourceType"]](resource, source, record)
-            except ResourceError as exc:
-                self.skipped.append(Skipped(origin, source, str(exc)))
-            except (TypeError, AttributeError, ValueError, KeyError) as exc:
-                # A resource whose shape is not FHIR (a string where an object belongs, ...).
-                self.skipped.append(Skipped(origin, source, f"malformed resource ({type(exc).__name__})"))
+
+    # -- entry point -----------------------------------------------------------------------------
+    def build(self, resources: Iterable[tuple[dict[str, Any], Any]]) -> dict[str, PatientRecord]:
+        """Convert while streaming; only records referring to a Medication not yet seen wait."""
+        deferred: list[tuple[dict[str, Any], Any]] = []
+        loinc_index = self.kb.loinc_index
+        for resource, origin in resources:
+            rtype = resource.get("resourceType")
+            if rtype == "Observation":
+                # Most observations in a record are labs no rule reads: drop them before any work.
+                coding = (resource.get("code") or {}).get("coding")
+                if type(coding) is list and not any(
+                    type(c) is dict and c.get("code") in loinc_index for c in coding
+                ):
+                    continue
+                self._convert(resource, origin)
+            elif rtype == "Medication":
+                if resource.get("id"):
+                    self.medications[f"Medication/{resource['id']}"] = resource
+            elif rtype in USED_TYPES:
+                if self._refers_to_unseen_medication(resource):
+                    deferred.append((resource, origin))
+                else:
+                    self._convert(resource, origin)
+        for resource, origin in deferred:
+            self._convert(resource, origin)
         return self.patients
+
+    def _refers_to_unseen_medication(self, resource: dict[str, Any]) -> bool:
+        ref = resource.get("medicationReference")
+        if not isinstance(ref, dict) or not isinstance(ref.get("reference"), str):
+            return False
+        target = ref["reference"]
+        return not target.startswith("#") and _type_id(target) not in self.medications
+
+    def _convert(self, resource: dict[str, Any], origin: Any) -> None:
+        source = f"{resource.get('resourceType')}/{resource.get('id', '')}"
+        try:
+            patient_ref = patient_reference(resource)
+            if patient_ref is None:
+                raise ResourceError("no Patient subject", resource=source)
+            record = self.patients.get(patient_ref)
+            if record is None:
+                record = self.patients[patient_ref] = PatientRecord(reference=patient_ref)
+            self._handlers[resource["resourceType"]](resource, source, record)
+        except ResourceError as exc:
+            self.skipped.append(Skipped(origin_text(origin), source, str(exc)))
+        except (TypeError, AttributeError, ValueError, KeyError) as exc:
+            # A resource whose shape is not FHIR (a string where an object belongs, ...).
+            reason = f"malformed resource ({type(exc).__name__})"
+            self.skipped.append(Skipped(origin_text(origin), source, reason))
 
     # -- resource handlers -----------------------------------------------------------------------
     def _patient(self, r: dict[str, Any], source: str, record: PatientRecord) -> None:
@@ -125,10 +159,18 @@ class RecordBuilder:
             ref = r["medicationReference"].get("reference", "")
             med = None
             if isinstance(ref, str) and ref.startswith("#"):
-                med = next((c for c in r.get("contained") or () if isinstance(c, dict)
-                            and c.get("resourceType") == "Medication" and c.get("id") == ref[1:]), None)
+                med = next(
+                    (
+                        c
+                        for c in r.get("contained") or ()
+                        if isinstance(c, dict)
+                        and c.get("resourceType") == "Medication"
+                        and c.get("id") == ref[1:]
+                    ),
+                    None,
+                )
             elif isinstance(ref, str):
-                med = self.medications.get("/".join(ref.rstrip("/").split("/")[-2:]))
+                med = self.medications.get(_type_id(ref))
             if med is not None:
                 found = self.drugs.from_concept(med.get("code"))
                 if not found:  # Medication.ingredient list, each item a concept or a reference
@@ -138,10 +180,19 @@ class RecordBuilder:
             return frozenset(), r["medicationReference"].get("display") or str(ref)
         return self.drugs.from_concept(concept), concept_text(concept)
 
-    def _exposure(self, r: dict[str, Any], source: str, record: PatientRecord, *, start: date,
-                  end: date | None, stop_reasons: Iterable[dict[str, Any]],
-                  dose: tuple[float | None, str | None] = (None, None)) -> None:
-        ingredients, text = self._medication(r, source)
+    def _exposure(
+        self,
+        medication: tuple[frozenset[str], str],
+        r: dict[str, Any],
+        source: str,
+        record: PatientRecord,
+        *,
+        start: date,
+        end: date | None,
+        stop_reasons: Iterable[dict[str, Any]],
+        dose: tuple[float | None, str | None] = (None, None),
+    ) -> None:
+        ingredients, text = medication
         if not ingredients:
             record.unmapped.append(Unmapped(source=source, text=text or "(no medication given)"))
             return
@@ -150,16 +201,26 @@ class RecordBuilder:
             for coding in (concept or {}).get("coding") or ():
                 if coding.get("system") == SNOMED and coding.get("code"):
                     reasons.add(str(coding["code"]))
-        record.exposures.append(DrugExposure(
-            source=source, ingredients=ingredients, start=start,
-            end=end if end is None or end >= start else start,
-            status=str(r.get("status") or "unknown"), stop_reasons=frozenset(reasons),
-            dose=dose[0], dose_unit=dose[1], text=text))
+        record.exposures.append(
+            DrugExposure(
+                source=source,
+                ingredients=ingredients,
+                start=start,
+                end=end if end is None or end >= start else start,
+                status=str(r.get("status") or "unknown"),
+                stop_reasons=frozenset(reasons),
+                dose=dose[0],
+                dose_unit=dose[1],
+                text=text,
+            )
+        )
 
-    def _is_continuous(self, r: dict[str, Any], source: str) -> bool:
-        ingredients, _ = self._medication(r, source)
-        return any(self.kb.drugs[i].continuous or self.kb.drugs[i].role == "antiretroviral"
-                   for i in ingredients if i in self.kb.drugs)
+    def _is_continuous(self, ingredients: frozenset[str]) -> bool:
+        return any(
+            self.kb.drugs[i].continuous or self.kb.drugs[i].role == "antiretroviral"
+            for i in ingredients
+            if i in self.kb.drugs
+        )
 
     def _medication_request(self, r: dict[str, Any], source: str, record: PatientRecord) -> None:
         status = r.get("status")
@@ -174,14 +235,18 @@ class RecordBuilder:
         dispense = r.get("dispenseRequest") or {}
         validity = dispense.get("validityPeriod") or {}
         authored = optional_date(r.get("authoredOn"), field_name="authoredOn", source=source)
-        start = (optional_date(bounds.get("start"), field_name="boundsPeriod.start", source=source)
-                 or authored
-                 or optional_date(validity.get("start"), field_name="validityPeriod.start",
-                                  source=source))
+        start = (
+            optional_date(bounds.get("start"), field_name="boundsPeriod.start", source=source)
+            or authored
+            or optional_date(
+                validity.get("start"), field_name="validityPeriod.start", source=source
+            )
+        )
         if start is None:
             raise ResourceError("no authoredOn or start date", resource=source)
         end = optional_date(bounds.get("end"), field_name="boundsPeriod.end", source=source)
-        if end is None and self._is_continuous(r, source):
+        medication = self._medication(r, source)
+        if end is None and self._is_continuous(medication[0]):
             # Continuous therapy is active over the supplied period (supply x (1 + refills)).
             supply = dispense.get("expectedSupplyDuration") or {}
             days = _duration_days(supply)
@@ -195,20 +260,37 @@ class RecordBuilder:
         elif end is None:
             end = start
         reason = r.get("statusReason")
-        self._exposure(r, source, record, start=start, end=end,
-                       stop_reasons=[reason] if isinstance(reason, dict) else [])
+        self._exposure(
+            medication,
+            r,
+            source,
+            record,
+            start=start,
+            end=end,
+            stop_reasons=[reason] if isinstance(reason, dict) else [],
+        )
 
-    def _medication_administration(self, r: dict[str, Any], source: str,
-                                   record: PatientRecord) -> None:
+    def _medication_administration(
+        self, r: dict[str, Any], source: str, record: PatientRecord
+    ) -> None:
         if r.get("status") in IGNORED_STATUS["MedicationAdministration"]:
             return
         start, end = self._effective(r, source, "effective")
         dose = ((r.get("dosage") or {}).get("dose")) or {}
         value = dose.get("value")
-        self._exposure(r, source, record, start=start, end=end if end is not None else start,
-                       stop_reasons=r.get("statusReason") or [],
-                       dose=(float(value) if isinstance(value, int | float) else None,
-                             dose.get("code") or dose.get("unit")))
+        self._exposure(
+            self._medication(r, source),
+            r,
+            source,
+            record,
+            start=start,
+            end=end if end is not None else start,
+            stop_reasons=r.get("statusReason") or [],
+            dose=(
+                float(value) if isinstance(value, int | float) else None,
+                dose.get("code") or dose.get("unit"),
+            ),
+        )
 
     def _medication_statement(self, r: dict[str, Any], source: str, record: PatientRecord) -> None:
         status = r.get("status")
@@ -223,8 +305,15 @@ class RecordBuilder:
             start = end = parse_fhir_date(asserted, field_name="dateAsserted", source=source)
         if end is None and status not in ("active", "intended", "on-hold"):
             end = start
-        self._exposure(r, source, record, start=start, end=end,
-                       stop_reasons=r.get("statusReason") or [])
+        self._exposure(
+            self._medication(r, source),
+            r,
+            source,
+            record,
+            start=start,
+            end=end,
+            stop_reasons=r.get("statusReason") or [],
+        )
 
     def _effective(self, r: dict[str, Any], source: str, prefix: str) -> tuple[date, date | None]:
         """(start, end) from effective[x] or performed[x]; end None when the period is open."""
@@ -234,10 +323,12 @@ class RecordBuilder:
             return day, day
         period = r.get(f"{prefix}Period")
         if isinstance(period, dict) and period.get("start") is not None:
-            start = parse_fhir_date(period["start"], field_name=f"{prefix}Period.start",
-                                    source=source)
-            return start, optional_date(period.get("end"), field_name=f"{prefix}Period.end",
-                                        source=source)
+            start = parse_fhir_date(
+                period["start"], field_name=f"{prefix}Period.start", source=source
+            )
+            return start, optional_date(
+                period.get("end"), field_name=f"{prefix}Period.end", source=source
+            )
         raise ResourceError(f"no {prefix}DateTime or {prefix}Period.start", resource=source)
 
     def _observation(self, r: dict[str, Any], source: str, record: PatientRecord) -> None:
@@ -249,7 +340,11 @@ class RecordBuilder:
                     break
         if kind is None or r.get("status") in IGNORED_STATUS["Observation"]:
             return  # an observation no rule reads is not an error
-        if r.get("effectiveDateTime") is None and r.get("effectivePeriod") is None and r.get("issued"):
+        if (
+            r.get("effectiveDateTime") is None
+            and r.get("effectivePeriod") is None
+            and r.get("issued")
+        ):
             when = parse_fhir_date(r["issued"], field_name="issued", source=source)
         else:
             when, _ = self._effective(r, source, "effective")
@@ -268,10 +363,13 @@ class RecordBuilder:
             if spec.unit is not None and unit == spec.unit:
                 factor = spec.convert.get(unit, 1.0)
             if factor is None:
-                record.warnings.append(Warning(
-                    source=source,
-                    problem=f"{kind} value {raw!r}: unit {unit!r} cannot be converted to "
-                            f"{spec.unit}; value not used"))
+                record.warnings.append(
+                    DataWarning(
+                        source=source,
+                        problem=f"{kind} value {raw!r}: unit {unit!r} cannot be converted to "
+                        f"{spec.unit}; value not used",
+                    )
+                )
                 return
             value = 10 ** float(number) if factor == "log10" else float(number) * float(factor)
         elif isinstance(r.get("valueInteger"), int):
@@ -290,13 +388,19 @@ class RecordBuilder:
             if kind == "hiv-rna" and raw.strip().lower().startswith(_NOT_DETECTED):
                 value = 0.0
             else:
-                record.warnings.append(Warning(source=source,
-                                               problem=f"{kind} value {raw!r} is not a number; not used"))
+                record.warnings.append(
+                    DataWarning(
+                        source=source, problem=f"{kind} value {raw!r} is not a number; not used"
+                    )
+                )
                 return
         if value is not None and not math.isfinite(value):
             raise ResourceError("value is not finite", resource=source)
-        record.measurements.append(Measurement(source=source, kind=kind, when=when, value=value,
-                                               codes=frozenset(codes), raw=raw))
+        record.measurements.append(
+            Measurement(
+                source=source, kind=kind, when=when, value=value, codes=frozenset(codes), raw=raw
+            )
+        )
 
     def _condition(self, r: dict[str, Any], source: str, record: PatientRecord) -> None:
         verification = _first_code(r.get("verificationStatus"))
@@ -304,12 +408,23 @@ class RecordBuilder:
             return
         codes = frozenset(
             f"{c.get('system')}|{c.get('code')}"
-            for c in (r.get("code") or {}).get("coding") or () if c.get("code"))
-        record.conditions.append(ConditionRecord(
-            source=source, codes=codes, clinical_status=_first_code(r.get("clinicalStatus")),
-            onset=optional_date(r.get("onsetDateTime"), field_name="onsetDateTime", source=source),
-            recorded=optional_date(r.get("recordedDate"), field_name="recordedDate", source=source),
-            text=concept_text(r.get("code"))))
+            for c in (r.get("code") or {}).get("coding") or ()
+            if c.get("code")
+        )
+        record.conditions.append(
+            ConditionRecord(
+                source=source,
+                codes=codes,
+                clinical_status=_first_code(r.get("clinicalStatus")),
+                onset=optional_date(
+                    r.get("onsetDateTime"), field_name="onsetDateTime", source=source
+                ),
+                recorded=optional_date(
+                    r.get("recordedDate"), field_name="recordedDate", source=source
+                ),
+                text=concept_text(r.get("code")),
+            )
+        )
 
     def _procedure(self, r: dict[str, Any], source: str, record: PatientRecord) -> None:
         if r.get("status") in IGNORED_STATUS["Procedure"]:
@@ -318,21 +433,41 @@ class RecordBuilder:
         if kind is None:
             return
         start, end = self._effective(r, source, "performed")
-        record.procedures.append(ProcedureRecord(source=source, kind=kind,
-                                                 label=self.kb.procedures[kind].label,
-                                                 when=start, end=end or start))
+        record.procedures.append(
+            ProcedureRecord(
+                source=source,
+                kind=kind,
+                label=self.kb.procedures[kind].label,
+                when=start,
+                end=end or start,
+            )
+        )
 
     def _procedure_kind(self, concept: dict[str, Any]) -> str | None:
         codings = concept.get("coding") or ()
         for kind in self.kb.procedures.values():
             if any((c.get("system"), c.get("code")) in kind.codes for c in codings):
                 return kind.id
-        text = " ".join([str(concept.get("text") or "")]
-                        + [str(c.get("display") or "") for c in codings]).lower()
+        text = " ".join(
+            [str(concept.get("text") or "")] + [str(c.get("display") or "") for c in codings]
+        ).lower()
         for kind in self.kb.procedures.values():
             if any(t in text for t in kind.text):
                 return kind.id
         return None
+
+
+def origin_text(origin: Any) -> str:
+    """(file, line) or (file, '#entry[i]') as text; any other origin as given."""
+    if isinstance(origin, tuple) and len(origin) == 2:
+        where, position = origin
+        return f"{where}:{position}" if isinstance(position, int) else f"{where}{position}"
+    return str(origin)
+
+
+def _type_id(reference: str) -> str:
+    """'Type/id' from a relative or absolute reference."""
+    return "/".join(reference.rstrip("/").split("/")[-2:])
 
 
 def _first_code(concept: Any) -> str | None:
@@ -343,8 +478,19 @@ def _first_code(concept: Any) -> str | None:
     return None
 
 
-_DURATION_DAYS = {"d": 1, "day": 1, "days": 1, "wk": 7, "week": 7, "weeks": 7, "mo": 30,
-                  "month": 30, "months": 30, "a": 365, "h": 1 / 24}
+_DURATION_DAYS = {
+    "d": 1,
+    "day": 1,
+    "days": 1,
+    "wk": 7,
+    "week": 7,
+    "weeks": 7,
+    "mo": 30,
+    "month": 30,
+    "months": 30,
+    "a": 365,
+    "h": 1 / 24,
+}
 
 
 def _duration_days(duration: dict[str, Any]) -> float | None:
@@ -355,8 +501,9 @@ def _duration_days(duration: dict[str, Any]) -> float | None:
     return None
 
 
-def build_patient_records(resources: Iterable[tuple[dict[str, Any], str]],
-                          kb: KnowledgeBase) -> tuple[dict[str, PatientRecord], list[Skipped]]:
+def build_patient_records(
+    resources: Iterable[tuple[dict[str, Any], Any]], kb: KnowledgeBase
+) -> tuple[dict[str, PatientRecord], list[Skipped]]:
     """Group resources by patient and convert them; returns (patients, skipped resources)."""
     builder = RecordBuilder(kb)
     patients = builder.build(resources)

@@ -3,26 +3,46 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from salvage.engine.records import Skipped
+from salvage.engine.records import Skipped, origin_text
 from salvage.errors import InputError
 
 INPUT_SUFFIXES = (".json", ".ndjson", ".jsonl")
 
 # FHIR R4 resource types that R4B (the models we validate with) renamed or removed.
-_R4_ONLY_TYPES = frozenset({
-    "EffectEvidenceSynthesis", "MedicinalProduct", "MedicinalProductAuthorization",
-    "MedicinalProductContraindication", "MedicinalProductIndication", "MedicinalProductIngredient",
-    "MedicinalProductInteraction", "MedicinalProductManufactured", "MedicinalProductPackaged",
-    "MedicinalProductPharmaceutical", "MedicinalProductUndesirableEffect", "RiskEvidenceSynthesis",
-    "SubstanceNucleicAcid", "SubstancePolymer", "SubstanceProtein", "SubstanceReferenceInformation",
-    "SubstanceSourceMaterial", "SubstanceSpecification",
-})
+_R4_ONLY_TYPES = frozenset(
+    {
+        "EffectEvidenceSynthesis",
+        "MedicinalProduct",
+        "MedicinalProductAuthorization",
+        "MedicinalProductContraindication",
+        "MedicinalProductIndication",
+        "MedicinalProductIngredient",
+        "MedicinalProductInteraction",
+        "MedicinalProductManufactured",
+        "MedicinalProductPackaged",
+        "MedicinalProductPharmaceutical",
+        "MedicinalProductUndesirableEffect",
+        "RiskEvidenceSynthesis",
+        "SubstanceNucleicAcid",
+        "SubstancePolymer",
+        "SubstanceProtein",
+        "SubstanceReferenceInformation",
+        "SubstanceSourceMaterial",
+        "SubstanceSpecification",
+    }
+)
+
+
+# Where a resource came from: (file, NDJSON line number) or (file, "#entry[i]") for Bundles.
+Origin = tuple[str, int | str]
+_SEEN_TYPES: set[str] = set()  # resource types already confirmed, for the NDJSON fast path
 
 
 @functools.lru_cache(maxsize=512)
@@ -39,12 +59,17 @@ def is_resource_type(name: str) -> bool:
         model = get_fhir_model_class(name)
     except (KeyError, ValueError, ImportError, AttributeError):
         return False
-    return isinstance(model, type) and issubclass(model, Resource)
+    known = isinstance(model, type) and issubclass(model, Resource)
+    if known:
+        _SEEN_TYPES.add(name)
+    return known
 
 
 @dataclass
 class ReadResult:
-    resources: list[tuple[dict[str, Any], str]] = field(default_factory=list)
+    """What reading found besides the resources themselves (which are streamed, not kept)."""
+
+    count: int = 0  # resources handed on
     errors: list[InputError] = field(default_factory=list)  # whole files that could not be used
     skipped: list[Skipped] = field(default_factory=list)  # single resources left out
 
@@ -60,79 +85,98 @@ def input_files(paths: list[str]) -> list[Path]:
     return files
 
 
-def read_paths(paths: list[str]) -> ReadResult:
-    result = ReadResult()
+def iter_resources(paths: list[str], result: ReadResult) -> Iterator[tuple[dict[str, Any], Origin]]:
+    """Stream (resource, origin) from every input file; problems are recorded in ``result``."""
     for path in input_files(paths):
         try:
             if path.suffix in (".ndjson", ".jsonl"):
-                _read_ndjson(path, result)
+                yield from _read_ndjson(path, result)
             else:
-                _read_json(path, result)
+                yield from _read_json(path, result)
         except InputError as exc:
             result.errors.append(exc)
-    return result
 
 
-def _accept(resource: Any, origin: str, result: ReadResult) -> None:
+def _accept(
+    resource: Any, origin: Origin, result: ReadResult
+) -> Iterator[tuple[dict[str, Any], Origin]]:
     if not isinstance(resource, dict):
-        result.skipped.append(Skipped(origin, "", "not a JSON object"))
+        result.skipped.append(Skipped(origin_text(origin), "", "not a JSON object"))
         return
     rtype = resource.get("resourceType")
-    source = f"{rtype}/{resource.get('id', '')}"
     if not isinstance(rtype, str) or not is_resource_type(rtype):
-        result.skipped.append(Skipped(origin, source, f"unknown resourceType {rtype!r}"))
+        source = f"{rtype}/{resource.get('id', '')}"
+        reason = f"unknown resourceType {rtype!r}"
+        result.skipped.append(Skipped(origin_text(origin), source, reason))
         return
     if rtype == "Bundle":
-        _read_bundle(resource, origin, result)
+        yield from _read_bundle(resource, origin, result)
         return
-    result.resources.append((resource, origin))
+    result.count += 1
+    yield resource, origin
 
 
-def _read_json(path: Path, result: ReadResult) -> None:
+def _read_json(path: Path, result: ReadResult) -> Iterator[tuple[dict[str, Any], Origin]]:
     try:
         document = orjson.loads(path.read_bytes())
     except OSError as exc:
         raise InputError(f"cannot read ({exc.strerror})", path=str(path)) from exc
     except orjson.JSONDecodeError as exc:
-        raise InputError(f"malformed JSON ({exc.msg} at line {exc.lineno})", path=str(path)) from exc
+        raise InputError(
+            f"malformed JSON ({exc.msg} at line {exc.lineno})", path=str(path)
+        ) from exc
     if not isinstance(document, dict) or not isinstance(document.get("resourceType"), str):
         raise InputError("not a FHIR document (no resourceType)", path=str(path))
     if not is_resource_type(document["resourceType"]):
         raise InputError(f"unknown resourceType {document['resourceType']!r}", path=str(path))
-    before = len(result.resources)
-    _accept(document, str(path), result)
-    if len(result.resources) == before and document["resourceType"] != "Bundle":
-        raise InputError("the only resource in the file is invalid", path=str(path))
+    yield from _accept(document, (str(path), ""), result)
 
 
-def _read_ndjson(path: Path, result: ReadResult) -> None:
+def _read_ndjson(path: Path, result: ReadResult) -> Iterator[tuple[dict[str, Any], Origin]]:
     try:
         handle = path.open("rb")
     except OSError as exc:
         raise InputError(f"cannot read ({exc.strerror})", path=str(path)) from exc
+    name = str(path)
+    loads = orjson.loads
     good = bad = 0
     with handle:
         for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            origin = f"{path}:{number}"
             try:
-                resource = orjson.loads(line)
+                resource = loads(line)
             except orjson.JSONDecodeError as exc:
-                result.skipped.append(Skipped(origin, "", f"malformed JSON ({exc.msg})"))
+                if not line.strip():
+                    continue
+                result.skipped.append(
+                    Skipped(f"{name}:{number}", "", f"malformed JSON ({exc.msg})")
+                )
                 bad += 1
                 continue
-            before = len(result.resources)
-            _accept(resource, origin, result)
-            good += len(result.resources) > before
+            # Fast path for the common case: one known resource per line (Bulk Data export).
+            if (
+                type(resource) is dict
+                and resource.get("resourceType") in _SEEN_TYPES
+                and resource["resourceType"] != "Bundle"
+            ):
+                result.count += 1
+                good += 1
+                yield resource, (name, number)
+                continue
+            before = result.count
+            yield from _accept(resource, (name, number), result)
+            good += result.count > before
     if bad and not good:
         raise InputError("no line could be read as a FHIR resource", path=str(path))
 
 
-def _read_bundle(bundle: dict[str, Any], origin: str, result: ReadResult) -> None:
+def _read_bundle(
+    bundle: dict[str, Any], origin: Origin, result: ReadResult
+) -> Iterator[tuple[dict[str, Any], Origin]]:
     entries = bundle.get("entry") or []
     if not isinstance(entries, list):
-        result.skipped.append(Skipped(origin, f"Bundle/{bundle.get('id', '')}", "entry is not a list"))
+        result.skipped.append(
+            Skipped(origin_text(origin), f"Bundle/{bundle.get('id', '')}", "entry is not a list")
+        )
         return
     aliases = _aliases(entries)
     for index, entry in enumerate(entries):
@@ -141,7 +185,7 @@ def _read_bundle(bundle: dict[str, Any], origin: str, result: ReadResult) -> Non
             continue
         if isinstance(resource, dict) and aliases:
             resource = _resolve(resource, entry, aliases)
-        _accept(resource, f"{origin}#entry[{index}]", result)
+        yield from _accept(resource, (origin_text(origin), f"#entry[{index}]"), result)
 
 
 def _aliases(entries: list[Any]) -> dict[str, str]:
@@ -158,7 +202,9 @@ def _aliases(entries: list[Any]) -> dict[str, str]:
     return aliases
 
 
-def _resolve(resource: dict[str, Any], entry: dict[str, Any], aliases: dict[str, str]) -> dict[str, Any]:
+def _resolve(
+    resource: dict[str, Any], entry: dict[str, Any], aliases: dict[str, str]
+) -> dict[str, Any]:
     """Give id-less transaction resources their fullUrl id, and point references at Type/id."""
     patched = resource
     if not resource.get("id") and isinstance(entry.get("fullUrl"), str):

@@ -24,7 +24,7 @@ from salvage.knowledge.model import (
     Regimen,
 )
 
-DATA_FILES = {
+DATA_FILES: dict[str, type[BaseModel]] = {
     "manifest": schema.ManifestFile,
     "evidence": schema.EvidenceFile,
     "drugs": schema.DrugsFile,
@@ -105,22 +105,34 @@ def _line_rules(values: dict[str, Any]) -> LineRules:
 
 
 def _cross_check(raw: dict[str, Any]) -> None:
-    """References between files must resolve: a typo in a data file is an error, not a silent miss."""
+    """References between files must resolve: a typo in a data file is an error, not a miss."""
     drugs = raw["drugs"].drugs
     sources = raw["manifest"].verification_sources
     evidence = raw["evidence"].evidence
     problems: list[str] = []
     for name, drug in drugs.items():
-        problems += [f"drug {name}: unknown verification source {c.verified!r}"
-                     for c in drug.rxnorm if c.verified not in sources]
+        problems += [
+            f"drug {name}: unknown verification source {c.verified!r}"
+            for c in drug.rxnorm
+            if c.verified not in sources
+        ]
     for product in raw["drugs"].products:
-        problems += [f"product {product.name}: unknown ingredient {i!r}"
-                     for i in product.ingredients if i not in drugs]
+        problems += [
+            f"product {product.name}: unknown ingredient {i!r}"
+            for i in product.ingredients
+            if i not in drugs
+        ]
     for regimen_name, regimen in raw["regimens"].regimens.items():
-        problems += [f"regimen {regimen_name}: unknown drug {c!r}"
-                     for c in regimen.components if c not in drugs]
-        problems += [f"regimen {regimen_name}: unknown disease {d!r}"
-                     for d in regimen.diseases if d not in raw["diseases"].diseases]
+        problems += [
+            f"regimen {regimen_name}: unknown drug {c!r}"
+            for c in regimen.components
+            if c not in drugs
+        ]
+        problems += [
+            f"regimen {regimen_name}: unknown disease {d!r}"
+            for d in regimen.diseases
+            if d not in raw["diseases"].diseases
+        ]
     rule_entries = [raw["line_rules"].default, *raw["line_rules"].diseases.values()]
     for entry in rule_entries:
         for key in entry.evidence or []:
@@ -129,7 +141,9 @@ def _cross_check(raw: dict[str, Any]) -> None:
         for pair in entry.substitutions or []:
             problems += [f"line rules: unknown drug {d!r}" for d in pair if d not in drugs]
         for m in entry.maintenance or []:
-            problems += [f"maintenance {m.name}: unknown drug {d!r}" for d in m.drugs if d not in drugs]
+            problems += [
+                f"maintenance {m.name}: unknown drug {d!r}" for d in m.drugs if d not in drugs
+            ]
     for disease_id in raw["line_rules"].diseases:
         if disease_id not in raw["diseases"].diseases:
             problems.append(f"line rules: unknown disease {disease_id!r}")
@@ -154,8 +168,13 @@ def build(raw: dict[str, Any]) -> KnowledgeBase:
     _cross_check(raw)
     drugs_file: schema.DrugsFile = raw["drugs"]
     drugs = {
-        name: Drug(name=name, role=d.role, classes=frozenset(d.classes), continuous=d.continuous,
-                   anthracycline_equivalence=d.anthracycline_equivalence)
+        name: Drug(
+            name=name,
+            role=d.role,
+            classes=frozenset(d.classes),
+            continuous=d.continuous,
+            anthracycline_equivalence=d.anthracycline_equivalence,
+        )
         for name, d in drugs_file.drugs.items()
     }
     code_index: dict[str, tuple[str, ...]] = {}
@@ -178,7 +197,9 @@ def build(raw: dict[str, Any]) -> KnowledgeBase:
         for disease_id, entry in raw["line_rules"].diseases.items()
     }
     observation_kinds = {
-        kind: ObservationKind(id=kind, loinc=frozenset(o.loinc), unit=o.unit, convert=dict(o.convert))
+        kind: ObservationKind(
+            id=kind, loinc=frozenset(o.loinc), unit=o.unit, convert=dict(o.convert)
+        )
         for kind, o in raw["observations"].observations.items()
     }
     loinc_index = {code: kind for kind, o in observation_kinds.items() for code in o.loinc}
@@ -189,13 +210,22 @@ def build(raw: dict[str, Any]) -> KnowledgeBase:
         code_index=code_index,
         name_index=name_index,
         regimens={
-            name: Regimen(name=name, components=frozenset(r.components), setting=r.setting,
-                          diseases=tuple(r.diseases))
+            name: Regimen(
+                name=name,
+                components=frozenset(r.components),
+                setting=r.setting,
+                diseases=tuple(r.diseases),
+            )
             for name, r in raw["regimens"].regimens.items()
         },
         diseases={
-            did: Disease(id=did, name=d.name, snomed=frozenset(d.snomed),
-                         icd10cm=tuple(d.icd10cm), domain=d.domain)
+            did: Disease(
+                id=did,
+                name=d.name,
+                snomed=frozenset(d.snomed),
+                icd10cm=tuple(d.icd10cm),
+                domain=d.domain,
+            )
             for did, d in raw["diseases"].diseases.items()
         },
         default_rules=_line_rules(base),
@@ -203,15 +233,25 @@ def build(raw: dict[str, Any]) -> KnowledgeBase:
         observation_kinds=observation_kinds,
         loinc_index=loinc_index,
         procedures={
-            pid: ProcedureKind(id=pid, label=p.label,
-                               codes=frozenset((c.system, c.code) for c in p.codes),
-                               text=tuple(t.lower() for t in p.text))
+            pid: ProcedureKind(
+                id=pid,
+                label=p.label,
+                codes=frozenset((c.system, c.code) for c in p.codes),
+                text=tuple(t.lower() for t in p.text),
+            )
             for pid, p in raw["procedures"].procedures.items()
         },
         failures={k: getattr(raw["failures"], k) for k in ("oncology", "prostate", "hiv")},
         evidence={
-            key: Evidence(key=key, label=e.label, citation=e.citation, url=e.url, year=e.year,
-                          pmid=e.pmid, doi=e.doi)
+            key: Evidence(
+                key=key,
+                label=e.label,
+                citation=e.citation,
+                url=e.url,
+                year=e.year,
+                pmid=e.pmid,
+                doi=e.doi,
+            )
             for key, e in raw["evidence"].evidence.items()
         },
     )

@@ -48,8 +48,9 @@ class DrugsFile(_Strict):
 
 class RegimenEntry(_Strict):
     components: list[str] = Field(min_length=1)
-    setting: Literal["first-line", "salvage", "maintenance", "consolidation",
-                     "local-salvage-procedure", "any"]
+    setting: Literal[
+        "first-line", "salvage", "maintenance", "consolidation", "local-salvage-procedure", "any"
+    ]
     diseases: list[str]
 
 

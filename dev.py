@@ -1,0 +1,71 @@
+#!/usr/bin/env python3
+"""Set up and run salvage-cds on a machine that has nothing but Python 3.11+.
+
+    python3 dev.py demo   # create .venv, install, run the engine on the fixture patients
+    python3 dev.py test   # create .venv, install, run lint, type checks and the whole test suite
+    python3 dev.py bench  # create .venv, install, run the benchmarks in bench/ (prints figures)
+
+Only the standard library is used here, so this file runs before anything is installed.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PYTHON = BIN / "python"
+STAMP = VENV / ".installed-from"
+
+
+def run(*cmd: str | Path) -> int:
+    print("+", " ".join(str(c) for c in cmd), flush=True)
+    return subprocess.call([str(c) for c in cmd], cwd=ROOT)
+
+
+def ensure_environment() -> None:
+    if sys.version_info < (3, 11):
+        sys.exit(f"salvage-cds needs Python 3.11 or newer, this is {sys.version.split()[0]}")
+    if not PYTHON.exists():
+        print(f"creating virtual environment in {VENV}", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    wanted = (ROOT / "pyproject.toml").read_text()
+    if not STAMP.exists() or STAMP.read_text() != wanted:
+        if run(PYTHON, "-m", "pip", "install", "--quiet", "--upgrade", "pip") != 0:
+            sys.exit("pip upgrade failed")
+        if run(PYTHON, "-m", "pip", "install", "--quiet", "-e", ".[test]") != 0:
+            sys.exit("installing salvage-cds failed")
+        STAMP.write_text(wanted)
+
+
+def demo() -> int:
+    return run(BIN / "salvage", "lines", ROOT / "fixtures")
+
+
+def test() -> int:
+    for step in (
+        (PYTHON, "-m", "ruff", "check", "."),
+        (PYTHON, "-m", "ruff", "format", "--check", "."),
+        (PYTHON, "-m", "mypy"),
+    ):
+        if run(*step) != 0:
+            return 1
+    return run(PYTHON, "-m", "pytest", *sys.argv[2:])
+
+
+def bench() -> int:
+    return run(PYTHON, ROOT / "bench" / "bench_engine.py", *sys.argv[2:])
+
+
+COMMANDS = {"demo": demo, "test": test, "bench": bench}
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
+        sys.exit(__doc__)
+    ensure_environment()
+    sys.exit(COMMANDS[sys.argv[1]]())

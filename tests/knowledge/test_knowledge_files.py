@@ -1,0 +1,72 @@
+"""Knowledge files fit their schema, cross-reference cleanly, and every code names its source."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from salvage.errors import KnowledgeError
+from salvage.knowledge import loader
+
+
+def test_shipped_knowledge_loads_with_a_version(kb) -> None:
+    assert kb.version.count(".") == 2
+    assert "decision support" in kb.disclaimer
+
+
+def test_every_regimen_component_is_a_known_drug(kb) -> None:
+    for regimen in kb.regimens.values():
+        assert regimen.components <= set(kb.drugs), regimen.name
+
+
+def test_every_rxnorm_code_records_where_it_was_verified() -> None:
+    raw = yaml.safe_load((loader.data_dir() / "drugs.yaml").read_text())
+    manifest = yaml.safe_load((loader.data_dir() / "manifest.yaml").read_text())
+    for name, drug in raw["drugs"].items():
+        for code in drug["rxnorm"]:
+            assert code["verified"] in manifest["verification_sources"], name
+
+
+def test_every_line_rule_cites_evidence(kb) -> None:
+    assert kb.default_rules.evidence
+    for key in kb.default_rules.evidence:
+        assert kb.evidence[key].url.startswith("https://")
+
+
+def _copy(tmp_path: Path) -> Path:
+    target = tmp_path / "data"
+    shutil.copytree(loader.data_dir(), target)
+    return target
+
+
+def test_a_regimen_naming_an_unknown_drug_is_refused(tmp_path: Path) -> None:
+    data = _copy(tmp_path)
+    path = data / "regimens.yaml"
+    doc = yaml.safe_load(path.read_text())
+    doc["regimens"]["R-CHOP"]["components"].append("unobtainium")
+    path.write_text(yaml.safe_dump(doc))
+    with pytest.raises(KnowledgeError):
+        loader.build(loader.load_raw(data))
+
+
+def test_an_unknown_field_is_refused(tmp_path: Path) -> None:
+    data = _copy(tmp_path)
+    path = data / "drugs.yaml"
+    doc = yaml.safe_load(path.read_text())
+    doc["drugs"]["rituximab"]["colour"] = "blue"
+    path.write_text(yaml.safe_dump(doc))
+    with pytest.raises(KnowledgeError):
+        loader.load_raw(data)
+
+
+def test_a_code_without_verification_source_is_refused(tmp_path: Path) -> None:
+    data = _copy(tmp_path)
+    path = data / "drugs.yaml"
+    doc = yaml.safe_load(path.read_text())
+    doc["drugs"]["docetaxel"]["rxnorm"] = [{"code": "72962", "tty": "IN", "verified": "memory"}]
+    path.write_text(yaml.safe_dump(doc))
+    with pytest.raises(KnowledgeError):
+        loader.build(loader.load_raw(data))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import date
 
@@ -14,17 +15,27 @@ _FHIR_DATETIME = re.compile(
 )
 
 
-def parse_fhir_date(value: object, *, field_name: str, source: str) -> date:
-    """A calendar date from a FHIR date/dateTime, or ResourceError naming the field."""
-    if not isinstance(value, str) or not _FHIR_DATETIME.match(value):
-        raise ResourceError(f"invalid {field_name} {value!r}", resource=source)
+@functools.lru_cache(maxsize=65536)
+def _calendar_date(value: str) -> date | None:
+    """The calendar date of a FHIR date/dateTime string, or None if it is not one (memoised:
+    a record repeats the same dates many times)."""
+    if not _FHIR_DATETIME.match(value):
+        return None
     year = int(value[0:4])
     month = int(value[5:7]) if len(value) >= 7 else 1
     day = int(value[8:10]) if len(value) >= 10 else 1
     try:
         return date(year, month, day)
-    except ValueError as exc:  # e.g. 2023-02-30 passes the pattern but is not a date
-        raise ResourceError(f"invalid {field_name} {value!r}", resource=source) from exc
+    except ValueError:  # e.g. 2023-02-30 passes the pattern but is not a date
+        return None
+
+
+def parse_fhir_date(value: object, *, field_name: str, source: str) -> date:
+    """A calendar date from a FHIR date/dateTime, or ResourceError naming the field."""
+    parsed = _calendar_date(value) if isinstance(value, str) else None
+    if parsed is None:
+        raise ResourceError(f"invalid {field_name} {value!r}", resource=source)
+    return parsed
 
 
 def optional_date(value: object, *, field_name: str, source: str) -> date | None:

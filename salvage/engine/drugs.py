@@ -15,6 +15,7 @@ class DrugNormaliser:
 
     def __init__(self, kb: KnowledgeBase) -> None:
         self._codes = kb.code_index
+        self._frozen_cache: dict[tuple[str, ...], frozenset[str]] = {}
         self._names = kb.name_index
         # Longest names first so "tenofovir alafenamide" wins over a shorter synonym inside it.
         names = sorted(self._names, key=len, reverse=True)
@@ -26,8 +27,12 @@ class DrugNormaliser:
         """Ingredients named by a CodeableConcept: RxNorm codings, else display and text."""
         if not concept:
             return frozenset()
+        codings: list[Any] = concept.get("coding") or []
+        if len(codings) == 1 and type(codings[0]) is dict and codings[0].get("system") == RXNORM:
+            hit = self._codes.get(str(codings[0].get("code")))
+            if hit:  # the common case: one RxNorm coding we know
+                return self._frozen(hit)
         found: set[str] = set()
-        codings = concept.get("coding") or ()
         for coding in codings:
             if isinstance(coding, dict) and coding.get("system") == RXNORM:
                 hit = self._codes.get(str(coding.get("code")))
@@ -41,6 +46,12 @@ class DrugNormaliser:
         if not found and concept.get("text"):
             found.update(self.from_text(str(concept["text"])))
         return frozenset(found)
+
+    def _frozen(self, ingredients: tuple[str, ...]) -> frozenset[str]:
+        cached = self._frozen_cache.get(ingredients)
+        if cached is None:
+            cached = self._frozen_cache[ingredients] = frozenset(ingredients)
+        return cached
 
     def from_text(self, text: str) -> frozenset[str]:
         found: set[str] = set()

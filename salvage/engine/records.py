@@ -107,9 +107,11 @@ class RecordBuilder:
             if rtype == "Observation":
                 # Most observations in a record are labs no rule reads: drop them before any work.
                 coding = (resource.get("code") or {}).get("coding")
-                if type(coding) is list and not any(
-                    type(c) is dict and c.get("code") in loinc_index for c in coding
-                ):
+                if type(coding) is list:
+                    for c in coding:
+                        if type(c) is dict and c.get("code") in loinc_index:
+                            self._convert(resource, origin)
+                            break
                     continue
                 self._convert(resource, origin)
             elif rtype == "Medication":

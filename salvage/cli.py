@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import threading
 import time
@@ -15,6 +16,7 @@ import orjson
 from salvage import output
 from salvage.engine import analyse_patient, build_patient_records
 from salvage.engine.analysis import PatientAnalysis
+from salvage.engine.recommend import recommend
 from salvage.errors import KnowledgeError, SalvageError
 from salvage.fhir.reader import ReadResult, iter_resources
 from salvage.knowledge import load_knowledge
@@ -140,6 +142,44 @@ def render_lines_table(analyses: list[PatientAnalysis], kb_version: str, skipped
     return "\n".join(out)
 
 
+def cmd_recommend(args: argparse.Namespace) -> int:
+    with Progress() as progress:
+        analyses, read, skipped = analyse_paths(args.paths, args.as_of, args.patient, progress)
+    status = _report_problems(read, skipped)
+    kb = load_knowledge(None, os.environ.get("SALVAGE_KB_OVERLAY") or None)
+    recs = [recommend(a, kb, args.as_of) for a in analyses]
+    if args.json:
+        document = {
+            "kb_version": kb.version,
+            "as_of": args.as_of.isoformat(),
+            "patients": [output.recommendation_json(r, kb) for r in recs],
+            "skipped_count": len(skipped),
+        }
+        sys.stdout.buffer.write(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
+        return status
+    out = [f"salvage-cds salvage options (knowledge base {kb.version})", kb.disclaimer]
+    for r in recs:
+        out += ["", f"{r.patient}  [{r.disease or 'no coded disease'}]"]
+        if r.failure:
+            out.append(
+                f"  failure: {r.failure.kind} of line {r.failure.line} on "
+                f"{r.failure.when.isoformat()}: {r.failure.detail}"
+            )
+        if r.statement:
+            out.append(f"  {r.statement}")
+        for o in r.options:
+            out.append(
+                f"  {o.rank}. {o.regimen}  [{', '.join(kb.evidence[k].label for k in o.evidence)}]"
+            )
+            out += [f"       why: {line}" for line in o.rationale[:1]]
+            out += [f"       caution: {c}" for c in o.cautions]
+        for x in r.excluded:
+            out.append(f"  excluded {x.regimen}: {'; '.join(x.reasons)}")
+        out += [f"  missing: {m}" for m in r.missing_data]
+    print("\n".join(out))
+    return status
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="salvage",
@@ -160,6 +200,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="analyse as of this date (YYYY-MM-DD; default today)",
     )
     lines.set_defaults(handler=cmd_lines)
+    rec = sub.add_parser(
+        "recommend", help="ranked salvage options for patients whose therapy failed"
+    )
+    rec.add_argument("paths", nargs="+", help="Bundle JSON, NDJSON, or directories of them")
+    rec.add_argument("--json", action="store_true", help="machine-readable output")
+    rec.add_argument("--patient", help="only this patient (id or Patient/id)")
+    rec.add_argument(
+        "--as-of",
+        type=_as_of,
+        default=None,
+        help="analyse as of this date (YYYY-MM-DD; default today)",
+    )
+    rec.set_defaults(handler=cmd_recommend)
     return parser
 
 

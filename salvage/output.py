@@ -6,7 +6,9 @@ from typing import Any
 
 from salvage.engine.analysis import PatientAnalysis
 from salvage.engine.model import Failure, Line
+from salvage.engine.recommend import Recommendation
 from salvage.engine.records import Skipped
+from salvage.knowledge.model import KnowledgeBase
 
 
 def line_json(line: Line) -> dict[str, Any]:
@@ -50,3 +52,54 @@ def patient_lines_json(analysis: PatientAnalysis) -> dict[str, Any]:
 
 def skipped_json(skipped: list[Skipped]) -> list[dict[str, str]]:
     return [{"origin": s.origin, "resource": s.resource, "reason": s.reason} for s in skipped]
+
+
+def recommendation_json(rec: Recommendation, kb: KnowledgeBase) -> dict[str, Any]:
+    def evidence(key: str) -> dict[str, Any]:
+        e = kb.evidence[key]
+        return {
+            "label": e.label,
+            "citation": e.citation,
+            "url": e.url,
+            **({"doi": e.doi} if e.doi else {}),
+            **({"pmid": e.pmid} if e.pmid else {}),
+        }
+
+    out: dict[str, Any] = {
+        "patient": rec.patient,
+        "disease": rec.disease,
+        "failure": (
+            {
+                "kind": rec.failure.kind,
+                "date": rec.failure.when.isoformat(),
+                "line": rec.failure.line,
+                "sources": list(rec.failure.sources),
+            }
+            if rec.failure
+            else None
+        ),
+        "options": [
+            {
+                "rank": o.rank,
+                "id": o.option_id,
+                "regimen": o.regimen,
+                "kind": o.kind,
+                "ingredients": list(o.ingredients),
+                "setting": o.setting,
+                "rationale": list(o.rationale),
+                "cautions": list(o.cautions),
+                "evidence": [evidence(k) for k in o.evidence],
+                "sources": list(o.sources),
+            }
+            for o in rec.options
+        ],
+        "excluded": [
+            {"regimen": x.regimen, "id": x.option_id, "reasons": list(x.reasons)}
+            for x in rec.excluded
+        ],
+        "missing_data": list(rec.missing_data),
+        "disclaimer": kb.disclaimer,
+    }
+    if rec.statement:
+        out["statement"] = rec.statement
+    return out

@@ -34,6 +34,8 @@ DATA_FILES: dict[str, type[BaseModel]] = {
     "failures": schema.FailuresFile,
     "observations": schema.ObservationsFile,
     "procedures": schema.ProceduresFile,
+    "pathways": schema.PathwaysFile,
+    "patient_rules": schema.PatientRulesFile,
 }
 
 # Built-in line-rule values used when neither the default nor a disease entry sets them.
@@ -151,8 +153,71 @@ def _cross_check(raw: dict[str, Any]) -> None:
         for key in _evidence_keys(getattr(raw["failures"], section)):
             if key not in evidence:
                 problems.append(f"failures.{section}: unknown evidence {key!r}")
+    problems += _pathway_problems(raw["pathways"].pathways, raw)
     if problems:
         raise KnowledgeError("; ".join(problems))
+
+
+def _pathway_problems(pathways: dict[str, Any], raw: dict[str, Any]) -> list[str]:
+    problems: list[str] = []
+    evidence = raw["evidence"].evidence
+    for disease, pathway in pathways.items():
+        if disease not in raw["diseases"].diseases:
+            problems.append(f"pathway {disease}: unknown disease")
+        for option in pathway.options:
+            problems += _option_problems(option, raw)
+        problems += [
+            f"pathway {disease}: unknown backbone drug {d!r}"
+            for d in pathway.backbone_drugs
+            if d not in raw["drugs"].drugs
+        ]
+    for key in raw["patient_rules"].model_dump().values():
+        for ref in key.get("evidence", []) if isinstance(key, dict) else []:
+            if ref not in evidence:
+                problems.append(f"patient rules: unknown evidence {ref!r}")
+    return problems
+
+
+def _option_problems(option: Any, raw: dict[str, Any]) -> list[str]:
+    problems = [
+        f"option {option.id}: unknown evidence {k!r}"
+        for k in option.evidence
+        if k not in raw["evidence"].evidence
+    ]
+    if option.kind == "regimen" and option.regimen not in raw["regimens"].regimens:
+        problems.append(f"option {option.id}: unknown regimen {option.regimen!r}")
+    if option.kind != "regimen" and not option.label:
+        problems.append(f"option {option.id}: a {option.kind} option needs a label")
+    return problems
+
+
+def apply_overlay(raw: dict[str, Any], overlay_path: Path) -> dict[str, Any]:
+    """Merge an institution's overlay (validated like the shipped files) into the pathways."""
+    overlay = _validate(overlay_path.name, schema.OverlayFile, read_structured_file(overlay_path))
+    pathways = {k: v.model_copy(deep=True) for k, v in raw["pathways"].pathways.items()}
+    known = {o.id for p in pathways.values() for o in p.options}
+    problems: list[str] = []
+    for disease, options in overlay.add.items():
+        if disease not in pathways:
+            problems.append(f"overlay adds to unknown disease {disease!r}")
+            continue
+        for option in options:
+            problems += _option_problems(option, raw)
+            known.add(option.id)
+        pathways[disease] = pathways[disease].model_copy(
+            update={"options": [*pathways[disease].options, *options]}
+        )
+    problems += [
+        f"overlay names unknown option {o!r}"
+        for o in [*overlay.disable, *overlay.rerank]
+        if o not in known
+    ]
+    if problems:
+        raise KnowledgeError(f"{overlay_path}: " + "; ".join(problems))
+    merged = dict(raw)
+    merged["pathways"] = schema.PathwaysFile(pathways=pathways)
+    merged["overlay"] = overlay
+    return merged
 
 
 def _evidence_keys(node: Any) -> list[str]:
@@ -242,6 +307,26 @@ def build(raw: dict[str, Any]) -> KnowledgeBase:
             for pid, p in raw["procedures"].procedures.items()
         },
         failures={k: getattr(raw["failures"], k) for k in ("oncology", "prostate", "hiv")},
+        pathways={
+            disease: {
+                "backbone_drugs": frozenset(p.backbone_drugs),
+                "backbone_reason": " ".join((p.backbone_reason or "").split()),
+                "options": [o.model_dump() for o in p.options],
+            }
+            for disease, p in raw["pathways"].pathways.items()
+        },
+        patient_rules={
+            **raw["patient_rules"].model_dump(),
+            "overlay": (
+                {
+                    "institution": raw["overlay"].institution,
+                    "disable": list(raw["overlay"].disable),
+                    "rerank": dict(raw["overlay"].rerank),
+                }
+                if raw.get("overlay")
+                else None
+            ),
+        },
         evidence={
             key: Evidence(
                 key=key,
@@ -257,7 +342,11 @@ def build(raw: dict[str, Any]) -> KnowledgeBase:
     )
 
 
-@functools.lru_cache(maxsize=4)
-def load_knowledge(directory: str | None = None) -> KnowledgeBase:
-    """The knowledge base from the shipped files (or another directory, for tests)."""
-    return build(load_raw(Path(directory) if directory else None))
+@functools.lru_cache(maxsize=8)
+def load_knowledge(directory: str | None = None, overlay: str | None = None) -> KnowledgeBase:
+    """The knowledge base from the shipped files (or another directory, for tests), with an
+    institution overlay merged when one is named (SALVAGE_KB_OVERLAY)."""
+    raw = load_raw(Path(directory) if directory else None)
+    if overlay:
+        raw = apply_overlay(raw, Path(overlay))
+    return build(raw)

@@ -143,3 +143,53 @@ class FailuresFile(_Strict):
     oncology: dict[str, Any]
     prostate: dict[str, Any]
     hiv: dict[str, Any]
+
+
+class OptionWhen(_Strict):
+    failure: list[
+        Literal[
+            "refractory", "relapse", "intolerance", "biochemical-recurrence", "virologic-failure"
+        ]
+    ]
+    timing: Literal["early", "late", "any"] = "any"
+    transplant: Literal["eligible", "ineligible", "any"] = "any"
+    after_procedure: list[str] = []
+    min_failed_lines: int = Field(default=0, ge=0)
+
+
+class OptionEntry(_Strict):
+    id: str = Field(pattern=r"^[a-z0-9-]+$")
+    kind: Literal["regimen", "procedure", "test"]
+    regimen: str | None = None
+    label: str | None = None
+    rank: int = Field(ge=1)
+    when: OptionWhen
+    rationale: str
+    cautions: list[str] = []
+    evidence: list[str] = Field(min_length=1)
+
+
+class DiseasePathway(_Strict):
+    backbone_drugs: list[str] = []
+    backbone_reason: str | None = None
+    options: list[OptionEntry]
+
+
+class PathwaysFile(_Strict):
+    pathways: dict[str, DiseasePathway]
+
+
+class PatientRulesFile(_Strict):
+    transplant_eligibility: dict[str, Any]
+    cisplatin: dict[str, Any]
+    anthracycline: dict[str, Any]
+    recency: dict[str, int]
+
+
+class OverlayFile(_Strict):
+    """An institution's local pathway overlay: add, disable or re-rank options."""
+
+    institution: str
+    add: dict[str, list[OptionEntry]] = {}
+    disable: list[str] = []
+    rerank: dict[str, int] = {}

@@ -1,0 +1,243 @@
+"""Salvage options: pathway choice, contraindication rules at their thresholds, overlay, and the
+rule that a failed or not-tolerated drug is never offered again."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from salvage import cli
+from salvage.engine.recommend import recommend
+from salvage.errors import KnowledgeError
+from salvage.knowledge import load_knowledge
+from tests.conftest import AS_OF, FIXTURES, Chart, q21
+
+R_CHOP = ["rituximab", "cyclophosphamide", "doxorubicin", "vincristine", "prednisone"]
+
+
+def dlbcl_relapse(relapse_day: str, *, birth: str = "1958-01-01") -> Chart:
+    chart = Chart()
+    chart.resources[0]["birthDate"] = birth
+    chart.cycles(R_CHOP, q21("2023-01-02", 6))  # ends 2023-04-17
+    chart.status(relapse_day)
+    return chart
+
+
+def options(chart: Chart, kb) -> list[str]:
+    rec = recommend(chart.analyse(kb), kb, AS_OF)
+    return [o.regimen for o in rec.options]
+
+
+def test_relapse_within_12_months_puts_car_t_first(kb) -> None:
+    assert options(dlbcl_relapse("2023-12-01"), kb)[:2] == [
+        "Axicabtagene ciloleucel",
+        "Lisocabtagene maraleucel",
+    ]
+
+
+def test_relapse_after_12_months_in_a_transplant_candidate_offers_salvage_chemo(kb) -> None:
+    assert options(dlbcl_relapse("2024-06-03"), kb) == ["R-ICE", "R-DHAP", "R-GDP"]
+
+
+def test_ecog_2_makes_the_patient_transplant_ineligible(kb) -> None:
+    chart = dlbcl_relapse("2026-06-01")
+    chart.add(
+        "Observation",
+        status="final",
+        effectiveDateTime="2026-06-10",
+        code={"coding": [{"system": "http://loinc.org", "code": "89247-1"}]},
+        valueInteger=2,
+    )
+    rec = recommend(chart.analyse(kb), kb, AS_OF)
+    assert [o.regimen for o in rec.options] == ["Pola-BR", "Tafasitamab-lenalidomide", "R-GemOx"]
+    assert any("ECOG 2" in r for r in rec.options[0].rationale)
+
+
+def _renal(chart: Chart, weight: float, creatinine: float = 1.0) -> None:
+    chart.quantity("2160-0", "2026-06-20", creatinine, "mg/dL")
+    chart.quantity("29463-7", "2026-06-20", weight, "kg")
+
+
+@pytest.mark.parametrize(("weight", "cisplatin_allowed"), [(60, True), (59, False)])
+def test_cisplatin_is_excluded_below_60_ml_per_min(
+    kb, weight: float, cisplatin_allowed: bool
+) -> None:
+    chart = dlbcl_relapse("2026-06-01")  # age 68: Cockcroft-Gault = weight / creatinine
+    _renal(chart, weight)
+    rec = recommend(chart.analyse(kb), kb, AS_OF)
+    offered = {o.regimen for o in rec.options}
+    assert ("R-DHAP" in offered) is cisplatin_allowed
+    assert ("R-GDP" in offered) is cisplatin_allowed
+    assert "R-ICE" in offered  # carboplatin is fine
+    if not cisplatin_allowed:
+        (dhap,) = [x for x in rec.excluded if x.regimen == "R-DHAP"]
+        assert "creatinine clearance 59 mL/min" in dhap.reasons[0]
+        assert "Observation/" in dhap.reasons[0]
+
+
+def test_creatinine_in_umol_per_l_is_converted(kb) -> None:
+    chart = dlbcl_relapse("2026-06-01")
+    chart.quantity("2160-0", "2026-06-20", 150, "umol/L")  # 1.70 mg/dL
+    chart.quantity("29463-7", "2026-06-20", 70, "kg")
+    rec = recommend(chart.analyse(kb), kb, AS_OF)
+    assert "R-DHAP" in {x.regimen for x in rec.excluded}
+
+
+def test_missing_renal_data_is_reported(kb) -> None:
+    rec = recommend(dlbcl_relapse("2026-06-01").analyse(kb), kb, AS_OF)
+    assert any("creatinine clearance unknown" in m for m in rec.missing_data)
+    assert any("ECOG" in m for m in rec.missing_data)
+
+
+def _hodgkin_with_doxorubicin(total_mg_m2: float) -> Chart:
+    chart = Chart(disease_snomed="118599009")
+    per_cycle = total_mg_m2 / 6
+    for day in q21("2022-01-03", 6):
+        chart.give(
+            "doxorubicin",
+            day,
+            dosage={"dose": {"value": per_cycle, "unit": "mg/m2", "code": "mg/m2"}},
+        )
+        chart.give("bleomycin", day)
+    chart.status("2023-06-01")
+    return chart
+
+
+@pytest.mark.parametrize(("total", "gvd_allowed"), [(449, True), (450, False)])
+def test_anthracycline_options_stop_at_450_mg_per_m2(kb, total: float, gvd_allowed: bool) -> None:
+    rec = recommend(_hodgkin_with_doxorubicin(total).analyse(kb), kb, AS_OF)
+    assert ("GVD" in {o.regimen for o in rec.options}) is gvd_allowed
+
+
+def test_no_failure_means_no_options_and_says_why(kb) -> None:
+    chart = Chart()
+    chart.cycles(R_CHOP, q21("2024-01-01", 3))
+    rec = recommend(chart.analyse(kb), kb, AS_OF)
+    assert rec.options == ()
+    assert rec.statement and "no documented treatment failure" in rec.statement
+
+
+def test_a_drug_not_tolerated_is_never_offered_again(kb) -> None:
+    chart = Chart(disease_snomed="254837009")
+    chart.cycles(["capecitabine"], ["2024-01-01"])
+    chart.order(
+        "capecitabine",
+        "2024-01-20",
+        status="stopped",
+        statusReason={"coding": [{"system": "http://snomed.info/sct", "code": "407563006"}]},
+    )
+    rec = recommend(chart.analyse(kb), kb, AS_OF)
+    assert "Capecitabine" not in {o.regimen for o in rec.options}
+    assert any("capecitabine not tolerated" in r for x in rec.excluded for r in x.reasons)
+
+
+def test_no_fixture_patient_is_offered_a_failed_drug_or_regimen(kb) -> None:
+    from salvage.engine import analyse_patient, build_patient_records
+    from salvage.fhir.reader import ReadResult, iter_resources
+
+    patients, _ = build_patient_records(iter_resources([str(FIXTURES)], ReadResult()), kb)
+    checked = 0
+    for record in patients.values():
+        analysis = analyse_patient(record, kb, AS_OF)
+        rec = recommend(analysis, kb, AS_OF)
+        backbone = kb.pathways.get(rec.disease or "", {}).get("backbone_drugs", frozenset())
+        for failure in analysis.failures:
+            failed = [ln for ln in analysis.lines if ln.number == failure.line]
+            for option in rec.options:
+                checked += 1
+                assert all(option.regimen != ln.regimen for ln in failed)
+                for ln in failed:
+                    assert not (set(option.ingredients) & set(ln.ingredients)) - backbone
+    assert checked > 10
+
+
+def _overlay(tmp_path: Path, body: dict) -> str:
+    path = tmp_path / "overlay.json"
+    path.write_text(json.dumps(body))
+    return str(path)
+
+
+def test_overlay_disables_reranks_and_adds_options(tmp_path: Path) -> None:
+    extra = {
+        "id": "local-trial",
+        "kind": "test",
+        "label": "Screen for local trial NCT-LOCAL-1",
+        "rank": 1,
+        "when": {"failure": ["relapse", "refractory"]},
+        "rationale": "Local pathway: offer trial screening first.",
+        "evidence": ["ZUMA-7"],
+    }
+    kb = load_knowledge(
+        None,
+        _overlay(
+            tmp_path,
+            {
+                "institution": "Example Hospital",
+                "disable": ["dlbcl-axicel"],
+                "rerank": {"dlbcl-lisocel": 5},
+                "add": {"dlbcl": [extra]},
+            },
+        ),
+    )
+    rec = recommend(dlbcl_relapse("2023-12-01").analyse(kb), kb, AS_OF)
+    assert [o.option_id for o in rec.options] == ["local-trial", "dlbcl-lisocel"]
+    (disabled,) = rec.excluded
+    assert "disabled by the local pathway of Example Hospital" in disabled.reasons[0]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"institution": "X", "disable": ["no-such-option"]},
+        {
+            "institution": "X",
+            "add": {
+                "dlbcl": [
+                    {
+                        "id": "bad",
+                        "kind": "regimen",
+                        "regimen": "R-NOPE",
+                        "rank": 1,
+                        "when": {"failure": ["relapse"]},
+                        "rationale": "x",
+                        "evidence": ["ZUMA-7"],
+                    }
+                ]
+            },
+        },
+        {"institution": "X", "colour": "blue"},
+    ],
+)
+def test_an_invalid_overlay_is_refused(tmp_path: Path, body: dict) -> None:
+    with pytest.raises(KnowledgeError):
+        load_knowledge(None, _overlay(tmp_path, body))
+
+
+def test_recommend_json_has_the_documented_shape(capsys: pytest.CaptureFixture[str]) -> None:
+    status = cli.main(
+        [
+            "recommend",
+            str(FIXTURES / "dlbcl-late-relapse.json"),
+            "--json",
+            "--as-of",
+            AS_OF.isoformat(),
+        ]
+    )
+    document = json.loads(capsys.readouterr().out)
+    assert status == 0
+    (patient,) = document["patients"]
+    assert patient["disease"] == "dlbcl"
+    assert patient["failure"] == {
+        "kind": "relapse",
+        "date": "2023-03-01",
+        "line": 1,
+        "sources": ["Observation/dlbcl-late-relapse-status-32"],
+    }
+    first = patient["options"][0]
+    assert (first["rank"], first["regimen"], first["setting"]) == (1, "R-ICE", "salvage")
+    assert first["evidence"][0]["label"] == "CORAL" and first["evidence"][0]["url"]
+    assert "Observation/dlbcl-late-relapse-status-32" in first["sources"]
+    assert "decision support" in patient["disclaimer"]
+    assert document["kb_version"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import secrets
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,8 +27,22 @@ class Sandbox:
     backend_token: str
     oauth: Any = None
 
+    def backend_get(self, path_and_query: str) -> tuple[int, bytes]:
+        """GET from the FHIR server with the backend token only the sandbox holds."""
+        req = urllib.request.Request(
+            f"{self.config.backend_base}/{path_and_query}",
+            headers={"Authorization": f"Bearer {self.backend_token}", "Accept": proxy.FHIR_JSON},
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=20) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
+        except (urllib.error.URLError, TimeoutError, ConnectionError):
+            return 502, b'{"resourceType": "OperationOutcome"}'
+
     def patient_list(self) -> list[dict[str, str]]:
-        status, body = proxy.backend_get("Patient?_count=200")
+        status, body = self.backend_get("Patient?_count=200")
         if status != 200:
             return []
         import json

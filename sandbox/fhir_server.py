@@ -38,6 +38,7 @@ class FhirServer:
         self.settings_path.write_text(yaml.safe_dump(settings))
         self.settings_path.chmod(0o600)
         self.process: subprocess.Popen[bytes] | None = None
+        self._log: Any = None
 
     def start(self, timeout: float = 60) -> None:
         db = self.data_dir / "fhir.db"
@@ -45,11 +46,12 @@ class FhirServer:
             db.unlink()  # a fresh database each start: the sandbox holds synthetic data only
         env = {**os.environ, "SEKMET_CONFIG": str(self.settings_path)}
         sekmet = Path(sys.executable).with_name("sekmet")
+        self._log = (self.data_dir / "fhir-server.log").open("wb")
         self.process = subprocess.Popen(  # noqa: S603
             [str(sekmet), "serve", "--config", str(self.settings_path)],
             env=env,
             stdout=subprocess.DEVNULL,
-            stderr=(self.data_dir / "fhir-server.log").open("wb"),
+            stderr=self._log,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -70,6 +72,10 @@ class FhirServer:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.process.kill()
+                self.process.wait(timeout=10)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
     def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         data = json.dumps(body).encode() if body is not None else None

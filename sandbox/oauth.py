@@ -167,6 +167,7 @@ def build_authorization_server(
             "need_patient_banner",
             "smart_style_url",
             "intent",
+            "appContext",
         ):
             if context.get(key) is not None:
                 token[key] = context[key]

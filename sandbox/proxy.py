@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import re
 import time
-import urllib.error
-import urllib.request
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -49,16 +47,7 @@ def _sandbox() -> Any:
 
 
 def backend_get(path_and_query: str) -> tuple[int, bytes]:
-    sandbox = _sandbox()
-    req = urllib.request.Request(
-        f"{sandbox.config.backend_base}/{path_and_query}",
-        headers={"Authorization": f"Bearer {sandbox.backend_token}", "Accept": FHIR_JSON},
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=20) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
+    return _sandbox().backend_get(path_and_query)
 
 
 @bp.get("/fhir/metadata")

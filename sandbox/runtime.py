@@ -25,8 +25,12 @@ class RunningSandbox:
 
     def start(self) -> RunningSandbox:
         self.fhir.start()
-        if self.fixtures.is_dir():
-            self.fhir.load_directory(self.fixtures)
+        try:
+            if self.fixtures.is_dir():
+                self.fhir.load_directory(self.fixtures)
+        except BaseException:
+            self.fhir.stop()
+            raise
         self._server = make_server(self.config.host, self.config.ehr_port, self.app, threaded=True)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()

@@ -1,1 +1,1 @@
-"""CDS Hooks 2.0 service (issue 5): not built yet. The engine and recommender it will call exist."""
+"""CDS Hooks 2.0 service: salvage-regimen cards at order-select, order-sign and patient-view."""

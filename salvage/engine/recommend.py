@@ -65,6 +65,40 @@ def _disease_for(
     )
 
 
+def what_failed(
+    analysis: PatientAnalysis, domain: str, backbone: frozenset[str]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Drugs and regimens that must not be offered again, each with the reason and its sources:
+    every drug of a failed line except the disease's backbone drugs, every drug not tolerated."""
+    failed_drugs: dict[str, str] = {}
+    failed_regimens: dict[str, str] = {}
+    for f in analysis.failures:
+        line = next(
+            (
+                ln
+                for ln in analysis.lines
+                if ln.number == f.line and not ln.maintenance and ln.domain == domain
+            ),
+            None,
+        )
+        if line is None:
+            continue
+        why = f"{line.regimen} {f.kind} on {f.when.isoformat()} ({', '.join(f.sources)})"
+        if f.kind == "intolerance":
+            for e in analysis.record.exposures:
+                if e.source in f.sources:
+                    for drug in e.ingredients:
+                        failed_drugs[drug] = (
+                            f"{drug} not tolerated on {f.when.isoformat()} ({e.source})"
+                        )
+            continue
+        failed_regimens[line.regimen] = why
+        for drug in line.ingredients:
+            if drug not in backbone:
+                failed_drugs.setdefault(drug, f"{drug} was part of {why}")
+    return failed_drugs, failed_regimens
+
+
 def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Recommendation:
     failure = max(analysis.failures, key=lambda f: f.when) if analysis.failures else None
     disease = _disease_for(analysis, failure, kb)
@@ -140,32 +174,7 @@ def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Reco
             else f"transplant candidate by age{' and ECOG' if performance else ''}"
         )
 
-    failed_drugs: dict[str, str] = {}
-    failed_regimens: dict[str, str] = {}
-    for f in analysis.failures:
-        line = next(
-            (
-                ln
-                for ln in analysis.lines
-                if ln.number == f.line and not ln.maintenance and ln.domain == domain
-            ),
-            None,
-        )
-        if line is None:
-            continue
-        why = f"{line.regimen} {f.kind} on {f.when.isoformat()} ({', '.join(f.sources)})"
-        if f.kind == "intolerance":
-            for e in record.exposures:
-                if e.source in f.sources:
-                    for drug in e.ingredients:
-                        failed_drugs[drug] = (
-                            f"{drug} not tolerated on {f.when.isoformat()} ({e.source})"
-                        )
-            continue
-        failed_regimens[line.regimen] = why
-        for drug in line.ingredients:
-            if drug not in pathway["backbone_drugs"]:
-                failed_drugs.setdefault(drug, f"{drug} was part of {why}")
+    failed_drugs, failed_regimens = what_failed(analysis, domain, pathway["backbone_drugs"])
 
     overlay = rules.get("overlay") or {}
     rerank: dict[str, int] = overlay.get("rerank", {})

@@ -239,6 +239,7 @@ def build(raw: dict[str, Any]) -> KnowledgeBase:
             classes=frozenset(d.classes),
             continuous=d.continuous,
             anthracycline_equivalence=d.anthracycline_equivalence,
+            rxnorm_ingredient=next((c.code for c in d.rxnorm if c.tty == "IN"), None),
         )
         for name, d in drugs_file.drugs.items()
     }

@@ -13,6 +13,7 @@ class Drug:
     classes: frozenset[str]
     continuous: bool = False
     anthracycline_equivalence: float | None = None
+    rxnorm_ingredient: str | None = None  # verified IN code, used when emitting resources
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

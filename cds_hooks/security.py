@@ -1,0 +1,122 @@
+"""CDS Hooks 2.0 request authentication (H15-H17): a JWT from a trusted client, verified against
+that client's own JWKS, with audience, time, replay and algorithm checks. Failure: a bare 401."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from joserfc import jws, jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+
+log = logging.getLogger("salvage.cds.security")
+ALGORITHMS = ("ES384", "RS384")  # asymmetric only; "none" and HS* are refused (H17)
+CLOCK_SKEW_SECONDS = 60
+JWKS_TTL_SECONDS = 300
+
+
+class Unauthorized(Exception):
+    """The request is not from a trusted, correctly signing client. The reason is logged only."""
+
+
+@dataclass
+class TrustedClient:
+    iss: str
+    jwks_url: str | None
+    jwks: dict[str, Any] | None
+    fhir_servers: tuple[str, ...]
+    _cache: tuple[float, KeySet] | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def allows_fhir_server(self, url: str) -> bool:
+        return url.rstrip("/") in {s.rstrip("/") for s in self.fhir_servers}
+
+    def keys(self, kid: str) -> KeySet:
+        """The client's JWKS, cached; fetched again once when a kid is unknown (key rotation)."""
+        if self.jwks is not None:
+            return KeySet.import_key_set(self.jwks)
+        if self.jwks_url is None:
+            raise Unauthorized("no JWKS configured")
+        with self._lock:
+            now = time.monotonic()
+            if self._cache and now - self._cache[0] < JWKS_TTL_SECONDS:
+                keyset = self._cache[1]
+                if any(k.kid == kid for k in keyset.keys):
+                    return keyset
+                if now - self._cache[0] < 5:  # just fetched: do not hammer the issuer
+                    return keyset
+            with urllib.request.urlopen(self.jwks_url, timeout=3) as response:  # noqa: S310
+                keyset = KeySet.import_key_set(json.loads(response.read(1_000_000)))
+            self._cache = (now, keyset)
+            return keyset
+
+
+def load_trusted_clients(path: str | None) -> dict[str, TrustedClient]:
+    if not path:
+        return {}
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    clients = {}
+    for entry in data.get("clients", []):
+        url = entry.get("jwks_url")
+        if url and not str(url).startswith(("https://", "http://127.0.0.1", "http://localhost")):
+            raise ValueError(f"JWKS URL of {entry['iss']} must be https (or loopback for testing)")
+        clients[entry["iss"]] = TrustedClient(
+            iss=entry["iss"],
+            jwks_url=url,
+            jwks=entry.get("jwks"),
+            fhir_servers=tuple(entry.get("fhir_servers", [])),
+        )
+    return clients
+
+
+def verify_request_jwt(
+    authorization: str | None,
+    audience: str,
+    clients: dict[str, TrustedClient],
+    first_use_of_jti: Any,
+) -> TrustedClient:
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("no bearer JWT")
+    try:
+        compact = jws.extract_compact(token.encode())
+        header = compact.headers()
+        claims = json.loads(compact.payload)
+    except (JoseError, ValueError) as exc:
+        raise Unauthorized("malformed JWT") from exc
+    if header.get("alg") not in ALGORITHMS:
+        raise Unauthorized(f"algorithm {header.get('alg')!r} refused")
+    if header.get("typ", "JWT") != "JWT" or not header.get("kid"):
+        raise Unauthorized("typ must be JWT and kid is required")
+    client = clients.get(str(claims.get("iss", "")))
+    if client is None:
+        raise Unauthorized("untrusted issuer")
+    jku = header.get("jku")
+    if jku is not None and jku != client.jwks_url:
+        raise Unauthorized("jku not on the issuer's allowlist")  # never fetched (no SSRF)
+    try:
+        verified = jwt.decode(token, client.keys(str(header["kid"])), algorithms=[header["alg"]])
+    except (JoseError, ValueError, OSError) as exc:
+        raise Unauthorized("signature not verified") from exc
+    c = verified.claims
+    now = time.time()
+    audiences = c.get("aud") if isinstance(c.get("aud"), list) else [c.get("aud")]
+    if audience not in audiences:
+        raise Unauthorized("aud is not this endpoint")
+    if not isinstance(c.get("exp"), int | float) or c["exp"] < now - CLOCK_SKEW_SECONDS:
+        raise Unauthorized("expired")
+    if not isinstance(c.get("iat"), int | float) or c["iat"] > now + CLOCK_SKEW_SECONDS:
+        raise Unauthorized("issued in the future")
+    if not c.get("jti") or not first_use_of_jti(
+        f"{client.iss}:{c['jti']}", float(c["exp"]) + CLOCK_SKEW_SECONDS
+    ):
+        raise Unauthorized("jti missing or replayed")
+    return client

@@ -1,0 +1,70 @@
+"""The composition root: create_app() reads configuration, opens the database, and mounts the
+CDS Hooks service and the SMART app as blueprints."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, jsonify
+
+from salvage.db import Database
+from salvage.knowledge import load_knowledge
+
+DEFAULTS: dict[str, Any] = {
+    "BASE_URL": "http://127.0.0.1:8700",
+    "DATABASE_URL": None,  # default: a SQLite file in the instance folder
+    "CDS_CLIENTS": None,  # file of trusted CDS clients (issuer, JWKS, allowed fhirServer bases)
+    "CDS_INSECURE_DEV": False,  # only for local development: accept unsigned CDS requests
+    "CDS_FETCH_BUDGET_SECONDS": 2.0,
+    "CDS_MAX_BODY_BYTES": 10 * 1024 * 1024,
+    "CORS_ORIGINS": "",
+    "KB_OVERLAY": None,
+    "SMART_CLIENTS": None,
+}
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Defaults, then SALVAGE_* environment variables, then the test configuration."""
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.update(DEFAULTS)
+    app.config.from_prefixed_env("SALVAGE")  # SALVAGE_BASE_URL -> BASE_URL (values parsed as JSON)
+    if test_config:
+        app.config.update(test_config)
+    app.config["MAX_CONTENT_LENGTH"] = int(app.config["CDS_MAX_BODY_BYTES"])
+    if not app.config.get("SECRET_KEY"):
+        import secrets
+
+        app.config["SECRET_KEY"] = secrets.token_hex(32)
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    url = app.config.get("DATABASE_URL") or str(Path(app.instance_path) / "salvage.db")
+    app.extensions["salvage_db"] = Database(url)
+    app.extensions["salvage_kb"] = load_knowledge(None, app.config.get("KB_OVERLAY") or None)
+
+    from cds_hooks import service as cds_service
+
+    app.register_blueprint(cds_service.bp)
+
+    @app.errorhandler(413)
+    def too_large(_: Any) -> Any:
+        return jsonify({"error": "request body too large"}), 413
+
+    @app.errorhandler(404)
+    def not_found(_: Any) -> Any:
+        return jsonify({"error": "not found"}), 404
+
+    @app.errorhandler(405)
+    def not_allowed(_: Any) -> Any:
+        return jsonify({"error": "method not allowed"}), 405
+
+    @app.errorhandler(Exception)
+    def unexpected(error: Exception) -> Any:
+        from werkzeug.exceptions import HTTPException
+
+        if isinstance(error, HTTPException):
+            return jsonify({"error": error.description}), error.code
+        logging.getLogger("salvage").exception("unexpected error")  # our bug, not client input
+        return jsonify({"error": "internal error"}), 500
+
+    return app

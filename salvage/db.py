@@ -1,0 +1,87 @@
+"""The one data-access module: SQLite file by default, PostgreSQL by URL (same SQL, '?' params).
+
+Holds what must outlive a request and be shared by every worker: CDS cards issued and their
+feedback, the JWT jti replay cache, and the SMART app's server-side sessions and tokens.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS cds_card (
+        uuid TEXT PRIMARY KEY, service TEXT NOT NULL, kind TEXT NOT NULL,
+        issued_at REAL NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS cds_feedback (
+        card TEXT NOT NULL, service TEXT NOT NULL, outcome TEXT NOT NULL,
+        outcome_timestamp TEXT NOT NULL, reason_code TEXT, reason_display TEXT,
+        accepted_suggestions TEXT, received_at REAL NOT NULL,
+        PRIMARY KEY (card, outcome, outcome_timestamp))""",
+    """CREATE TABLE IF NOT EXISTS jwt_jti (jti TEXT PRIMARY KEY, expires REAL NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS smart_session (
+        id TEXT PRIMARY KEY, data TEXT NOT NULL, expires REAL NOT NULL)""",
+]
+
+
+class Database:
+    """A connection per thread; callers use '?' placeholders on either backend."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        parsed = urlparse(url)
+        self.kind = "postgresql" if parsed.scheme in ("postgres", "postgresql") else "sqlite"
+        if self.kind == "sqlite":
+            self.path = (
+                Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite") else Path(url)
+            )
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        for statement in SCHEMA:
+            self.execute(statement)
+
+    def _connect(self) -> Any:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            return conn
+        if self.kind == "sqlite":
+            conn = sqlite3.connect(
+                self.path, timeout=10, isolation_level=None, check_same_thread=False
+            )
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA busy_timeout=10000")
+        else:  # pragma: no cover - needs a PostgreSQL server and psycopg
+            import psycopg  # type: ignore[import-not-found]
+
+            conn = psycopg.connect(self.url, autocommit=True)
+        self._local.conn = conn
+        return conn
+
+    def _sql(self, sql: str) -> str:
+        if self.kind == "postgresql":  # pragma: no cover
+            sql = sql.replace("?", "%s")
+            if "INSERT OR IGNORE" in sql:
+                sql = sql.replace("INSERT OR IGNORE", "INSERT") + " ON CONFLICT DO NOTHING"
+        return sql
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        cursor = self._connect().execute(self._sql(sql), tuple(params))
+        return list(cursor.fetchall()) if cursor.description else []
+
+    def insert_once(self, table: str, values: dict[str, Any]) -> bool:
+        """Insert unless the primary key exists; True when this call inserted the row."""
+        columns = ", ".join(values)
+        marks = ", ".join("?" for _ in values)
+        sql = f"INSERT OR IGNORE INTO {table} ({columns}) VALUES ({marks})"  # noqa: S608
+        cursor = self._connect().execute(self._sql(sql), tuple(values.values()))
+        return bool(cursor.rowcount)
+
+    def first_use_of_jti(self, jti: str, expires: float) -> bool:
+        """Replay cache shared by every worker and instance (H17)."""
+        self.execute("DELETE FROM jwt_jti WHERE expires < ?", (time.time(),))
+        return self.insert_once("jwt_jti", {"jti": jti, "expires": expires})

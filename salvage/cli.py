@@ -180,6 +180,64 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     return status
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from salvage.serve import serve
+
+    serve(args.host, args.port, args.workers)
+    return 0
+
+
+def cmd_feedback(args: argparse.Namespace) -> int:
+    """Acceptance and override rates per card type, and the override reasons given."""
+    from salvage.app import create_app
+
+    db = create_app().extensions["salvage_db"]
+    issued = dict(db.execute("SELECT kind, COUNT(*) FROM cds_card GROUP BY kind"))
+    rows = db.execute(
+        "SELECT c.kind, f.outcome, COUNT(DISTINCT f.card) FROM cds_feedback f "
+        "JOIN cds_card c ON c.uuid = f.card GROUP BY c.kind, f.outcome"
+    )
+    reasons = db.execute(
+        "SELECT c.kind, f.reason_code, f.reason_display, COUNT(DISTINCT f.card) "
+        "FROM cds_feedback f JOIN cds_card c ON c.uuid = f.card "
+        "WHERE f.outcome = 'overridden' GROUP BY c.kind, f.reason_code, f.reason_display"
+    )
+    summary: dict[str, dict[str, Any]] = {}
+    for kind, count in issued.items():
+        summary[kind] = {"issued": count, "accepted": 0, "overridden": 0, "override_reasons": {}}
+    for kind, outcome, count in rows:
+        summary.setdefault(
+            kind, {"issued": 0, "accepted": 0, "overridden": 0, "override_reasons": {}}
+        )[outcome] = count
+    for kind, code, display, count in reasons:
+        summary[kind]["override_reasons"][display or code or "(none given)"] = count
+    for item in summary.values():
+        base = item["issued"] or 1
+        item["acceptance_rate"] = round(item["accepted"] / base, 3)
+        item["override_rate"] = round(item["overridden"] / base, 3)
+    if args.json:
+        sys.stdout.buffer.write(orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n")
+        return 0
+    print("salvage-cds card feedback")
+    if not summary:
+        print("  no cards issued yet")
+    for kind, item in sorted(summary.items()):
+        print(
+            f"  {kind}: issued {item['issued']}, accepted {item['accepted']} "
+            f"({item['acceptance_rate']:.0%}), overridden {item['overridden']} "
+            f"({item['override_rate']:.0%})"
+        )
+        for reason, count in sorted(item["override_reasons"].items()):
+            print(f"      override: {reason} x{count}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from salvage.demo import run_demo
+
+    return run_demo(args.fixtures)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="salvage",
@@ -213,6 +271,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="analyse as of this date (YYYY-MM-DD; default today)",
     )
     rec.set_defaults(handler=cmd_recommend)
+    srv = sub.add_parser("serve", help="run the SMART app and CDS Hooks service (gunicorn)")
+    srv.add_argument("--host", default="127.0.0.1")
+    srv.add_argument("--port", type=int, default=8700)
+    srv.add_argument("--workers", type=int, default=None)
+    srv.set_defaults(handler=cmd_serve)
+    fb = sub.add_parser("feedback", help="acceptance and override rates of CDS cards")
+    fb.add_argument("--json", action="store_true")
+    fb.set_defaults(handler=cmd_feedback)
+    demo = sub.add_parser("demo", help="sandbox EHR + FHIR server + salvage-cds, offline")
+    demo.add_argument("--fixtures", default="fixtures")
+    demo.set_defaults(handler=cmd_demo)
     return parser
 
 

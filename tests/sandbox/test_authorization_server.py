@@ -9,7 +9,7 @@ import uuid
 from joserfc import jwt
 from joserfc.jwk import KeySet, OctKey
 
-from tests.sandbox.conftest import CALLBACK, http, pkce
+from tests.support_sandbox import CALLBACK, http, pkce
 
 SCOPE = "launch openid fhirUser patient/*.rs offline_access"
 

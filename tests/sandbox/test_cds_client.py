@@ -6,7 +6,7 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 
 from sandbox.cds_client import CdsClient
-from tests.sandbox.conftest import http
+from tests.support_sandbox import http
 
 
 def test_h16_requests_carry_an_es384_jwt_verifiable_with_the_published_jwks(sandbox) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.sandbox.conftest import CALLBACK, pkce
+from tests.support_sandbox import CALLBACK, pkce
 
 
 def test_no_token_gets_401_with_an_operation_outcome(sandbox) -> None:

@@ -1,0 +1,119 @@
+"""Card rules, one scenario each, through the real service with fixture prefetch."""
+
+from __future__ import annotations
+
+from fhir.resources.R4B.servicerequest import ServiceRequest
+
+from tests.cds_hooks.conftest import fixture_prefetch, hook_body
+
+SIGN = "salvage-order-sign"
+
+
+def cards(call, patient: str, drugs: list[str], prefetch=None, hook="order-sign"):
+    body = hook_body(hook, patient, drugs, prefetch or fixture_prefetch(patient))
+    service = {
+        "order-sign": SIGN,
+        "order-select": "salvage-order-select",
+        "patient-view": "salvage-patient-view",
+    }[hook]
+    reply = call(service, body)
+    assert reply.status_code == 200, reply.get_data()
+    return reply.get_json()["cards"]
+
+
+def _renal(prefetch, creatinine: float, weight: float):
+    def obs(i, loinc, value, unit):
+        return {
+            "resource": {
+                "resourceType": "Observation",
+                "id": f"renal-{i}",
+                "status": "final",
+                "code": {"coding": [{"system": "http://loinc.org", "code": loinc}]},
+                "subject": {"reference": "Patient/dlbcl-late-relapse"},
+                "effectiveDateTime": _today(),
+                "valueQuantity": {"value": value, "unit": unit, "code": unit},
+            }
+        }
+
+    prefetch["observations"]["entry"] += [
+        obs(1, "2160-0", creatinine, "mg/dL"),
+        obs(2, "29463-7", weight, "kg"),
+    ]
+    return prefetch
+
+
+def _today() -> str:
+    from datetime import date
+
+    return date.today().isoformat()
+
+
+def test_a_repeated_failed_regimen_gets_exactly_one_warning_card(call) -> None:
+    found = cards(
+        call,
+        "dlbcl-early-relapse",
+        ["rituximab", "cyclophosphamide", "doxorubicin", "vincristine", "prednisone"],
+    )
+    assert [c["indicator"] for c in found] == ["warning"]
+
+
+def test_a_drug_that_was_not_tolerated_is_flagged(call) -> None:
+    (card,) = cards(call, "dlbcl-intolerance", ["vincristine"])
+    assert "not tolerated" in card["summary"] and card["indicator"] == "warning"
+    assert "MedicationRequest/dlbcl-intolerance-mr-12" in card["detail"]
+
+
+def test_cisplatin_with_low_clearance_is_contraindicated_with_alternatives(call) -> None:
+    prefetch = _renal(fixture_prefetch("dlbcl-late-relapse"), creatinine=2.0, weight=60)
+    (card,) = cards(
+        call,
+        "dlbcl-late-relapse",
+        ["rituximab", "dexamethasone", "cytarabine", "cisplatin"],
+        prefetch,
+    )
+    assert card["summary"].startswith("cisplatin: contraindicated")
+    assert "Galsky 2011" in card["detail"]
+    labels = [s["label"] for s in card["suggestions"]]
+    assert labels and all("R-DHAP" not in label and "R-GDP" not in label for label in labels)
+
+
+def test_cisplatin_with_normal_clearance_gets_only_monitoring(call) -> None:
+    prefetch = _renal(fixture_prefetch("dlbcl-late-relapse"), creatinine=0.8, weight=80)
+    (card,) = cards(
+        call,
+        "dlbcl-late-relapse",
+        ["rituximab", "dexamethasone", "cytarabine", "cisplatin"],
+        prefetch,
+    )
+    assert card["indicator"] == "info" and "R-DHAP" in card["summary"]
+
+
+def test_a_reasonable_salvage_choice_gets_one_monitoring_card(call) -> None:
+    (card,) = cards(
+        call, "dlbcl-late-relapse", ["rituximab", "ifosfamide", "carboplatin", "etoposide"]
+    )
+    assert card["indicator"] == "info" and "mesna" in card["detail"]
+    assert "suggestions" not in card
+
+
+def test_no_failure_no_card(call) -> None:
+    assert cards(call, "breast-cmf-capecitabine-substitution", ["capecitabine"]) == []
+
+
+def test_hiv_adding_a_single_drug_to_a_failing_regimen_is_flagged(call) -> None:
+    (card,) = cards(call, "hiv-virologic-failure", ["darunavir"])
+    assert card["source"]["topic"]["code"] == "single-active-drug"
+    (suggestion,) = card["suggestions"]
+    (action,) = suggestion["actions"]
+    ServiceRequest.model_validate(action["resource"])
+    assert action["resource"]["intent"] == "proposal"
+
+
+def test_patient_view_reminds_when_no_new_line_follows_a_failure(call) -> None:
+    (card,) = cards(call, "hiv-virologic-failure", [], hook="patient-view")
+    assert card["indicator"] == "info" and "delays may reduce effectiveness" in card["summary"]
+    assert card["suggestions"][0]["label"].startswith("Order an HIV-1 genotypic")
+
+
+def test_patient_view_is_quiet_once_a_new_line_started(call) -> None:
+    assert cards(call, "dlbcl-late-relapse", [], hook="patient-view") == []

@@ -1,0 +1,67 @@
+"""The sandbox EHR, signing real ES384 JWTs, calls the running service at order-select and
+order-sign, with and without prefetch; accepting and overriding send feedback."""
+
+from __future__ import annotations
+
+import re
+
+PATIENT = "dlbcl-early-relapse"
+
+
+def _card_ids(page: str) -> list[str]:
+    return re.findall(r'data-card="([0-9a-f-]{36})"', page)
+
+
+def test_order_select_with_prefetch_shows_the_repeat_warning(service, browser) -> None:
+    browser.post(f"/orders/{PATIENT}/clear")
+    page = browser.post(f"/orders/{PATIENT}/add", item="regimen:R-CHOP")
+    assert "This order repeats R-CHOP, which failed (relapse, 2023-11-20)" in page
+    assert "Replace with Axicabtagene ciloleucel" in page
+
+
+def test_order_sign_without_prefetch_fetches_with_fhir_authorization(service, browser) -> None:
+    browser.post(f"/orders/{PATIENT}/clear")
+    browser.post(f"/orders/{PATIENT}/prefetch", send="0")
+    try:
+        browser.post(f"/orders/{PATIENT}/add", item="regimen:R-CHOP")
+        page = browser.post(f"/orders/{PATIENT}/sign")
+        assert "(order-sign)" in page
+        assert "This order repeats R-CHOP" in page
+    finally:
+        browser.post(f"/orders/{PATIENT}/prefetch", send="1")
+
+
+def test_accepting_a_suggestion_replaces_the_drafts_and_sends_feedback(service, browser) -> None:
+    browser.post(f"/orders/{PATIENT}/clear")
+    page = browser.post(f"/orders/{PATIENT}/add", item="regimen:R-CHOP")
+    (card,) = _card_ids(page)
+    suggestion = re.search(r'name="suggestion" value="([0-9a-f-]{36})"', page).group(1)
+    page = browser.post(f"/orders/{PATIENT}/accept", card=card, suggestion=suggestion)
+    drafts = {d.strip() for d in re.findall(r'<li data-id="[^"]+">([^<]+)<', page)}
+    # the R-CHOP drafts were deleted and the proposals created (lymphodepletion + CAR-T)
+    assert drafts == {"axicabtagene ciloleucel", "fludarabine", "cyclophosphamide"}
+    db = service.app.extensions["salvage_db"]
+    assert db.execute("SELECT outcome FROM cds_feedback WHERE card = ?", (card,)) == [("accepted",)]
+
+
+def test_overriding_asks_for_a_reason_and_sends_it(service, browser) -> None:
+    browser.post(f"/orders/{PATIENT}/clear")
+    page = browser.post(f"/orders/{PATIENT}/add", item="regimen:R-CHOP")
+    (card,) = _card_ids(page)
+    browser.post(f"/orders/{PATIENT}/override", card=card, reason="clinical-trial")
+    db = service.app.extensions["salvage_db"]
+    assert db.execute("SELECT outcome, reason_code FROM cds_feedback WHERE card = ?", (card,)) == [
+        ("overridden", "clinical-trial")
+    ]
+
+
+def test_a_slow_fhir_server_past_the_budget_gives_no_cards(service, sandbox, browser) -> None:
+    browser.post(f"/orders/{PATIENT}/clear")
+    browser.post(f"/orders/{PATIENT}/prefetch", send="0")
+    sandbox.faults(latency_ms=2500)
+    try:
+        page = browser.post(f"/orders/{PATIENT}/add", item="regimen:R-CHOP")
+        assert "salvage-order-select: no cards." in page
+    finally:
+        sandbox.faults()
+        browser.post(f"/orders/{PATIENT}/prefetch", send="1")

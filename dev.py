@@ -11,6 +11,7 @@ Only the standard library is used here, so this file runs before anything is ins
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -43,11 +44,25 @@ def ensure_environment() -> None:
         STAMP.write_text(wanted)
 
 
+def ensure_chromium() -> None:
+    """Browser tests drive Debian's chromium (never a browser downloaded by a test tool)."""
+    if shutil.which("chromium"):
+        return
+    if shutil.which("apt-get") and hasattr(os, "geteuid") and os.geteuid() == 0:
+        print("installing Debian's chromium for the browser tests", flush=True)
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.call(["apt-get", "update", "-qq"], env=env)
+        if subprocess.call(["apt-get", "install", "-y", "-qq", "chromium"], env=env) == 0:
+            return
+    sys.exit("chromium is needed for the browser tests: install Debian's 'chromium' package")
+
+
 def demo() -> int:
-    return run(BIN / "salvage", "lines", ROOT / "fixtures")
+    return run(BIN / "salvage", "demo", "--fixtures", ROOT / "fixtures")
 
 
 def test() -> int:
+    ensure_chromium()
     for step in (
         (PYTHON, "-m", "ruff", "check", "."),
         (PYTHON, "-m", "ruff", "format", "--check", "."),

@@ -43,8 +43,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.extensions["salvage_kb"] = load_knowledge(None, app.config.get("KB_OVERLAY") or None)
 
     from cds_hooks import service as cds_service
+    from smart_app import views as smart_views
 
     app.register_blueprint(cds_service.bp)
+    app.register_blueprint(smart_views.bp)
 
     @app.errorhandler(413)
     def too_large(_: Any) -> Any:

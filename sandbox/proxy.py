@@ -144,6 +144,10 @@ def _search(
         if scope.restrictions and not smart_scopes.query_satisfies(scope.restrictions, query):
             continue
         forwarded = params
+        if scope.restrictions:  # v2 restriction: the server returns only what the scope allows
+            restricted = {key for key, _ in scope.restrictions}
+            forwarded = [(k, v) for k, v in params if k.split(":")[0] not in restricted]
+            forwarded += list(scope.restrictions)
         if scope.context == "patient":
             patient = token.get("patient")
             name = PATIENT_PARAM.get(rtype)

@@ -1,1 +1,2 @@
-"""SMART on FHIR app (issue 6): not built yet. The engine and recommender it will show exist."""
+"""SMART on FHIR app (SMART App Launch 2.2): EHR and standalone launch, then one screen with the
+patient's lines of therapy, failures, key markers and salvage options."""

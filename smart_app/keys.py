@@ -1,0 +1,46 @@
+"""The app's own signing key for confidential-asymmetric clients (S18), published as a JWKS."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from pathlib import Path
+
+from joserfc import jwt
+from joserfc.jwk import ECKey, KeySet
+
+
+def app_key(instance_path: str) -> ECKey:
+    path = Path(instance_path) / "smart-app-es384.json"
+    if path.exists():
+        return ECKey.import_key(json.loads(path.read_text()))
+    key = ECKey.generate_key("P-384", {"alg": "ES384", "use": "sig"})
+    key.ensure_kid()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(key.as_dict(private=True)))
+    path.chmod(0o600)
+    return key
+
+
+def public_jwks(key: ECKey) -> dict:
+    return KeySet([key]).as_dict(private=False)
+
+
+def client_assertion(key: ECKey, client_id: str, token_endpoint: str) -> str:
+    """SMART private_key_jwt: iss = sub = client_id, aud = token URL, exp within 5 minutes,
+    unique jti, kid in the header (S18)."""
+    now = int(time.time())
+    return jwt.encode(
+        {"alg": "ES384", "kid": key.kid, "typ": "JWT"},
+        {
+            "iss": client_id,
+            "sub": client_id,
+            "aud": token_endpoint,
+            "iat": now,
+            "exp": now + 240,
+            "jti": str(uuid.uuid4()),
+        },
+        key,
+        algorithms=["ES384"],
+    )

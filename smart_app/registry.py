@@ -1,0 +1,59 @@
+"""Client registrations per FHIR server (issuer), from the file named by SALVAGE_SMART_CLIENTS.
+
+An `iss` not listed here is refused before any request is sent to it (S5: no counterfeit servers).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+CLIENT_TYPES = ("public", "confidential-symmetric", "confidential-asymmetric")
+
+
+@dataclass(frozen=True)
+class Registration:
+    iss: str
+    name: str
+    client_id: str
+    client_type: str
+    client_secret: str | None = None
+    scope: str | None = None
+
+    @property
+    def auth_method(self) -> str:
+        return {
+            "public": "none",
+            "confidential-symmetric": "client_secret_basic",
+            "confidential-asymmetric": "private_key_jwt",
+        }[self.client_type]
+
+
+def normalise(iss: str) -> str:
+    return iss.strip().rstrip("/")
+
+
+def load_registrations(path: str | None) -> dict[str, Registration]:
+    if not path:
+        return {}
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    found: dict[str, Registration] = {}
+    for entry in data.get("servers", []):
+        if entry["client_type"] not in CLIENT_TYPES:
+            raise ValueError(f"unknown client_type {entry['client_type']!r}")
+        secret = entry.get("client_secret")
+        if entry.get("client_secret_env"):
+            secret = os.environ.get(entry["client_secret_env"])
+        iss = normalise(entry["iss"])
+        found[iss] = Registration(
+            iss=iss,
+            name=entry.get("name", iss),
+            client_id=entry["client_id"],
+            client_type=entry["client_type"],
+            client_secret=secret,
+            scope=entry.get("scope"),
+        )
+    return found

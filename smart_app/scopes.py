@@ -1,0 +1,55 @@
+"""The scopes the app asks for (the minimum, S14) and what a granted scope lets it read (S15)."""
+
+from __future__ import annotations
+
+import re
+
+READ_TYPES = (
+    "Patient",
+    "Condition",
+    "MedicationRequest",
+    "MedicationAdministration",
+    "MedicationStatement",
+    "Observation",
+    "Procedure",
+)
+# What each type feeds, for the 'could not read' banner.
+AFFECTS = {
+    "Patient": "age and sex (transplant eligibility, creatinine clearance)",
+    "Condition": "the disease, hence which rules and pathways apply; recorded relapses",
+    "MedicationRequest": "lines of therapy (orders), stop reasons (refractory, intolerance)",
+    "MedicationAdministration": "lines of therapy (given doses), cumulative anthracycline dose",
+    "MedicationStatement": "lines of therapy (reported and oral therapies)",
+    "Observation": "failures (disease status, PSA, HIV-1 RNA), ECOG, renal function",
+    "Procedure": "prostate primary therapy (prostatectomy, radiotherapy)",
+}
+_SCOPE = re.compile(r"^(patient|user|system)/(\*|[A-Z][A-Za-z]+)\.(read|\*|c?r?u?d?s?)(\?.*)?$")
+
+
+def requested_scope(*, ehr_launch: bool, v2: bool, offline: bool) -> str:
+    parts = ["launch" if ehr_launch else "launch/patient", "openid", "fhirUser"]
+    if offline:
+        parts.append("offline_access")
+    suffix = "rs" if v2 else "read"  # v2 when advertised (S12), v1 otherwise (S13)
+    parts += [f"patient/{t}.{suffix}" for t in READ_TYPES]
+    return " ".join(parts)
+
+
+def readable_types(granted: str) -> dict[str, str | None]:
+    """For each type: None when it can be searched, else why not."""
+    allowed: dict[str, str | None] = {t: "not granted" for t in READ_TYPES}
+    for item in granted.split():
+        match = _SCOPE.match(item)
+        if not match:
+            continue
+        context, rtype, perm, query = match.groups()
+        if context == "system" or not ("s" in perm or perm in ("read", "*")):
+            continue
+        for t in READ_TYPES if rtype == "*" else [rtype]:
+            if t in allowed:
+                allowed[t] = (
+                    None
+                    if not query
+                    else (allowed[t] if allowed[t] is None else f"only {query[1:]}")
+                )
+    return allowed

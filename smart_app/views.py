@@ -1,0 +1,440 @@
+"""The SMART app blueprint: /launch, /standalone, /callback, the screen, /api/summary, JWKS."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import re
+import secrets
+import time
+from datetime import date
+from typing import Any
+from urllib.parse import urlparse
+
+import requests
+from authlib.common.security import generate_token
+from authlib.integrations.requests_client import OAuth2Session
+from authlib.oauth2.rfc6749.errors import OAuth2Error
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    jsonify,
+    make_response,
+    redirect,
+    render_template,
+    request,
+)
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+
+from smart_app import chart, discovery, fhir_reader, keys, registry, scopes
+from smart_app.sessions import COOKIE, SessionStore
+from smart_app.summary import summarise
+
+log = logging.getLogger("salvage.smart")
+bp = Blueprint(
+    "smart_app",
+    __name__,
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/static/smart",
+)
+
+
+class LaunchError(Exception):
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@bp.errorhandler(LaunchError)
+def _launch_error(error: LaunchError) -> Any:
+    return render_template("smart_error.html", message=str(error)), error.status
+
+
+def _registrations() -> dict[str, registry.Registration]:
+    cached = current_app.extensions.get("salvage_smart_registrations")
+    if cached is None:
+        cached = registry.load_registrations(current_app.config.get("SMART_CLIENTS"))
+        current_app.extensions["salvage_smart_registrations"] = cached
+    return cached
+
+
+def _sessions() -> SessionStore:
+    return SessionStore(current_app.extensions["salvage_db"], current_app.config["SECRET_KEY"])
+
+
+def _base() -> str:
+    return str(current_app.config["BASE_URL"]).rstrip("/")
+
+
+def _app_key() -> Any:
+    key = current_app.extensions.get("salvage_smart_key")
+    if key is None:
+        key = keys.app_key(current_app.instance_path)
+        current_app.extensions["salvage_smart_key"] = key
+    return key
+
+
+def _oauth_session(reg: registry.Registration, token_endpoint: str, **extra: Any) -> OAuth2Session:
+    """authlib does PKCE, state and the token requests; SMART's private_key_jwt rules (exp at most
+    5 minutes, kid, ES384) are applied by our signer registered as a client auth method."""
+    session = OAuth2Session(
+        client_id=reg.client_id,
+        client_secret=reg.client_secret,
+        token_endpoint_auth_method=reg.auth_method,
+        redirect_uri=f"{_base()}/callback",
+        code_challenge_method="S256",  # PKCE S256 always (S9)
+        **extra,
+    )
+    if reg.auth_method == "private_key_jwt":
+        key = _app_key()
+
+        def private_key_jwt(auth: Any, method: str, uri: str, headers: dict, body: str) -> Any:
+            from authlib.common.urls import add_params_to_qs
+
+            assertion = keys.client_assertion(key, reg.client_id, token_endpoint)
+            body = add_params_to_qs(
+                body or "",
+                [
+                    (
+                        "client_assertion_type",
+                        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                    ),
+                    ("client_assertion", assertion),
+                ],
+            )
+            return uri, headers, body
+
+        session.register_client_auth_method(("private_key_jwt", private_key_jwt))
+    return session
+
+
+def _cookie(response: Response, sid: str) -> Response:
+    secure = _base().startswith("https://")
+    # Inside an EHR iframe over HTTPS the cookie must be SameSite=None; Secure (S24).
+    response.set_cookie(
+        COOKIE,
+        sid,
+        httponly=True,
+        secure=secure,
+        samesite="None" if secure else "Lax",
+        max_age=8 * 3600,
+        path="/",
+    )
+    return response
+
+
+def _start(iss: str, launch: str | None) -> Response:
+    reg = _registrations().get(registry.normalise(iss))
+    if reg is None:
+        raise LaunchError(
+            "This FHIR server is not registered with salvage-cds, so the app will "
+            "not connect to it. Ask your administrator to add it.",
+            400,
+        )
+    try:
+        config = discovery.discover(reg.iss)
+    except discovery.DiscoveryError as exc:
+        raise LaunchError(f"Could not discover the server's SMART endpoints: {exc}", 502) from exc
+    scope = reg.scope or scopes.requested_scope(
+        ehr_launch=launch is not None,
+        v2=config.supports_v2,
+        offline="offline_access" in config.scopes_supported,
+    )
+    state = secrets.token_urlsafe(32)  # 256 bits (S10)
+    verifier = generate_token(64)  # 64 chars of [A-Za-z0-9], fresh per request (S9)
+    params: dict[str, str] = {"aud": reg.iss}
+    if launch is not None:
+        params["launch"] = launch
+    oauth = _oauth_session(reg, config.token_endpoint, scope=scope)
+    url, _ = oauth.create_authorization_url(
+        config.authorization_endpoint, state=state, code_verifier=verifier, **params
+    )
+    sid = _sessions().create(
+        {
+            "iss": reg.iss,
+            "state": state,
+            "verifier": verifier,
+            "token_endpoint": config.token_endpoint,
+            "issuer": config.issuer,
+            "jwks_uri": config.jwks_uri,
+            "scope_requested": scope,
+            "created": time.time(),
+        }
+    )
+    return _cookie(redirect(url, 302), sid)
+
+
+@bp.get("/launch")
+def launch() -> Response:
+    iss, launch_id = request.args.get("iss"), request.args.get("launch")
+    if not iss or not launch_id:
+        raise LaunchError("An EHR launch needs iss and launch parameters.")
+    return _start(iss, launch_id)
+
+
+@bp.route("/standalone", methods=["GET", "POST"])
+def standalone() -> Any:
+    if request.method == "POST":
+        return _start(request.form.get("iss", ""), None)
+    return render_template("standalone.html", servers=list(_registrations().values()))
+
+
+@bp.get("/callback")
+def callback() -> Response:
+    store = _sessions()
+    sid = request.cookies.get(COOKIE)
+    data = store.load(sid)
+    if data is None or "state" not in data:
+        raise LaunchError(
+            "This sign-in has no session (it expired or cookies are blocked). Launch the app again."
+        )
+    if not hmac.compare_digest(str(data["state"]), request.args.get("state", "")):
+        raise LaunchError(
+            "The sign-in response does not match this session (state mismatch). "
+            "Launch the app again."
+        )
+    if request.args.get("error"):
+        error = request.args["error"]
+        text = (
+            "Access was declined, so the app cannot show this patient."
+            if error == "access_denied"
+            else f"The EHR refused the sign-in ({error})."
+        )
+        store.delete(sid or "")
+        raise LaunchError(text, 403 if error == "access_denied" else 400)
+    reg = _registrations()[data["iss"]]
+    oauth = _oauth_session(reg, data["token_endpoint"])
+    try:
+        token = oauth.fetch_token(
+            data["token_endpoint"],
+            code=request.args.get("code", ""),
+            code_verifier=data["verifier"],
+            redirect_uri=f"{_base()}/callback",
+            timeout=10,
+        )
+    except (OAuth2Error, requests.RequestException, ValueError) as exc:
+        log.info("token request failed: %s", type(exc).__name__)
+        raise LaunchError("The EHR did not issue an access token. Launch the app again.") from exc
+    if str(token.get("token_type", "")).lower() != "bearer" or not token.get("access_token"):
+        raise LaunchError("The EHR's token response is not a bearer token.")
+    user = _verify_id_token(token, data, reg) if token.get("id_token") else None
+    session = {
+        "iss": data["iss"],
+        "token_endpoint": data["token_endpoint"],
+        "access_token": token["access_token"],
+        "refresh_token": token.get("refresh_token"),
+        "expires_at": time.time() + float(token.get("expires_in") or 300),
+        "scope": token.get("scope") or data["scope_requested"],
+        "patient": token.get("patient"),
+        "user": user,
+        "need_patient_banner": bool(token.get("need_patient_banner", True)),
+        "smart_style_url": token.get("smart_style_url"),
+        "app_context": token.get("appContext"),
+    }
+    if not session["patient"]:
+        raise LaunchError("The EHR did not say which patient to open.")
+    store.save(sid or "", session)
+    return redirect(f"{_base()}/app", 303)
+
+
+def _verify_id_token(
+    token: dict[str, Any], data: dict[str, Any], reg: registry.Registration
+) -> str | None:
+    """Verify signature (issuer jwks_uri), iss, aud = client_id and exp (S23); fhirUser = user."""
+    if not data.get("jwks_uri"):
+        raise LaunchError("An id_token was issued but the server publishes no jwks_uri.")
+    try:
+        reply = requests.get(data["jwks_uri"], timeout=(3.05, 10))
+        claims = jwt.decode(
+            token["id_token"],
+            KeySet.import_key_set(reply.json()),
+            algorithms=["RS256", "RS384", "ES256", "ES384"],
+        ).claims
+    except (JoseError, ValueError, requests.RequestException) as exc:
+        raise LaunchError("The id_token could not be verified.") from exc
+    expected_iss = data.get("issuer") or data["iss"]
+    if claims.get("iss") != expected_iss or claims.get("aud") not in (
+        reg.client_id,
+        [reg.client_id],
+    ):
+        raise LaunchError("The id_token was not issued for this app.")
+    if float(claims.get("exp", 0)) < time.time() - 60:
+        raise LaunchError("The id_token has expired.")
+    return claims.get("fhirUser")
+
+
+def _active_session() -> tuple[str, dict[str, Any]]:
+    sid = request.cookies.get(COOKIE) or ""
+    data = _sessions().load(sid)
+    if not data or "access_token" not in data:
+        raise LaunchError("No launched patient in this session. Launch the app from the EHR.", 401)
+    return sid, data
+
+
+def _refresher(sid: str, data: dict[str, Any]) -> Any:
+    def refresh() -> str | None:
+        """Refresh with the same client authentication; keep a rotated refresh token (S22)."""
+        if not data.get("refresh_token"):
+            return None
+        reg = _registrations()[data["iss"]]
+        try:
+            token = _oauth_session(reg, data["token_endpoint"]).refresh_token(
+                data["token_endpoint"], refresh_token=data["refresh_token"], timeout=10
+            )
+        except (OAuth2Error, requests.RequestException, ValueError):
+            return None
+        data["access_token"] = token["access_token"]
+        data["refresh_token"] = token.get("refresh_token") or data["refresh_token"]
+        data["expires_at"] = time.time() + float(token.get("expires_in") or 300)
+        _sessions().save(sid, data)
+        return str(token["access_token"])
+
+    return refresh
+
+
+def _analysis() -> tuple[dict[str, Any], dict[str, Any]]:
+    sid, data = _active_session()
+    kb = current_app.extensions["salvage_kb"]
+    holder = fhir_reader.TokenHolder(data["access_token"], _refresher(sid, data))
+    if data["expires_at"] - time.time() < 60:  # refresh before expiry (S21)
+        holder.renew(data["access_token"])
+    types = scopes.readable_types(data["scope"])
+    codes = [f"http://loinc.org|{c}" for c in sorted(kb.loinc_index)]
+    result = fhir_reader.read_patient(data["iss"], data["patient"], types, holder, codes)
+    summary = summarise(result.resources, data["patient"], kb, result.problems, date.today())
+    return data, summary
+
+
+@bp.get("/api/summary")
+def api_summary() -> Response:
+    try:
+        _, summary = _analysis()
+    except LaunchError as exc:
+        return make_response(jsonify({"error": str(exc)}), exc.status)
+    return jsonify(summary)
+
+
+@bp.get("/app")
+def screen() -> Any:
+    data, summary = _analysis()
+    patient = summary["patients"][0]
+    timeline = chart.timeline(
+        patient["lines"], patient["failures"], patient["exposures"], date.today()
+    )
+    return render_template(
+        "app.html",
+        summary=summary,
+        p=patient,
+        timeline=timeline,
+        markers=_marker_charts(patient, timeline.axis),
+        focus=_app_context(data.get("app_context")),
+        need_banner=data.get("need_patient_banner", True),
+        user=data.get("user") or "",
+        chart=chart,
+    )
+
+
+@bp.get("/app/style.css")
+def ehr_style() -> Response:
+    """The EHR's smart_style_url colours as CSS variables (served, so CSP stays 'self')."""
+    try:
+        _, data = _active_session()
+    except LaunchError:
+        return Response("", mimetype="text/css")
+    style = _style(data)
+    names = {"color_background": "--bg", "color_text": "--fg", "color_highlight": "--accent"}
+    css = "".join(f"{names[k]}: {v};" for k, v in style.items() if k in names)
+    return Response(f":root {{{css}}}", mimetype="text/css")
+
+
+def _app_context(raw: Any) -> dict[str, Any] | None:
+    if not raw:
+        return None
+    import json
+
+    try:
+        value = json.loads(raw) if isinstance(raw, str) else raw
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+_COLOR = re.compile(r"^#[0-9a-fA-F]{3,8}$")
+
+
+def _style(data: dict[str, Any]) -> dict[str, str]:
+    """Apply smart_style_url (S20) only from the EHR's own origin, and only colour values."""
+    url = data.get("smart_style_url")
+    if not url or urlparse(url).netloc != urlparse(data["iss"]).netloc:
+        return {}
+    try:
+        doc = requests.get(url, timeout=(2, 3)).json()
+    except (requests.RequestException, ValueError):
+        return {}
+    return {
+        k: v
+        for k, v in doc.items()
+        if k.startswith("color_") and isinstance(v, str) and _COLOR.match(v)
+    }
+
+
+def _marker_charts(patient: dict[str, Any], axis: chart.TimeAxis) -> list[chart.MarkerChart]:
+    found = []
+    diseases = set(patient.get("diseases") or [])
+    wanted = []
+    if "hiv" in diseases:
+        wanted.append(("hiv-rna", [(200.0, "200 copies/mL failure threshold")]))
+    if "prostate" in diseases:
+        wanted.append(("psa", [(0.2, "0.2 ng/mL (after prostatectomy)")]))
+    if diseases & {"dlbcl", "hodgkin", "follicular-lymphoma"}:
+        wanted.append(("ldh", []))
+    for kind, thresholds in wanted:
+        values = [
+            (date.fromisoformat(m["date"]), float(m["value"]), m["source"])
+            for m in patient["measurements"]
+            if m["kind"] == kind
+        ]
+        if kind == "psa" and values:
+            nadir = min(v for _, v, _ in values)
+            thresholds = [
+                *thresholds,
+                (nadir, f"nadir {nadir:g}"),
+                (nadir + 2, f"nadir + 2 = {nadir + 2:g} (Phoenix)"),
+            ]
+        made = chart.marker_chart(kind, values, axis, thresholds)
+        if made:
+            found.append(made)
+    return found
+
+
+@bp.get("/.well-known/jwks.json")
+def jwks() -> Response:
+    return jsonify(keys.public_jwks(_app_key()))
+
+
+@bp.after_request
+def _headers(response: Response) -> Response:
+    ancestors = " ".join(
+        [
+            "'self'",
+            *sorted(
+                {
+                    f"{urlparse(r.iss).scheme}://{urlparse(r.iss).netloc}"
+                    for r in _registrations().values()
+                }
+            ),
+        ]
+    )
+    response.headers.setdefault(
+        "Content-Security-Policy",
+        f"default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        f"frame-ancestors {ancestors}",
+    )
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response

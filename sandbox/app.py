@@ -88,7 +88,7 @@ def create_app(config: SandboxConfig, backend_token: str) -> Flask:
         backend_token=backend_token,
     )
     app.extensions["sandbox"] = sandbox
-    sandbox.oauth = build_authorization_server(app, config, sandbox.store, sandbox.keys)
+    sandbox.oauth = build_authorization_server(app, sandbox)
     app.register_blueprint(auth_views.bp)
     app.register_blueprint(proxy.bp)
     app.register_blueprint(ehr.bp)

@@ -49,6 +49,8 @@ def _sandbox() -> Any:
 @bp.get("/fhir/.well-known/smart-configuration")
 def smart_configuration() -> Any:
     """SMART App Launch 2.2 discovery document (S1, S2)."""
+    if (_sandbox().store.value("faults", {}) or {}).get("no_well_known"):
+        return jsonify({"error": "not found"}), 404  # fault switch: test the S3 fallback
     cfg = _sandbox().config
     return jsonify(
         {

@@ -94,7 +94,9 @@ def faults() -> Any:
             abort(403)
         body = request.get_json(silent=True) or {}
         allowed = {
-            k: body[k] for k in ("latency_ms", "status", "truncate", "foreign_next") if k in body
+            k: body[k]
+            for k in ("latency_ms", "status", "truncate", "foreign_next", "no_well_known")
+            if k in body
         }
         store.set_value("faults", allowed)
     return jsonify(store.value("faults", {}))

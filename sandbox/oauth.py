@@ -122,16 +122,19 @@ class S256OnlyChallenge(CodeChallenge):
         return super().validate_code_verifier(grant, result)
 
 
-def build_authorization_server(
-    app,
-    config: SandboxConfig,
-    store: Store,  # type: ignore[no-untyped-def]
-    keys: SandboxKeys,
-) -> AuthorizationServer:
-    token_url = f"{config.ehr_base}/auth/token"
+def build_authorization_server(app, sandbox: Any) -> AuthorizationServer:  # type: ignore[no-untyped-def]
+    """Closures read sandbox.config at call time, so registrations can change while running."""
+    store: Store = sandbox.store
+    keys: SandboxKeys = sandbox.keys
+
+    def current() -> SandboxConfig:
+        return sandbox.config
+
+    def token_url() -> str:
+        return f"{current().ehr_base}/auth/token"
 
     def query_client(client_id: str) -> SmartClient | None:
-        registration = config.client(client_id)
+        registration = current().client(client_id)
         return SmartClient(registration) if registration else None
 
     def save_token(token: dict[str, Any], request: Any) -> None:
@@ -151,13 +154,13 @@ def build_authorization_server(
             "access_token",
             token["access_token"],
             record,
-            now + config.token_lifetime_seconds,
+            now + current().token_lifetime_seconds,
         )
         if token.get("refresh_token"):
             store.save_refresh(
                 token["refresh_token"],
                 {**record, "context": context, "auth_time": grant_user["auth_time"], "nonce": None},
-                now + config.refresh_lifetime_seconds,
+                now + current().refresh_lifetime_seconds,
             )
         # SMART context in the token response (S19), added to the dict authlib returns.
         for key in (
@@ -179,13 +182,13 @@ def build_authorization_server(
     def id_token(client_id: str, grant_user: dict[str, Any], nonce: str | None) -> str:
         now = int(time.time())
         claims = {
-            "iss": config.fhir_base,
+            "iss": current().fhir_base,
             "sub": grant_user["user"].split("/")[-1],
             "aud": client_id,
             "iat": now,
             "exp": now + 300,
             "auth_time": grant_user["auth_time"],
-            "fhirUser": f"{config.fhir_base}/{grant_user['user']}",
+            "fhirUser": f"{current().fhir_base}/{grant_user['user']}",
         }
         if nonce:
             claims["nonce"] = nonce
@@ -212,7 +215,7 @@ def build_authorization_server(
                 "code_challenge": request.payload.data.get("code_challenge"),
                 "code_challenge_method": request.payload.data.get("code_challenge_method"),
             }
-            store.save_code(code, data, time.time() + config.code_lifetime_seconds)
+            store.save_code(code, data, time.time() + current().code_lifetime_seconds)
 
         def query_authorization_code(self, code: str, client: SmartClient) -> StoredCode | None:
             data = store.use_code(code)
@@ -253,7 +256,7 @@ def build_authorization_server(
         CLIENT_AUTH_METHOD = "private_key_jwt"
 
         def get_audiences(self) -> list[str]:
-            return [token_url]
+            return [token_url()]
 
         def validate_jti(self, claims: Any, jti: str) -> bool:
             return store.first_use_of_jti(f"{claims['iss']}:{jti}", float(claims["exp"]) + 60)

@@ -166,12 +166,13 @@ def _search(
             return Response(body[: len(body) // 2], status=200, mimetype=FHIR_JSON)
         response = _rewrite(body, status)
         if status == 200 and faults.get("foreign_next"):
+            # a next link to another host on every page: clients must not follow it with the token
             bundle = json.loads(response.get_data())
-            for link in bundle.get("link", []):
-                if link.get("relation") == "next":
-                    link["url"] = link["url"].replace(
-                        _sandbox().config.ehr_base, "http://attacker.invalid"
-                    )
+            links = [link for link in bundle.get("link", []) if link.get("relation") != "next"]
+            links.append(
+                {"relation": "next", "url": f"http://attacker.invalid/fhir/{rtype}?page=2"}
+            )
+            bundle["link"] = links
             response.set_data(json.dumps(bundle))
         return response
     return outcome(

@@ -276,13 +276,18 @@ def _active_session() -> tuple[str, dict[str, Any]]:
 
 
 def _refresher(sid: str, data: dict[str, Any]) -> Any:
+    """A refresh function safe to call from the reader threads: everything it needs from the
+    app context is taken now."""
+    reg = _registrations()[data["iss"]]
+    oauth = _oauth_session(reg, data["token_endpoint"])
+    store = _sessions()
+
     def refresh() -> str | None:
         """Refresh with the same client authentication; keep a rotated refresh token (S22)."""
         if not data.get("refresh_token"):
             return None
-        reg = _registrations()[data["iss"]]
         try:
-            token = _oauth_session(reg, data["token_endpoint"]).refresh_token(
+            token = oauth.refresh_token(
                 data["token_endpoint"], refresh_token=data["refresh_token"], timeout=10
             )
         except (OAuth2Error, requests.RequestException, ValueError):
@@ -290,7 +295,7 @@ def _refresher(sid: str, data: dict[str, Any]) -> Any:
         data["access_token"] = token["access_token"]
         data["refresh_token"] = token.get("refresh_token") or data["refresh_token"]
         data["expires_at"] = time.time() + float(token.get("expires_in") or 300)
-        _sessions().save(sid, data)
+        store.save(sid, data)
         return str(token["access_token"])
 
     return refresh

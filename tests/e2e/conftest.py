@@ -26,7 +26,7 @@ class Service:
 
 
 @pytest.fixture(scope="session")
-def service(sandbox, tmp_path_factory) -> Iterator[Service]:  # noqa: F811
+def service(sandbox, tmp_path_factory) -> Iterator[Service]:
     directory: Path = tmp_path_factory.mktemp("service")
     ehr = sandbox.config.ehr_base
     clients = directory / "cds-clients.json"
@@ -88,5 +88,99 @@ class Browser:
 
 
 @pytest.fixture
-def browser(sandbox) -> Browser:  # noqa: F811
+def browser(sandbox) -> Browser:
     return Browser(sandbox.config.ehr_base)
+
+
+CLIENT_TYPES = ("public", "confidential-symmetric", "confidential-asymmetric")
+
+
+@dataclasses.dataclass
+class SmartApp:
+    base: str
+    app: Any
+    client_id: str
+    client_type: str
+
+
+def start_smart_app(
+    sandbox_handle: Any,
+    directory: Path,
+    client_type: str,
+    *,
+    scope: str | None = None,
+    suffix: str = "",
+) -> tuple[SmartApp, Any]:
+    """A salvage-cds server registered with the sandbox as one SMART client type."""
+    from sandbox.config import Client
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    client_id = f"app-{client_type}{suffix}"
+    secret = "s3cret-for-tests" if client_type == "confidential-symmetric" else None
+    registration = {
+        "iss": sandbox_handle.config.fhir_base,
+        "name": "Sandbox EHR",
+        "client_id": client_id,
+        "client_type": client_type,
+    }
+    if secret:
+        registration["client_secret"] = secret
+    if scope:
+        registration["scope"] = scope
+    clients_file = directory / f"smart-{client_id}.json"
+    clients_file.write_text(json.dumps({"servers": [registration]}))
+    app = create_app(
+        {
+            "BASE_URL": base,
+            "SMART_CLIENTS": str(clients_file),
+            "DATABASE_URL": str(directory / f"{client_id}.db"),
+            "SECRET_KEY": "test-secret-key",
+        }
+    )
+    app.instance_path = str(directory / f"instance-{client_id}")
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    state = sandbox_handle.state
+    state.config = dataclasses.replace(
+        state.config,
+        clients=(
+            *state.config.clients,
+            Client(
+                client_id=client_id,
+                type=client_type,
+                redirect_uris=(f"{base}/callback",),
+                launch_url=f"{base}/launch",
+                scope="launch launch/patient openid fhirUser offline_access patient/*.rs "
+                "patient/*.read",
+                client_secret=secret,
+                jwks_url=f"{base}/.well-known/jwks.json"
+                if client_type == "confidential-asymmetric"
+                else None,
+            ),
+        ),
+    )
+    return SmartApp(base=base, app=app, client_id=client_id, client_type=client_type), server
+
+
+@pytest.fixture(scope="session")
+def smart_apps(sandbox, tmp_path_factory) -> Iterator[dict[str, SmartApp]]:
+    directory = tmp_path_factory.mktemp("smart")
+    apps, servers = {}, []
+    for client_type in CLIENT_TYPES:
+        app, server = start_smart_app(sandbox, directory, client_type)
+        apps[client_type] = app
+        servers.append(server)
+    yield apps
+    for server in servers:
+        server.shutdown()
+
+
+def ehr_launch(sandbox, app: SmartApp, patient: str):
+    """Follow the whole EHR launch as a browser would (redirects, cookies); returns the session
+    and the final response."""
+    import requests
+
+    session = requests.Session()
+    reply = session.get(f"{sandbox.config.ehr_base}/launch/{app.client_id}/{patient}", timeout=30)
+    return session, reply

@@ -87,3 +87,5 @@ def test_fault_injection_5xx_truncation_and_foreign_next_link(sandbox) -> None:
     page = sandbox.fhir("MedicationAdministration?_count=5", token).json()
     (next_url,) = [link["url"] for link in page["link"] if link["relation"] == "next"]
     assert next_url.startswith("http://attacker.invalid/")
+    last_page = sandbox.fhir("Patient?_count=5", token).json()  # even without more pages
+    assert any(link["url"].startswith("http://attacker.invalid/") for link in last_page["link"])

@@ -145,7 +145,7 @@ def marker_chart(
     if not values:
         return None
     log = kind == "hiv-rna"
-    top, bottom = 12.0, MARKER_HEIGHT - 22.0
+    top, bottom = 30.0, MARKER_HEIGHT - 12.0  # the title sits above the plot
     all_values = [v for _, v, _ in values] + [t for t, _ in thresholds]
     if log:
         low, high = 1.0, max(5.0, math.ceil(math.log10(max(max(all_values), 20))))

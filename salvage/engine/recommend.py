@@ -150,13 +150,13 @@ def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Reco
     performance = factors.ecog(record, kb, as_of)
     clearance = factors.creatinine_clearance(record, kb, as_of)
     anthracycline = factors.cumulative_anthracycline(record, kb, as_of)
-    if performance is None:
+    if performance is None and domain == "oncology":
         missing.append(
             f"no ECOG performance status in the last "
             f"{rules['recency']['ecog_days']} days (transplant and cisplatin "
             f"eligibility assumed, confirm fitness)"
         )
-    else:
+    elif performance is not None:
         facts.append(performance.text)
         sources += performance.sources
 

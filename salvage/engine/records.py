@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -358,7 +359,10 @@ class RecordBuilder:
             q = r["valueQuantity"]
             unit = q.get("code") or q.get("unit")
             number = q.get("value")
-            raw = f"{q.get('comparator', '')}{number} {q.get('unit') or unit or ''}".strip()
+            shown_unit = re.sub(r"\{([^}]*)\}", r"\1", str(q.get("unit") or unit or ""))
+            raw = (
+                f"{q.get('comparator', '')}{number} {shown_unit}".strip()
+            )  # '{copies}' -> 'copies'
             if not isinstance(number, int | float) or isinstance(number, bool):
                 raise ResourceError("valueQuantity.value is not a number", resource=source)
             factor = spec.convert.get(unit) if unit is not None else None

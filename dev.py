@@ -74,7 +74,8 @@ def test() -> int:
 
 
 def bench() -> int:
-    return run(PYTHON, ROOT / "bench" / "bench_engine.py", *sys.argv[2:])
+    status = run(PYTHON, ROOT / "bench" / "bench_engine.py", *sys.argv[2:])
+    return status or run(PYTHON, ROOT / "bench" / "bench_cds.py")
 
 
 COMMANDS = {"demo": demo, "test": test, "bench": bench}

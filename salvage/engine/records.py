@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterable
@@ -359,7 +360,7 @@ class RecordBuilder:
             q = r["valueQuantity"]
             unit = q.get("code") or q.get("unit")
             number = q.get("value")
-            shown_unit = re.sub(r"\{([^}]*)\}", r"\1", str(q.get("unit") or unit or ""))
+            shown_unit = _display_unit(str(q.get("unit") or unit or ""))
             raw = (
                 f"{q.get('comparator', '')}{number} {shown_unit}".strip()
             )  # '{copies}' -> 'copies'
@@ -469,6 +470,12 @@ def origin_text(origin: Any) -> str:
         where, position = origin
         return f"{where}:{position}" if isinstance(position, int) else f"{where}{position}"
     return str(origin)
+
+
+@functools.lru_cache(maxsize=1024)
+def _display_unit(unit: str) -> str:
+    """A UCUM unit for people: annotations lose their braces ('{copies}/mL' -> 'copies/mL')."""
+    return re.sub(r"\{([^}]*)\}", r"\1", unit)
 
 
 def _type_id(reference: str) -> str:

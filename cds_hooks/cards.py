@@ -66,7 +66,7 @@ class CardBuilder:
         app_context: dict[str, Any] | None = None,
     ) -> CardOut:
         detail_text = "\n".join(
-            [*detail, "", f"_Knowledge base {self.kb.version}. {self.kb.disclaimer}_"]
+            [*detail, "", f"*Knowledge base {self.kb.version}. {self.kb.disclaimer}*"]
         )
         card: dict[str, Any] = {
             "uuid": str(uuid.uuid4()),

@@ -168,6 +168,15 @@ def _start(iss: str, launch: str | None) -> Response:
     return _cookie(redirect(url, 302), sid)
 
 
+@bp.get("/")
+def about() -> Any:
+    """What this service is (the CDS cards' source link points here)."""
+    kb = current_app.extensions["salvage_kb"]
+    return render_template(
+        "about.html", kb=kb, base=_base(), servers=list(_registrations().values())
+    )
+
+
 @bp.get("/launch")
 def launch() -> Response:
     iss, launch_id = request.args.get("iss"), request.args.get("launch")

@@ -119,6 +119,20 @@ def _cors_and_log(response: Response) -> Response:
     return response
 
 
+def _authenticated_json(what: str) -> tuple[Any, Any, Response | None]:
+    """(trusted client, parsed body, None) or (None, None, the error response): the JWT is
+    checked before the body is read."""
+    try:
+        client = _authenticate()
+    except Unauthorized as exc:
+        log.info("%s refused: %s", what, exc)
+        return None, None, _error(401, None)
+    try:
+        return client, orjson.loads(request.get_data()), None
+    except orjson.JSONDecodeError:
+        return None, None, _error(400, "request body is not valid JSON")
+
+
 @bp.route("/cds-services", methods=["GET", "OPTIONS"])
 def discovery() -> Response:
     if request.method == "OPTIONS":
@@ -152,15 +166,9 @@ def call_service(service_id: str) -> Response:
     if request.method == "OPTIONS":
         return Response(status=204)
     started = time.perf_counter()
-    try:
-        client = _authenticate()
-    except Unauthorized as exc:
-        log.info("%s refused: %s", service_id, exc)
-        return _error(401, None)
-    try:
-        body = orjson.loads(request.get_data())
-    except orjson.JSONDecodeError:
-        return _error(400, "request body is not valid JSON")
+    client, body, refused = _authenticated_json(service_id)
+    if refused is not None:
+        return refused
     try:
         cards = _cards_for(service_id, body, client)
     except BadRequest as exc:
@@ -299,15 +307,9 @@ def feedback(service_id: str) -> Response:
         return _error(404, f"unknown service {service_id!r}")
     if request.method == "OPTIONS":
         return Response(status=204)
-    try:
-        _authenticate()
-    except Unauthorized as exc:
-        log.info("feedback refused: %s", exc)
-        return _error(401, None)
-    try:
-        body = orjson.loads(request.get_data())
-    except orjson.JSONDecodeError:
-        return _error(400, "request body is not valid JSON")
+    _, body, refused = _authenticated_json(f"{service_id}/feedback")
+    if refused is not None:
+        return refused
     items = body.get("feedback") if isinstance(body, dict) else None
     if not isinstance(items, list) or not items:
         return _error(400, "feedback must be a non-empty list")

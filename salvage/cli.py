@@ -238,6 +238,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args.fixtures)
 
 
+def _add_input_arguments(command: argparse.ArgumentParser) -> None:
+    command.add_argument("paths", nargs="+", help="Bundle JSON, NDJSON, or directories of them")
+    command.add_argument("--json", action="store_true", help="machine-readable output")
+    command.add_argument("--patient", help="only this patient (id or Patient/id)")
+    command.add_argument(
+        "--as-of",
+        type=_as_of,
+        default=None,
+        help="analyse as of this date (YYYY-MM-DD; default today)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="salvage",
@@ -248,28 +260,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     lines = sub.add_parser("lines", help="rebuild lines of therapy and failures")
-    lines.add_argument("paths", nargs="+", help="Bundle JSON, NDJSON, or directories of them")
-    lines.add_argument("--json", action="store_true", help="machine-readable output")
-    lines.add_argument("--patient", help="only this patient (id or Patient/id)")
-    lines.add_argument(
-        "--as-of",
-        type=_as_of,
-        default=None,
-        help="analyse as of this date (YYYY-MM-DD; default today)",
-    )
+    _add_input_arguments(lines)
     lines.set_defaults(handler=cmd_lines)
     rec = sub.add_parser(
         "recommend", help="ranked salvage options for patients whose therapy failed"
     )
-    rec.add_argument("paths", nargs="+", help="Bundle JSON, NDJSON, or directories of them")
-    rec.add_argument("--json", action="store_true", help="machine-readable output")
-    rec.add_argument("--patient", help="only this patient (id or Patient/id)")
-    rec.add_argument(
-        "--as-of",
-        type=_as_of,
-        default=None,
-        help="analyse as of this date (YYYY-MM-DD; default today)",
-    )
+    _add_input_arguments(rec)
     rec.set_defaults(handler=cmd_recommend)
     srv = sub.add_parser("serve", help="run the SMART app and CDS Hooks service (gunicorn)")
     srv.add_argument("--host", default="127.0.0.1")

@@ -10,7 +10,7 @@ regimen is a line.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 
 from salvage.engine.model import DrugExposure, Line, ProcedureRecord
@@ -295,16 +295,8 @@ def hiv_lines(
                 for e in arv
                 if _overlaps(e, previous.start, last_day, as_of) and e.ingredients & drugs
             }
-            lines[-1] = Line(
-                number=previous.number,
-                regimen=previous.regimen,
-                ingredients=previous.ingredients,
-                start=previous.start,
-                end=last_day,
-                last_active=last_day,
-                maintenance=False,
-                sources=tuple(sorted(merged_sources)),
-                domain="hiv",
+            lines[-1] = replace(
+                previous, end=last_day, last_active=last_day, sources=tuple(sorted(merged_sources))
             )
             continue
         sources = {
@@ -330,17 +322,7 @@ def hiv_lines(
             _overlaps(e, as_of, as_of, as_of) and e.status in ACTIVE_STATUS for e in arv
         )
         if still_taking and last.last_active >= as_of:
-            lines[-1] = Line(
-                number=last.number,
-                regimen=last.regimen,
-                ingredients=last.ingredients,
-                start=last.start,
-                end=None,
-                last_active=as_of,
-                maintenance=False,
-                sources=last.sources,
-                domain="hiv",
-            )
+            lines[-1] = replace(last, end=None, last_active=as_of)
     return lines
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -211,3 +212,28 @@ def test_s1_s3_discovery_prefers_well_known_and_falls_back_to_the_capability_sta
 def test_s23_the_id_token_user_is_recorded(sandbox, smart_apps) -> None:
     _, reply = ehr_launch(sandbox, smart_apps["public"], "hiv-blip")
     assert "Practitioner/sandbox-oncologist" in reply.text
+
+
+def test_a_cds_card_smart_link_opens_the_app_on_its_app_context(sandbox, smart_apps) -> None:
+    app = smart_apps["public"]
+    context = json.dumps({"focus": "repeats-failed-therapy", "line": 1})
+    session = requests.Session()
+    frame = session.get(
+        f"{sandbox.config.ehr_base}/smart-link/dlbcl-early-relapse",
+        params={"url": f"{app.base}/launch", "appContext": context},
+        timeout=30,
+    )
+    assert frame.status_code == 200
+    src = frame.text.split('<iframe src="', 1)[1].split('"', 1)[0].replace("&amp;", "&")
+    page = session.get(src, timeout=30)
+    assert "Opened from a CDS card about" in page.text
+    assert "repeats failed therapy" in page.text and "(line 1)" in page.text
+
+
+def test_a_smart_link_to_an_unregistered_app_is_refused(sandbox) -> None:
+    reply = requests.get(
+        f"{sandbox.config.ehr_base}/smart-link/dlbcl-early-relapse",
+        params={"url": "https://attacker.invalid/launch"},
+        timeout=10,
+    )
+    assert reply.status_code == 400

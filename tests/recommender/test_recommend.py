@@ -55,6 +55,28 @@ def test_ecog_2_makes_the_patient_transplant_ineligible(kb) -> None:
     assert any("ECOG 2" in r for r in rec.options[0].rationale)
 
 
+@pytest.mark.parametrize(("birth", "eligible"), [("1950-07-01", True), ("1950-06-30", False)])
+def test_transplant_eligibility_ends_after_age_75(kb, birth: str, eligible: bool) -> None:
+    # on AS_OF (2026-06-30): born 1950-07-01 is 75, born 1950-06-30 turns 76 that day
+    chart = dlbcl_relapse("2024-06-03", birth=birth)
+    offered = options(chart, kb)
+    assert ("R-ICE" in offered) is eligible
+    assert ("Pola-BR" in offered) is not eligible
+
+
+@pytest.mark.parametrize(("ecog", "eligible"), [(1, True), (2, False)])
+def test_transplant_eligibility_needs_ecog_0_or_1(kb, ecog: int, eligible: bool) -> None:
+    chart = dlbcl_relapse("2024-06-03")
+    chart.add(
+        "Observation",
+        status="final",
+        effectiveDateTime="2026-06-10",
+        code={"coding": [{"system": "http://loinc.org", "code": "89247-1"}]},
+        valueInteger=ecog,
+    )
+    assert ("R-ICE" in options(chart, kb)) is eligible
+
+
 def _renal(chart: Chart, weight: float, creatinine: float = 1.0) -> None:
     chart.quantity("2160-0", "2026-06-20", creatinine, "mg/dL")
     chart.quantity("29463-7", "2026-06-20", weight, "kg")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from salvage.engine import factors
+from salvage.engine import contraindications
 from salvage.engine.analysis import PatientAnalysis
 from salvage.engine.recommend import Recommendation, what_failed
 from salvage.fhir.emit import genotype_service_request, proposal_medication_request
@@ -222,7 +222,9 @@ def order_cards(
                 {"line": f.line if f else None},
             )
         )
-    contraindicated = _contraindications(kb, analysis, draft_drugs, as_of)
+    contraindicated = contraindications.drug_contraindications(
+        draft_drugs, analysis.record, kb, as_of
+    )
     if contraindicated:
         drugs = sorted({drug for drug, _ in contraindicated})
         summary = f"{', '.join(drugs)}: contraindicated by this patient's data"
@@ -283,44 +285,6 @@ def order_cards(
         ]
         return [builder.card("salvage-monitoring", "info", summary, detail)]
     return []
-
-
-def _contraindications(
-    kb: KnowledgeBase, analysis: PatientAnalysis, drugs: frozenset[str], as_of: date
-) -> list[tuple[str, str]]:
-    record = analysis.record
-    rules = kb.patient_rules
-    found: list[tuple[str, str]] = []
-    if "cisplatin" in drugs:
-        clearance = factors.creatinine_clearance(record, kb, as_of)
-        limit = float(rules["cisplatin"]["min_creatinine_clearance_ml_min"])
-        if clearance is not None and clearance.value < limit:
-            found.append(
-                (
-                    "cisplatin",
-                    f"cisplatin avoided: {clearance.text} < {limit:g} mL/min "
-                    f"({', '.join(clearance.sources)}; Galsky 2011)",
-                )
-            )
-        performance = factors.ecog(record, kb, as_of)
-        if performance is not None and performance.value > float(rules["cisplatin"]["max_ecog"]):
-            found.append(
-                (
-                    "cisplatin",
-                    f"cisplatin avoided: {performance.text} "
-                    f"({', '.join(performance.sources)}; Galsky 2011)",
-                )
-            )
-    anthracyclines = {
-        d for d in drugs if kb.drugs.get(d) and "anthracycline" in kb.drugs[d].classes
-    }
-    if anthracyclines:
-        total = factors.cumulative_anthracycline(record, kb, as_of)
-        limit = float(rules["anthracycline"]["max_cumulative_doxorubicin_mg_m2"])
-        if total is not None and total.value >= limit:
-            for drug in sorted(anthracyclines):
-                found.append((drug, f"{total.text} >= {limit:g} mg/m2 lifetime limit (Swain 2003)"))
-    return found
 
 
 def patient_view_cards(

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from salvage.engine import factors
+from salvage.engine import contraindications, factors
 from salvage.engine.analysis import PatientAnalysis
 from salvage.engine.model import Failure
 from salvage.knowledge.model import KnowledgeBase
@@ -62,6 +62,21 @@ def _disease_for(
     return next(
         (d for d in analysis.diseases if d in kb.pathways and d != "hiv"),
         "hiv" if "hiv" in analysis.diseases else None,
+    )
+
+
+def _hbv_caution(hbv: Any, regimen: Any, kb: KnowledgeBase) -> tuple[str, ...]:
+    """With HBV co-infection the new antiretroviral regimen keeps HBV-active drugs (DHHS)."""
+    if hbv is None or regimen is None:
+        return ()
+    active = set(kb.patient_rules["antiretroviral"]["hbv_active_drugs"])
+    tenofovir = {"tenofovir disoproxil", "tenofovir alafenamide"}
+    if regimen.components & tenofovir and regimen.components & (active - tenofovir):
+        return ()
+    return (
+        f"Hepatitis B co-infection ({hbv.source}): add tenofovir (TAF or TDF) with "
+        "emtricitabine or lamivudine to this regimen; stopping HBV-active drugs can cause "
+        "a hepatitis flare (DHHS)",
     )
 
 
@@ -149,7 +164,6 @@ def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Reco
     age = factors.age_years(record, as_of)
     performance = factors.ecog(record, kb, as_of)
     clearance = factors.creatinine_clearance(record, kb, as_of)
-    anthracycline = factors.cumulative_anthracycline(record, kb, as_of)
     if performance is None and domain == "oncology":
         missing.append(
             f"no ECOG performance status in the last "
@@ -209,36 +223,12 @@ def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Reco
         if name in failed_regimens:
             reasons.append(f"this regimen already failed: {failed_regimens[name]}")
         reasons += [failed_drugs[d] for d in sorted(components) if d in failed_drugs]
-        if "cisplatin" in components:
-            needs_renal = True
-            cis = rules["cisplatin"]
-            if clearance is not None and clearance.value < float(
-                cis["min_creatinine_clearance_ml_min"]
-            ):
-                reasons.append(
-                    f"cisplatin avoided: {clearance.text} < "
-                    f"{cis['min_creatinine_clearance_ml_min']} "
-                    f"({', '.join(clearance.sources)}; Galsky 2011)"
-                )
-            if performance is not None and performance.value > float(cis["max_ecog"]):
-                reasons.append(
-                    f"cisplatin avoided: {performance.text} "
-                    f"({', '.join(performance.sources)}; Galsky 2011)"
-                )
-        if (
-            any(
-                kb.drugs[d].anthracycline_equivalence is not None
-                or "anthracycline" in kb.drugs[d].classes
-                for d in components
-                if d in kb.drugs
-            )
-            and anthracycline is not None
-        ):
-            limit = float(rules["anthracycline"]["max_cumulative_doxorubicin_mg_m2"])
-            if anthracycline.value >= limit:
-                reasons.append(
-                    f"{anthracycline.text} >= {limit:g} mg/m2 lifetime limit (Swain 2003)"
-                )
+        renal_rules = {"cisplatin"} | {r["drug"] for r in rules["antiretroviral"]["renal_limits"]}
+        needs_renal = needs_renal or bool(components & renal_rules)
+        reasons += [
+            why
+            for _, why in contraindications.drug_contraindications(components, record, kb, as_of)
+        ]
         if reasons:
             excluded.append(Exclusion(regimen=name, option_id=option["id"], reasons=tuple(reasons)))
             continue
@@ -248,10 +238,16 @@ def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Reco
         missing.append(
             "no creatinine with weight, and no eGFR, in the last "
             f"{rules['recency']['renal_days']} days: creatinine clearance unknown, so "
-            "cisplatin-containing options are not checked against renal function"
+            "options with cisplatin or tenofovir are not checked against renal function"
         )
     elif clearance is not None:
         facts.append(clearance.text)
+    hbv = contraindications.hbv_coinfection(record, kb) if disease == "hiv" else None
+    if disease == "hiv" and hbv is None:
+        missing.append(
+            "no hepatitis B co-infection is recorded: confirm HBV status before "
+            "changing tenofovir, emtricitabine or lamivudine"
+        )
     if disease == "hiv":
         missing.append(
             "HIV-1 genotypic resistance results are not read by this version: "
@@ -272,7 +268,7 @@ def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Reco
                 if regimen
                 else ("local-salvage-procedure" if option["kind"] == "procedure" else "test"),
                 rationale=(" ".join(option["rationale"].split()), *facts),
-                cautions=tuple(option["cautions"]),
+                cautions=tuple(option["cautions"]) + _hbv_caution(hbv, regimen, kb),
                 evidence=tuple(option["evidence"]),
                 sources=tuple(dict.fromkeys(sources)),
             )

@@ -183,6 +183,7 @@ class PatientRulesFile(_Strict):
     transplant_eligibility: dict[str, Any]
     cisplatin: dict[str, Any]
     anthracycline: dict[str, Any]
+    antiretroviral: dict[str, Any]
     recency: dict[str, int]
 
 

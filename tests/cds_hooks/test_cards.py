@@ -117,3 +117,83 @@ def test_patient_view_reminds_when_no_new_line_follows_a_failure(call) -> None:
 
 def test_patient_view_is_quiet_once_a_new_line_started(call) -> None:
     assert cards(call, "dlbcl-late-relapse", [], hook="patient-view") == []
+
+
+def _hiv_prefetch(*observations):
+    prefetch = fixture_prefetch("hiv-virologic-failure")
+    prefetch["observations"]["entry"] += [{"resource": o} for o in observations]
+    return prefetch
+
+
+def _obs(oid: str, loinc: str, **value):
+    return {
+        "resourceType": "Observation",
+        "id": oid,
+        "status": "final",
+        "subject": {"reference": "Patient/hiv-virologic-failure"},
+        "code": {"coding": [{"system": "http://loinc.org", "code": loinc}]},
+        "effectiveDateTime": _today(),
+        **value,
+    }
+
+
+def test_abacavir_with_hla_b5701_positive_is_contraindicated(call) -> None:
+    positive = _obs(
+        "hla-1",
+        "50956-2",
+        valueCodeableConcept={
+            "coding": [
+                {"system": "http://snomed.info/sct", "code": "10828004", "display": "Positive"}
+            ]
+        },
+    )
+    found = cards(
+        call,
+        "hiv-virologic-failure",
+        ["abacavir", "dolutegravir", "lamivudine"],
+        _hiv_prefetch(positive),
+    )
+    assert any(
+        c["summary"].startswith("abacavir: contraindicated") and "Observation/hla-1" in c["detail"]
+        for c in found
+    )
+
+
+def test_abacavir_with_hla_b5701_negative_is_not_flagged(call) -> None:
+    negative = _obs(
+        "hla-2",
+        "50956-2",
+        valueCodeableConcept={
+            "coding": [
+                {"system": "http://snomed.info/sct", "code": "260385009", "display": "Negative"}
+            ]
+        },
+    )
+    found = cards(
+        call,
+        "hiv-virologic-failure",
+        ["abacavir", "dolutegravir", "lamivudine"],
+        _hiv_prefetch(negative),
+    )
+    assert not any("abacavir: contraindicated" in c["summary"] for c in found)
+
+
+def test_tenofovir_disoproxil_below_60_ml_per_min_is_contraindicated_but_taf_is_not(call) -> None:
+    renal = [
+        _obs("cr", "2160-0", valueQuantity={"value": 1.5, "unit": "mg/dL", "code": "mg/dL"}),
+        _obs("wt", "29463-7", valueQuantity={"value": 60, "unit": "kg", "code": "kg"}),
+    ]
+    tdf = cards(
+        call,
+        "hiv-virologic-failure",
+        ["darunavir", "ritonavir", "tenofovir disoproxil", "emtricitabine"],
+        _hiv_prefetch(*renal),
+    )
+    assert any(c["summary"].startswith("tenofovir disoproxil: contraindicated") for c in tdf)
+    taf = cards(
+        call,
+        "hiv-virologic-failure",
+        ["darunavir", "ritonavir", "tenofovir alafenamide", "emtricitabine"],
+        _hiv_prefetch(*renal),
+    )
+    assert not any("contraindicated" in c["summary"] for c in taf)

@@ -263,3 +263,31 @@ def test_recommend_json_has_the_documented_shape(capsys: pytest.CaptureFixture[s
     assert "Observation/dlbcl-late-relapse-status-32" in first["sources"]
     assert "decision support" in patient["disclaimer"]
     assert document["kb_version"]
+
+
+def _hiv_failure(kb, *extra: tuple[str, dict]) -> list:
+    chart = Chart(disease_snomed="86406008")
+    chart.order("Biktarvy", "2020-01-01", status="active")
+    for day, value in (("2020-06-01", 20), ("2021-01-01", 900), ("2021-02-01", 1500)):
+        chart.quantity("20447-9", day, value, "{copies}/mL")
+    for rtype, fields in extra:
+        chart.add(rtype, **fields)
+    return recommend(chart.analyse(kb), kb, AS_OF)
+
+
+def test_hbv_coinfection_adds_a_caution_to_a_regimen_without_tenofovir(kb) -> None:
+    hbv = (
+        "Condition",
+        {"code": {"coding": [{"system": "http://snomed.info/sct", "code": "61977001"}]}},
+    )
+    rec = _hiv_failure(kb, hbv)
+    (drv,) = [o for o in rec.options if o.regimen == "DRV/r + DTG"]
+    assert any("Hepatitis B co-infection" in c for c in drv.cautions)
+    assert not any("hepatitis B" in m for m in rec.missing_data)
+
+
+def test_unknown_hbv_status_is_missing_data(kb) -> None:
+    rec = _hiv_failure(kb)
+    (drv,) = [o for o in rec.options if o.regimen == "DRV/r + DTG"]
+    assert not any("Hepatitis B" in c for c in drv.cautions)
+    assert any("hepatitis B co-infection" in m for m in rec.missing_data)

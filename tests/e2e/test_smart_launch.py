@@ -237,3 +237,20 @@ def test_a_smart_link_to_an_unregistered_app_is_refused(sandbox) -> None:
         timeout=10,
     )
     assert reply.status_code == 400
+
+
+def test_the_screen_is_keyboard_usable(sandbox, smart_apps, browser) -> None:
+    """Tab reaches the evidence disclosures and Enter opens them (no mouse needed)."""
+    app = smart_apps["public"]
+    page = browser.new_page(viewport={"width": 800, "height": 1000})
+    page.goto(f"{sandbox.config.ehr_base}/launch/{app.client_id}/dlbcl-early-relapse")
+    page.locator("#lines").wait_for(timeout=20000)
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.tagName") == "SUMMARY":
+            break
+    assert page.evaluate("document.activeElement.tagName") == "SUMMARY"
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.parentElement.open") is True
+    assert page.evaluate("document.documentElement.scrollWidth") <= 800  # fits an 800 px frame
+    page.close()

@@ -339,6 +339,9 @@ def throughput(key: ECKey, workdir: Path, seconds: float = 10.0) -> None:
 
 
 def main() -> None:
+    from salvage.tuning import tune_gc
+
+    tune_gc()  # as `salvage serve` does in every worker
     key = ECKey.generate_key("P-384", {"alg": "ES384"})
     key.ensure_kid()
     with tempfile.TemporaryDirectory() as tmp:

@@ -191,6 +191,9 @@ def phase_parse(directory: Path) -> dict:
 
 def phase_engine(directory: Path) -> dict:
     from salvage.engine import analyse_patient, build_patient_records
+    from salvage.tuning import tune_gc
+
+    tune_gc()  # as the `salvage` CLI does
     from salvage.fhir.reader import ReadResult, iter_resources
     from salvage.knowledge import load_knowledge
 

@@ -20,6 +20,7 @@ from salvage.engine.recommend import recommend
 from salvage.errors import KnowledgeError, SalvageError
 from salvage.fhir.reader import ReadResult, iter_resources
 from salvage.knowledge import load_knowledge
+from salvage.tuning import tune_gc
 
 EXIT_INPUT_ERROR = 2
 
@@ -284,6 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    tune_gc()
     if getattr(args, "as_of", "unset") is None:
         args.as_of = date.today()
     handler: Callable[[argparse.Namespace], int] = args.handler

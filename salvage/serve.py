@@ -7,6 +7,8 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
+from salvage.tuning import tune_gc
+
 
 class _Gunicorn(BaseApplication):  # type: ignore[misc]
     def __init__(self, options: dict[str, Any]) -> None:
@@ -37,5 +39,6 @@ def serve(host: str, port: int, workers: int | None = None) -> None:
             "loglevel": "warning",
             "timeout": 30,
             "keepalive": 5,
+            "post_fork": lambda server, worker: tune_gc(),
         }
     ).run()

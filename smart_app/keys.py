@@ -10,17 +10,20 @@ from pathlib import Path
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet
 
+from salvage.instance_files import shared_secret
+
 
 def app_key(instance_path: str) -> ECKey:
-    path = Path(instance_path) / "smart-app-es384.json"
-    if path.exists():
-        return ECKey.import_key(json.loads(path.read_text()))
-    key = ECKey.generate_key("P-384", {"alg": "ES384", "use": "sig"})
-    key.ensure_kid()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(key.as_dict(private=True)))
-    path.chmod(0o600)
-    return key
+    """One key for every worker: created once in the instance folder, then read."""
+
+    def make() -> str:
+        key = ECKey.generate_key("P-384", {"alg": "ES384", "use": "sig"})
+        key.ensure_kid()
+        return json.dumps(key.as_dict(private=True))
+
+    return ECKey.import_key(
+        json.loads(shared_secret(Path(instance_path) / "smart-app-es384.json", make))
+    )
 
 
 def public_jwks(key: ECKey) -> dict:

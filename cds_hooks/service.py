@@ -110,12 +110,15 @@ def _cors_and_log(response: Response) -> Response:
         response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
         response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
         response.headers["Access-Control-Max-Age"] = "600"
-    insecure = (
-        " [INSECURE DEV MODE: JWT checks are off]"
-        if current_app.config.get("CDS_INSECURE_DEV")
-        else ""
-    )
-    log.info("%s %s -> %s%s", request.method, request.path, response.status_code, insecure)
+    if current_app.config.get("CDS_INSECURE_DEV"):
+        log.warning(
+            "%s %s -> %s [INSECURE DEV MODE: JWT checks are off]",
+            request.method,
+            request.path,
+            response.status_code,
+        )
+    else:
+        log.info("%s %s -> %s", request.method, request.path, response.status_code)
     return response
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
@@ -26,6 +27,8 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
 
 
 def serve(host: str, port: int, workers: int | None = None) -> None:
+    # One line per CDS response (method, path, status: never tokens or patient identifiers).
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     # The service is CPU-bound (prefetch is usually complete): one worker per core measured best
     # (bench/bench_cds.py: 2 workers 387 req/s, 3: 337, 4: 291 on 2 cores).
     workers = workers or int(os.environ.get("SALVAGE_WORKERS") or max(2, os.cpu_count() or 1))

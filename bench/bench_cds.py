@@ -300,6 +300,7 @@ def throughput(key: ECKey, workdir: Path, seconds: float = 10.0) -> None:
             str(workers),
         ],
         env=env,
+        stderr=subprocess.DEVNULL,  # one log line per request (INFO): not part of the figures
     )
     try:
         for _ in range(100):

@@ -44,17 +44,31 @@ def ensure_environment() -> None:
         STAMP.write_text(wanted)
 
 
-def ensure_chromium() -> None:
-    """Browser tests drive Debian's chromium (never a browser downloaded by a test tool)."""
-    if shutil.which("chromium"):
+def ensure_system_packages() -> None:
+    """Browser tests drive Debian's chromium (never a browser downloaded by a test tool); the
+    database tests start a throwaway server from Debian's postgresql package."""
+    missing = [
+        pkg
+        for pkg, present in (
+            ("chromium", shutil.which("chromium")),
+            ("postgresql", list(Path("/usr/lib/postgresql").glob("*/bin/initdb"))),
+        )
+        if not present
+    ]
+    if not missing:
         return
     if shutil.which("apt-get") and hasattr(os, "geteuid") and os.geteuid() == 0:
-        print("installing Debian's chromium for the browser tests", flush=True)
+        print(f"installing Debian packages for the tests: {' '.join(missing)}", flush=True)
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         subprocess.call(["apt-get", "update", "-qq"], env=env)
-        if subprocess.call(["apt-get", "install", "-y", "-qq", "chromium"], env=env) == 0:
+        if subprocess.call(["apt-get", "install", "-y", "-qq", *missing], env=env) == 0:
             return
-    sys.exit("chromium is needed for the browser tests: install Debian's 'chromium' package")
+    if "chromium" in missing:
+        sys.exit("chromium is needed for the browser tests: install Debian's 'chromium' package")
+    print(
+        "postgresql is not installed: the PostgreSQL half of tests/test_database.py is skipped",
+        flush=True,
+    )
 
 
 def demo() -> int:
@@ -62,7 +76,7 @@ def demo() -> int:
 
 
 def test() -> int:
-    ensure_chromium()
+    ensure_system_packages()
     for step in (
         (PYTHON, "-m", "ruff", "check", "."),
         (PYTHON, "-m", "ruff", "format", "--check", "."),

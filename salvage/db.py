@@ -59,15 +59,22 @@ class Database:
             # last transactions (sqlite.org/wal.html), acceptable for feedback and jti caches.
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=10000")
-        else:  # pragma: no cover - needs a PostgreSQL server and psycopg
-            import psycopg  # type: ignore[import-not-found]
+        else:  # PostgreSQL by URL (pip install .[postgres]); tests/test_database.py runs both
+            import psycopg
 
             conn = psycopg.connect(self.url, autocommit=True)
         self._local.conn = conn
         return conn
 
+    def close(self) -> None:
+        """Close this thread's connection (worker shutdown, tests)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
     def _sql(self, sql: str) -> str:
-        if self.kind == "postgresql":  # pragma: no cover
+        if self.kind == "postgresql":
             sql = sql.replace("?", "%s")
             if "INSERT OR IGNORE" in sql:
                 sql = sql.replace("INSERT OR IGNORE", "INSERT") + " ON CONFLICT DO NOTHING"

@@ -228,8 +228,7 @@ def callback() -> Response:
     except (OAuth2Error, requests.RequestException, ValueError) as exc:
         log.info("token request failed: %s", type(exc).__name__)
         raise LaunchError("The EHR did not issue an access token. Launch the app again.") from exc
-    if str(token.get("token_type", "")).lower() != "bearer" or not token.get("access_token"):
-        raise LaunchError("The EHR's token response is not a bearer token.")
+    check_token_response(token)
     user = _verify_id_token(token, data, reg) if token.get("id_token") else None
     session = {
         "iss": data["iss"],
@@ -248,6 +247,12 @@ def callback() -> Response:
         raise LaunchError("The EHR did not say which patient to open.")
     store.save(sid or "", session)
     return redirect(f"{_base()}/app", 303)
+
+
+def check_token_response(token: dict[str, Any]) -> None:
+    """S19: an access token with token_type Bearer in any case; unknown keys are ignored."""
+    if str(token.get("token_type", "")).lower() != "bearer" or not token.get("access_token"):
+        raise LaunchError("The EHR's token response is not a bearer token.")
 
 
 def _verify_id_token(

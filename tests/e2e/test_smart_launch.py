@@ -254,3 +254,82 @@ def test_the_screen_is_keyboard_usable(sandbox, smart_apps, browser) -> None:
     assert page.evaluate("document.activeElement.parentElement.open") is True
     assert page.evaluate("document.documentElement.scrollWidth") <= 800  # fits an 800 px frame
     page.close()
+
+
+def _authorize_params(sandbox, app) -> dict[str, str]:
+    session = requests.Session()
+    start = session.post(
+        f"{app.base}/standalone",
+        data={"iss": sandbox.config.fhir_base},
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert start.status_code == 302
+    from urllib.parse import parse_qsl, urlparse
+
+    return dict(parse_qsl(urlparse(start.headers["Location"]).query)), session
+
+
+def test_s4_s13_capabilities_decide_v2_and_without_discovery_v1_scopes(sandbox, smart_apps) -> None:
+    params, _ = _authorize_params(sandbox, smart_apps["public"])
+    assert "patient/Observation.rs" in params["scope"].split()
+    sandbox.faults(no_well_known=True)  # CapabilityStatement only: no capabilities advertised
+    try:
+        params, _ = _authorize_params(sandbox, smart_apps["public"])
+    finally:
+        sandbox.faults()
+    assert "patient/Observation.read" in params["scope"].split()
+    assert "offline_access" not in params["scope"].split()
+
+
+def test_s7_s8_the_exact_registered_redirect_uri_and_aud_are_sent(sandbox, smart_apps) -> None:
+    app = smart_apps["public"]
+    params, _ = _authorize_params(sandbox, app)
+    assert params["redirect_uri"] == f"{app.base}/callback"
+    assert params["aud"] == sandbox.config.fhir_base
+    assert params["response_type"] == "code" and params["client_id"] == app.client_id
+
+
+def test_s9_a_fresh_s256_challenge_per_request_with_the_verifier_kept_server_side(
+    sandbox, smart_apps
+) -> None:
+    app = smart_apps["public"]
+    first, session = _authorize_params(sandbox, app)
+    second, _ = _authorize_params(sandbox, app)
+    assert first["code_challenge_method"] == "S256"
+    assert first["code_challenge"] != second["code_challenge"]
+    assert first["state"] != second["state"] and len(first["state"]) >= 43  # >= 256 bits
+    (cookie,) = session.cookies
+    stored = app.app.extensions["salvage_db"].execute("SELECT data FROM smart_session")
+    assert stored and all(first["code_challenge"] not in row[0] for row in stored)
+    assert cookie.value not in first.values()
+
+
+def test_s14_only_the_minimum_read_scopes_are_asked_for(sandbox, smart_apps) -> None:
+    params, _ = _authorize_params(sandbox, smart_apps["public"])
+    scopes = params["scope"].split()
+    assert {"launch/patient", "openid", "fhirUser"} <= set(scopes)
+    assert all(s.endswith((".rs", ".read")) for s in scopes if s.startswith("patient/"))
+    assert not any(s.startswith(("user/", "system/")) for s in scopes)
+
+
+def test_s17_the_symmetric_client_authenticates_with_http_basic(sandbox, smart_apps) -> None:
+    app = smart_apps["confidential-symmetric"]
+    _, reply = ehr_launch(sandbox, app, "dlbcl-early-relapse")
+    assert reply.status_code == 200 and "R-CHOP" in reply.text  # the sandbox accepts only Basic
+
+
+def test_s20_the_banner_follows_need_patient_banner_and_the_style_is_applied(
+    sandbox, smart_apps, browser
+) -> None:
+    app = smart_apps["public"]
+    embedded = browser.new_page()
+    embedded.goto(f"{sandbox.config.ehr_base}/launch/{app.client_id}/hiv-blip?frame=1")
+    frame = embedded.frame_locator("iframe")
+    frame.locator("#lines").wait_for(timeout=20000)
+    assert frame.locator("[aria-label=Patient]").count() == 0  # the EHR shows its own banner
+    embedded.close()
+    session, page = ehr_launch(sandbox, app, "hiv-blip")  # top-level: the EHR asks for one
+    assert 'aria-label="Patient"' in page.text
+    css = session.get(f"{app.base}/app/style.css", timeout=10).text
+    assert "--bg: #f7f7f4" in css and "--accent: #23395d" in css

@@ -333,3 +333,36 @@ def test_s20_the_banner_follows_need_patient_banner_and_the_style_is_applied(
     assert 'aria-label="Patient"' in page.text
     css = session.get(f"{app.base}/app/style.css", timeout=10).text
     assert "--bg: #f7f7f4" in css and "--accent: #23395d" in css
+
+
+def test_s24_behind_https_the_session_cookie_works_in_an_iframe(sandbox, tmp_path) -> None:
+    from salvage.app import create_app
+
+    clients = tmp_path / "smart.json"
+    clients.write_text(
+        json.dumps(
+            {
+                "servers": [
+                    {
+                        "iss": sandbox.config.fhir_base,
+                        "name": "EHR",
+                        "client_id": "salvage-public",
+                        "client_type": "public",
+                    }
+                ]
+            }
+        )
+    )
+    app = create_app(
+        {
+            "TESTING": True,
+            "BASE_URL": "https://salvage.example.org",
+            "SMART_CLIENTS": str(clients),
+            "INSTANCE_PATH": str(tmp_path),
+        }
+    )
+    reply = app.test_client().post("/standalone", data={"iss": sandbox.config.fhir_base})
+    assert reply.status_code == 302
+    cookie = reply.headers["Set-Cookie"]
+    assert "SameSite=None" in cookie and "Secure" in cookie and "HttpOnly" in cookie
+    assert "redirect_uri=https%3A%2F%2Fsalvage.example.org%2Fcallback" in reply.headers["Location"]

@@ -165,10 +165,13 @@ def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Reco
     performance = factors.ecog(record, kb, as_of)
     clearance = factors.creatinine_clearance(record, kb, as_of)
     if performance is None and domain == "oncology":
+        days = rules["recency"]["ecog_days"]
         missing.append(
-            f"no ECOG performance status in the last "
-            f"{rules['recency']['ecog_days']} days (transplant and cisplatin "
-            f"eligibility assumed, confirm fitness)"
+            f"no ECOG performance status in the last {days} days: transplant eligibility and "
+            "cisplatin use are assumed, confirm fitness"
+            if disease in ("dlbcl", "hodgkin")
+            else f"no ECOG performance status in the last {days} days: fitness for the options "
+            "is not checked"
         )
     elif performance is not None:
         facts.append(performance.text)
@@ -199,6 +202,21 @@ def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Reco
         {failed_line.procedure} if failed_line and failed_line.procedure else set()
     )
 
+    # Lines begun after the failure are the salvage already chosen: not offered again as new.
+    started_after = [
+        ln
+        for ln in analysis.lines
+        if ln.domain == domain and not ln.maintenance and ln.start > failure.when
+    ]
+    given_after = frozenset(d for ln in started_after for d in ln.ingredients)
+    if started_after:
+        facts.append(
+            "after this failure, "
+            + "; ".join(
+                f"line {ln.number} ({ln.regimen}) started {ln.start.isoformat()}"
+                for ln in started_after
+            )
+        )
     chosen: list[tuple[int, dict[str, Any]]] = []
     excluded: list[Exclusion] = []
     needs_renal = False
@@ -222,6 +240,22 @@ def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Reco
             reasons.append(f"disabled by the local pathway of {overlay.get('institution')}")
         if name in failed_regimens:
             reasons.append(f"this regimen already failed: {failed_regimens[name]}")
+        given = next(
+            (
+                ln
+                for ln in started_after
+                if ln.regimen == name
+                or (components and components <= given_after)
+                or (option.get("procedure") and ln.procedure == option["procedure"])
+            ),
+            None,
+        )
+        if given is not None:
+            reasons.append(
+                f"already given after this failure: line {given.number} "
+                f"({given.regimen}) from {given.start.isoformat()} "
+                f"({', '.join(given.sources[:3])})"
+            )
         reasons += [failed_drugs[d] for d in sorted(components) if d in failed_drugs]
         renal_rules = {"cisplatin"} | {r["drug"] for r in rules["antiretroviral"]["renal_limits"]}
         needs_renal = needs_renal or bool(components & renal_rules)
@@ -273,6 +307,13 @@ def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Reco
                 sources=tuple(dict.fromkeys(sources)),
             )
         )
+    statement = None
+    if not options:
+        statement = (
+            f"no option of knowledge base {kb.version} fits this {failure.kind}"
+            + (" once exclusions are applied" if excluded else "")
+            + ": discuss at a multidisciplinary meeting"
+        )
     return Recommendation(
         patient=analysis.patient,
         disease=disease,
@@ -281,4 +322,5 @@ def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Reco
         excluded=tuple(excluded),
         missing_data=tuple(missing),
         facts=tuple(facts),
+        statement=statement,
     )

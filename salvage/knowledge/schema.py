@@ -162,6 +162,7 @@ class OptionEntry(_Strict):
     kind: Literal["regimen", "procedure", "test"]
     regimen: str | None = None
     label: str | None = None
+    procedure: str | None = None  # for procedure options: the procedure kind it delivers
     rank: int = Field(ge=1)
     when: OptionWhen
     rationale: str

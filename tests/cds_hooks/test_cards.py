@@ -21,7 +21,7 @@ def cards(call, patient: str, drugs: list[str], prefetch=None, hook="order-sign"
     return reply.get_json()["cards"]
 
 
-def _renal(prefetch, creatinine: float, weight: float):
+def _renal(prefetch, creatinine: float, weight: float, patient: str = "dlbcl-late-relapse"):
     def obs(i, loinc, value, unit):
         return {
             "resource": {
@@ -29,7 +29,7 @@ def _renal(prefetch, creatinine: float, weight: float):
                 "id": f"renal-{i}",
                 "status": "final",
                 "code": {"coding": [{"system": "http://loinc.org", "code": loinc}]},
-                "subject": {"reference": "Patient/dlbcl-late-relapse"},
+                "subject": {"reference": f"Patient/{patient}"},
                 "effectiveDateTime": _today(),
                 "valueQuantity": {"value": value, "unit": unit, "code": unit},
             }
@@ -64,6 +64,28 @@ def test_a_drug_that_was_not_tolerated_is_flagged(call) -> None:
 
 
 def test_cisplatin_with_low_clearance_is_contraindicated_with_alternatives(call) -> None:
+    prefetch = _renal(
+        fixture_prefetch("dlbcl-early-relapse"),
+        creatinine=2.0,
+        weight=60,
+        patient="dlbcl-early-relapse",
+    )
+    found = cards(
+        call,
+        "dlbcl-early-relapse",
+        ["rituximab", "dexamethasone", "cytarabine", "cisplatin"],
+        prefetch,
+    )
+    (card,) = [c for c in found if c["summary"].startswith("cisplatin: contraindicated")]
+    assert "Galsky 2011" in card["detail"] and "Observation/renal-1" in card["detail"]
+    labels = [s["label"] for s in card["suggestions"]]
+    assert labels == [
+        "Replace with Axicabtagene ciloleucel",
+        "Replace with Lisocabtagene maraleucel",
+    ]
+
+
+def test_with_every_alternative_excluded_the_card_offers_no_replacement(call) -> None:
     prefetch = _renal(fixture_prefetch("dlbcl-late-relapse"), creatinine=2.0, weight=60)
     (card,) = cards(
         call,
@@ -72,9 +94,7 @@ def test_cisplatin_with_low_clearance_is_contraindicated_with_alternatives(call)
         prefetch,
     )
     assert card["summary"].startswith("cisplatin: contraindicated")
-    assert "Galsky 2011" in card["detail"]
-    labels = [s["label"] for s in card["suggestions"]]
-    assert labels and all("R-DHAP" not in label and "R-GDP" not in label for label in labels)
+    assert "suggestions" not in card and "selectionBehavior" not in card
 
 
 def test_cisplatin_with_normal_clearance_gets_only_monitoring(call) -> None:
@@ -90,10 +110,18 @@ def test_cisplatin_with_normal_clearance_gets_only_monitoring(call) -> None:
 
 def test_a_reasonable_salvage_choice_gets_one_monitoring_card(call) -> None:
     (card,) = cards(
+        call, "dlbcl-early-relapse", ["axicabtagene ciloleucel", "fludarabine", "cyclophosphamide"]
+    )
+    assert card["indicator"] == "info" and "cytokine release syndrome" in card["detail"]
+    assert "suggestions" not in card
+
+
+def test_a_regimen_already_given_after_the_failure_is_not_called_a_repeat(call) -> None:
+    # dlbcl-late-relapse already had R-ICE after relapsing: not a failed regimen, no warning
+    found = cards(
         call, "dlbcl-late-relapse", ["rituximab", "ifosfamide", "carboplatin", "etoposide"]
     )
-    assert card["indicator"] == "info" and "mesna" in card["detail"]
-    assert "suggestions" not in card
+    assert all(c["indicator"] != "warning" for c in found)
 
 
 def test_no_failure_no_card(call) -> None:

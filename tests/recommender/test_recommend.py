@@ -258,8 +258,11 @@ def test_recommend_json_has_the_documented_shape(capsys: pytest.CaptureFixture[s
         "sources": ["Observation/dlbcl-late-relapse-status-32"],
     }
     first = patient["options"][0]
-    assert (first["rank"], first["regimen"], first["setting"]) == (1, "R-ICE", "salvage")
+    # R-ICE was already given after this relapse (line 2), so R-DHAP comes first
+    assert (first["rank"], first["regimen"], first["setting"]) == (1, "R-DHAP", "salvage")
     assert first["evidence"][0]["label"] == "CORAL" and first["evidence"][0]["url"]
+    (rice,) = [x for x in patient["excluded"] if x["regimen"] == "R-ICE"]
+    assert "already given after this failure" in rice["reasons"][0]
     assert "Observation/dlbcl-late-relapse-status-32" in first["sources"]
     assert "decision support" in patient["disclaimer"]
     assert document["kb_version"]

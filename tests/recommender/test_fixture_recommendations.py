@@ -1,0 +1,103 @@
+"""Each fixture patient with a failure gets the options, exclusions and missing-data statements a
+clinician reviewing the chart expects (reviewed by hand, 2026-11-26)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from salvage import cli
+from tests.conftest import AS_OF, FIXTURES
+
+EXPECTED = {
+    # patient: (options in rank order, excluded regimens, fragments of missing-data statements)
+    "dlbcl-early-relapse": (
+        ["Axicabtagene ciloleucel", "Lisocabtagene maraleucel"],
+        [],
+        ["transplant eligibility"],
+    ),
+    "dlbcl-late-relapse": (["R-DHAP", "R-GDP"], ["R-ICE"], ["creatinine clearance unknown"]),
+    "dlbcl-primary-refractory": (["Lisocabtagene maraleucel"], ["Axicabtagene ciloleucel"], []),
+    "dlbcl-intolerance": ([], [], []),
+    "hodgkin-relapse": (["BV-nivolumab", "GVD", "BV-bendamustine"], ["ICE"], []),
+    "breast-cdk46-progression": (
+        ["Abemaciclib-fulvestrant", "Eribulin", "Paclitaxel"],
+        ["Capecitabine"],
+        ["fitness for the options"],
+    ),
+    "nsclc-maintenance": ([], ["Docetaxel-ramucirumab", "Docetaxel"], []),
+    "prostate-rp-recurrence": (
+        [],
+        [
+            "Salvage radiotherapy to the prostate bed with androgen deprivation",
+            "Salvage radiotherapy to the prostate bed",
+        ],
+        [],
+    ),
+    "prostate-rt-recurrence": (
+        ["Local salvage (prostatectomy, brachytherapy, HIFU or cryotherapy) in selected patients"],
+        [],
+        [],
+    ),
+    "hiv-virologic-failure": (
+        [
+            "HIV-1 genotypic resistance test (protease, reverse "
+            "transcriptase, and integrase if on an INSTI)",
+            "DRV/r + DTG",
+        ],
+        [],
+        ["hepatitis B", "genotypic resistance results"],
+    ),
+    "messy-units-hiv": (
+        [
+            "HIV-1 genotypic resistance test (protease, reverse transcriptase, and "
+            "integrase if on an INSTI)"
+        ],
+        ["DRV/r + DTG"],
+        ["hepatitis B"],
+    ),
+}
+EXCLUSION_REASON = {
+    ("dlbcl-late-relapse", "R-ICE"): "already given after this failure",
+    ("nsclc-maintenance", "Docetaxel"): "already given after this failure",
+    ("messy-units-hiv", "DRV/r + DTG"): "dolutegravir was part of DTG + FTC/TDF",
+}
+
+
+@pytest.fixture(scope="module")
+def recommendations() -> dict:
+    import contextlib
+    import io
+
+    buffer = io.BytesIO()
+    with contextlib.redirect_stdout(io.TextIOWrapper(buffer, write_through=True)) as out:
+        status = cli.main(["recommend", str(FIXTURES), "--json", "--as-of", AS_OF.isoformat()])
+        out.flush()
+    assert status == 0
+    document = json.loads(buffer.getvalue())
+    return {p["patient"].split("/", 1)[1]: p for p in document["patients"]}
+
+
+@pytest.mark.parametrize("patient", sorted(EXPECTED))
+def test_fixture_patient_gets_the_expected_advice(recommendations, patient: str) -> None:
+    options, excluded, missing = EXPECTED[patient]
+    rec = recommendations[patient]
+    assert [o["regimen"] for o in rec["options"]] == options
+    assert [x["regimen"] for x in rec["excluded"]] == excluded
+    for fragment in missing:
+        assert any(fragment in m for m in rec["missing_data"]), (fragment, rec["missing_data"])
+    for (who, regimen), reason in EXCLUSION_REASON.items():
+        if who == patient:
+            (entry,) = [x for x in rec["excluded"] if x["regimen"] == regimen]
+            assert any(reason in r for r in entry["reasons"])
+    if not options:
+        assert rec["statement"]
+
+
+def test_patients_without_a_failure_get_no_options_and_a_statement(recommendations) -> None:
+    quiet = [p for name, p in recommendations.items() if p["failure"] is None]
+    assert len(quiet) >= 10
+    for p in quiet:
+        assert p["options"] == [] and "no documented treatment failure" in p["statement"]
+        assert "decision support" in p["disclaimer"]

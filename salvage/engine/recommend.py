@@ -307,9 +307,9 @@ def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Reco
                 sources=tuple(dict.fromkeys(sources)),
             )
         )
-    statement = None
+    no_option: str | None = None
     if not options:
-        statement = (
+        no_option = (
             f"no option of knowledge base {kb.version} fits this {failure.kind}"
             + (" once exclusions are applied" if excluded else "")
             + ": discuss at a multidisciplinary meeting"
@@ -322,5 +322,5 @@ def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Reco
         excluded=tuple(excluded),
         missing_data=tuple(missing),
         facts=tuple(facts),
-        statement=statement,
+        statement=no_option,
     )

@@ -62,11 +62,21 @@ def run_demo(fixtures: str) -> int:
         "SALVAGE_DATABASE_URL": str(instance / "salvage.db"),
         "SALVAGE_SECRET_KEY": os.environ.get("SALVAGE_SECRET_KEY") or os.urandom(24).hex(),
     }
+    # The demo app is registered once, as a public client; the symmetric and asymmetric client
+    # types are exercised by tests/e2e with app instances of their own.
+    public_client = {
+        "client_id": "salvage-public",
+        "type": "public",
+        "redirect_uris": [f"{app_base}/callback"],
+        "launch_url": f"{app_base}/launch",
+        "scope": "launch launch/patient openid fhirUser offline_access patient/*.rs patient/*.read",
+    }
     config = load_config(
         ehr_port=EHR_PORT,
         fhir_port=FHIR_PORT,
         fixtures=fixtures,
         data_dir=str(instance / "sandbox"),
+        clients=[public_client],
     )
     print("starting the sandbox FHIR server and EHR ...", flush=True)
     sandbox = RunningSandbox(config).start()

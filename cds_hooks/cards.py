@@ -17,6 +17,7 @@ from typing import Any
 
 from salvage.engine import contraindications
 from salvage.engine.analysis import PatientAnalysis
+from salvage.engine.model import Failure
 from salvage.engine.recommend import Recommendation, what_failed
 from salvage.fhir.emit import genotype_service_request, proposal_medication_request
 from salvage.knowledge.model import KnowledgeBase
@@ -147,6 +148,36 @@ class CardBuilder:
         }
 
 
+def _failure_of(
+    analysis: PatientAnalysis, domain: str, regimen: str | None, drugs: set[str]
+) -> Failure | None:
+    """The most recent failure of a line that the order repeats (by regimen, else by drug)."""
+    for failure in sorted(analysis.failures, key=lambda f: f.when, reverse=True):
+        line = next(
+            (
+                ln
+                for ln in analysis.lines
+                if ln.number == failure.line and ln.domain == domain and not ln.maintenance
+            ),
+            None,
+        )
+        if line is None:
+            continue
+        if failure.kind == "intolerance":
+            stopped = {
+                d
+                for e in analysis.record.exposures
+                if e.source in failure.sources
+                for d in e.ingredients
+            }
+            if regimen is None and drugs & stopped:
+                return failure
+            continue
+        if line.regimen == regimen or (regimen is None and drugs & set(line.ingredients)):
+            return failure
+    return None
+
+
 def _evidence(kb: KnowledgeBase, keys: tuple[str, ...]) -> str:
     return "; ".join(
         f"[{kb.evidence[k].label}]({kb.evidence[k].url})" for k in keys if k in kb.evidence
@@ -187,7 +218,10 @@ def order_cards(
     if repeats or (named and named in failed_regimens):
         what = named if named and named in failed_regimens else ", ".join(repeats)
         reason = failed_regimens.get(named or "") or failed_drugs[repeats[0]]
-        f = rec.failure
+        f = (
+            _failure_of(analysis, domain, named if named in failed_regimens else None, set(repeats))
+            or rec.failure
+        )
         summary = (
             f"This order repeats {what}, which failed ({f.kind}, {f.when.isoformat()})"
             if f

@@ -225,3 +225,46 @@ def test_tenofovir_disoproxil_below_60_ml_per_min_is_contraindicated_but_taf_is_
         _hiv_prefetch(*renal),
     )
     assert not any("contraindicated" in c["summary"] for c in taf)
+
+
+def test_the_warning_names_the_failure_of_the_repeated_line_not_the_latest_one(call) -> None:
+    from tests.conftest import Chart, q21
+
+    chart = Chart(pid="two-failures")
+    chart.cycles(
+        ["rituximab", "cyclophosphamide", "doxorubicin", "vincristine", "prednisone"],
+        q21("2023-01-02", 6),
+    )
+    relapse = chart.status("2023-11-20")
+    chart.cycles(["rituximab", "ifosfamide", "carboplatin", "etoposide"], ["2023-12-04"])
+    chart.order(
+        "ifosfamide",
+        "2023-12-25",
+        status="stopped",
+        statusReason={"coding": [{"system": "http://snomed.info/sct", "code": "407563006"}]},
+    )
+
+    def search(rtype: str) -> dict:
+        return {
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "entry": [{"resource": r} for r in chart.resources if r["resourceType"] == rtype],
+        }
+
+    prefetch = {
+        "patient": chart.resources[0],
+        "conditions": search("Condition"),
+        "medicationRequests": search("MedicationRequest"),
+        "medicationAdministrations": search("MedicationAdministration"),
+        "medicationStatements": search("MedicationStatement"),
+        "procedures": search("Procedure"),
+        "observations": search("Observation"),
+    }
+    (card,) = cards(
+        call,
+        "two-failures",
+        ["rituximab", "cyclophosphamide", "doxorubicin", "vincristine", "prednisone"],
+        prefetch,
+    )
+    assert card["summary"] == "This order repeats R-CHOP, which failed (relapse, 2023-11-20)"
+    assert relapse in card["detail"]

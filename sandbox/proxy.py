@@ -32,6 +32,9 @@ PATIENT_PARAM = {
     "Immunization": "patient",
 }
 FHIR_JSON = "application/fhir+json"
+# Referenced by a patient's orders but not in the patient compartment: readable with patient/
+# scopes for that type (as EHRs do for Medication).
+OUTSIDE_COMPARTMENT = frozenset({"Medication"})
 
 
 def outcome(status: int, code: str, text: str, headers: dict[str, str] | None = None) -> Response:
@@ -148,7 +151,7 @@ def _search(
             restricted = {key for key, _ in scope.restrictions}
             forwarded = [(k, v) for k, v in params if k.split(":")[0] not in restricted]
             forwarded += list(scope.restrictions)
-        if scope.context == "patient":
+        if scope.context == "patient" and rtype not in OUTSIDE_COMPARTMENT:
             patient = token.get("patient")
             name = PATIENT_PARAM.get(rtype)
             if not patient or not name:
@@ -192,7 +195,11 @@ def _read(
     for scope in candidates:
         if scope.restrictions and not smart_scopes.resource_satisfies(scope.restrictions, resource):
             continue
-        if scope.context == "patient" and not _in_compartment(resource, token.get("patient")):
+        if (
+            scope.context == "patient"
+            and rtype not in OUTSIDE_COMPARTMENT
+            and not _in_compartment(resource, token.get("patient"))
+        ):
             continue
         return _rewrite(body, 200)
     return outcome(403, "forbidden", "the granted scope does not permit reading this resource")

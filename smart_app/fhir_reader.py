@@ -9,6 +9,7 @@ the typed Patient banner (see banner.py).
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -22,6 +23,7 @@ import requests
 from smart_app.scopes import AFFECTS
 
 TIMEOUT = (3.05, 15)
+_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")  # FHIR id syntax
 RETRY_STATUSES = {429, 500, 502, 503, 504}
 MAX_PAGES = 100
 
@@ -71,6 +73,8 @@ def read_patient(
     base = base.rstrip("/")
     jobs: dict[str, str] = {}
     for rtype, why_not in types.items():
+        if rtype == "Medication":
+            continue  # read after the orders: only the Medications they reference
         if why_not == "not granted":
             result.problem(rtype, "the granted scope does not include it")
             continue
@@ -92,7 +96,41 @@ def read_patient(
         result.resources += resources
         if problem:
             result.problem(rtype, problem)
+    _read_referenced_medications(base, types.get("Medication"), token, result)
     return result
+
+
+def _read_referenced_medications(
+    base: str, why_not: str | None, token: TokenHolder, result: ReadResult
+) -> None:
+    """Orders may name their drug through a Medication resource (common in EHRs): read those,
+    by id, in batches, on the same server only."""
+    wanted: set[str] = set()
+    for resource in result.resources:
+        ref = (resource.get("medicationReference") or {}).get("reference")
+        if not isinstance(ref, str) or ref.startswith("#"):
+            continue
+        if ref.startswith(("http://", "https://")) and not _same_origin(ref, base):
+            continue  # a Medication on another server is never fetched with this token
+        rid = ref.rstrip("/").split("/")[-1]
+        if _ID.fullmatch(rid):
+            wanted.add(rid)
+    if not wanted:
+        return
+    if why_not == "not granted":
+        result.problem(
+            "Medication",
+            f"the granted scope does not include it, so {len(wanted)} "
+            "referenced medications are unknown",
+        )
+        return
+    ids = sorted(wanted)
+    for start in range(0, len(ids), 50):
+        url = f"{base}/Medication?_id={','.join(ids[start : start + 50])}&_count=50"
+        found, problem = _read_all(url, base, token)
+        result.resources += found
+        if problem:
+            result.problem("Medication", problem)
 
 
 def _read_all(url: str, base: str, token: TokenHolder) -> tuple[list[dict[str, Any]], str | None]:

@@ -12,6 +12,7 @@ READ_TYPES = (
     "MedicationStatement",
     "Observation",
     "Procedure",
+    "Medication",
 )
 # What each type feeds, for the 'could not read' banner.
 AFFECTS = {
@@ -22,6 +23,7 @@ AFFECTS = {
     "MedicationStatement": "lines of therapy (reported and oral therapies)",
     "Observation": "failures (disease status, PSA, HIV-1 RNA), ECOG, renal function",
     "Procedure": "prostate primary therapy (prostatectomy, radiotherapy)",
+    "Medication": "the drugs of orders that reference a separate Medication resource",
 }
 _SCOPE = re.compile(r"^(patient|user|system)/(\*|[A-Z][A-Za-z]+)\.(read|\*|c?r?u?d?s?)(\?.*)?$")
 

@@ -366,3 +366,15 @@ def test_s24_behind_https_the_session_cookie_works_in_an_iframe(sandbox, tmp_pat
     cookie = reply.headers["Set-Cookie"]
     assert "SameSite=None" in cookie and "Secure" in cookie and "HttpOnly" in cookie
     assert "redirect_uri=https%3A%2F%2Fsalvage.example.org%2Fcallback" in reply.headers["Location"]
+
+
+def test_orders_that_reference_a_medication_resource_are_read(sandbox, smart_apps) -> None:
+    """Many EHRs name the drug through medicationReference: the app reads those Medications."""
+    session, _ = ehr_launch(
+        sandbox, smart_apps["public"], "messy-contained-and-referenced-medication"
+    )
+    patient = session.get(f"{smart_apps['public'].base}/api/summary", timeout=30).json()[
+        "patients"
+    ][0]
+    assert [line["regimen"] for line in patient["lines"]] == ["R-ICE"]
+    assert patient["unmapped"] == [] and patient["data_gaps"] == []

@@ -27,3 +27,8 @@ def test_s15_readable_types_follow_the_grant() -> None:
     assert scopes.readable_types("user/*.rs")["Condition"] is None
     none = scopes.readable_types("launch openid")
     assert set(none.values()) == {"not granted"}
+
+
+def test_medication_is_read_with_the_same_minimal_scope() -> None:
+    scope = scopes.requested_scope(ehr_launch=True, v2=True, offline=False).split()
+    assert "patient/Medication.rs" in scope

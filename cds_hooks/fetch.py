@@ -14,6 +14,7 @@ import orjson
 
 _TOKEN = re.compile(r"\{\{\s*([\w.]+)\s*\}\}")
 MISSING = object()
+_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")  # FHIR id syntax
 
 
 class PrefetchUnavailable(Exception):
@@ -67,20 +68,57 @@ def gather(
             to_fetch.append(key)
             continue
         resources += resources_of(value)
-    if not to_fetch:
-        return resources, []
     server = body.get("fhirServer")
     auth = body.get("fhirAuthorization")
-    if not isinstance(server, str) or not isinstance(auth, dict) or not auth.get("access_token"):
+    can_fetch = (
+        isinstance(server, str) and isinstance(auth, dict) and bool(auth.get("access_token"))
+    )
+    if to_fetch and not can_fetch:
         raise PrefetchUnavailable("prefetch incomplete and no fhirServer/fhirAuthorization")
+    if not can_fetch:
+        return resources, []
+    assert isinstance(server, str) and isinstance(auth, dict)  # noqa: S101 (narrowing)
     if not server.startswith(("https://", "http://")) or not fhir_allowed(server):
         raise PermissionError("fhirServer is not on the issuer's allowlist")
     deadline = time.monotonic() + budget_seconds
     context = body.get("context") or {}
+    token = str(auth["access_token"])
     for key in to_fetch:
         url = f"{server.rstrip('/')}/{fill_template(templates[key], context)}"
-        resources += _read_all(url, server, str(auth["access_token"]), deadline)
+        resources += _read_all(url, server, token, deadline)
+    try:
+        resources += _referenced_medications(resources, server, token, deadline)
+    except (FhirUnavailable, DeadlineExceeded):
+        pass  # optional: those orders stay unmapped, the required data was read
     return resources, to_fetch
+
+
+def _referenced_medications(
+    resources: list[dict[str, Any]], server: str, token: str, deadline: float
+) -> list[dict[str, Any]]:
+    """Orders may name their drug through a separate Medication resource, which no prefetch
+    template can ask for: read the missing ones by id from the same server, within the budget."""
+    have = {r.get("id") for r in resources if r.get("resourceType") == "Medication"}
+    wanted: set[str] = set()
+    for resource in resources:
+        ref = (
+            (resource.get("medicationReference") or {}).get("reference")
+            if isinstance(resource.get("medicationReference"), dict)
+            else None
+        )
+        if not isinstance(ref, str) or ref.startswith("#"):
+            continue
+        if ref.startswith(("http://", "https://")) and not _same_origin(ref, server):
+            continue
+        rid = ref.rstrip("/").split("/")[-1]
+        if _ID.fullmatch(rid) and rid not in have:
+            wanted.add(rid)
+    found: list[dict[str, Any]] = []
+    ids = sorted(wanted)
+    for start in range(0, len(ids), 50):
+        url = f"{server.rstrip('/')}/Medication?_id={','.join(ids[start : start + 50])}"
+        found += _read_all(url, server, token, deadline)
+    return found
 
 
 def _same_origin(url: str, base: str) -> bool:

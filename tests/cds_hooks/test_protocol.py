@@ -366,3 +366,26 @@ def test_insecure_dev_mode_is_explicit_and_logged(tmp_path, caplog) -> None:
     reply = app.test_client().get("/cds-services")
     assert reply.status_code == 200
     assert "INSECURE DEV MODE" in caplog.text
+
+
+def test_h7_an_unreachable_server_for_optional_medication_reads_still_answers(call) -> None:
+    prefetch = fixture_prefetch("messy-contained-and-referenced-medication")
+    assert any(
+        "medicationReference" in e["resource"] for e in prefetch["medicationRequests"]["entry"]
+    )
+    body = hook_body(
+        "order-sign",
+        "messy-contained-and-referenced-medication",
+        ["rituximab"],
+        prefetch,
+        fhirServer=FHIR,  # on the allowlist, but nothing answers there
+        fhirAuthorization={
+            "access_token": "t",
+            "token_type": "Bearer",
+            "expires_in": 300,
+            "scope": "patient/*.rs",
+            "subject": "cds",
+        },
+    )
+    reply = call(SIGN, body)
+    assert reply.status_code == 200 and reply.get_json() == {"cards": []}

@@ -65,3 +65,87 @@ def test_a_slow_fhir_server_past_the_budget_gives_no_cards(service, sandbox, bro
     finally:
         sandbox.faults()
         browser.post(f"/orders/{PATIENT}/prefetch", send="1")
+
+
+def test_the_service_reads_medications_that_prefetched_orders_reference(service, sandbox) -> None:
+    """A complete prefetch whose orders use medicationReference: the service reads those
+    Medications from fhirServer itself, so the failed line is recognised as R-ICE."""
+    import json
+    import uuid
+    from pathlib import Path
+
+    import requests
+
+    from sandbox.cds_client import CdsClient
+
+    patient = "messy-contained-and-referenced-medication"
+    bundle = json.loads(
+        (Path(__file__).resolve().parents[2] / "fixtures" / f"{patient}.json").read_text()
+    )
+    resources = [
+        e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] != "Medication"
+    ]  # as a search would return
+    resources.append(
+        {
+            "resourceType": "Observation",
+            "id": "relapse-after-rice",
+            "status": "final",
+            "subject": {"reference": f"Patient/{patient}"},
+            "effectiveDateTime": "2023-12-01",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "97509-4"}]},
+            "valueCodeableConcept": {
+                "coding": [{"system": "http://snomed.info/sct", "code": "271299001"}]
+            },
+        }
+    )
+
+    def search(rtype: str) -> dict:
+        return {
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "entry": [{"resource": r} for r in resources if r["resourceType"] == rtype],
+        }
+
+    client = CdsClient(sandbox.state)
+    url = f"{service.base}/cds-services/salvage-order-sign"
+    drafts = [
+        {
+            "resourceType": "MedicationRequest",
+            "id": f"d{i}",
+            "status": "draft",
+            "intent": "order",
+            "subject": {"reference": f"Patient/{patient}"},
+            "medicationCodeableConcept": {"text": drug},
+        }
+        for i, drug in enumerate(["rituximab", "ifosfamide", "carboplatin", "etoposide"])
+    ]
+    body = {
+        "hook": "order-sign",
+        "hookInstance": str(uuid.uuid4()),
+        "fhirServer": sandbox.config.fhir_base,
+        "fhirAuthorization": client.fhir_authorization(patient, "Practitioner/x"),
+        "context": {
+            "userId": "Practitioner/x",
+            "patientId": patient,
+            "draftOrders": {
+                "resourceType": "Bundle",
+                "type": "collection",
+                "entry": [{"resource": d} for d in drafts],
+            },
+        },
+        "prefetch": {
+            "patient": resources[0],
+            "conditions": search("Condition"),
+            "medicationRequests": search("MedicationRequest"),
+            "medicationAdministrations": search("MedicationAdministration"),
+            "medicationStatements": search("MedicationStatement"),
+            "procedures": search("Procedure"),
+            "observations": search("Observation"),
+        },
+    }
+    reply = requests.post(
+        url, json=body, timeout=30, headers={"Authorization": f"Bearer {client.signed_jwt(url)}"}
+    )
+    assert reply.status_code == 200, reply.text
+    (card,) = reply.json()["cards"]
+    assert card["summary"] == "This order repeats R-ICE, which failed (relapse, 2023-12-01)"

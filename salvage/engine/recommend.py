@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from salvage.engine import contraindications, factors
+from salvage.engine import contraindications, factors, receptors
 from salvage.engine.analysis import PatientAnalysis
 from salvage.engine.model import Failure
 from salvage.knowledge.model import KnowledgeBase
@@ -217,6 +217,9 @@ def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Reco
                 for ln in started_after
             )
         )
+    receptor_status = receptors.hormone_receptor(record)
+    her2_status = receptors.her2(record)
+    receptor_unknown = False
     chosen: list[tuple[int, dict[str, Any]]] = []
     excluded: list[Exclusion] = []
     needs_renal = False
@@ -263,11 +266,27 @@ def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Reco
             why
             for _, why in contraindications.drug_contraindications(components, record, kb, as_of)
         ]
+        for marker, status in (("hormone_receptor", receptor_status), ("her2", her2_status)):
+            needed = when.get(marker, "any")
+            if needed == "any":
+                continue
+            if status.value == "unknown":
+                receptor_unknown = True
+            elif status.value != needed:
+                label = "hormone-receptor" if marker == "hormone_receptor" else "HER2"
+                reasons.append(
+                    f"needs {label}-{needed} disease: {status.text} ({', '.join(status.sources)})"
+                )
         if reasons:
             excluded.append(Exclusion(regimen=name, option_id=option["id"], reasons=tuple(reasons)))
             continue
         chosen.append((rerank.get(option["id"], option["rank"]), option))
 
+    if receptor_unknown:
+        missing.append(
+            "no recent ER/PR or HER2 result: options that need hormone-receptor-"
+            "positive, HER2-negative disease are shown; confirm the receptor status"
+        )
     if needs_renal and clearance is None:
         missing.append(
             "no creatinine with weight, and no eGFR, in the last "

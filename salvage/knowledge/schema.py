@@ -155,6 +155,8 @@ class OptionWhen(_Strict):
     transplant: Literal["eligible", "ineligible", "any"] = "any"
     after_procedure: list[str] = []
     min_failed_lines: int = Field(default=0, ge=0)
+    hormone_receptor: Literal["positive", "negative", "any"] = "any"
+    her2: Literal["positive", "negative", "any"] = "any"
 
 
 class OptionEntry(_Strict):

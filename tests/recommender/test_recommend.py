@@ -294,3 +294,55 @@ def test_unknown_hbv_status_is_missing_data(kb) -> None:
     (drv,) = [o for o in rec.options if o.regimen == "DRV/r + DTG"]
     assert not any("Hepatitis B" in c for c in drv.cautions)
     assert any("hepatitis B co-infection" in m for m in rec.missing_data)
+
+
+def _breast_progression(kb, *markers: tuple[str, str]):
+    chart = Chart(disease_snomed="254837009")
+    chart.order(
+        "letrozole",
+        "2024-01-01",
+        status="stopped",
+        dispenseRequest={"expectedSupplyDuration": {"value": 180, "code": "d"}},
+    )
+    chart.status("2024-05-01")
+    sources = []
+    for loinc, answer in markers:
+        sources.append(
+            chart.add(
+                "Observation",
+                status="final",
+                effectiveDateTime="2023-12-01",
+                code={"coding": [{"system": "http://loinc.org", "code": loinc}]},
+                valueCodeableConcept={"coding": [{"system": "http://loinc.org", "code": answer}]},
+            )
+        )
+    return recommend(chart.analyse(kb), kb, AS_OF), sources
+
+
+POS, NEG = "LA6576-8", "LA6577-6"
+
+
+def test_cdk46_endocrine_option_needs_hormone_receptor_positive_her2_negative(kb) -> None:
+    rec, _ = _breast_progression(kb, ("85337-4", POS), ("85339-0", NEG), ("85319-2", NEG))
+    assert rec.options[0].regimen == "Abemaciclib-fulvestrant"
+    assert not any("ER/PR" in m for m in rec.missing_data)
+
+
+def test_triple_negative_disease_excludes_the_endocrine_option(kb) -> None:
+    rec, sources = _breast_progression(kb, ("85337-4", NEG), ("85339-0", NEG), ("85319-2", NEG))
+    assert "Abemaciclib-fulvestrant" not in [o.regimen for o in rec.options]
+    (excluded,) = [x for x in rec.excluded if x.regimen == "Abemaciclib-fulvestrant"]
+    assert "needs hormone-receptor-positive disease" in excluded.reasons[0]
+    assert sources[0] in excluded.reasons[0]
+
+
+def test_her2_positive_disease_excludes_the_endocrine_option(kb) -> None:
+    rec, _ = _breast_progression(kb, ("85337-4", POS), ("85319-2", POS))
+    (excluded,) = [x for x in rec.excluded if x.regimen == "Abemaciclib-fulvestrant"]
+    assert "needs HER2-negative disease" in excluded.reasons[0]
+
+
+def test_unknown_receptor_status_is_missing_data(kb) -> None:
+    rec, _ = _breast_progression(kb)
+    assert rec.options[0].regimen == "Abemaciclib-fulvestrant"
+    assert any("ER/PR or HER2" in m for m in rec.missing_data)

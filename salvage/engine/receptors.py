@@ -1,0 +1,54 @@
+"""Breast cancer receptor status from coded results (ER, PR, HER2): the most recent of each."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from salvage.engine.model import Measurement, PatientRecord
+
+POSITIVE = {"10828004", "la6576-8", "positive"}
+NEGATIVE = {"260385009", "la6577-6", "negative"}
+
+
+@dataclass(frozen=True)
+class Status:
+    value: str  # positive | negative | unknown
+    sources: tuple[str, ...]
+    text: str
+
+
+def _result(m: Measurement) -> str:
+    answers = {c.lower() for c in m.codes} | {m.raw.strip().lower()}
+    if answers & POSITIVE:
+        return "positive"
+    if answers & NEGATIVE:
+        return "negative"
+    return "unknown"  # equivocal or not coded
+
+
+def _latest(record: PatientRecord, kind: str) -> Measurement | None:
+    found = [m for m in record.measurements if m.kind == kind]
+    return max(found, key=lambda m: m.when) if found else None
+
+
+def hormone_receptor(record: PatientRecord) -> Status:
+    """Positive when ER or PR is positive; negative when both are negative."""
+    er, pr = _latest(record, "estrogen-receptor"), _latest(record, "progesterone-receptor")
+    results = {name: (m, _result(m)) for name, m in (("ER", er), ("PR", pr)) if m is not None}
+    sources = tuple(m.source for m, _ in results.values())
+    text = ", ".join(
+        f"{name} {value} ({m.when.isoformat()})" for name, (m, value) in results.items()
+    )
+    if any(value == "positive" for _, value in results.values()):
+        return Status("positive", sources, text)
+    if len(results) == 2 and all(value == "negative" for _, value in results.values()):
+        return Status("negative", sources, text)
+    return Status("unknown", sources, text)
+
+
+def her2(record: PatientRecord) -> Status:
+    m = _latest(record, "her2")
+    if m is None:
+        return Status("unknown", (), "")
+    value = _result(m)
+    return Status(value, (m.source,), f"HER2 {value} ({m.when.isoformat()})")

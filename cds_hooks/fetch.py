@@ -8,13 +8,13 @@ import time
 import urllib.error
 import urllib.request
 from typing import Any
-from urllib.parse import urlparse
 
 import orjson
 
+from salvage.fhir.references import medication_search_urls, referenced_medication_ids, same_origin
+
 _TOKEN = re.compile(r"\{\{\s*([\w.]+)\s*\}\}")
 MISSING = object()
-_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")  # FHIR id syntax
 
 
 class PrefetchUnavailable(Exception):
@@ -98,32 +98,10 @@ def _referenced_medications(
 ) -> list[dict[str, Any]]:
     """Orders may name their drug through a separate Medication resource, which no prefetch
     template can ask for: read the missing ones by id from the same server, within the budget."""
-    have = {r.get("id") for r in resources if r.get("resourceType") == "Medication"}
-    wanted: set[str] = set()
-    for resource in resources:
-        ref = (
-            (resource.get("medicationReference") or {}).get("reference")
-            if isinstance(resource.get("medicationReference"), dict)
-            else None
-        )
-        if not isinstance(ref, str) or ref.startswith("#"):
-            continue
-        if ref.startswith(("http://", "https://")) and not _same_origin(ref, server):
-            continue
-        rid = ref.rstrip("/").split("/")[-1]
-        if _ID.fullmatch(rid) and rid not in have:
-            wanted.add(rid)
     found: list[dict[str, Any]] = []
-    ids = sorted(wanted)
-    for start in range(0, len(ids), 50):
-        url = f"{server.rstrip('/')}/Medication?_id={','.join(ids[start : start + 50])}"
+    for url in medication_search_urls(server, referenced_medication_ids(resources, server)):
         found += _read_all(url, server, token, deadline)
     return found
-
-
-def _same_origin(url: str, base: str) -> bool:
-    a, b = urlparse(url), urlparse(base)
-    return (a.scheme, a.netloc) == (b.scheme, b.netloc) and a.path.startswith(b.path.rstrip("/"))
 
 
 def _read_all(url: str, base: str, token: str, deadline: float) -> list[dict[str, Any]]:
@@ -157,7 +135,7 @@ def _read_all(url: str, base: str, token: str, deadline: float) -> list[dict[str
         )
         if not next_url:
             return found
-        if not _same_origin(next_url, base):
+        if not same_origin(next_url, base):
             return found  # never send the token to another origin (STANDARDS known gap)
         url = next_url
     return found

@@ -9,21 +9,19 @@ the typed Patient banner (see banner.py).
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlparse
 
 import requests
 
+from salvage.fhir.references import medication_search_urls, referenced_medication_ids, same_origin
 from smart_app.scopes import AFFECTS
 
 TIMEOUT = (3.05, 15)
-_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")  # FHIR id syntax
 RETRY_STATUSES = {429, 500, 502, 503, 504}
 MAX_PAGES = 100
 
@@ -55,11 +53,6 @@ class TokenHolder:
                 self.token = new
                 self.refreshed = True
             return new
-
-
-def _same_origin(url: str, base: str) -> bool:
-    a, b = urlparse(url), urlparse(base)
-    return (a.scheme, a.netloc) == (b.scheme, b.netloc) and a.path.startswith(b.path.rstrip("/"))
 
 
 def read_patient(
@@ -105,28 +98,17 @@ def _read_referenced_medications(
 ) -> None:
     """Orders may name their drug through a Medication resource (common in EHRs): read those,
     by id, in batches, on the same server only."""
-    wanted: set[str] = set()
-    for resource in result.resources:
-        ref = (resource.get("medicationReference") or {}).get("reference")
-        if not isinstance(ref, str) or ref.startswith("#"):
-            continue
-        if ref.startswith(("http://", "https://")) and not _same_origin(ref, base):
-            continue  # a Medication on another server is never fetched with this token
-        rid = ref.rstrip("/").split("/")[-1]
-        if _ID.fullmatch(rid):
-            wanted.add(rid)
-    if not wanted:
+    ids = referenced_medication_ids(result.resources, base)
+    if not ids:
         return
     if why_not == "not granted":
         result.problem(
             "Medication",
-            f"the granted scope does not include it, so {len(wanted)} "
+            f"the granted scope does not include it, so {len(ids)} "
             "referenced medications are unknown",
         )
         return
-    ids = sorted(wanted)
-    for start in range(0, len(ids), 50):
-        url = f"{base}/Medication?_id={','.join(ids[start : start + 50])}&_count=50"
+    for url in medication_search_urls(base, ids):
         found, problem = _read_all(url, base, token)
         result.resources += found
         if problem:
@@ -159,7 +141,7 @@ def _read_all(url: str, base: str, token: TokenHolder) -> tuple[list[dict[str, A
         )
         if not next_url:
             return found, None
-        if not _same_origin(next_url, base):
+        if not same_origin(next_url, base):
             return found, (
                 "a next page pointed to another server and was not followed "
                 "(the token is never sent elsewhere): later pages are missing"

@@ -17,7 +17,7 @@ from cds_hooks import cards as card_rules
 from cds_hooks import fetch
 from cds_hooks.security import Unauthorized, load_trusted_clients, verify_request_jwt
 from salvage.engine import analyse_patient, build_patient_records
-from salvage.engine.drugs import DrugNormaliser, concept_text
+from salvage.engine.drugs import concept_text, normaliser_for
 from salvage.engine.model import PatientRecord
 from salvage.engine.recommend import recommend
 
@@ -267,7 +267,7 @@ def _drafts(bundle: dict[str, Any], kb: Any) -> tuple[list[card_rules.Draft], se
     entries = bundle.get("entry") or []
     if not isinstance(entries, list):
         raise BadRequest("draftOrders.entry must be a list")
-    normaliser = DrugNormaliser(kb)
+    normaliser = normaliser_for(kb)
     drafts: list[card_rules.Draft] = []
     ids: set[str] = set()
     for index, entry in enumerate(entries):

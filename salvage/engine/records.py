@@ -11,7 +11,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from salvage.engine.dates import optional_date, parse_fhir_date
-from salvage.engine.drugs import DrugNormaliser, concept_text
+from salvage.engine.drugs import concept_text, normaliser_for
 from salvage.engine.model import (
     ConditionRecord,
     DataWarning,
@@ -85,7 +85,7 @@ class RecordBuilder:
 
     def __init__(self, kb: KnowledgeBase) -> None:
         self.kb = kb
-        self.drugs = DrugNormaliser(kb)
+        self.drugs = normaliser_for(kb)
         self.medications: dict[str, dict[str, Any]] = {}
         self.patients: dict[str, PatientRecord] = {}
         self.skipped: list[Skipped] = []

@@ -108,10 +108,8 @@ def call(app) -> Callable[..., Any]:  # type: ignore[no-untyped-def]
     return _call
 
 
-def fixture_prefetch(name: str) -> dict[str, Any]:
-    """The prefetch an EHR would send for a fixture patient (every key filled)."""
-    bundle = json.loads((FIXTURES / f"{name}.json").read_text())
-    resources = [e["resource"] for e in bundle["entry"]]
+def prefetch_from(resources: list[dict[str, Any]]) -> dict[str, Any]:
+    """The prefetch an EHR would send for these resources (every key filled, one page each)."""
 
     def search(rtype: str) -> dict[str, Any]:
         return {
@@ -130,6 +128,12 @@ def fixture_prefetch(name: str) -> dict[str, Any]:
         "procedures": search("Procedure"),
         "observations": search("Observation"),
     }
+
+
+def fixture_prefetch(name: str) -> dict[str, Any]:
+    """The prefetch an EHR would send for a fixture patient."""
+    bundle = json.loads((FIXTURES / f"{name}.json").read_text())
+    return prefetch_from([e["resource"] for e in bundle["entry"]])
 
 
 def draft(drug: str, rid: str | None = None, patient: str = "p") -> dict[str, Any]:

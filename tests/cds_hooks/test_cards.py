@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fhir.resources.R4B.servicerequest import ServiceRequest
 
-from tests.cds_hooks.conftest import fixture_prefetch, hook_body
+from tests.cds_hooks.conftest import fixture_prefetch, hook_body, prefetch_from
 
 SIGN = "salvage-order-sign"
 
@@ -244,22 +244,7 @@ def test_the_warning_names_the_failure_of_the_repeated_line_not_the_latest_one(c
         statusReason={"coding": [{"system": "http://snomed.info/sct", "code": "407563006"}]},
     )
 
-    def search(rtype: str) -> dict:
-        return {
-            "resourceType": "Bundle",
-            "type": "searchset",
-            "entry": [{"resource": r} for r in chart.resources if r["resourceType"] == rtype],
-        }
-
-    prefetch = {
-        "patient": chart.resources[0],
-        "conditions": search("Condition"),
-        "medicationRequests": search("MedicationRequest"),
-        "medicationAdministrations": search("MedicationAdministration"),
-        "medicationStatements": search("MedicationStatement"),
-        "procedures": search("Procedure"),
-        "observations": search("Observation"),
-    }
+    prefetch = prefetch_from(chart.resources)
     (card,) = cards(
         call,
         "two-failures",

@@ -77,6 +77,7 @@ def test_the_service_reads_medications_that_prefetched_orders_reference(service,
     import requests
 
     from sandbox.cds_client import CdsClient
+    from tests.cds_hooks.conftest import prefetch_from
 
     patient = "messy-contained-and-referenced-medication"
     bundle = json.loads(
@@ -98,13 +99,6 @@ def test_the_service_reads_medications_that_prefetched_orders_reference(service,
             },
         }
     )
-
-    def search(rtype: str) -> dict:
-        return {
-            "resourceType": "Bundle",
-            "type": "searchset",
-            "entry": [{"resource": r} for r in resources if r["resourceType"] == rtype],
-        }
 
     client = CdsClient(sandbox.state)
     url = f"{service.base}/cds-services/salvage-order-sign"
@@ -133,15 +127,7 @@ def test_the_service_reads_medications_that_prefetched_orders_reference(service,
                 "entry": [{"resource": d} for d in drafts],
             },
         },
-        "prefetch": {
-            "patient": resources[0],
-            "conditions": search("Condition"),
-            "medicationRequests": search("MedicationRequest"),
-            "medicationAdministrations": search("MedicationAdministration"),
-            "medicationStatements": search("MedicationStatement"),
-            "procedures": search("Procedure"),
-            "observations": search("Observation"),
-        },
+        "prefetch": prefetch_from(resources),
     }
     reply = requests.post(
         url, json=body, timeout=30, headers={"Authorization": f"Bearer {client.signed_jwt(url)}"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import secrets
 from typing import Any
 
@@ -107,7 +108,9 @@ def faults() -> Any:
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 
 
+@functools.lru_cache(maxsize=1)
 def _catalog() -> dict[str, Any]:
+    """The order pick-list, read once (it ships with the sandbox and does not change)."""
     from pathlib import Path
 
     import yaml

@@ -190,7 +190,8 @@ def phase_parse(directory: Path) -> dict:
 
 
 def phase_engine(directory: Path) -> dict:
-    from salvage.engine import analyse_patient, build_patient_records
+    from salvage.engine import analyse_patient
+    from salvage.fhir.records import build_patient_records
     from salvage.tuning import tune_gc
 
     tune_gc()  # as the `salvage` CLI does

@@ -16,10 +16,11 @@ from pydantic import ValidationError
 from cds_hooks import cards as card_rules
 from cds_hooks import fetch
 from cds_hooks.security import Unauthorized, load_trusted_clients, verify_request_jwt
-from salvage.engine import analyse_patient, build_patient_records
+from salvage.engine import analyse_patient
 from salvage.engine.drugs import concept_text, normaliser_for
 from salvage.engine.model import PatientRecord
 from salvage.engine.recommend import recommend
+from salvage.fhir.records import build_patient_records
 
 log = logging.getLogger("salvage.cds")
 bp = Blueprint("cds_hooks", __name__)

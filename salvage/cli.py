@@ -14,11 +14,12 @@ from typing import Any
 import orjson
 
 from salvage import output
-from salvage.engine import analyse_patient, build_patient_records
+from salvage.engine import analyse_patient
 from salvage.engine.analysis import PatientAnalysis
 from salvage.engine.recommend import recommend
 from salvage.errors import KnowledgeError, SalvageError
 from salvage.fhir.reader import ReadResult, iter_resources
+from salvage.fhir.records import build_patient_records
 from salvage.knowledge import load_knowledge
 from salvage.tuning import tune_gc
 

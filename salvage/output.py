@@ -7,7 +7,7 @@ from typing import Any
 from salvage.engine.analysis import PatientAnalysis
 from salvage.engine.model import Failure, Line
 from salvage.engine.recommend import Recommendation
-from salvage.engine.records import Skipped
+from salvage.fhir.records import Skipped
 from salvage.knowledge.model import KnowledgeBase
 
 

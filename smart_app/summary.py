@@ -7,9 +7,10 @@ from datetime import date
 from typing import Any
 
 from salvage import output
-from salvage.engine import analyse_patient, build_patient_records
+from salvage.engine import analyse_patient
 from salvage.engine.model import PatientRecord
 from salvage.engine.recommend import recommend
+from salvage.fhir.records import build_patient_records
 from salvage.knowledge.model import KnowledgeBase
 from smart_app.banner import patient_banner
 

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from salvage.engine import analyse_patient, build_patient_records
+from salvage.engine import analyse_patient
 from salvage.engine.analysis import PatientAnalysis
+from salvage.fhir.records import build_patient_records
 from salvage.knowledge import KnowledgeBase, load_knowledge
 
 ROOT = Path(__file__).resolve().parents[1]

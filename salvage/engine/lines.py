@@ -14,7 +14,6 @@ from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 
 from salvage.engine.model import DrugExposure, Line, ProcedureRecord
-from salvage.engine.records import ACTIVE_STATUS
 from salvage.knowledge.model import KnowledgeBase, LineRules
 
 
@@ -35,7 +34,7 @@ def _exposure_last_day(e: DrugExposure, as_of: date) -> date:
 
 def _is_ongoing(e: DrugExposure, as_of: date, rules: LineRules) -> bool:
     """Running at as_of: an open or future-ending active order, or a cycle order in its window."""
-    if e.status not in ACTIVE_STATUS:
+    if not e.active:
         return False
     if e.end is None or e.end >= as_of:
         return e.start <= as_of
@@ -318,9 +317,7 @@ def hiv_lines(
         number += 1
     if lines:
         last = lines[-1]
-        still_taking = any(
-            _overlaps(e, as_of, as_of, as_of) and e.status in ACTIVE_STATUS for e in arv
-        )
+        still_taking = any(_overlaps(e, as_of, as_of, as_of) and e.active for e in arv)
         if still_taking and last.last_active >= as_of:
             lines[-1] = replace(last, end=None, last_active=as_of)
     return lines

@@ -15,6 +15,7 @@ class DrugExposure:
     start: date
     end: date | None  # last day of exposure; None = open-ended (still active)
     status: str
+    active: bool = False  # status says the order may still be running (set by the FHIR converter)
     stop_reasons: frozenset[str] = frozenset()  # SNOMED codes of statusReason
     dose: float | None = None
     dose_unit: str | None = None

@@ -10,8 +10,8 @@ from typing import Any
 
 import orjson
 
-from salvage.engine.records import Skipped, origin_text
 from salvage.errors import InputError
+from salvage.fhir.records import Skipped, origin_text
 
 INPUT_SUFFIXES = (".json", ".ndjson", ".jsonl")
 

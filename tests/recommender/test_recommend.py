@@ -156,8 +156,9 @@ def test_a_drug_not_tolerated_is_never_offered_again(kb) -> None:
 
 
 def test_no_fixture_patient_is_offered_a_failed_drug_or_regimen(kb) -> None:
-    from salvage.engine import analyse_patient, build_patient_records
+    from salvage.engine import analyse_patient
     from salvage.fhir.reader import ReadResult, iter_resources
+    from salvage.fhir.records import build_patient_records
 
     patients, _ = build_patient_records(iter_resources([str(FIXTURES)], ReadResult()), kb)
     checked = 0

@@ -212,6 +212,7 @@ class RecordBuilder:
                 start=start,
                 end=end if end is None or end >= start else start,
                 status=str(r.get("status") or "unknown"),
+                active=str(r.get("status") or "unknown") in ACTIVE_STATUS,
                 stop_reasons=frozenset(reasons),
                 dose=dose[0],
                 dose_unit=dose[1],

@@ -1,10 +1,8 @@
-"""Card rules: at most one card per problem, built from the engine's analysis and recommendation.
+"""Render the engine's order findings as CDS Hooks 2.0 cards: one card per finding.
 
-order-select / order-sign: the draft repeats a failed or not-tolerated drug or regimen (warning);
-the draft contains a drug the patient's data contraindicates (warning); HIV virologic failure and
-a draft that adds a single drug to the failing regimen (warning); a reasonable salvage choice
-with monitoring to arrange (one info card). patient-view: a failure with no new line within the
-disease's timing threshold (info).
+The rules themselves (what repeats a failure, what is contraindicated, when a delay is too long)
+live in salvage/engine/order_checks.py; this module only words the cards, links the evidence and
+builds the suggestions (delete the drafts, create proposals).
 """
 
 from __future__ import annotations
@@ -12,13 +10,10 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import date
 from typing import Any
 
-from salvage.engine import contraindications
-from salvage.engine.analysis import PatientAnalysis
-from salvage.engine.model import Failure
-from salvage.engine.recommend import Recommendation, what_failed
+from salvage.engine.order_checks import DraftOrder, OrderFinding
+from salvage.engine.recommend import Option, Recommendation
 from salvage.fhir.emit import genotype_service_request, proposal_medication_request
 from salvage.knowledge.model import KnowledgeBase
 
@@ -29,16 +24,6 @@ OVERRIDE_REASONS = [
     ("data-incorrect", "The record is incomplete or incorrect"),
     ("local-pathway", "Following the local pathway or tumour board decision"),
 ]
-# Days without a new line after a failure before patient-view reminds (institution defaults,
-# not trial thresholds; an overlay can change them). HIV: DHHS advises genotyping within 4 weeks.
-DELAY_DAYS = {"hiv": 28, "dlbcl": 30, "hodgkin": 30, "nsclc": 42, "breast": 60, "prostate": 120}
-
-
-@dataclass(frozen=True)
-class Draft:
-    resource_id: str  # "MedicationRequest/<id>"
-    ingredients: frozenset[str]
-    text: str
 
 
 @dataclass(frozen=True)
@@ -101,7 +86,9 @@ class CardBuilder:
             card["selectionBehavior"] = "at-most-one"
         return CardOut(kind=kind, card=card)
 
-    def replace_with(self, option: Any, drafts: list[Draft], recommended: bool) -> dict[str, Any]:
+    def replace_with(
+        self, option: Option, drafts: tuple[DraftOrder, ...], recommended: bool
+    ) -> dict[str, Any]:
         actions: list[dict[str, Any]] = [
             {
                 "type": "delete",
@@ -109,6 +96,7 @@ class CardBuilder:
                 "resourceId": d.resource_id,
             }
             for d in drafts
+            if d.resource_id  # a draft without an id cannot be named in a delete action
         ]
         for ingredient in option.ingredients:
             drug = self.kb.drugs.get(ingredient)
@@ -148,219 +136,53 @@ class CardBuilder:
         }
 
 
-def _failure_of(
-    analysis: PatientAnalysis, domain: str, regimen: str | None, drugs: set[str]
-) -> Failure | None:
-    """The most recent failure of a line that the order repeats (by regimen, else by drug)."""
-    for failure in sorted(analysis.failures, key=lambda f: f.when, reverse=True):
-        line = next(
-            (
-                ln
-                for ln in analysis.lines
-                if ln.number == failure.line and ln.domain == domain and not ln.maintenance
-            ),
-            None,
-        )
-        if line is None:
-            continue
-        if failure.kind == "intolerance":
-            stopped = {
-                d
-                for e in analysis.record.exposures
-                if e.source in failure.sources
-                for d in e.ingredients
-            }
-            if regimen is None and drugs & stopped:
-                return failure
-            continue
-        if line.regimen == regimen or (regimen is None and drugs & set(line.ingredients)):
-            return failure
-    return None
-
-
 def _evidence(kb: KnowledgeBase, keys: tuple[str, ...]) -> str:
     return "; ".join(
         f"[{kb.evidence[k].label}]({kb.evidence[k].url})" for k in keys if k in kb.evidence
     )
 
 
-def _options_lines(kb: KnowledgeBase, rec: Recommendation, avoid: set[str]) -> list[str]:
-    lines = []
-    for option in rec.options:
-        if avoid & set(option.ingredients):
-            continue
-        lines.append(
-            f"- **{option.rank}. {option.regimen}**: {option.rationale[0]} "
-            f"({_evidence(kb, option.evidence)})"
-        )
-    return lines
-
-
-def order_cards(
-    kb: KnowledgeBase,
-    analysis: PatientAnalysis,
-    rec: Recommendation,
-    drafts: list[Draft],
-    builder: CardBuilder,
-    as_of: date,
-) -> list[CardOut]:
-    if not drafts:
-        return []
-    draft_drugs = frozenset().union(*(d.ingredients for d in drafts))
-    cards: list[CardOut] = []
-    disease = rec.disease or ""
-    domain = "hiv" if disease == "hiv" else "oncology"
-    backbone = kb.pathways.get(disease, {}).get("backbone_drugs", frozenset())
-    failed_drugs, failed_regimens = what_failed(analysis, domain, backbone)
-    named = kb.regimen_named(draft_drugs)
-    repeats = sorted(d for d in draft_drugs if d in failed_drugs)
-    regimen_options = [o for o in rec.options if o.kind == "regimen"]
-    if repeats or (named and named in failed_regimens):
-        what = named if named and named in failed_regimens else ", ".join(repeats)
-        reason = failed_regimens.get(named or "") or failed_drugs[repeats[0]]
-        f = (
-            _failure_of(analysis, domain, named if named in failed_regimens else None, set(repeats))
-            or rec.failure
-        )
-        summary = (
-            f"This order repeats {what}, which failed ({f.kind}, {f.when.isoformat()})"
-            if f
-            else f"This order repeats {what}, which failed before"
-        )
-        if f and f.kind == "intolerance":
-            summary = f"This order repeats {what}, which was not tolerated ({f.when.isoformat()})"
-        detail = [f"**{summary}.**", "", f"Evidence in the record: {reason}."]
-        if f is not None:
-            detail.append(f"Failure: {f.detail}.")
-        if regimen_options:
-            detail += [
-                "",
-                "Salvage options that fit this patient:",
-                *_options_lines(kb, rec, set(repeats)),
-            ]
-        suggestions = [
-            builder.replace_with(o, drafts, i == 0)
-            for i, o in enumerate(
-                o for o in regimen_options if not set(o.ingredients) & set(repeats)
-            )
-        ][:3]
-        if disease == "hiv" and f and f.kind == "virologic-failure":
-            suggestions.insert(0, builder.genotype_suggestion())
-        cards.append(
-            builder.card(
-                "repeats-failed-therapy",
-                "warning",
-                summary,
-                detail,
-                suggestions,
-                {"line": f.line if f else None},
-            )
-        )
-    contraindicated = contraindications.drug_contraindications(
-        draft_drugs, analysis.record, kb, as_of
-    )
-    if contraindicated:
-        drugs = sorted({drug for drug, _ in contraindicated})
-        summary = f"{', '.join(drugs)}: contraindicated by this patient's data"
-        detail = [f"**{summary}.**", "", *[f"- {why}" for _, why in contraindicated]]
-        alternatives = [o for o in regimen_options if not set(o.ingredients) & set(drugs)]
-        if alternatives:
-            detail += [
-                "",
-                "Alternatives without these drugs:",
-                *_options_lines(kb, rec, set(drugs)),
-            ]
-        suggestions = [
-            builder.replace_with(o, drafts, i == 0) for i, o in enumerate(alternatives[:3])
-        ]
-        cards.append(builder.card("contraindicated-drug", "warning", summary, detail, suggestions))
-    if disease == "hiv" and rec.failure and rec.failure.kind == "virologic-failure" and not repeats:
-        arvs = {d for d in draft_drugs if kb.drugs.get(d) and kb.drugs[d].role == "antiretroviral"}
-        current = next((ln for ln in analysis.lines if ln.domain == "hiv" and ln.end is None), None)
-        if len(arvs) == 1 and current is not None:
-            summary = "Adding one drug to a failing antiretroviral regimen risks more resistance"
-            detail = [
-                f"**{summary}.**",
-                "",
-                f"Virologic failure on {current.regimen}: {rec.failure.detail}.",
-                "Build a new regimen with at least two fully active drugs, one with a high "
-                "resistance barrier, guided by a genotype "
-                f"({_evidence(kb, ('DHHS-ART',))}).",
-            ]
-            cards.append(
-                builder.card(
-                    "single-active-drug",
-                    "warning",
-                    summary,
-                    detail,
-                    [builder.genotype_suggestion()],
-                )
-            )
-    if cards:
-        return cards
-    matching = next(
-        (
-            o
-            for o in rec.options
-            if o.ingredients
-            and set(o.ingredients) <= draft_drugs | {"mesna"}
-            and draft_drugs <= set(o.ingredients)
-        ),
-        None,
-    )
-    if matching is not None and matching.cautions:
-        summary = f"{matching.regimen}: arrange the monitoring it needs"
-        detail = [
-            f"**{summary}.**",
-            "",
-            *[f"- {c}" for c in matching.cautions],
-            "",
-            f"Evidence: {_evidence(kb, matching.evidence)}.",
-        ]
-        return [builder.card("salvage-monitoring", "info", summary, detail)]
-    return []
-
-
-def patient_view_cards(
-    kb: KnowledgeBase,
-    analysis: PatientAnalysis,
-    rec: Recommendation,
-    builder: CardBuilder,
-    as_of: date,
-) -> list[CardOut]:
-    failure = rec.failure
-    if failure is None or not rec.options:
-        return []
-    threshold = DELAY_DAYS.get(rec.disease or "", 30)
-    started_after = any(
-        line.start > failure.when and not line.maintenance for line in analysis.lines
-    )
-    waited = (as_of - failure.when).days
-    if started_after or waited <= threshold:
-        return []
-    summary = (
-        f"No new treatment {waited} days after {failure.kind} on "
-        f"{failure.when.isoformat()}: delays may reduce effectiveness"
-    )
-    detail = [
-        f"**{summary}.**",
-        "",
-        f"{failure.detail}.",
-        "",
-        "Salvage options that fit this patient:",
-        *_options_lines(kb, rec, set()),
+def _options_lines(kb: KnowledgeBase, rec: Recommendation, avoid: frozenset[str]) -> list[str]:
+    return [
+        f"- **{option.rank}. {option.regimen}**: {option.rationale[0]} "
+        f"({_evidence(kb, option.evidence)})"
+        for option in rec.options
+        if not avoid & set(option.ingredients)
     ]
-    if rec.missing_data:
+
+
+def render(
+    finding: OrderFinding,
+    rec: Recommendation,
+    drafts: tuple[DraftOrder, ...],
+    builder: CardBuilder,
+) -> CardOut:
+    """One card: the summary in bold, the facts, the fitting options, the rule's evidence,
+    missing data; suggestions replace the drafts with up to three options (or order a genotype)."""
+    kb = builder.kb
+    detail = [f"**{finding.summary}.**", ""]
+    detail += [f"- {fact}" if finding.bullet_facts else fact for fact in finding.facts]
+    if finding.evidence:
+        detail += ["", f"Evidence: {_evidence(kb, finding.evidence)}."]
+    if finding.options_heading:
+        detail += ["", finding.options_heading, *_options_lines(kb, rec, finding.avoid)]
+    if finding.missing_data:
         detail += [
             "",
             "Missing data that could change the advice:",
-            *[f"- {m}" for m in rec.missing_data],
+            *[f"- {m}" for m in finding.missing_data],
         ]
-    suggestions = (
-        [builder.genotype_suggestion()]
-        if rec.disease == "hiv" and failure.kind == "virologic-failure"
-        else None
-    )
-    return [
-        builder.card("salvage-delay", "info", summary, detail, suggestions, {"line": failure.line})
+    suggestions = [
+        builder.replace_with(option, drafts, i == 0)
+        for i, option in enumerate(finding.replacements[:3])
     ]
+    if finding.suggest_genotype:
+        suggestions.insert(0, builder.genotype_suggestion())
+    return builder.card(
+        finding.kind,
+        finding.severity,
+        finding.summary,
+        detail,
+        suggestions or None,
+        {"line": finding.failure.line if finding.failure else None} if finding.failure else None,
+    )

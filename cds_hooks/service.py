@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import date
 from typing import Any
 
 import orjson
@@ -16,11 +15,9 @@ from pydantic import ValidationError
 from cds_hooks import cards as card_rules
 from cds_hooks import fetch
 from cds_hooks.security import Unauthorized, load_trusted_clients, verify_request_jwt
-from salvage.engine import analyse_patient
+from salvage import service
 from salvage.engine.drugs import concept_text, normaliser_for
-from salvage.engine.model import PatientRecord
-from salvage.engine.recommend import recommend
-from salvage.fhir.records import build_patient_records
+from salvage.engine.order_checks import DraftOrder
 
 log = logging.getLogger("salvage.cds")
 bp = Blueprint("cds_hooks", __name__)
@@ -234,22 +231,17 @@ def _cards_for(service_id: str, body: Any, client: Any) -> list[dict[str, Any]]:
         body, prefetch_templates(), float(current_app.config["CDS_FETCH_BUDGET_SECONDS"]), allowed
     )
     history = [r for r in resources if f"{r.get('resourceType')}/{r.get('id')}" not in draft_ids]
-    patients, _skipped = build_patient_records(
-        ((r, ("prefetch", i)) for i, r in enumerate(history)), kb
+    report, _skipped = service.report_for_patient(
+        history, patient_id, kb, service.today(), drafts=tuple(drafts), origin="prefetch"
     )
-    record = patients.get(f"Patient/{patient_id}") or PatientRecord(
-        reference=f"Patient/{patient_id}"
-    )
-    today = date.today()
-    analysis = analyse_patient(record, kb, today)
-    recommendation = recommend(analysis, kb, today)
     builder = card_rules.CardBuilder(
         kb, str(current_app.config["BASE_URL"]), patient_id, context.get("userId")
     )
-    if hook == "patient-view":
-        out = card_rules.patient_view_cards(kb, analysis, recommendation, builder, today)
-    else:
-        out = card_rules.order_cards(kb, analysis, recommendation, drafts, builder, today)
+    findings = report.delay_findings if hook == "patient-view" else report.order_findings
+    out = [
+        card_rules.render(finding, report.recommendation, tuple(drafts), builder)
+        for finding in findings
+    ]
     db = current_app.extensions["salvage_db"]
     for item in out:
         db.insert_once(
@@ -264,12 +256,12 @@ def _cards_for(service_id: str, body: Any, client: Any) -> list[dict[str, Any]]:
     return [item.card for item in out]
 
 
-def _drafts(bundle: dict[str, Any], kb: Any) -> tuple[list[card_rules.Draft], set[str]]:
+def _drafts(bundle: dict[str, Any], kb: Any) -> tuple[list[DraftOrder], set[str]]:
     entries = bundle.get("entry") or []
     if not isinstance(entries, list):
         raise BadRequest("draftOrders.entry must be a list")
     normaliser = normaliser_for(kb)
-    drafts: list[card_rules.Draft] = []
+    drafts: list[DraftOrder] = []
     ids: set[str] = set()
     for index, entry in enumerate(entries):
         resource = entry.get("resource") if isinstance(entry, dict) else None
@@ -296,8 +288,12 @@ def _drafts(bundle: dict[str, Any], kb: Any) -> tuple[list[card_rules.Draft], se
         ingredients = normaliser.from_concept(concept)
         if ingredients:
             drafts.append(
-                card_rules.Draft(
-                    resource_id=f"MedicationRequest/{resource.get('id')}",
+                DraftOrder(
+                    resource_id=(
+                        f"MedicationRequest/{resource['id']}"
+                        if isinstance(resource.get("id"), str)
+                        else None
+                    ),
                     ingredients=ingredients,
                     text=concept_text(concept) or ", ".join(sorted(ingredients)),
                 )

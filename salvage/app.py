@@ -9,9 +9,9 @@ from typing import Any
 
 from flask import Flask, jsonify
 
+from salvage import service
 from salvage.db import Database
 from salvage.instance_files import shared_secret
-from salvage.knowledge import load_knowledge
 
 DEFAULTS: dict[str, Any] = {
     "BASE_URL": "http://127.0.0.1:8700",
@@ -47,7 +47,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         )
     url = app.config.get("DATABASE_URL") or str(Path(app.instance_path) / "salvage.db")
     app.extensions["salvage_db"] = Database(url)
-    app.extensions["salvage_kb"] = load_knowledge(None, app.config.get("KB_OVERLAY") or None)
+    # One knowledge base per process, the same one every surface answers from (salvage.service).
+    app.extensions["salvage_kb"] = service.knowledge_base(app.config.get("KB_OVERLAY") or "")
 
     from cds_hooks import service as cds_service
     from smart_app import views as smart_views

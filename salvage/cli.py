@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import threading
 import time
@@ -13,14 +12,10 @@ from typing import Any
 
 import orjson
 
-from salvage import output
-from salvage.engine import analyse_patient
+from salvage import output, service
 from salvage.engine.analysis import PatientAnalysis
-from salvage.engine.recommend import recommend
 from salvage.errors import KnowledgeError, SalvageError
-from salvage.fhir.reader import ReadResult, iter_resources
-from salvage.fhir.records import build_patient_records
-from salvage.knowledge import load_knowledge
+from salvage.service import PatientReport
 from salvage.tuning import tune_gc
 
 EXIT_INPUT_ERROR = 2
@@ -57,7 +52,7 @@ class Progress:
 
 def _as_of(value: str | None) -> date:
     if value is None:
-        return date.today()
+        return service.today()
     try:
         return date.fromisoformat(value)
     except ValueError as exc:
@@ -66,24 +61,15 @@ def _as_of(value: str | None) -> date:
 
 def analyse_paths(
     paths: Sequence[str], as_of: date, patient: str | None = None, progress: Progress | None = None
-) -> tuple[list[PatientAnalysis], Any, Any]:
-    """Read, convert and analyse; returns (analyses, read result, skipped resources)."""
-    kb = load_knowledge()
-    read = ReadResult()
-    patients, skipped = build_patient_records(iter_resources(list(paths), read), kb)
-    if progress:
-        progress.stage = f"analysing {len(patients)} patients"
-    wanted = (
-        None
-        if patient is None
-        else (patient if patient.startswith("Patient/") else f"Patient/{patient}")
-    )
-    analyses = [
-        analyse_patient(record, kb, as_of)
-        for ref, record in sorted(patients.items())
-        if wanted is None or ref == wanted
-    ]
-    return analyses, read, read.skipped + skipped
+) -> tuple[list[PatientReport], Any, Any]:
+    """Reports of the patients in the input (through the one service); the read result and the
+    skipped resources come back for the messages."""
+
+    def stage(text: str) -> None:
+        if progress:
+            progress.stage = text
+
+    return service.reports_for_files(paths, service.knowledge_base(), as_of, patient, stage)
 
 
 def _report_problems(read: Any, skipped: Any) -> int:
@@ -97,24 +83,24 @@ def _report_problems(read: Any, skipped: Any) -> int:
 
 def cmd_lines(args: argparse.Namespace) -> int:
     with Progress() as progress:
-        analyses, read, skipped = analyse_paths(args.paths, args.as_of, args.patient, progress)
+        reports, read, skipped = analyse_paths(args.paths, args.as_of, args.patient, progress)
     status = _report_problems(read, skipped)
     if skipped and len(skipped) >= read.count + len(read.skipped):
         status = EXIT_INPUT_ERROR  # nothing usable was read: an error, not a partial analysis
-    if not analyses and read.errors:
+    if not reports and read.errors:
         return EXIT_INPUT_ERROR
-    kb = load_knowledge()
+    kb = service.knowledge_base()
     if args.json:
         document = {
             "kb_version": kb.version,
             "as_of": args.as_of.isoformat(),
-            "patients": [output.patient_lines_json(a) for a in analyses],
+            "patients": [output.patient_lines_json(r.analysis) for r in reports],
             "skipped": output.skipped_json(skipped),
             "skipped_count": len(skipped),
         }
         sys.stdout.buffer.write(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
     else:
-        print(render_lines_table(analyses, kb.version, len(skipped)))
+        print(render_lines_table([r.analysis for r in reports], kb.version, len(skipped)))
     return status
 
 
@@ -146,10 +132,10 @@ def render_lines_table(analyses: list[PatientAnalysis], kb_version: str, skipped
 
 def cmd_recommend(args: argparse.Namespace) -> int:
     with Progress() as progress:
-        analyses, read, skipped = analyse_paths(args.paths, args.as_of, args.patient, progress)
+        reports, read, skipped = analyse_paths(args.paths, args.as_of, args.patient, progress)
     status = _report_problems(read, skipped)
-    kb = load_knowledge(None, os.environ.get("SALVAGE_KB_OVERLAY") or None)
-    recs = [recommend(a, kb, args.as_of) for a in analyses]
+    kb = service.knowledge_base()
+    recs = [r.recommendation for r in reports]
     if args.json:
         document = {
             "kb_version": kb.version,
@@ -288,7 +274,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     tune_gc()
     if getattr(args, "as_of", "unset") is None:
-        args.as_of = date.today()
+        args.as_of = service.today()
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)

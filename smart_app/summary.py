@@ -6,11 +6,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from salvage import output
-from salvage.engine import analyse_patient
-from salvage.engine.model import PatientRecord
-from salvage.engine.recommend import recommend
-from salvage.fhir.records import build_patient_records
+from salvage import output, service
 from salvage.knowledge.model import KnowledgeBase
 from smart_app.banner import patient_banner
 
@@ -22,14 +18,19 @@ def summarise(
     problems: list[dict[str, str]],
     today: date,
 ) -> dict[str, Any]:
-    patients, skipped = build_patient_records(
-        ((r, ("fhir", i)) for i, r in enumerate(resources)), kb
+    unreadable = frozenset(p["type"] for p in problems if p.get("type"))
+    report, skipped = service.report_for_patient(
+        resources, patient_id, kb, today, unreadable=unreadable
     )
-    reference = f"Patient/{patient_id}"
-    record = patients.get(reference) or PatientRecord(reference=reference)
-    analysis = analyse_patient(record, kb, today)
-    rec = recommend(analysis, kb, today)
-    entry = {**output.patient_lines_json(analysis), **output.recommendation_json(rec, kb)}
+    record = report.analysis.record
+    entry = {
+        **output.patient_lines_json(report.analysis),
+        **output.recommendation_json(report.recommendation, kb),
+    }
+    entry["reminders"] = [
+        {"kind": f.kind, "severity": f.severity, "summary": f.summary}
+        for f in report.delay_findings
+    ]
     entry["data_gaps"] = problems
     entry["banner"] = patient_banner(
         next(

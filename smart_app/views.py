@@ -29,6 +29,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
+from salvage import service
 from smart_app import chart, discovery, fhir_reader, keys, registry, scopes
 from smart_app.sessions import COOKIE, SessionStore
 from smart_app.summary import summarise
@@ -324,7 +325,7 @@ def _analysis() -> tuple[dict[str, Any], dict[str, Any]]:
     types = scopes.readable_types(data["scope"])
     codes = [f"http://loinc.org|{c}" for c in sorted(kb.loinc_index)]
     result = fhir_reader.read_patient(data["iss"], data["patient"], types, holder, codes)
-    summary = summarise(result.resources, data["patient"], kb, result.problems, date.today())
+    summary = summarise(result.resources, data["patient"], kb, result.problems, service.today())
     return data, summary
 
 
@@ -342,7 +343,7 @@ def screen() -> Any:
     data, summary = _analysis()
     patient = summary["patients"][0]
     timeline = chart.timeline(
-        patient["lines"], patient["failures"], patient["exposures"], date.today()
+        patient["lines"], patient["failures"], patient["exposures"], service.today()
     )
     return render_template(
         "app.html",

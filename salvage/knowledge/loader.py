@@ -13,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 from salvage.errors import KnowledgeError
 from salvage.knowledge import schema
 from salvage.knowledge.model import (
+    DelayRule,
     Disease,
     Drug,
     Evidence,
@@ -20,8 +21,10 @@ from salvage.knowledge.model import (
     LineRules,
     MaintenanceRule,
     ObservationKind,
+    OrderCheckRules,
     ProcedureKind,
     Regimen,
+    SingleActiveDrugRule,
 )
 
 DATA_FILES: dict[str, type[BaseModel]] = {
@@ -36,6 +39,7 @@ DATA_FILES: dict[str, type[BaseModel]] = {
     "procedures": schema.ProceduresFile,
     "pathways": schema.PathwaysFile,
     "patient_rules": schema.PatientRulesFile,
+    "order_checks": schema.OrderChecksFile,
 }
 
 # Built-in line-rule values used when neither the default nor a disease entry sets them.
@@ -154,8 +158,29 @@ def _cross_check(raw: dict[str, Any]) -> None:
             if key not in evidence:
                 problems.append(f"failures.{section}: unknown evidence {key!r}")
     problems += _pathway_problems(raw["pathways"].pathways, raw)
+    problems += _order_check_problems(raw["order_checks"], raw)
     if problems:
         raise KnowledgeError("; ".join(problems))
+
+
+def _order_check_problems(checks: schema.OrderChecksFile, raw: dict[str, Any]) -> list[str]:
+    evidence = raw["evidence"].evidence
+    problems = [
+        f"order_checks: unknown evidence {k!r}"
+        for k in (*checks.delay.evidence, *checks.single_active_drug.evidence)
+        if k not in evidence
+    ]
+    problems += [
+        f"order_checks.delay: unknown disease {d!r}"
+        for d in checks.delay.days_by_disease
+        if d not in raw["diseases"].diseases
+    ]
+    problems += [
+        f"order_checks: unknown companion drug {d!r}"
+        for d in checks.companion_drugs
+        if d not in raw["drugs"].drugs
+    ]
+    return problems
 
 
 def _pathway_problems(pathways: dict[str, Any], raw: dict[str, Any]) -> list[str]:
@@ -216,6 +241,18 @@ def apply_overlay(raw: dict[str, Any], overlay_path: Path) -> dict[str, Any]:
         raise KnowledgeError(f"{overlay_path}: " + "; ".join(problems))
     merged = dict(raw)
     merged["pathways"] = schema.PathwaysFile(pathways=pathways)
+    if overlay.delay is not None:
+        checks: schema.OrderChecksFile = raw["order_checks"]
+        delay = checks.delay.model_copy(
+            update={
+                "default_days": overlay.delay.default_days or checks.delay.default_days,
+                "days_by_disease": {
+                    **checks.delay.days_by_disease,
+                    **overlay.delay.days_by_disease,
+                },
+            }
+        )
+        merged["order_checks"] = checks.model_copy(update={"delay": delay})
     merged["overlay"] = overlay
     return merged
 
@@ -269,6 +306,7 @@ def build(raw: dict[str, Any]) -> KnowledgeBase:
         for kind, o in raw["observations"].observations.items()
     }
     loinc_index = {code: kind for kind, o in observation_kinds.items() for code in o.loinc}
+    checks: schema.OrderChecksFile = raw["order_checks"]
     return KnowledgeBase(
         version=raw["manifest"].kb_version,
         disclaimer=" ".join(raw["manifest"].disclaimer.split()),
@@ -328,6 +366,18 @@ def build(raw: dict[str, Any]) -> KnowledgeBase:
                 else None
             ),
         },
+        order_checks=OrderCheckRules(
+            delay=DelayRule(
+                default_days=checks.delay.default_days,
+                days_by_disease=dict(checks.delay.days_by_disease),
+                evidence=tuple(checks.delay.evidence),
+            ),
+            single_active_drug=SingleActiveDrugRule(
+                min_new_active_drugs=checks.single_active_drug.min_new_active_drugs,
+                evidence=tuple(checks.single_active_drug.evidence),
+            ),
+            companion_drugs=frozenset(checks.companion_drugs),
+        ),
         evidence={
             key: Evidence(
                 key=key,

@@ -81,6 +81,26 @@ class Evidence:
     doi: str | None = None
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DelayRule:
+    default_days: int
+    days_by_disease: dict[str, int]
+    evidence: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SingleActiveDrugRule:
+    min_new_active_drugs: int
+    evidence: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class OrderCheckRules:
+    delay: DelayRule
+    single_active_drug: SingleActiveDrugRule
+    companion_drugs: frozenset[str]
+
+
 @dataclass(frozen=True, kw_only=True)
 class KnowledgeBase:
     version: str
@@ -97,6 +117,7 @@ class KnowledgeBase:
     procedures: dict[str, ProcedureKind]
     failures: dict[str, Any]
     evidence: dict[str, Evidence]
+    order_checks: OrderCheckRules
     pathways: dict[str, Any] = field(default_factory=dict)
     patient_rules: dict[str, Any] = field(default_factory=dict)
 

@@ -190,6 +190,28 @@ class PatientRulesFile(_Strict):
     recency: dict[str, int]
 
 
+class DelayEntry(_Strict):
+    default_days: int = Field(ge=1, le=3650)
+    days_by_disease: dict[str, int] = {}
+    evidence: list[str] = Field(min_length=1)
+
+
+class SingleActiveDrugEntry(_Strict):
+    min_new_active_drugs: int = Field(ge=2, le=5)
+    evidence: list[str] = Field(min_length=1)
+
+
+class OrderChecksFile(_Strict):
+    delay: DelayEntry
+    single_active_drug: SingleActiveDrugEntry
+    companion_drugs: list[str] = []
+
+
+class OverlayDelay(_Strict):
+    default_days: int | None = Field(default=None, ge=1, le=3650)
+    days_by_disease: dict[str, int] = {}
+
+
 class OverlayFile(_Strict):
     """An institution's local pathway overlay: add, disable or re-rank options."""
 
@@ -197,3 +219,4 @@ class OverlayFile(_Strict):
     add: dict[str, list[OptionEntry]] = {}
     disable: list[str] = []
     rerank: dict[str, int] = {}
+    delay: OverlayDelay | None = None

@@ -1,0 +1,257 @@
+"""Checks of draft orders and of the time since a failure: pure rules returning typed findings.
+
+The CDS Hooks service renders findings as cards and the SMART app can show them; neither decides
+anything itself. Rules (thresholds and sources in knowledge/data/order_checks.yaml):
+- a draft repeats a failed or not-tolerated drug or regimen (warning);
+- a draft contains a drug the patient's data contraindicates (warning);
+- in virologic failure, a draft adds a single antiretroviral to the failing regimen (warning);
+- a draft matches a fitting salvage option that needs monitoring (info);
+- after a failure, no new line within the disease's delay threshold (info, patient-view).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from salvage.engine import contraindications
+from salvage.engine.analysis import PatientAnalysis
+from salvage.engine.model import Failure
+from salvage.engine.recommend import Option, Recommendation, what_failed
+from salvage.knowledge.model import KnowledgeBase
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DraftOrder:
+    """A medication order not yet signed, normalised to ingredients."""
+
+    resource_id: str | None  # "MedicationRequest/<id>"; None when the draft has no id
+    ingredients: frozenset[str]
+    text: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class OrderFinding:
+    """One problem with the drafts (or with the time since a failure), ready to show."""
+
+    kind: str  # repeats-failed-therapy | contraindicated-drug | single-active-drug | ...
+    severity: str  # warning | info
+    summary: str
+    facts: tuple[str, ...]  # sentences from the record, each naming its sources
+    bullet_facts: bool = False
+    failure: Failure | None = None
+    options_heading: str | None = None  # list the fitting options under this heading
+    avoid: frozenset[str] = frozenset()  # options containing these drugs are not offered
+    replacements: tuple[Option, ...] = ()  # options to offer in place of the drafts
+    suggest_genotype: bool = False
+    evidence: tuple[str, ...] = ()  # knowledge evidence keys backing the rule
+    missing_data: tuple[str, ...] = ()
+
+
+def _domain(rec: Recommendation) -> str:
+    return "hiv" if rec.disease == "hiv" else "oncology"
+
+
+def failure_of_repeat(
+    analysis: PatientAnalysis, domain: str, regimen: str | None, drugs: set[str]
+) -> Failure | None:
+    """The most recent failure of a line that the order repeats (by regimen, else by drug)."""
+    for failure in sorted(analysis.failures, key=lambda f: f.when, reverse=True):
+        line = next(
+            (
+                ln
+                for ln in analysis.lines
+                if ln.number == failure.line and ln.domain == domain and not ln.maintenance
+            ),
+            None,
+        )
+        if line is None:
+            continue
+        if failure.kind == "intolerance":
+            stopped = {
+                d
+                for e in analysis.record.exposures
+                if e.source in failure.sources
+                for d in e.ingredients
+            }
+            if regimen is None and drugs & stopped:
+                return failure
+            continue
+        if line.regimen == regimen or (regimen is None and drugs & set(line.ingredients)):
+            return failure
+    return None
+
+
+def _regimen_options(rec: Recommendation, avoid: set[str]) -> tuple[Option, ...]:
+    return tuple(o for o in rec.options if o.kind == "regimen" and not set(o.ingredients) & avoid)
+
+
+def _repeat_finding(
+    kb: KnowledgeBase, analysis: PatientAnalysis, rec: Recommendation, draft_drugs: frozenset[str]
+) -> OrderFinding | None:
+    domain = _domain(rec)
+    backbone = kb.pathways.get(rec.disease or "", {}).get("backbone_drugs", frozenset())
+    failed_drugs, failed_regimens = what_failed(analysis, domain, backbone)
+    named = kb.regimen_named(draft_drugs)
+    repeats = sorted(d for d in draft_drugs if d in failed_drugs)
+    if not repeats and not (named and named in failed_regimens):
+        return None
+    repeated_regimen = named if named and named in failed_regimens else None
+    what = repeated_regimen or ", ".join(repeats)
+    reason = failed_regimens.get(named or "") or failed_drugs[repeats[0]]
+    f = failure_of_repeat(analysis, domain, repeated_regimen, set(repeats)) or rec.failure
+    if f is None:
+        summary = f"This order repeats {what}, which failed before"
+    elif f.kind == "intolerance":
+        summary = f"This order repeats {what}, which was not tolerated ({f.when.isoformat()})"
+    else:
+        summary = f"This order repeats {what}, which failed ({f.kind}, {f.when.isoformat()})"
+    facts = [f"Evidence in the record: {reason}."]
+    if f is not None:
+        facts.append(f"Failure: {f.detail}.")
+    has_options = any(o.kind == "regimen" for o in rec.options)
+    return OrderFinding(
+        kind="repeats-failed-therapy",
+        severity="warning",
+        summary=summary,
+        facts=tuple(facts),
+        failure=f,
+        options_heading="Salvage options that fit this patient:" if has_options else None,
+        avoid=frozenset(repeats),
+        replacements=_regimen_options(rec, set(repeats)),
+        suggest_genotype=rec.disease == "hiv" and f is not None and f.kind == "virologic-failure",
+    )
+
+
+def _contraindication_finding(
+    kb: KnowledgeBase,
+    analysis: PatientAnalysis,
+    rec: Recommendation,
+    draft_drugs: frozenset[str],
+    as_of: date,
+) -> OrderFinding | None:
+    found = contraindications.drug_contraindications(draft_drugs, analysis.record, kb, as_of)
+    if not found:
+        return None
+    drugs = sorted({drug for drug, _ in found})
+    alternatives = _regimen_options(rec, set(drugs))
+    return OrderFinding(
+        kind="contraindicated-drug",
+        severity="warning",
+        summary=f"{', '.join(drugs)}: contraindicated by this patient's data",
+        facts=tuple(why for _, why in found),
+        bullet_facts=True,
+        options_heading="Alternatives without these drugs:" if alternatives else None,
+        avoid=frozenset(drugs),
+        replacements=alternatives,
+    )
+
+
+def _single_drug_finding(
+    kb: KnowledgeBase, analysis: PatientAnalysis, rec: Recommendation, draft_drugs: frozenset[str]
+) -> OrderFinding | None:
+    rule = kb.order_checks.single_active_drug
+    if rec.disease != "hiv" or rec.failure is None or rec.failure.kind != "virologic-failure":
+        return None
+    arvs = {d for d in draft_drugs if d in kb.drugs and kb.drugs[d].role == "antiretroviral"}
+    current = next((ln for ln in analysis.lines if ln.domain == "hiv" and ln.end is None), None)
+    if len(arvs) >= rule.min_new_active_drugs or not arvs or current is None:
+        return None
+    summary = "Adding one drug to a failing antiretroviral regimen risks more resistance"
+    return OrderFinding(
+        kind="single-active-drug",
+        severity="warning",
+        summary=summary,
+        facts=(
+            f"Virologic failure on {current.regimen}: {rec.failure.detail}.",
+            f"Build a new regimen with at least {rule.min_new_active_drugs} fully active drugs, "
+            "one with a high resistance barrier, guided by a genotype.",
+        ),
+        suggest_genotype=True,
+        evidence=rule.evidence,
+    )
+
+
+def _monitoring_finding(
+    kb: KnowledgeBase, rec: Recommendation, draft_drugs: frozenset[str]
+) -> OrderFinding | None:
+    companions = kb.order_checks.companion_drugs
+    matching = next(
+        (
+            o
+            for o in rec.options
+            if o.ingredients
+            and set(o.ingredients) <= draft_drugs | companions
+            and draft_drugs <= set(o.ingredients)
+        ),
+        None,
+    )
+    if matching is None or not matching.cautions:
+        return None
+    return OrderFinding(
+        kind="salvage-monitoring",
+        severity="info",
+        summary=f"{matching.regimen}: arrange the monitoring it needs",
+        facts=matching.cautions,
+        bullet_facts=True,
+        evidence=matching.evidence,
+    )
+
+
+def check_orders(
+    kb: KnowledgeBase,
+    analysis: PatientAnalysis,
+    rec: Recommendation,
+    drafts: tuple[DraftOrder, ...],
+    as_of: date,
+) -> tuple[OrderFinding, ...]:
+    """Warnings about the drafts; when there is none, at most one monitoring note."""
+    if not drafts:
+        return ()
+    draft_drugs = frozenset().union(*(d.ingredients for d in drafts))
+    repeat = _repeat_finding(kb, analysis, rec, draft_drugs)
+    warnings = [
+        finding
+        for finding in (
+            repeat,
+            _contraindication_finding(kb, analysis, rec, draft_drugs, as_of),
+            None if repeat else _single_drug_finding(kb, analysis, rec, draft_drugs),
+        )
+        if finding is not None
+    ]
+    if warnings:
+        return tuple(warnings)
+    monitoring = _monitoring_finding(kb, rec, draft_drugs)
+    return (monitoring,) if monitoring else ()
+
+
+def check_delay(
+    kb: KnowledgeBase, analysis: PatientAnalysis, rec: Recommendation, as_of: date
+) -> tuple[OrderFinding, ...]:
+    """A failure with options but no new line within the disease's delay threshold."""
+    failure = rec.failure
+    if failure is None or not rec.options:
+        return ()
+    rule = kb.order_checks.delay
+    threshold = rule.days_by_disease.get(rec.disease or "", rule.default_days)
+    started_after = any(
+        line.start > failure.when and not line.maintenance for line in analysis.lines
+    )
+    waited = (as_of - failure.when).days
+    if started_after or waited <= threshold:
+        return ()
+    return (
+        OrderFinding(
+            kind="salvage-delay",
+            severity="info",
+            summary=(
+                f"No new treatment {waited} days after {failure.kind} on "
+                f"{failure.when.isoformat()}: delays may reduce effectiveness"
+            ),
+            facts=(f"{failure.detail}.",),
+            failure=failure,
+            options_heading="Salvage options that fit this patient:",
+            suggest_genotype=rec.disease == "hiv" and failure.kind == "virologic-failure",
+            missing_data=rec.missing_data,
+        ),
+    )

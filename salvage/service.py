@@ -1,0 +1,114 @@
+"""The one use case of salvage-cds: a patient's FHIR resources, the knowledge base and an analysis
+date in, one typed patient report out (lines, failures, recommendation, order findings).
+
+Every surface calls this module: the CLI (`salvage lines`, `salvage recommend`), the SMART app's
+summary and the CDS Hooks service. None of them chains engine steps or reads the clock itself, so
+the pipeline is assembled once, here, and all surfaces answer from the same knowledge base.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from salvage.engine import analyse_patient
+from salvage.engine.analysis import PatientAnalysis
+from salvage.engine.model import PatientRecord
+from salvage.engine.order_checks import DraftOrder, OrderFinding, check_delay, check_orders
+from salvage.engine.recommend import Recommendation, recommend
+from salvage.fhir.reader import ReadResult, iter_resources
+from salvage.fhir.records import Skipped, build_patient_records
+from salvage.knowledge import KnowledgeBase, load_knowledge
+
+OVERLAY_VARIABLE = "SALVAGE_KB_OVERLAY"
+
+
+@dataclass(frozen=True, kw_only=True)
+class PatientReport:
+    """Everything salvage-cds concludes about one patient on one date."""
+
+    patient: str  # "Patient/<id>"
+    as_of: date
+    analysis: PatientAnalysis
+    recommendation: Recommendation
+    order_findings: tuple[OrderFinding, ...]  # about the draft orders (order-select/-sign)
+    delay_findings: tuple[OrderFinding, ...]  # time since a failure (patient-view)
+    unreadable: frozenset[str]  # FHIR resource types that could not be read
+
+
+def knowledge_base(overlay: str | None = None) -> KnowledgeBase:
+    """The process's knowledge base: the shipped files plus the institution overlay named by
+    `overlay` ("" for none) or, when None, by SALVAGE_KB_OVERLAY. Loaded once and cached."""
+    if overlay is None:
+        overlay = os.environ.get(OVERLAY_VARIABLE, "")
+    return load_knowledge(None, overlay or None)
+
+
+def today() -> date:
+    """The analysis date when a caller gives none: the one place that reads the clock."""
+    return date.today()
+
+
+def report_for_record(
+    record: PatientRecord,
+    kb: KnowledgeBase,
+    as_of: date,
+    drafts: tuple[DraftOrder, ...] = (),
+    unreadable: frozenset[str] = frozenset(),
+) -> PatientReport:
+    """The pipeline: analysis, recommendation, order checks."""
+    analysis = analyse_patient(record, kb, as_of)
+    recommendation = recommend(analysis, kb, as_of)
+    return PatientReport(
+        patient=record.reference,
+        as_of=as_of,
+        analysis=analysis,
+        recommendation=recommendation,
+        order_findings=check_orders(kb, analysis, recommendation, drafts, as_of),
+        delay_findings=check_delay(kb, analysis, recommendation, as_of),
+        unreadable=unreadable,
+    )
+
+
+def report_for_patient(
+    resources: Iterable[dict[str, Any]],
+    patient_id: str,
+    kb: KnowledgeBase,
+    as_of: date,
+    drafts: tuple[DraftOrder, ...] = (),
+    unreadable: frozenset[str] = frozenset(),
+    origin: str = "fhir",
+) -> tuple[PatientReport, list[Skipped]]:
+    """The report of one patient from resources read for them (SMART app, CDS service); other
+    patients' resources are ignored. Returns the report and the resources skipped as invalid."""
+    patients, skipped = build_patient_records(
+        ((r, (origin, i)) for i, r in enumerate(resources)), kb
+    )
+    reference = f"Patient/{patient_id}"
+    record = patients.get(reference) or PatientRecord(reference=reference)
+    return report_for_record(record, kb, as_of, drafts, unreadable), skipped
+
+
+def reports_for_files(
+    paths: Sequence[str],
+    kb: KnowledgeBase,
+    as_of: date,
+    patient: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[list[PatientReport], ReadResult, list[Skipped]]:
+    """Reports of every patient in Bundle / NDJSON files (CLI), or of one patient; returns the
+    reports, what the reader met (errors, counts) and every skipped resource."""
+    read = ReadResult()
+    patients, skipped = build_patient_records(iter_resources(list(paths), read), kb)
+    if progress:
+        progress(f"analysing {len(patients)} patients")
+    wanted = None if patient is None else f"Patient/{patient.removeprefix('Patient/')}"
+    reports = [
+        report_for_record(record, kb, as_of)
+        for reference, record in sorted(patients.items())
+        if wanted is None or reference == wanted
+    ]
+    return reports, read, read.skipped + skipped

@@ -9,8 +9,6 @@ from salvage.engine import factors
 from salvage.engine.model import ConditionRecord, PatientRecord
 from salvage.knowledge.model import KnowledgeBase
 
-POSITIVE = {"10828004", "LA6576-8", "positive", "detected", "present"}
-
 
 def hbv_coinfection(record: PatientRecord, kb: KnowledgeBase) -> ConditionRecord | None:
     codes = kb.patient_rules["antiretroviral"]["hbv_conditions"]
@@ -27,10 +25,10 @@ def hbv_coinfection(record: PatientRecord, kb: KnowledgeBase) -> ConditionRecord
     return None
 
 
-def hla_b5701_positive(record: PatientRecord) -> str | None:
-    """The source of a positive HLA-B*57:01 result, if any."""
+def hla_b5701_positive(record: PatientRecord, kb: KnowledgeBase) -> str | None:
+    """The source of a positive HLA-B*57:01 result, if any (answers as coded in answers.yaml)."""
     for m in record.measurements:
-        if m.kind == "hla-b5701" and ({c.lower() for c in m.codes} | {m.raw.lower()}) & POSITIVE:
+        if m.kind == "hla-b5701" and kb.answers.reading(m.codes, m.raw) == "positive":
             return m.source
     return None
 
@@ -74,7 +72,7 @@ def drug_contraindications(
                     f"({', '.join(clearance.sources)}; DHHS)",
                 )
             )
-    positive = hla_b5701_positive(record)
+    positive = hla_b5701_positive(record, kb)
     for drug in sorted(drugs & set(rules["antiretroviral"]["hla_b5701_excludes"])):
         if positive:
             found.append((drug, f"{drug} contraindicated: HLA-B*57:01 positive ({positive}; DHHS)"))

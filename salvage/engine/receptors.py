@@ -5,9 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from salvage.engine.model import Measurement, PatientRecord
-
-POSITIVE = {"10828004", "la6576-8", "positive"}
-NEGATIVE = {"260385009", "la6577-6", "negative"}
+from salvage.knowledge.model import KnowledgeBase
 
 
 @dataclass(frozen=True)
@@ -17,13 +15,8 @@ class Status:
     text: str
 
 
-def _result(m: Measurement) -> str:
-    answers = {c.lower() for c in m.codes} | {m.raw.strip().lower()}
-    if answers & POSITIVE:
-        return "positive"
-    if answers & NEGATIVE:
-        return "negative"
-    return "unknown"  # equivocal or not coded
+def _result(m: Measurement, kb: KnowledgeBase) -> str:
+    return kb.answers.reading(m.codes, m.raw)  # unknown when equivocal or not coded
 
 
 def _latest(record: PatientRecord, kind: str) -> Measurement | None:
@@ -31,10 +24,10 @@ def _latest(record: PatientRecord, kind: str) -> Measurement | None:
     return max(found, key=lambda m: m.when) if found else None
 
 
-def hormone_receptor(record: PatientRecord) -> Status:
+def hormone_receptor(record: PatientRecord, kb: KnowledgeBase) -> Status:
     """Positive when ER or PR is positive; negative when both are negative."""
     er, pr = _latest(record, "estrogen-receptor"), _latest(record, "progesterone-receptor")
-    results = {name: (m, _result(m)) for name, m in (("ER", er), ("PR", pr)) if m is not None}
+    results = {name: (m, _result(m, kb)) for name, m in (("ER", er), ("PR", pr)) if m is not None}
     sources = tuple(m.source for m, _ in results.values())
     text = ", ".join(
         f"{name} {value} ({m.when.isoformat()})" for name, (m, value) in results.items()
@@ -46,9 +39,9 @@ def hormone_receptor(record: PatientRecord) -> Status:
     return Status("unknown", sources, text)
 
 
-def her2(record: PatientRecord) -> Status:
+def her2(record: PatientRecord, kb: KnowledgeBase) -> Status:
     m = _latest(record, "her2")
     if m is None:
         return Status("unknown", (), "")
-    value = _result(m)
+    value = _result(m, kb)
     return Status(value, (m.source,), f"HER2 {value} ({m.when.isoformat()})")

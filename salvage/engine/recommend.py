@@ -217,8 +217,8 @@ def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Reco
                 for ln in started_after
             )
         )
-    receptor_status = receptors.hormone_receptor(record)
-    her2_status = receptors.her2(record)
+    receptor_status = receptors.hormone_receptor(record, kb)
+    her2_status = receptors.her2(record, kb)
     receptor_unknown = False
     chosen: list[tuple[int, dict[str, Any]]] = []
     excluded: list[Exclusion] = []

@@ -23,6 +23,7 @@ from salvage.knowledge.model import (
     ObservationKind,
     OrderCheckRules,
     ProcedureKind,
+    QualitativeAnswers,
     Regimen,
     SingleActiveDrugRule,
 )
@@ -40,6 +41,7 @@ DATA_FILES: dict[str, type[BaseModel]] = {
     "pathways": schema.PathwaysFile,
     "patient_rules": schema.PatientRulesFile,
     "order_checks": schema.OrderChecksFile,
+    "answers": schema.AnswersFile,
 }
 
 # Built-in line-rule values used when neither the default nor a disease entry sets them.
@@ -159,6 +161,12 @@ def _cross_check(raw: dict[str, Any]) -> None:
                 problems.append(f"failures.{section}: unknown evidence {key!r}")
     problems += _pathway_problems(raw["pathways"].pathways, raw)
     problems += _order_check_problems(raw["order_checks"], raw)
+    problems += [
+        f"answers: unknown verification source {c.verified!r}"
+        for entry in (raw["answers"].positive, raw["answers"].negative)
+        for c in entry.codes
+        if c.verified not in sources
+    ]
     if problems:
         raise KnowledgeError("; ".join(problems))
 
@@ -266,6 +274,10 @@ def _evidence_keys(node: Any) -> list[str]:
     return []
 
 
+def _answer_words(entry: schema.AnswerEntry) -> frozenset[str]:
+    return frozenset(c.code.lower() for c in entry.codes) | {t.lower() for t in entry.text}
+
+
 def build(raw: dict[str, Any]) -> KnowledgeBase:
     _cross_check(raw)
     drugs_file: schema.DrugsFile = raw["drugs"]
@@ -366,6 +378,10 @@ def build(raw: dict[str, Any]) -> KnowledgeBase:
                 else None
             ),
         },
+        answers=QualitativeAnswers(
+            positive=_answer_words(raw["answers"].positive),
+            negative=_answer_words(raw["answers"].negative),
+        ),
         order_checks=OrderCheckRules(
             delay=DelayRule(
                 default_days=checks.delay.default_days,

@@ -82,6 +82,23 @@ class Evidence:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class QualitativeAnswers:
+    """Lower-cased codes and words that mean positive or negative in a qualitative result."""
+
+    positive: frozenset[str]
+    negative: frozenset[str]
+
+    def reading(self, codes: frozenset[str], text: str) -> str:
+        """positive | negative | unknown, from a result's answer codes and its text."""
+        said = {c.lower() for c in codes} | {text.strip().lower()}
+        if said & self.positive:
+            return "positive"
+        if said & self.negative:
+            return "negative"
+        return "unknown"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class DelayRule:
     default_days: int
     days_by_disease: dict[str, int]
@@ -118,6 +135,7 @@ class KnowledgeBase:
     failures: dict[str, Any]
     evidence: dict[str, Evidence]
     order_checks: OrderCheckRules
+    answers: QualitativeAnswers
     pathways: dict[str, Any] = field(default_factory=dict)
     patient_rules: dict[str, Any] = field(default_factory=dict)
 

@@ -190,6 +190,22 @@ class PatientRulesFile(_Strict):
     recency: dict[str, int]
 
 
+class AnswerCode(_Strict):
+    system: Literal["http://snomed.info/sct", "http://loinc.org"]
+    code: str
+    verified: str
+
+
+class AnswerEntry(_Strict):
+    codes: list[AnswerCode]
+    text: list[str]
+
+
+class AnswersFile(_Strict):
+    positive: AnswerEntry
+    negative: AnswerEntry
+
+
 class DelayEntry(_Strict):
     default_days: int = Field(ge=1, le=3650)
     days_by_disease: dict[str, int] = {}

@@ -9,13 +9,14 @@ import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import yaml
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
+
+from salvage.config import CdsClientsFile, read_config
+from salvage.errors import ConfigError
 
 log = logging.getLogger("salvage.cds.security")
 ALGORITHMS = ("ES384", "RS384")  # asymmetric only; "none" and HS* are refused (H17)
@@ -60,19 +61,17 @@ class TrustedClient:
 
 
 def load_trusted_clients(path: str | None) -> dict[str, TrustedClient]:
-    if not path:
-        return {}
-    data = yaml.safe_load(Path(path).read_text()) or {}
+    """The trusted clients in the SALVAGE_CDS_CLIENTS file, validated (ConfigError names the
+    file and field of a mistake)."""
     clients = {}
-    for entry in data.get("clients", []):
-        url = entry.get("jwks_url")
-        if url and not str(url).startswith(("https://", "http://127.0.0.1", "http://localhost")):
-            raise ValueError(f"JWKS URL of {entry['iss']} must be https (or loopback for testing)")
-        clients[entry["iss"]] = TrustedClient(
-            iss=entry["iss"],
-            jwks_url=url,
-            jwks=entry.get("jwks"),
-            fhir_servers=tuple(entry.get("fhir_servers", [])),
+    for entry in read_config(path, CdsClientsFile).clients:
+        url = entry.jwks_url
+        if url and not url.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+            raise ConfigError(
+                f"{path}: JWKS URL of {entry.iss} must be https (or loopback for testing)"
+            )
+        clients[entry.iss] = TrustedClient(
+            iss=entry.iss, jwks_url=url, jwks=entry.jwks, fhir_servers=tuple(entry.fhir_servers)
         )
     return clients
 

@@ -51,7 +51,16 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.extensions["salvage_kb"] = service.knowledge_base(app.config.get("KB_OVERLAY") or "")
 
     from cds_hooks import service as cds_service
+    from cds_hooks.security import load_trusted_clients
     from smart_app import views as smart_views
+    from smart_app.registry import load_registrations
+
+    # Operator files are validated now, so a mistake stops start-up (naming file and field)
+    # instead of failing the first request.
+    app.extensions["salvage_cds_clients"] = load_trusted_clients(app.config.get("CDS_CLIENTS"))
+    app.extensions["salvage_smart_registrations"] = load_registrations(
+        app.config.get("SMART_CLIENTS")
+    )
 
     app.register_blueprint(cds_service.bp)
     app.register_blueprint(smart_views.bp)

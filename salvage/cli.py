@@ -180,16 +180,9 @@ def cmd_feedback(args: argparse.Namespace) -> int:
     from salvage.app import create_app
 
     db = create_app().extensions["salvage_db"]
-    issued = dict(db.execute("SELECT kind, COUNT(*) FROM cds_card GROUP BY kind"))
-    rows = db.execute(
-        "SELECT c.kind, f.outcome, COUNT(DISTINCT f.card) FROM cds_feedback f "
-        "JOIN cds_card c ON c.uuid = f.card GROUP BY c.kind, f.outcome"
-    )
-    reasons = db.execute(
-        "SELECT c.kind, f.reason_code, f.reason_display, COUNT(DISTINCT f.card) "
-        "FROM cds_feedback f JOIN cds_card c ON c.uuid = f.card "
-        "WHERE f.outcome = 'overridden' GROUP BY c.kind, f.reason_code, f.reason_display"
-    )
+    issued = db.cards_issued_by_kind()
+    rows = db.feedback_by_kind()
+    reasons = db.override_reasons_by_kind()
     summary: dict[str, dict[str, Any]] = {}
     for kind, count in issued.items():
         summary[kind] = {"issued": count, "accepted": 0, "overridden": 0, "override_reasons": {}}

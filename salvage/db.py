@@ -99,3 +99,42 @@ class Database:
         if self._calls % 200 == 1:
             self.execute("DELETE FROM jwt_jti WHERE expires < ?", (time.time(),))
         return self.insert_once("jwt_jti", {"jti": jti, "expires": expires})
+
+    # -- SMART app sessions (the cookie carries only the id; the data is encrypted by the caller)
+    def session_save(self, sid: str, blob: str, expires: float) -> None:
+        self.execute("DELETE FROM smart_session WHERE id = ?", (sid,))
+        self.execute(
+            "INSERT INTO smart_session (id, data, expires) VALUES (?, ?, ?)", (sid, blob, expires)
+        )
+
+    def session_load(self, sid: str) -> tuple[str, float] | None:
+        rows = self.execute("SELECT data, expires FROM smart_session WHERE id = ?", (sid,))
+        return (str(rows[0][0]), float(rows[0][1])) if rows else None
+
+    def session_delete(self, sid: str) -> None:
+        self.execute("DELETE FROM smart_session WHERE id = ?", (sid,))
+
+    # -- CDS card feedback summary (salvage feedback)
+    def cards_issued_by_kind(self) -> dict[str, int]:
+        return dict(self.execute("SELECT kind, COUNT(*) FROM cds_card GROUP BY kind"))
+
+    def feedback_by_kind(self) -> list[tuple[str, str, int]]:
+        """(card kind, outcome, distinct cards) for every kind with feedback."""
+        return [
+            (str(k), str(o), int(n))
+            for k, o, n in self.execute(
+                "SELECT c.kind, f.outcome, COUNT(DISTINCT f.card) FROM cds_feedback f "
+                "JOIN cds_card c ON c.uuid = f.card GROUP BY c.kind, f.outcome"
+            )
+        ]
+
+    def override_reasons_by_kind(self) -> list[tuple[str, str | None, str | None, int]]:
+        """(card kind, reason code, reason display, distinct cards) of overridden cards."""
+        return [
+            (str(k), code, display, int(n))
+            for k, code, display, n in self.execute(
+                "SELECT c.kind, f.reason_code, f.reason_display, COUNT(DISTINCT f.card) "
+                "FROM cds_feedback f JOIN cds_card c ON c.uuid = f.card "
+                "WHERE f.outcome = 'overridden' GROUP BY c.kind, f.reason_code, f.reason_display"
+            )
+        ]

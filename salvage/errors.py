@@ -25,3 +25,7 @@ class ResourceError(SalvageError):
 
 class KnowledgeError(SalvageError):
     """A knowledge file (shipped or institutional overlay) fails its schema or cross-references."""
+
+
+class ConfigError(SalvageError):
+    """An operator's configuration file or setting is invalid; start-up stops and names it."""

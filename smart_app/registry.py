@@ -7,11 +7,8 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
-import yaml
-
-CLIENT_TYPES = ("public", "confidential-symmetric", "confidential-asymmetric")
+from salvage.config import SmartClientsFile, read_config
 
 
 @dataclass(frozen=True)
@@ -37,23 +34,20 @@ def normalise(iss: str) -> str:
 
 
 def load_registrations(path: str | None) -> dict[str, Registration]:
-    if not path:
-        return {}
-    data = yaml.safe_load(Path(path).read_text()) or {}
+    """The registrations in the SALVAGE_SMART_CLIENTS file, validated (ConfigError names the
+    file and field of a mistake)."""
     found: dict[str, Registration] = {}
-    for entry in data.get("servers", []):
-        if entry["client_type"] not in CLIENT_TYPES:
-            raise ValueError(f"unknown client_type {entry['client_type']!r}")
-        secret = entry.get("client_secret")
-        if entry.get("client_secret_env"):
-            secret = os.environ.get(entry["client_secret_env"])
-        iss = normalise(entry["iss"])
+    for entry in read_config(path, SmartClientsFile).servers:
+        secret = entry.client_secret
+        if entry.client_secret_env:
+            secret = os.environ.get(entry.client_secret_env)
+        iss = normalise(entry.iss)
         found[iss] = Registration(
             iss=iss,
-            name=entry.get("name", iss),
-            client_id=entry["client_id"],
-            client_type=entry["client_type"],
+            name=entry.name or iss,
+            client_id=entry.client_id,
+            client_type=entry.client_type,
             client_secret=secret,
-            scope=entry.get("scope"),
+            scope=entry.scope,
         )
     return found

@@ -32,22 +32,18 @@ class SessionStore:
 
     def save(self, sid: str, data: dict[str, Any]) -> None:
         blob = self.fernet.encrypt(json.dumps(data).encode()).decode()
-        self.db.execute("DELETE FROM smart_session WHERE id = ?", (sid,))
-        self.db.execute(
-            "INSERT INTO smart_session (id, data, expires) VALUES (?, ?, ?)",
-            (sid, blob, time.time() + LIFETIME_SECONDS),
-        )
+        self.db.session_save(sid, blob, time.time() + LIFETIME_SECONDS)
 
     def load(self, sid: str | None) -> dict[str, Any] | None:
         if not sid:
             return None
-        rows = self.db.execute("SELECT data, expires FROM smart_session WHERE id = ?", (sid,))
-        if not rows or rows[0][1] < time.time():
+        row = self.db.session_load(sid)
+        if row is None or row[1] < time.time():
             return None
         try:
-            return json.loads(self.fernet.decrypt(rows[0][0].encode()))
+            return json.loads(self.fernet.decrypt(row[0].encode()))
         except InvalidToken:
             return None
 
     def delete(self, sid: str) -> None:
-        self.db.execute("DELETE FROM smart_session WHERE id = ?", (sid,))
+        self.db.session_delete(sid)

@@ -16,6 +16,7 @@ from typing import Any
 
 from salvage.engine import analyse_patient
 from salvage.engine.analysis import PatientAnalysis
+from salvage.engine.markers import MarkerSeries, marker_series
 from salvage.engine.model import PatientRecord
 from salvage.engine.order_checks import DraftOrder, OrderFinding, check_delay, check_orders
 from salvage.engine.recommend import Recommendation, recommend
@@ -37,6 +38,7 @@ class PatientReport:
     order_findings: tuple[OrderFinding, ...]  # about the draft orders (order-select/-sign)
     delay_findings: tuple[OrderFinding, ...]  # time since a failure (patient-view)
     unreadable: frozenset[str]  # FHIR resource types that could not be read
+    markers: tuple[MarkerSeries, ...]  # key disease markers with this patient's thresholds
 
 
 def knowledge_base(overlay: str | None = None) -> KnowledgeBase:
@@ -70,6 +72,7 @@ def report_for_record(
         order_findings=check_orders(kb, analysis, recommendation, drafts, as_of),
         delay_findings=check_delay(kb, analysis, recommendation, as_of),
         unreadable=unreadable,
+        markers=marker_series(analysis, kb),
     )
 
 

@@ -136,24 +136,26 @@ class MarkerChart:
 
 
 def marker_chart(
-    kind: str,
+    marker: dict[str, Any],
     values: list[tuple[date, float, str]],
     axis: TimeAxis,
     thresholds: list[tuple[float, str]],
 ) -> MarkerChart | None:
-    """Points for one marker. HIV-1 RNA uses a log10 scale (values below 20 drawn at 20)."""
+    """Points for one marker, on a log10 scale when the knowledge base says so (values below the
+    marker's floor, e.g. the assay limit, drawn at the floor)."""
     if not values:
         return None
-    log = kind == "hiv-rna"
+    log = bool(marker.get("log_scale"))
+    floor = float(marker.get("floor") or 1.0)
     top, bottom = 30.0, MARKER_HEIGHT - 12.0  # the title sits above the plot
     all_values = [v for _, v, _ in values] + [t for t, _ in thresholds]
     if log:
-        low, high = 1.0, max(5.0, math.ceil(math.log10(max(max(all_values), 20))))
+        low, high = 1.0, max(5.0, math.ceil(math.log10(max(max(all_values), floor))))
     else:
         low, high = 0.0, max(all_values) * 1.15 or 1.0
 
     def y(value: float) -> float:
-        v = math.log10(max(value, 20.0)) if log else value
+        v = math.log10(max(value, floor)) if log else value
         return round(bottom - (bottom - top) * (v - low) / (high - low), 1)
 
     points = [
@@ -165,8 +167,11 @@ def marker_chart(
         ticks = [(y(10.0**p), f"10^{p}") for p in range(int(low) + 1, int(high) + 1)]
     else:
         ticks = [(y(high * f / 1.15), f"{high * f / 1.15:.2g}") for f in (0.0, 0.5, 1.0)]
-    names = {"hiv-rna": ("HIV-1 RNA", "copies/mL"), "psa": ("PSA", "ng/mL"), "ldh": ("LDH", "U/L")}
-    label, unit = names.get(kind, (kind, ""))
     return MarkerChart(
-        label=label, unit=unit, log=log, points=points, thresholds=lines, ticks=ticks
+        label=str(marker.get("label", "")),
+        unit=str(marker.get("unit", "")),
+        log=log,
+        points=points,
+        thresholds=lines,
+        ticks=ticks,
     )

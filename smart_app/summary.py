@@ -27,6 +27,22 @@ def summarise(
         **output.patient_lines_json(report.analysis),
         **output.recommendation_json(report.recommendation, kb),
     }
+    entry["markers"] = [
+        {
+            "kind": m.spec.kind,
+            "label": m.spec.label,
+            "unit": m.spec.unit,
+            "log_scale": m.spec.log_scale,
+            "floor": m.spec.floor,
+            "points": [
+                {"date": day.isoformat(), "value": value, "source": source}
+                for day, value, source in m.points
+            ],
+            "thresholds": [{"value": t.value, "label": t.label} for t in m.thresholds],
+            "note": m.note,
+        }
+        for m in report.markers
+    ]
     entry["reminders"] = [
         {"kind": f.kind, "severity": f.severity, "summary": f.summary}
         for f in report.delay_findings

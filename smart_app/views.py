@@ -403,29 +403,19 @@ def _style(data: dict[str, Any]) -> dict[str, str]:
 
 
 def _marker_charts(patient: dict[str, Any], axis: chart.TimeAxis) -> list[chart.MarkerChart]:
+    """The engine's marker series (salvage.engine.markers), drawn as they are: which marker and
+    which thresholds apply to this patient is decided there, from the knowledge base."""
     found = []
-    diseases = set(patient.get("diseases") or [])
-    wanted = []
-    if "hiv" in diseases:
-        wanted.append(("hiv-rna", [(200.0, "200 copies/mL failure threshold")]))
-    if "prostate" in diseases:
-        wanted.append(("psa", [(0.2, "0.2 ng/mL (after prostatectomy)")]))
-    if diseases & {"dlbcl", "hodgkin", "follicular-lymphoma"}:
-        wanted.append(("ldh", []))
-    for kind, thresholds in wanted:
-        values = [
-            (date.fromisoformat(m["date"]), float(m["value"]), m["source"])
-            for m in patient["measurements"]
-            if m["kind"] == kind
-        ]
-        if kind == "psa" and values:
-            nadir = min(v for _, v, _ in values)
-            thresholds = [
-                *thresholds,
-                (nadir, f"nadir {nadir:g}"),
-                (nadir + 2, f"nadir + 2 = {nadir + 2:g} (Phoenix)"),
-            ]
-        made = chart.marker_chart(kind, values, axis, thresholds)
+    for marker in patient.get("markers") or []:
+        made = chart.marker_chart(
+            marker,
+            [
+                (date.fromisoformat(p["date"]), float(p["value"]), p["source"])
+                for p in marker["points"]
+            ],
+            axis,
+            [(float(t["value"]), t["label"]) for t in marker["thresholds"]],
+        )
         if made:
             found.append(made)
     return found

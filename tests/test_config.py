@@ -39,7 +39,7 @@ def test_a_cds_client_with_a_plain_http_jwks_url_is_refused(tmp_path) -> None:
 
 
 def test_a_missing_file_is_named(tmp_path) -> None:
-    with pytest.raises(ConfigError, match="nowhere.yaml"):
+    with pytest.raises(ConfigError, match=r"nowhere\.yaml"):
         _app(tmp_path, CDS_CLIENTS=str(tmp_path / "nowhere.yaml"))
 
 

@@ -133,10 +133,9 @@ def oncology_failures(record: PatientRecord, lines: list[Line], kb: KnowledgeBas
     return found
 
 
-def prostate_failures(record: PatientRecord, lines: list[Line], kb: KnowledgeBase) -> list[Failure]:
-    """Biochemical recurrence after the primary local therapy read from Procedure."""
-    spec = kb.failures["prostate"]
-    primary = next(
+def primary_local_therapy(lines: list[Line]) -> Line | None:
+    """The first prostatectomy or radiotherapy line: the therapy a PSA recurrence is judged by."""
+    return next(
         (
             line
             for line in lines
@@ -144,6 +143,12 @@ def prostate_failures(record: PatientRecord, lines: list[Line], kb: KnowledgeBas
         ),
         None,
     )
+
+
+def prostate_failures(record: PatientRecord, lines: list[Line], kb: KnowledgeBase) -> list[Failure]:
+    """Biochemical recurrence after the primary local therapy read from Procedure."""
+    spec = kb.failures["prostate"]
+    primary = primary_local_therapy(lines)
     if primary is None:
         return []
     psa = sorted(

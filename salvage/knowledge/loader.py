@@ -20,6 +20,7 @@ from salvage.knowledge.model import (
     KnowledgeBase,
     LineRules,
     MaintenanceRule,
+    MarkerChartSpec,
     ObservationKind,
     OrderCheckRules,
     ProcedureKind,
@@ -42,6 +43,7 @@ DATA_FILES: dict[str, type[BaseModel]] = {
     "patient_rules": schema.PatientRulesFile,
     "order_checks": schema.OrderChecksFile,
     "answers": schema.AnswersFile,
+    "charts": schema.ChartsFile,
 }
 
 # Built-in line-rule values used when neither the default nor a disease entry sets them.
@@ -161,6 +163,14 @@ def _cross_check(raw: dict[str, Any]) -> None:
                 problems.append(f"failures.{section}: unknown evidence {key!r}")
     problems += _pathway_problems(raw["pathways"].pathways, raw)
     problems += _order_check_problems(raw["order_checks"], raw)
+    for kind, marker in raw["charts"].markers.items():
+        if kind not in raw["observations"].observations:
+            problems.append(f"charts: unknown observation kind {kind!r}")
+        problems += [
+            f"charts.{kind}: unknown disease {d!r}"
+            for d in marker.diseases
+            if d not in raw["diseases"].diseases
+        ]
     problems += [
         f"answers: unknown verification source {c.verified!r}"
         for entry in (raw["answers"].positive, raw["answers"].negative)
@@ -378,6 +388,17 @@ def build(raw: dict[str, Any]) -> KnowledgeBase:
                 else None
             ),
         },
+        markers=tuple(
+            MarkerChartSpec(
+                kind=kind,
+                label=m.label,
+                unit=observation_kinds[kind].unit or "",
+                diseases=frozenset(m.diseases),
+                log_scale=m.log_scale,
+                floor=m.floor,
+            )
+            for kind, m in raw["charts"].markers.items()
+        ),
         answers=QualitativeAnswers(
             positive=_answer_words(raw["answers"].positive),
             negative=_answer_words(raw["answers"].negative),

@@ -99,6 +99,16 @@ class QualitativeAnswers:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class MarkerChartSpec:
+    kind: str  # observation kind id
+    label: str
+    unit: str
+    diseases: frozenset[str]
+    log_scale: bool
+    floor: float | None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class DelayRule:
     default_days: int
     days_by_disease: dict[str, int]
@@ -136,6 +146,7 @@ class KnowledgeBase:
     evidence: dict[str, Evidence]
     order_checks: OrderCheckRules
     answers: QualitativeAnswers
+    markers: tuple[MarkerChartSpec, ...]
     pathways: dict[str, Any] = field(default_factory=dict)
     patient_rules: dict[str, Any] = field(default_factory=dict)
 

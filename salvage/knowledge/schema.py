@@ -206,6 +206,17 @@ class AnswersFile(_Strict):
     negative: AnswerEntry
 
 
+class MarkerEntry(_Strict):
+    label: str
+    diseases: list[str] = Field(min_length=1)
+    log_scale: bool = False
+    floor: float | None = Field(default=None, gt=0)
+
+
+class ChartsFile(_Strict):
+    markers: dict[str, MarkerEntry]
+
+
 class DelayEntry(_Strict):
     default_days: int = Field(ge=1, le=3650)
     days_by_disease: dict[str, int] = {}

@@ -55,10 +55,14 @@ def test_lanes_do_not_overlap_and_bars_follow_their_exposures() -> None:
     assert all(b["width"] >= 3 for lane in t.lanes for b in lane["bars"])
 
 
+HIV_RNA = {"kind": "hiv-rna", "label": "HIV-1 RNA", "log_scale": True, "floor": 20}
+PSA = {"kind": "psa", "label": "PSA", "log_scale": False, "floor": None}
+
+
 def test_hiv_rna_is_on_a_log_scale_with_the_200_threshold_between_100_and_1000() -> None:
     axis = chart.TimeAxis(date(2020, 1, 1), date(2022, 1, 1))
     m = chart.marker_chart(
-        "hiv-rna",
+        HIV_RNA,
         [(date(2020, 6, 1), 20.0, "O/1"), (date(2021, 6, 1), 5000.0, "O/2")],
         axis,
         [(200.0, "threshold")],
@@ -73,13 +77,12 @@ def test_hiv_rna_is_on_a_log_scale_with_the_200_threshold_between_100_and_1000()
 def test_values_below_20_copies_are_drawn_at_the_floor() -> None:
     axis = chart.TimeAxis(date(2020, 1, 1), date(2022, 1, 1))
     m = chart.marker_chart(
-        "hiv-rna", [(date(2020, 6, 1), 0.0, "O/1"), (date(2020, 7, 1), 20.0, "O/2")], axis, []
+        HIV_RNA, [(date(2020, 6, 1), 0.0, "O/1"), (date(2020, 7, 1), 20.0, "O/2")], axis, []
     )
     assert m.points[0]["y"] == m.points[1]["y"]
 
 
 def test_no_values_means_no_marker_chart() -> None:
     assert (
-        chart.marker_chart("psa", [], chart.TimeAxis(date(2020, 1, 1), date(2021, 1, 1)), [])
-        is None
+        chart.marker_chart(PSA, [], chart.TimeAxis(date(2020, 1, 1), date(2021, 1, 1)), []) is None
     )

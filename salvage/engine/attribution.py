@@ -2,7 +2,8 @@
 
 A Condition counts only with a confirmed or unstated verificationStatus (failures.yaml). A
 disease is active unless every counted Condition naming it is in remission, resolved or inactive.
-HIV needs a coded diagnosis or a detectable HIV-1 RNA: antiretrovirals alone may be PrEP (diseases.yaml).
+HIV needs a coded diagnosis or a detectable HIV-1 RNA: antiretrovirals alone may be PrEP
+(diseases.yaml).
 Each day's anticancer drugs are attributed to the patient's disease that the most of them plausibly
 treat (regimens.yaml components, diseases.yaml drug classes); a tie goes to the disease diagnosed
 most recently on or before that day, so a breast-cancer survivor's later R-CHOP is lymphoma therapy.

@@ -27,10 +27,13 @@ def summarise(
     )
     reference = f"Patient/{patient_id}"
     record = patients.get(reference) or PatientRecord(reference=reference)
-    analysis = analyse_patient(record, kb, today)
+    # Resource types the reader could not read: conclusions that depend on them say so.
+    unreadable = frozenset(p["type"] for p in problems if p.get("type"))
+    analysis = analyse_patient(record, kb, today, unreadable=unreadable)
     rec = recommend(analysis, kb, today)
     entry = {**output.patient_lines_json(analysis), **output.recommendation_json(rec, kb)}
     entry["data_gaps"] = problems
+    entry["failure_assessable"] = analysis.failure_assessable
     entry["banner"] = patient_banner(
         next(
             (

@@ -27,6 +27,7 @@ DEPENDS_ON: dict[str, tuple[str, ...]] = {
     "MedicationAdministration": ("lines of therapy and cumulative anthracycline dose",),
     "MedicationStatement": ("lines of therapy",),
     "Procedure": ("local therapy lines (prostatectomy, radiotherapy)",),
+    "Medication": ("drugs of orders that name them through a Medication resource",),
     "Patient": ("age (transplant eligibility, creatinine clearance)",),
 }
 # Resource types whose absence would hide a failure.
@@ -38,6 +39,7 @@ FAILURE_INPUTS = frozenset(
         "MedicationAdministration",
         "MedicationStatement",
         "Procedure",
+        "Medication",
     }
 )
 

@@ -1,5 +1,6 @@
 """Issue 10, item 8: when the FHIR server cannot return a resource type, the app never turns the
-gap into "no treatment failure"; the conclusions that depend on it say they could not be assessed."""
+gap into "no treatment failure"; the conclusions that depend on it say they could not be
+assessed."""
 
 from __future__ import annotations
 

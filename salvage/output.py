@@ -59,6 +59,7 @@ def patient_lines_json(analysis: PatientAnalysis) -> dict[str, Any]:
         "active_diseases": list(analysis.active_diseases),
         "not_assessed": list(analysis.not_assessed),
         "notes": list(analysis.notes),
+        "cautions": list(analysis.cautions),
     }
 
 

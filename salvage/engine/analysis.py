@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import date
 
-from salvage.engine import attribution
+from salvage.engine import attribution, factors
 from salvage.engine import failures as failure_rules
 from salvage.engine import lines as line_rules
 from salvage.engine.model import DataWarning, Failure, Line, PatientRecord, Unmapped
@@ -57,6 +57,7 @@ class PatientAnalysis:
     unreadable: frozenset[str] = frozenset()  # FHIR resource types that could not be read
     not_assessed: tuple[str, ...] = ()  # conclusions that could not be assessed, and why
     notes: tuple[str, ...] = ()  # how diseases were established (HIV from RNA, PrEP context)
+    cautions: tuple[str, ...] = ()  # e.g. cumulative anthracycline above the caution level
 
     @property
     def failure_assessable(self) -> bool:
@@ -118,6 +119,13 @@ def analyse_patient(
         hiv_lines = [replace(line, disease="hiv") for line in hiv_lines]
         failures += failure_rules.hiv_failures(record, hiv_lines, kb, as_of)
         lines += hiv_lines
+    cautions: list[str] = []
+    total = factors.cumulative_anthracycline(record, kb, as_of)
+    caution_level = float(kb.patient_rules["anthracycline"]["caution_cumulative_doxorubicin_mg_m2"])
+    if total is not None and total.value >= caution_level:
+        cautions.append(
+            f"{total.text}: at or above the caution level of {caution_level:g} mg/m2 (Swain 2003)"
+        )
     not_assessed = tuple(
         f"{what}: could not be assessed ({rtype} could not be read)"
         for rtype in sorted(unreadable)
@@ -135,4 +143,5 @@ def analyse_patient(
         unreadable=frozenset(unreadable),
         not_assessed=not_assessed,
         notes=tuple(n for n in (hiv.note,) if n),
+        cautions=tuple(cautions),
     )

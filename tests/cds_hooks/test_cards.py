@@ -265,3 +265,15 @@ def test_the_warning_names_the_failure_of_the_repeated_line_not_the_latest_one(c
     )
     assert card["summary"] == "This order repeats R-CHOP, which failed (relapse, 2023-11-20)"
     assert relapse in card["detail"]
+
+
+def test_cisplatin_with_a_stale_low_clearance_gets_a_warning_not_an_info_card(call) -> None:
+    # issue 10, item 7: the last clearance (38 mL/min) is 4 years old; the abnormal old value keeps
+    # its caution at order entry and the card names its date.
+    found = cards(
+        call,
+        "dlbcl-stale-clearance",
+        ["rituximab", "dexamethasone", "cytarabine", "cisplatin"],
+    )
+    assert [c["indicator"] for c in found] == ["warning"]
+    assert "2022-06-01" in found[0]["detail"] and "re-check" in found[0]["detail"]

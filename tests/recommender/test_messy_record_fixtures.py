@@ -110,6 +110,7 @@ def test_a_breast_cancer_survivor_with_refractory_dlbcl_gets_lymphoma_advice(kb)
     ]
     assert rec.disease == "dlbcl" and rec.failure is not None and rec.failure.primary
     assert any("390 mg/m2" in f and "caution level of 350" in f for f in rec.facts)
+    assert any("390 mg/m2" in c for c in analysis.cautions)  # also in `salvage lines`
 
 
 def test_prep_is_never_hiv(kb) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from salvage.engine import factors
+from salvage.engine import attribution, factors
 from salvage.engine.measures import side
 from salvage.engine.model import ConditionRecord, PatientRecord
 from salvage.knowledge.model import KnowledgeBase
@@ -36,6 +36,8 @@ def hbv_coinfection(record: PatientRecord, kb: KnowledgeBase) -> ConditionRecord
     for condition in record.conditions:
         if condition.clinical_status in ("inactive", "resolved", "remission"):
             continue
+        if not attribution.counts_as_disease(condition, kb):
+            continue  # a provisional or differential diagnosis is not a co-infection
         for code in condition.codes:
             system, _, value = code.partition("|")
             if (system == "http://snomed.info/sct" and value in codes["snomed"]) or (

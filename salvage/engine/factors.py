@@ -25,11 +25,6 @@ class Fact:
     age_days: int | None = None
     reference_high: float | None = None
 
-    @property
-    def recheck(self) -> str:
-        """'re-check X before use (last value ... on ...)' for a stale value."""
-        return f"re-check before use: last value {self.text}"
-
 
 def age_text(days: int) -> str:
     if days < 60:

@@ -94,6 +94,17 @@ def analyse_patient(
     lines: list[Line] = []
     failures: list[Failure] = []
     groups = attribution.attribute_exposures(record.exposures, record.procedures, kb, states)
+    if len(active_oncology) > 1:
+        # With two active cancers a disease status must say which one it is about (focus).
+        warnings += [
+            DataWarning(
+                source=m.source,
+                problem="disease status without a focus Condition while "
+                f"{' and '.join(active_oncology)} are both active: not attributed to either",
+            )
+            for m in record.measurements
+            if m.kind == "disease-status" and not m.focus
+        ]
     per_disease: list[list[Line]] = []
     for disease, (exposures, procedures) in groups.items():
         rules = kb.rules_for(disease)

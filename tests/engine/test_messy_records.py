@@ -463,3 +463,30 @@ def test_patient_type_alone_does_not_block_failure_assessment(kb) -> None:
     chart.cycles(R_CHOP, q21("2024-01-01", 2))
     analysis = analyse_patient(record_of(chart, kb), kb, AS_OF, unreadable=frozenset({"Patient"}))
     assert analysis.failure_assessable and analysis.not_assessed
+
+
+def test_with_two_active_cancers_a_status_needs_a_focus(kb) -> None:
+    chart = Chart()
+    chart.add(  # breast cancer, active
+        "Condition",
+        code={"coding": [{"system": SNOMED, "code": "254837009"}]},
+        onsetDateTime="2023-01-01",
+    )
+    chart.cycles(R_CHOP, q21("2024-01-01", 6))
+    unfocused = chart.status("2024-02-15")
+    assert chart.analyse(kb).failures == ()
+    assert [w.source for w in chart.analyse(kb).warnings] == [unfocused]
+    chart.add(
+        "Observation",
+        status="final",
+        code={"coding": [{"system": LOINC, "code": "97509-4"}]},
+        effectiveDateTime="2024-02-20",
+        focus=[{"reference": "Condition/condition-1"}],
+        valueCodeableConcept={"coding": [{"system": SNOMED, "code": "271299001"}]},
+    )
+    (failure,) = chart.analyse(kb).failures
+    assert (failure.disease, failure.kind, failure.when) == (
+        "dlbcl",
+        "refractory",
+        date(2024, 2, 20),
+    )

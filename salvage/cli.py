@@ -111,15 +111,22 @@ def render_lines_table(analyses: list[PatientAnalysis], kb_version: str, skipped
         out.append(f"{a.patient}  [{', '.join(a.diseases) or 'no coded disease'}]")
         if not a.lines:
             out.append("  no lines of therapy found")
+        several = len({line.disease for line in a.lines}) > 1  # lines are numbered per disease
         for line in a.lines:
             end = line.end.isoformat() if line.end else "ongoing"
             tag = " (maintenance)" if line.maintenance else ""
+            which = f"{line.disease} " if several and line.disease else ""
             out.append(
-                f"  line {line.number}{tag}: {line.regimen:<38} {line.start.isoformat()} -> {end}"
+                f"  {which}line {line.number}{tag}: {line.regimen:<38} "
+                f"{line.start.isoformat()} -> {end}"
             )
         for f in a.failures:
-            out.append(f"  FAILURE {f.kind} (line {f.line}) {f.when.isoformat()}: {f.detail}")
+            kind = f"{f.kind}, primary" if f.primary else f.kind
+            which = f"{f.disease} " if several and f.disease else ""
+            out.append(f"  FAILURE {kind} ({which}line {f.line}) {f.when.isoformat()}: {f.detail}")
             out.append(f"          evidence: {', '.join(f.sources)}")
+        for text in (*a.notes, *a.cautions, *a.not_assessed):
+            out.append(f"  note: {text}")
         for u in a.unmapped:
             out.append(f"  unmapped drug: {u.text!r} ({u.source})")
         for w in a.warnings:
@@ -155,10 +162,15 @@ def cmd_recommend(args: argparse.Namespace) -> int:
             )
         if r.statement:
             out.append(f"  {r.statement}")
+        if r.transplant is not None:
+            out.append(f"  {r.transplant.summary()}")
         for o in r.options:
             out.append(
                 f"  {o.rank}. {o.regimen}  [{', '.join(kb.evidence[k].label for k in o.evidence)}]"
             )
+            if o.branch:
+                out.append(f"       only {o.branch}")
+            out += [f"       {r_}" for r_ in o.recheck]
             out += [f"       why: {line}" for line in o.rationale[:1]]
             out += [f"       caution: {c}" for c in o.cautions]
         for x in r.excluded:

@@ -21,6 +21,7 @@ def line_json(line: Line) -> dict[str, Any]:
         "maintenance": line.maintenance,
         "sources": list(line.sources),
         "domain": line.domain,
+        "disease": line.disease,
         **({"procedure": line.procedure} if line.procedure else {}),
     }
 
@@ -36,6 +37,14 @@ def failure_json(failure: Failure) -> dict[str, Any]:
     }
     if failure.relapse_interval_months is not None:
         out["relapse_interval_months"] = failure.relapse_interval_months
+    out["disease"] = failure.disease
+    if failure.primary:
+        out["primary"] = True  # primary refractory (kind stays 'refractory')
+    if failure.closed_by:
+        out["closed"] = {
+            "date": failure.closed_on.isoformat() if failure.closed_on else None,
+            "sources": list(failure.closed_by),
+        }
     return out
 
 
@@ -47,6 +56,10 @@ def patient_lines_json(analysis: PatientAnalysis) -> dict[str, Any]:
         "failures": [failure_json(f) for f in analysis.failures],
         "unmapped": [{"source": u.source, "text": u.text} for u in analysis.unmapped],
         "warnings": [{"source": w.source, "problem": w.problem} for w in analysis.warnings],
+        "active_diseases": list(analysis.active_diseases),
+        "not_assessed": list(analysis.not_assessed),
+        "notes": list(analysis.notes),
+        "cautions": list(analysis.cautions),
     }
 
 
@@ -74,6 +87,8 @@ def recommendation_json(rec: Recommendation, kb: KnowledgeBase) -> dict[str, Any
                 "date": rec.failure.when.isoformat(),
                 "line": rec.failure.line,
                 "sources": list(rec.failure.sources),
+                "disease": rec.failure.disease,
+                **({"primary": True} if rec.failure.primary else {}),
             }
             if rec.failure
             else None
@@ -90,6 +105,8 @@ def recommendation_json(rec: Recommendation, kb: KnowledgeBase) -> dict[str, Any
                 "cautions": list(o.cautions),
                 "evidence": [evidence(k) for k in o.evidence],
                 "sources": list(o.sources),
+                "branch": o.branch,
+                "recheck": list(o.recheck),
             }
             for o in rec.options
         ],
@@ -98,6 +115,22 @@ def recommendation_json(rec: Recommendation, kb: KnowledgeBase) -> dict[str, Any
             for x in rec.excluded
         ],
         "missing_data": list(rec.missing_data),
+        "facts": list(rec.facts),
+        "not_assessed": list(rec.not_assessed),
+        "transplant_eligibility": (
+            {
+                "status": rec.transplant.status,
+                "summary": rec.transplant.summary(),
+                "reasons": list(rec.transplant.reasons),
+                "missing": list(rec.transplant.missing),
+                "unreadable": list(rec.transplant.unreadable),
+                "recheck": list(rec.transplant.rechecks),
+                "not_checked": list(rec.transplant.not_checked),
+                "evidence": [evidence(k) for k in rec.transplant.evidence],
+            }
+            if rec.transplant
+            else None
+        ),
         "disclaimer": kb.disclaimer,
     }
     if rec.statement:

@@ -62,7 +62,7 @@ def report_for_record(
     unreadable: frozenset[str] = frozenset(),
 ) -> PatientReport:
     """The pipeline: analysis, recommendation, order checks."""
-    analysis = analyse_patient(record, kb, as_of)
+    analysis = analyse_patient(record, kb, as_of, unreadable=unreadable)
     recommendation = recommend(analysis, kb, as_of)
     return PatientReport(
         patient=record.reference,

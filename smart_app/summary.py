@@ -48,6 +48,7 @@ def summarise(
         for f in report.delay_findings
     ]
     entry["data_gaps"] = problems
+    entry["failure_assessable"] = report.analysis.failure_assessable
     entry["banner"] = patient_banner(
         next(
             (

@@ -1,17 +1,47 @@
-"""Compose the engine: a patient's record -> diseases, lines of therapy and failures."""
+"""Compose the engine: a patient's record -> diseases, lines of therapy per disease and failures."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 
+from salvage.engine import attribution, factors
 from salvage.engine import failures as failure_rules
 from salvage.engine import lines as line_rules
 from salvage.engine.model import DataWarning, Failure, Line, PatientRecord, Unmapped
 from salvage.knowledge.model import KnowledgeBase
 
-SNOMED = "http://snomed.info/sct"
-ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
+# Conclusions that depend on each FHIR resource type: when a type could not be read, these say
+# "could not be assessed" instead of reporting an absence as a fact.
+DEPENDS_ON: dict[str, tuple[str, ...]] = {
+    "Observation": (
+        "treatment failure from disease status, PSA or HIV-1 RNA",
+        "performance status, renal, cardiac and liver function (fitness)",
+        "receptor status and HLA-B*57:01",
+    ),
+    "Condition": (
+        "the diseases on record and relapse or recurrence Conditions",
+        "hepatitis B co-infection and PrEP context",
+    ),
+    "MedicationRequest": ("lines of therapy and drugs stopped for no response or intolerance",),
+    "MedicationAdministration": ("lines of therapy and cumulative anthracycline dose",),
+    "MedicationStatement": ("lines of therapy",),
+    "Procedure": ("local therapy lines (prostatectomy, radiotherapy)",),
+    "Medication": ("drugs of orders that name them through a Medication resource",),
+    "Patient": ("age (transplant eligibility, creatinine clearance)",),
+}
+# Resource types whose absence would hide a failure.
+FAILURE_INPUTS = frozenset(
+    {
+        "Observation",
+        "Condition",
+        "MedicationRequest",
+        "MedicationAdministration",
+        "MedicationStatement",
+        "Procedure",
+        "Medication",
+    }
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -23,48 +53,106 @@ class PatientAnalysis:
     unmapped: tuple[Unmapped, ...]
     warnings: tuple[DataWarning, ...]
     record: PatientRecord
+    active_diseases: tuple[str, ...] = ()  # diseases not in remission, resolved or inactive
+    unreadable: frozenset[str] = frozenset()  # FHIR resource types that could not be read
+    not_assessed: tuple[str, ...] = ()  # conclusions that could not be assessed, and why
+    notes: tuple[str, ...] = ()  # how diseases were established (HIV from RNA, PrEP context)
+    cautions: tuple[str, ...] = ()  # e.g. cumulative anthracycline above the caution level
+
+    @property
+    def failure_assessable(self) -> bool:
+        """False when a resource type a failure rule reads could not be read."""
+        return not (self.unreadable & FAILURE_INPUTS)
 
 
 def diseases_of(record: PatientRecord, kb: KnowledgeBase) -> list[str]:
-    """Knowledge-base diseases named by the patient's Conditions (SNOMED, ICD-10-CM prefix)."""
-    found: list[str] = []
-    for condition in record.conditions:
-        for code in condition.codes:
-            system, _, value = code.partition("|")
-            for disease in kb.diseases.values():
-                hit = (system == SNOMED and value in disease.snomed) or (
-                    system == ICD10CM and any(value.startswith(p) for p in disease.icd10cm)
-                )
-                if hit and disease.id not in found:
-                    found.append(disease.id)
-    if "hiv" not in found and any(
-        kb.drugs[i].role == "antiretroviral"
-        for e in record.exposures
-        for i in e.ingredients
-        if i in kb.drugs
-    ):
-        found.append("hiv")  # antiretrovirals without a coded diagnosis still form HIV lines
+    """Knowledge-base diseases of the patient: counted Conditions (active first), and HIV only with
+    a diagnosis or a detectable HIV-1 RNA, never from antiretrovirals alone."""
+    states = attribution.disease_states(record, kb)
+    found = list(states)
+    if "hiv" not in found and attribution.hiv_evidence(record, kb, states).confirmed:
+        found.append("hiv")
     return found
 
 
-def analyse_patient(record: PatientRecord, kb: KnowledgeBase, as_of: date) -> PatientAnalysis:
-    diseases = diseases_of(record, kb)
-    oncology = next((d for d in diseases if kb.diseases[d].domain == "oncology"), None)
-    rules = kb.rules_for(oncology)
-    lines = line_rules.oncology_lines(record.exposures, record.procedures, kb, rules, as_of)
-    failures = failure_rules.oncology_failures(record, lines, kb)
-    if oncology == "prostate":
-        failures += failure_rules.prostate_failures(record, lines, kb)
-    if "hiv" in diseases:
-        hiv = line_rules.hiv_lines(record.exposures, kb, kb.rules_for("hiv"), as_of, first_number=1)
-        failures += failure_rules.hiv_failures(record, hiv, kb, as_of)
-        lines += hiv
+def analyse_patient(
+    record: PatientRecord,
+    kb: KnowledgeBase,
+    as_of: date,
+    unreadable: frozenset[str] = frozenset(),
+) -> PatientAnalysis:
+    """Lines and failures of one patient as of a date. `unreadable`: FHIR resource types that
+    could not be read; every conclusion that depends on them says it could not be assessed."""
+    states = attribution.disease_states(record, kb)
+    hiv = attribution.hiv_evidence(record, kb, states)
+    diseases = list(states)
+    if hiv.confirmed and "hiv" not in diseases:
+        diseases.append("hiv")
+    oncology = [d for d in states if kb.diseases[d].domain == "oncology"]
+    active_oncology = [d for d in oncology if states[d].active]
+    warnings: list[DataWarning] = list(record.warnings)
+    lines: list[Line] = []
+    failures: list[Failure] = []
+    groups = attribution.attribute_exposures(record.exposures, record.procedures, kb, states)
+    if len(active_oncology) > 1:
+        # With two active cancers a disease status must say which one it is about (focus).
+        warnings += [
+            DataWarning(
+                source=m.source,
+                problem="disease status without a focus Condition while "
+                f"{' and '.join(active_oncology)} are both active: not attributed to either",
+            )
+            for m in record.measurements
+            if m.kind == "disease-status" and not m.focus
+        ]
+    per_disease: list[list[Line]] = []
+    for disease, (exposures, procedures) in groups.items():
+        rules = kb.rules_for(disease)
+        own = line_rules.oncology_lines(exposures, procedures, kb, rules, as_of)
+        own = [replace(line, disease=disease) for line in own]
+        if not own:
+            continue
+        per_disease.append(own)
+        unfocused = len(active_oncology) <= 1 and (
+            disease in active_oncology or not active_oncology
+        )
+        failures += failure_rules.oncology_failures(
+            record, own, kb, disease=disease, as_of=as_of, unfocused=unfocused, warnings=warnings
+        )
+        if disease == "prostate":
+            failures += failure_rules.prostate_failures(record, own, kb)
+    for own in sorted(per_disease, key=lambda ls: ls[0].start):
+        lines += own
+    if hiv.confirmed:
+        hiv_lines = line_rules.hiv_lines(
+            record.exposures, kb, kb.rules_for("hiv"), as_of, first_number=1
+        )
+        hiv_lines = [replace(line, disease="hiv") for line in hiv_lines]
+        failures += failure_rules.hiv_failures(record, hiv_lines, kb, as_of)
+        lines += hiv_lines
+    cautions: list[str] = []
+    total = factors.cumulative_anthracycline(record, kb, as_of)
+    caution_level = float(kb.patient_rules["anthracycline"]["caution_cumulative_doxorubicin_mg_m2"])
+    if total is not None and total.value >= caution_level:
+        cautions.append(
+            f"{total.text}: at or above the caution level of {caution_level:g} mg/m2 (Swain 2003)"
+        )
+    not_assessed = tuple(
+        f"{what}: could not be assessed ({rtype} could not be read)"
+        for rtype in sorted(unreadable)
+        for what in DEPENDS_ON.get(rtype, (f"conclusions that use {rtype}",))
+    )
     return PatientAnalysis(
         patient=record.reference,
         diseases=tuple(diseases),
         lines=tuple(lines),
         failures=tuple(failure_rules.merge_failures(failures)),
         unmapped=tuple(record.unmapped),
-        warnings=tuple(record.warnings),
+        warnings=tuple(warnings),
         record=record,
+        active_diseases=tuple(d for d in diseases if d == "hiv" or states[d].active),
+        unreadable=frozenset(unreadable),
+        not_assessed=not_assessed,
+        notes=tuple(n for n in (hiv.note,) if n),
+        cautions=tuple(cautions),
     )

@@ -1,13 +1,32 @@
-"""Drugs this patient's data rules out, each with the measured fact, its source and the rule's
-reference. One place, used by the recommender (exclusions) and the CDS cards (warnings)."""
+"""Drugs this patient's data rules out or needs re-checked, each with the measured fact, its date
+and age, its source and the rule's reference. One place, used by the recommender (exclusions,
+cautions) and the CDS cards (warnings).
+
+Each finding has a severity (contraindicated | caution) and a basis (current | stale | unknown |
+indeterminate): a stale abnormal value keeps its caution and asks for a re-check; an unknown or
+stale value never counts as normal.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 
-from salvage.engine import factors
+from salvage.engine import attribution, factors
+from salvage.engine.measures import side
 from salvage.engine.model import ConditionRecord, PatientRecord
 from salvage.knowledge.model import KnowledgeBase
+
+
+@dataclass(frozen=True, kw_only=True)
+class DrugFinding:
+    drug: str
+    severity: str  # contraindicated | caution
+    basis: str  # current | stale | unknown | indeterminate
+    text: str
+    sources: tuple[str, ...] = ()
+    recheck: str | None = None  # "re-check creatinine clearance before use (last value ...)"
+    abnormal: bool = False  # the value (current or stale) meets the rule's limit
 
 
 def hbv_coinfection(record: PatientRecord, kb: KnowledgeBase) -> ConditionRecord | None:
@@ -15,6 +34,8 @@ def hbv_coinfection(record: PatientRecord, kb: KnowledgeBase) -> ConditionRecord
     for condition in record.conditions:
         if condition.clinical_status in ("inactive", "resolved", "remission"):
             continue
+        if not attribution.counts_as_disease(condition, kb):
+            continue  # a provisional or differential diagnosis is not a co-infection
         for code in condition.codes:
             system, _, value = code.partition("|")
             if (system == "http://snomed.info/sct" and value in codes["snomed"]) or (
@@ -33,56 +54,157 @@ def hla_b5701_positive(record: PatientRecord, kb: KnowledgeBase) -> str | None:
     return None
 
 
-def drug_contraindications(
-    drugs: frozenset[str], record: PatientRecord, kb: KnowledgeBase, as_of: date
-) -> list[tuple[str, str]]:
+def renal_drugs(kb: KnowledgeBase) -> dict[str, float]:
+    """Drugs with a creatinine-clearance limit (mL/min), from patient_rules.yaml."""
     rules = kb.patient_rules
-    found: list[tuple[str, str]] = []
-    clearance = None
-    renal_drugs = {r["drug"] for r in rules["antiretroviral"]["renal_limits"]} | {"cisplatin"}
-    if drugs & renal_drugs:
-        clearance = factors.creatinine_clearance(record, kb, as_of)
-    if "cisplatin" in drugs:
-        limit = float(rules["cisplatin"]["min_creatinine_clearance_ml_min"])
-        if clearance is not None and clearance.value < limit:
-            found.append(
-                (
-                    "cisplatin",
-                    f"cisplatin avoided: {clearance.text} < {limit:g} mL/min "
-                    f"({', '.join(clearance.sources)}; Galsky 2011)",
-                )
+    limits = {
+        r["drug"]: float(r["min_creatinine_clearance_ml_min"])
+        for r in rules["antiretroviral"]["renal_limits"]
+    }
+    limits["cisplatin"] = float(rules["cisplatin"]["min_creatinine_clearance_ml_min"])
+    return limits
+
+
+def _renal(
+    drug: str, limit: float, clearance: factors.Fact | None, cite: str
+) -> DrugFinding | None:
+    if clearance is None:
+        return DrugFinding(
+            drug=drug,
+            severity="caution",
+            basis="unknown",
+            text=f"{drug}: creatinine clearance unknown (no creatinine with weight and age, and "
+            f"no eGFR): check renal function before use ({cite})",
+            recheck=f"check creatinine clearance before {drug} (none on record)",
+        )
+    placed = side(clearance.value, clearance.comparator, limit)
+    sources = clearance.sources
+    if placed == "indeterminate":
+        return DrugFinding(
+            drug=drug,
+            severity="caution",
+            basis="indeterminate",
+            text=f"{drug}: {clearance.text} cannot be placed against {limit:g} mL/min ({cite})",
+            sources=sources,
+            recheck=f"re-check creatinine clearance before {drug} (last value {clearance.text})",
+        )
+    if placed == "below":
+        if clearance.stale:
+            return DrugFinding(
+                drug=drug,
+                severity="caution",
+                basis="stale",
+                text=f"{drug} would be avoided: {clearance.text} < {limit:g} mL/min ({cite}); "
+                "the value is stale, re-check before use",
+                sources=sources,
+                abnormal=True,
+                recheck=f"re-check creatinine clearance before {drug} "
+                f"(last value {clearance.text})",
             )
+        return DrugFinding(
+            drug=drug,
+            severity="contraindicated",
+            basis="current",
+            text=f"{drug} avoided: {clearance.text} < {limit:g} mL/min "
+            f"({', '.join(sources)}; {cite})",
+            sources=sources,
+            abnormal=True,
+        )
+    if clearance.stale:
+        return DrugFinding(
+            drug=drug,
+            severity="caution",
+            basis="stale",
+            text=f"{drug}: last {clearance.text} is stale; re-check before use ({cite})",
+            sources=sources,
+            recheck=f"re-check creatinine clearance before {drug} (last value {clearance.text})",
+        )
+    return None
+
+
+def drug_findings(
+    drugs: frozenset[str], record: PatientRecord, kb: KnowledgeBase, as_of: date
+) -> list[DrugFinding]:
+    rules = kb.patient_rules
+    found: list[DrugFinding] = []
+    limits = renal_drugs(kb)
+    wanted = sorted(drugs & set(limits))
+    clearance = factors.creatinine_clearance(record, kb, as_of) if wanted else None
+    for drug in wanted:
+        cite = "Galsky 2011" if drug == "cisplatin" else "DHHS"
+        finding = _renal(drug, limits[drug], clearance, cite)
+        if finding is not None:
+            found.append(finding)
+    if "cisplatin" in drugs:
         performance = factors.ecog(record, kb, as_of)
         if performance is not None and performance.value > float(rules["cisplatin"]["max_ecog"]):
             found.append(
-                (
-                    "cisplatin",
-                    f"cisplatin avoided: {performance.text} "
-                    f"({', '.join(performance.sources)}; Galsky 2011)",
-                )
-            )
-    for limit_rule in rules["antiretroviral"]["renal_limits"]:
-        drug = limit_rule["drug"]
-        limit = float(limit_rule["min_creatinine_clearance_ml_min"])
-        if drug in drugs and clearance is not None and clearance.value < limit:
-            found.append(
-                (
-                    drug,
-                    f"{drug} avoided: {clearance.text} < {limit:g} mL/min "
-                    f"({', '.join(clearance.sources)}; DHHS)",
+                DrugFinding(
+                    drug="cisplatin",
+                    severity="caution" if performance.stale else "contraindicated",
+                    basis="stale" if performance.stale else "current",
+                    text=f"cisplatin avoided: {performance.text} (Galsky 2011)",
+                    sources=performance.sources,
+                    abnormal=True,
+                    recheck=(
+                        f"re-check performance status before cisplatin ({performance.text})"
+                        if performance.stale
+                        else None
+                    ),
                 )
             )
     positive = hla_b5701_positive(record, kb)
     for drug in sorted(drugs & set(rules["antiretroviral"]["hla_b5701_excludes"])):
         if positive:
-            found.append((drug, f"{drug} contraindicated: HLA-B*57:01 positive ({positive}; DHHS)"))
+            found.append(
+                DrugFinding(
+                    drug=drug,
+                    severity="contraindicated",
+                    basis="current",
+                    text=f"{drug} contraindicated: HLA-B*57:01 positive ({positive}; DHHS)",
+                    sources=(positive,),
+                    abnormal=True,
+                )
+            )
     anthracyclines = {d for d in drugs if d in kb.drugs and "anthracycline" in kb.drugs[d].classes}
     if anthracyclines:
         total = factors.cumulative_anthracycline(record, kb, as_of)
         limit = float(rules["anthracycline"]["max_cumulative_doxorubicin_mg_m2"])
+        caution = float(rules["anthracycline"]["caution_cumulative_doxorubicin_mg_m2"])
         if total is not None and total.value >= limit:
             found += [
-                (drug, f"{total.text} >= {limit:g} mg/m2 lifetime limit (Swain 2003)")
+                DrugFinding(
+                    drug=drug,
+                    severity="contraindicated",
+                    basis="current",
+                    text=f"{total.text} >= {limit:g} mg/m2 lifetime limit (Swain 2003)",
+                    sources=total.sources,
+                    abnormal=True,
+                )
+                for drug in sorted(anthracyclines)
+            ]
+        elif total is not None and total.value >= caution:
+            found += [
+                DrugFinding(
+                    drug=drug,
+                    severity="caution",
+                    basis="current",
+                    text=f"{total.text}: at or above the caution level {caution:g} mg/m2; "
+                    f"heart-failure risk rises with the total (Swain 2003)",
+                    sources=total.sources,
+                )
                 for drug in sorted(anthracyclines)
             ]
     return found
+
+
+def drug_contraindications(
+    drugs: frozenset[str], record: PatientRecord, kb: KnowledgeBase, as_of: date
+) -> list[tuple[str, str]]:
+    """(drug, reason) for every current contraindication, and for every stale value that would
+    contraindicate the drug (an abnormal old value keeps its caution)."""
+    return [
+        (f.drug, f.text)
+        for f in drug_findings(drugs, record, kb, as_of)
+        if f.severity == "contraindicated" or (f.basis == "stale" and f.abnormal)
+    ]

@@ -1,10 +1,12 @@
-"""Patient factors the recommender weighs: age, ECOG, creatinine clearance, anthracycline dose."""
+"""Patient factors the recommender weighs: age, performance status, creatinine clearance, organ
+function and anthracycline dose. The most recent value is always used and shown with its date and
+age; a value older than its recency window (patient_rules.yaml) is flagged stale, never dropped."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 
 from salvage.engine.model import Measurement, PatientRecord
 from salvage.knowledge.model import KnowledgeBase
@@ -18,17 +20,42 @@ class Fact:
     when: date | None
     sources: tuple[str, ...]
     text: str
+    comparator: str | None = None  # the lab's "<" / ">" carried through every rule
+    stale: bool = False  # older than the rule's recency window
+    age_days: int | None = None
+    reference_high: float | None = None
 
 
-def _latest(record: PatientRecord, kind: str, as_of: date, days: int) -> Measurement | None:
-    recent = [
-        m
-        for m in record.measurements
-        if m.kind == kind
-        and m.value is not None
-        and as_of - timedelta(days=days) <= m.when <= as_of
+def age_text(days: int) -> str:
+    if days < 60:
+        return f"{days} days old"
+    if days < 730:
+        return f"{days / 30.4375:.0f} months old"
+    return f"{days / 365.25:.1f} years old"
+
+
+def latest(record: PatientRecord, kind: str, as_of: date) -> Measurement | None:
+    """The most recent measurement of a kind on or before as_of (readable or not)."""
+    found = [m for m in record.measurements if m.kind == kind and m.when <= as_of]
+    return max(found, key=lambda m: m.when) if found else None
+
+
+def _latest_value(record: PatientRecord, kind: str, as_of: date) -> Measurement | None:
+    found = [
+        m for m in record.measurements if m.kind == kind and m.value is not None and m.when <= as_of
     ]
-    return max(recent, key=lambda m: m.when) if recent else None
+    return max(found, key=lambda m: m.when) if found else None
+
+
+def _dated(text: str, m: Measurement, as_of: date, window_days: int) -> tuple[str, bool, int]:
+    days = (as_of - m.when).days
+    stale = days > window_days
+    return (
+        f"{text} on {m.when.isoformat()} "
+        f"({age_text(days)}{', stale' if stale else ''}; {m.source})",
+        stale,
+        days,
+    )
 
 
 def age_years(record: PatientRecord, as_of: date) -> int | None:
@@ -38,48 +65,126 @@ def age_years(record: PatientRecord, as_of: date) -> int | None:
     return as_of.year - b.year - ((as_of.month, as_of.day) < (b.month, b.day))
 
 
+def karnofsky_as_ecog(kb: KnowledgeBase, karnofsky: float) -> int:
+    for at_least, ecog_value in kb.karnofsky_to_ecog:
+        if karnofsky >= at_least:
+            return ecog_value
+    return kb.karnofsky_to_ecog[-1][1]
+
+
 def ecog(record: PatientRecord, kb: KnowledgeBase, as_of: date) -> Fact | None:
-    m = _latest(record, "ecog", as_of, int(kb.patient_rules["recency"]["ecog_days"]))
-    if m is None or m.value is None:
+    """The most recent readable performance status as ECOG (Karnofsky mapped by the cited table)."""
+    window = int(kb.patient_rules["recency"]["ecog_days"])
+    readings = [
+        m
+        for m in record.measurements
+        if m.kind in ("ecog", "karnofsky") and m.value is not None and m.when <= as_of
+    ]
+    if not readings:
         return None
+    m = max(readings, key=lambda r: (r.when, r.kind == "ecog"))
+    recorded = m.value if m.value is not None else 0.0  # filtered above
+    if m.kind == "karnofsky":
+        value = float(karnofsky_as_ecog(kb, recorded))
+        label = f"ECOG {value:g} (from Karnofsky {recorded:g}%, ECOG-ACRIN table)"
+    else:
+        value = recorded
+        label = f"ECOG {value:g}" + (
+            f" (recorded as '{m.raw}')" if m.codes or not m.raw.isdigit() else ""
+        )
+    text, stale, days = _dated(label, m, as_of, window)
     return Fact(
-        value=m.value,
-        when=m.when,
-        sources=(m.source,),
-        text=f"ECOG {m.value:g} on {m.when.isoformat()}",
+        value=value, when=m.when, sources=(m.source,), text=text, stale=stale, age_days=days
     )
 
 
+def unreadable_performance(record: PatientRecord, as_of: date) -> Measurement | None:
+    """A performance status recorded but unreadable, when it is the most recent one."""
+    found = [m for m in record.measurements if m.kind in ("ecog", "karnofsky") and m.when <= as_of]
+    if not found:
+        return None
+    m = max(found, key=lambda r: r.when)
+    return m if m.value is None else None
+
+
 def creatinine_clearance(record: PatientRecord, kb: KnowledgeBase, as_of: date) -> Fact | None:
-    """Cockcroft-Gault: (140 - age) x weight / (72 x creatinine mg/dL), x 0.85 for women;
-    falls back to eGFR (mL/min/1.73 m2) when creatinine, weight or age is missing."""
+    """Cockcroft-Gault: (140 - age) x weight / (72 x creatinine mg/dL), x 0.85 for women; the
+    eGFR (mL/min/1.73 m2) when it is more recent or creatinine, weight or age is missing."""
     recency = kb.patient_rules["recency"]
-    creat = _latest(record, "creatinine", as_of, int(recency["renal_days"]))
-    weight = _latest(record, "weight", as_of, int(recency["weight_days"]))
+    window = int(recency["renal_days"])
+    creat = _latest_value(record, "creatinine", as_of)
+    weight = _latest_value(record, "weight", as_of)
+    egfr = _latest_value(record, "egfr", as_of)
     age = age_years(record, as_of)
-    if creat and weight and age is not None and creat.value and weight.value:
+    cockcroft: Fact | None = None
+    if (
+        creat
+        and weight
+        and age is not None
+        and creat.value
+        and weight.value
+        and not creat.comparator
+    ):
         value = (140 - age) * weight.value / (72 * creat.value)
         if record.gender == "female":
             value *= 0.85
-        return Fact(
+        text, stale, days = _dated(
+            f"creatinine clearance {value:.0f} mL/min (Cockcroft-Gault: creatinine "
+            f"{creat.value:.2f} mg/dL, weight {weight.value:.0f} kg on {weight.when.isoformat()}, "
+            f"age {age})",
+            creat,
+            as_of,
+            window,
+        )
+        cockcroft = Fact(
             value=round(value, 1),
             when=creat.when,
             sources=(creat.source, weight.source),
-            text=(
-                f"creatinine clearance {value:.0f} mL/min (Cockcroft-Gault: creatinine "
-                f"{creat.value:.2f} mg/dL on {creat.when.isoformat()}, weight "
-                f"{weight.value:.0f} kg, age {age})"
-            ),
+            text=text,
+            stale=stale,
+            age_days=days,
         )
-    egfr = _latest(record, "egfr", as_of, int(recency["renal_days"]))
-    if egfr and egfr.value is not None:
+    if (
+        egfr is not None
+        and egfr.value is not None
+        and (cockcroft is None or (cockcroft.when is not None and egfr.when > cockcroft.when))
+    ):
+        shown = f"{egfr.comparator or ''}{egfr.value:.0f}"
+        text, stale, days = _dated(f"eGFR {shown} mL/min/1.73m2", egfr, as_of, window)
         return Fact(
             value=egfr.value,
             when=egfr.when,
             sources=(egfr.source,),
-            text=f"eGFR {egfr.value:.0f} mL/min/1.73m2 on {egfr.when.isoformat()}",
+            text=text,
+            comparator=egfr.comparator,
+            stale=stale,
+            age_days=days,
         )
-    return None
+    return cockcroft
+
+
+def organ(
+    record: PatientRecord, kb: KnowledgeBase, kind: str, label: str, as_of: date
+) -> Fact | None:
+    """The latest LVEF, AST or ALT with its upper limit of normal when the lab gave one."""
+    m = _latest_value(record, kind, as_of)
+    if m is None or m.value is None:
+        return None
+    window = int(kb.patient_rules["recency"]["organ_days"])
+    shown = f"{label} {m.raw or m.value}"
+    if m.reference_high is not None:
+        shown += f" (upper limit {m.reference_high:g})"
+    text, stale, days = _dated(shown, m, as_of, window)
+    return Fact(
+        value=m.value,
+        when=m.when,
+        sources=(m.source,),
+        text=text,
+        comparator=m.comparator,
+        stale=stale,
+        age_days=days,
+        reference_high=m.reference_high,
+    )
 
 
 def body_surface_area(record: PatientRecord, as_of: date) -> float | None:
@@ -101,6 +206,8 @@ def cumulative_anthracycline(record: PatientRecord, kb: KnowledgeBase, as_of: da
     sources: list[str] = []
     for e in record.exposures:
         if e.dose is None or not e.source.startswith("MedicationAdministration/"):
+            continue
+        if e.start > as_of:
             continue
         for ingredient in e.ingredients:
             drug = kb.drugs.get(ingredient)

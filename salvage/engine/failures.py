@@ -1,102 +1,164 @@
-"""Detect treatment failures from the record, each dated when its definition is first met."""
+"""Detect treatment failures from the record, each dated when its definition is first met.
+
+Oncology (failures.yaml): a progression signal is a disease status 'worsened', or a recurrence or
+relapse Condition coded as the disease the line treats. A line is active until one cycle length
+after its last dose; progression then is refractory disease, later it is relapse. Progression on or
+soon after the disease's first line is primary refractory. A later remission or 'improved' status
+closes a failure. Prostate (AUA/ASTRO, Phoenix) and HIV (DHHS) compare values with their thresholds
+honouring the lab's comparator: a value that cannot be placed is indeterminate, never a failure.
+"""
 
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
+from salvage.engine import attribution
 from salvage.engine.dates import months_between
-from salvage.engine.model import Failure, Line, Measurement, PatientRecord
+from salvage.engine.measures import side
+from salvage.engine.model import (
+    ConditionRecord,
+    DataWarning,
+    Failure,
+    Line,
+    Measurement,
+    PatientRecord,
+)
 from salvage.knowledge.model import KnowledgeBase
 
 
-def _episodes(lines: list[Line], domain: str) -> dict[int, tuple[date, date | None, list[Line]]]:
-    """Line number -> (start, end or None if ongoing, its entries incl. maintenance)."""
-    out: dict[int, tuple[date, date | None, list[Line]]] = {}
+@dataclass(frozen=True)
+class _Episode:
+    number: int
+    start: date
+    last_active: date  # last day any drug of the line was active
+    active_until: date  # last_active + one cycle length: still 'on' the line
+    regimen: str
+
+
+@dataclass(frozen=True)
+class _Signal:
+    when: date
+    source: str
+    detail: str
+
+
+def _episodes(lines: list[Line], kb: KnowledgeBase) -> list[_Episode]:
+    """One episode per line number (its maintenance included), in order of start."""
+    grouped: dict[int, list[Line]] = {}
     for line in lines:
-        if line.domain != domain:
-            continue
-        if line.number not in out:
-            out[line.number] = (line.start, line.end, [line])
-        else:
-            start, _, parts = out[line.number]
-            out[line.number] = (start, line.end, [*parts, line])
-    return out
+        if line.domain == "oncology":
+            grouped.setdefault(line.number, []).append(line)
+    out = []
+    for number, parts in grouped.items():
+        main = next((p for p in parts if not p.maintenance), parts[0])
+        last = max(p.last_active for p in parts)
+        cycle = timedelta(days=kb.cycle_days(main.regimen))
+        out.append(_Episode(number, min(p.start for p in parts), last, last + cycle, main.regimen))
+    return sorted(out, key=lambda e: e.start)
 
 
-def _line_at(episodes: dict[int, tuple[date, date | None, list[Line]]], when: date) -> int | None:
-    for number, (start, end, _) in episodes.items():
-        if start <= when and (end is None or when <= end):
-            return number
-    return None
+def _applies(
+    m: Measurement, disease: str | None, kb: KnowledgeBase, record: PatientRecord, unfocused: bool
+) -> bool:
+    """Whether a disease-status observation is about this disease: by its focus Condition, else
+    only when this is the patient's one active cancer (a status without focus is ambiguous)."""
+    if m.focus:
+        named = {
+            d
+            for c in record.conditions
+            if c.source in m.focus
+            for d in attribution.condition_diseases(c, kb)
+        }
+        return disease in named
+    return unfocused
 
 
-def _last_line_before(
-    episodes: dict[int, tuple[date, date | None, list[Line]]], when: date
-) -> tuple[int, date] | None:
-    ended = [
-        (end, number) for number, (_, end, _) in episodes.items() if end is not None and end < when
-    ]
-    if not ended:
-        return None
-    end, number = max(ended)
-    return number, end
-
-
-def oncology_failures(record: PatientRecord, lines: list[Line], kb: KnowledgeBase) -> list[Failure]:
+def oncology_failures(
+    record: PatientRecord,
+    lines: list[Line],
+    kb: KnowledgeBase,
+    *,
+    disease: str | None,
+    as_of: date,
+    unfocused: bool = True,
+    warnings: list[DataWarning] | None = None,
+) -> list[Failure]:
+    """Failures of one disease's lines. `unfocused`: disease-status observations without a focus
+    apply to this disease (it is the patient's only active cancer)."""
     spec = kb.failures["oncology"]
-    episodes = _episodes(lines, "oncology")
+    episodes = _episodes(lines, kb)
     if not episodes:
         return []
     evidence = tuple(spec.get("evidence", []))
+    primary_evidence = tuple(spec["primary_refractory"]["evidence"])
+    primary_days = int(spec["primary_refractory"]["days_after_first_line"])
+    first = episodes[0].number
     found: list[Failure] = []
 
-    def progression(when: date, source: str, detail: str) -> None:
-        number = _line_at(episodes, when)
-        if number is not None:
+    def progression(signal: _Signal) -> None:
+        when = signal.when
+        during = [e for e in episodes if e.start <= when <= e.active_until]
+        if during:
+            episode = during[-1]
+            primary = episode.number == first
             found.append(
                 Failure(
                     kind="refractory",
                     when=when,
-                    line=number,
-                    sources=(source,),
-                    detail=f"{detail} while line {number} was active",
-                    evidence=evidence,
+                    line=episode.number,
+                    sources=(signal.source,),
+                    detail=f"{signal.detail} while line {episode.number} was active (until one "
+                    f"cycle after its last dose on {episode.last_active.isoformat()})"
+                    + (": primary refractory" if primary else ""),
+                    evidence=evidence + (primary_evidence if primary else ()),
+                    disease=disease,
+                    primary=primary,
                 )
             )
             return
-        before = _last_line_before(episodes, when)
-        if before is not None:
-            number, ended = before
-            interval = months_between(ended, when)
+        before = [e for e in episodes if e.active_until < when]
+        if not before:
+            return  # progression before any treatment is not a treatment failure
+        episode = max(before, key=lambda e: e.last_active)
+        days = (when - episode.last_active).days
+        if episode.number == first and days <= primary_days:
             found.append(
                 Failure(
-                    kind="relapse",
+                    kind="refractory",
                     when=when,
-                    line=number,
-                    sources=(source,),
-                    detail=f"{detail} {interval} months after line {number} ended "
-                    f"({ended.isoformat()})",
-                    evidence=evidence,
-                    relapse_interval_months=interval,
+                    line=episode.number,
+                    sources=(signal.source,),
+                    detail=f"{signal.detail} {days} days after first-line therapy ended "
+                    f"({episode.last_active.isoformat()}): primary refractory (within "
+                    f"{primary_days} days)",
+                    evidence=evidence + primary_evidence,
+                    disease=disease,
+                    primary=True,
                 )
             )
+            return
+        interval = months_between(episode.last_active, when)
+        found.append(
+            Failure(
+                kind="relapse",
+                when=when,
+                line=episode.number,
+                sources=(signal.source,),
+                detail=f"{signal.detail} {interval} months after line {episode.number} ended "
+                f"({episode.last_active.isoformat()})",
+                evidence=evidence,
+                relapse_interval_months=interval,
+                disease=disease,
+            )
+        )
 
-    worsened = set(spec["disease_status"]["worsened"])
-    for m in record.measurements:
-        if m.kind == "disease-status" and m.codes & worsened:
-            progression(m.when, m.source, f"disease status 'worsened' on {m.when.isoformat()}")
-    statuses = set(spec["condition_clinical_status"])
-    for c in record.conditions:
-        if c.clinical_status in statuses:
-            when = c.recorded or c.onset
-            if when is not None:
-                progression(
-                    when,
-                    c.source,
-                    f"condition '{c.text or 'disease'}' recorded as {c.clinical_status} "
-                    f"on {when.isoformat()}",
-                )
+    progressions, remissions = _signals(
+        record, kb, disease, as_of, unfocused, warnings, episodes[0].start
+    )
+    for signal in progressions:
+        progression(signal)
 
     no_response = set(spec["stop_reasons"]["no_response"])
     not_tolerated = set(spec["stop_reasons"]["not_tolerated"])
@@ -109,14 +171,18 @@ def oncology_failures(record: PatientRecord, lines: list[Line], kb: KnowledgeBas
             stopped_on = exposure.end or exposure.start
             drugs = ", ".join(sorted(exposure.ingredients))
             if exposure.stop_reasons & no_response:
+                primary = line.number == first
                 found.append(
                     Failure(
                         kind="refractory",
                         when=stopped_on,
                         line=line.number,
                         sources=(exposure.source,),
-                        detail=f"{drugs} stopped for no response on {stopped_on.isoformat()}",
-                        evidence=evidence,
+                        detail=f"{drugs} stopped for no response on {stopped_on.isoformat()}"
+                        + (": primary refractory" if primary else ""),
+                        evidence=evidence + (primary_evidence if primary else ()),
+                        disease=disease,
+                        primary=primary,
                     )
                 )
             if exposure.stop_reasons & not_tolerated:
@@ -128,9 +194,127 @@ def oncology_failures(record: PatientRecord, lines: list[Line], kb: KnowledgeBas
                         sources=(exposure.source,),
                         detail=f"{drugs} stopped as not tolerated on {stopped_on.isoformat()}",
                         evidence=evidence,
+                        disease=disease,
                     )
                 )
-    return found
+    return _close(merge_failures(found), progressions, remissions)
+
+
+def _signals(
+    record: PatientRecord,
+    kb: KnowledgeBase,
+    disease: str | None,
+    as_of: date,
+    unfocused: bool,
+    warnings: list[DataWarning] | None,
+    first_start: date,
+) -> tuple[list[_Signal], list[_Signal]]:
+    """(progression signals, remission signals) of one disease, up to as_of."""
+    spec = kb.failures["oncology"]
+    worsened = set(spec["disease_status"]["worsened"])
+    improved = set(spec["disease_status"]["improved"])
+    progressions: list[_Signal] = []
+    remissions: list[_Signal] = []
+    for m in record.measurements:
+        if m.kind != "disease-status" or m.when > as_of:
+            continue
+        if not _applies(m, disease, kb, record, unfocused):
+            continue
+        if m.codes & worsened:
+            progressions.append(
+                _Signal(m.when, m.source, f"disease status 'worsened' on {m.when.isoformat()}")
+            )
+        elif m.codes & improved:
+            remissions.append(
+                _Signal(m.when, m.source, f"disease status 'improved' on {m.when.isoformat()}")
+            )
+    statuses = set(spec["condition_clinical_status"])
+    remission = set(spec["remission_clinical_status"])
+    for c in record.conditions:
+        if not attribution.counts_as_disease(c, kb):
+            continue
+        if disease is None or disease not in attribution.condition_diseases(c, kb):
+            continue  # a recurrent urinary tract infection says nothing about lymphoma
+        if c.clinical_status in statuses:
+            when, dated = _relapse_date(c, first_start)
+            if when is None:
+                if warnings is not None:
+                    warnings.append(
+                        DataWarning(
+                            source=c.source,
+                            problem=f"{c.clinical_status} of '{c.text or disease}' cannot be "
+                            "dated ("
+                            + (dated or "no readable onset, abatement or recorded date")
+                            + "): not used as a failure",
+                        )
+                    )
+                continue
+            if when > as_of:
+                continue
+            progressions.append(
+                _Signal(
+                    when,
+                    c.source,
+                    f"condition '{c.text or 'disease'}' {c.clinical_status} ({dated})",
+                )
+            )
+        elif c.clinical_status in remission and c.abatement is not None and c.abatement <= as_of:
+            remissions.append(
+                _Signal(
+                    c.abatement,
+                    c.source,
+                    f"condition '{c.text or 'disease'}' {c.clinical_status} from "
+                    f"{c.abatement.isoformat()}",
+                )
+            )
+    return sorted(progressions, key=lambda s: s.when), sorted(remissions, key=lambda s: s.when)
+
+
+def _relapse_date(c: ConditionRecord, first_start: date) -> tuple[date | None, str]:
+    """The date a relapse Condition dates the relapse, and how it was chosen: the onset, unless the
+    onset precedes the first treatment (then it is the original diagnosis on a Condition whose
+    status was later changed), then abatement, then recordedDate."""
+    choices = [
+        (
+            c.onset
+            if c.onset is not None
+            else c.when
+            if c.date_basis.startswith("onset")
+            else None,
+            c.date_basis if c.date_basis.startswith("onset") else "onset",
+        ),
+        (c.abatement, "abatement"),
+        (c.recorded, "recordedDate"),
+    ]
+    skipped: list[str] = []
+    for day, basis in choices:
+        if day is None:
+            continue
+        if day > first_start:
+            text = f"{basis} {day.isoformat()}"
+            if basis != "recordedDate" and c.recorded is not None and c.recorded != day:
+                text += f"; recorded {c.recorded.isoformat()}"
+            text += "".join(f"; {s}" for s in skipped)
+            return day, text
+        skipped.append(f"{basis} {day.isoformat()} is before first-line therapy, not the relapse")
+    return None, "; ".join(skipped)
+
+
+def _close(
+    failures: list[Failure], progressions: list[_Signal], remissions: list[_Signal]
+) -> list[Failure]:
+    """A failure followed by remission (or 'improved'), with no progression since, is closed."""
+    if not remissions:
+        return failures
+    last_progression = max((s.when for s in progressions), default=date.min)
+    out = []
+    for f in failures:
+        later = [r for r in remissions if r.when > f.when and r.when > last_progression]
+        if f.kind in ("refractory", "relapse") and later:
+            out.append(replace(f, closed_by=(later[-1].source,), closed_on=later[-1].when))
+        else:
+            out.append(f)
+    return out
 
 
 def primary_local_therapy(lines: list[Line]) -> Line | None:
@@ -163,7 +347,7 @@ def prostate_failures(record: PatientRecord, lines: list[Line], kb: KnowledgeBas
         rule = spec["post_prostatectomy"]
         threshold = float(rule["threshold_ng_per_ml"])
         for first, second in itertools.pairwise(psa):
-            if _v(first) >= threshold and _v(second) >= threshold:
+            if _side(first, threshold) == _side(second, threshold) == "at-or-above":
                 return [
                     Failure(
                         kind="biochemical-recurrence",
@@ -176,6 +360,7 @@ def prostate_failures(record: PatientRecord, lines: list[Line], kb: KnowledgeBas
                             f"(>= {threshold} ng/mL after prostatectomy)"
                         ),
                         evidence=tuple(rule["evidence"]),
+                        disease=primary.disease,
                     )
                 ]
         return []
@@ -183,29 +368,37 @@ def prostate_failures(record: PatientRecord, lines: list[Line], kb: KnowledgeBas
     rise = float(rule["nadir_plus_ng_per_ml"])
     nadir: Measurement | None = None
     for m in psa:
+        if m.comparator in (">", ">="):
+            if nadir is not None and _side(m, _v(nadir) + rise) == "at-or-above":
+                return [_phoenix(m, nadir, rise, primary, rule)]
+            continue  # a lower bound cannot be a nadir
         if nadir is None or _v(m) < _v(nadir):
             nadir = m
-        elif _v(m) >= _v(nadir) + rise:
-            return [
-                Failure(
-                    kind="biochemical-recurrence",
-                    when=m.when,
-                    line=primary.number,
-                    sources=(nadir.source, m.source),
-                    detail=(
-                        f"PSA {m.raw} on {m.when.isoformat()} is >= nadir {nadir.raw} "
-                        f"({nadir.when.isoformat()}) + {rise:g} ng/mL (Phoenix definition)"
-                    ),
-                    evidence=tuple(rule["evidence"]),
-                )
-            ]
+        elif _side(m, _v(nadir) + rise) == "at-or-above":
+            return [_phoenix(m, nadir, rise, primary, rule)]
     return []
+
+
+def _phoenix(m: Measurement, nadir: Measurement, rise: float, line: Line, rule: dict) -> Failure:  # type: ignore[type-arg]
+    return Failure(
+        kind="biochemical-recurrence",
+        when=m.when,
+        line=line.number,
+        sources=(nadir.source, m.source),
+        detail=(
+            f"PSA {m.raw} on {m.when.isoformat()} is >= nadir {nadir.raw} "
+            f"({nadir.when.isoformat()}) + {rise:g} ng/mL (Phoenix definition)"
+        ),
+        evidence=tuple(rule["evidence"]),
+        disease=line.disease,
+    )
 
 
 def hiv_failures(
     record: PatientRecord, lines: list[Line], kb: KnowledgeBase, as_of: date
 ) -> list[Failure]:
-    """Two consecutive HIV-1 RNA >= 200 copies/mL after 24 weeks on a regimen or suppression."""
+    """Two consecutive HIV-1 RNA >= 200 copies/mL after 24 weeks on a regimen or suppression; a
+    value reported as '<x' with x above the threshold cannot be placed and breaks the pair."""
     spec = kb.failures["hiv"]
     threshold = float(spec["threshold_copies_per_ml"])
     settle = timedelta(weeks=int(spec["min_weeks_on_regimen"]))
@@ -221,11 +414,14 @@ def hiv_failures(
         on_line = [m for m in loads if line.start <= m.when <= end]
         suppressed = False
         for first, second in itertools.pairwise(on_line):
-            if _v(first) < threshold:
+            first_side = _side(first, threshold)
+            if first_side == "below":
                 suppressed = True
                 continue
+            if first_side == "indeterminate":
+                continue
             qualifies = suppressed or first.when - line.start >= settle
-            if qualifies and _v(second) >= threshold:
+            if qualifies and _side(second, threshold) == "at-or-above":
                 why = (
                     "after suppression" if suppressed else "after at least 24 weeks on the regimen"
                 )
@@ -241,6 +437,7 @@ def hiv_failures(
                             f"both >= {threshold:g} copies/mL {why}"
                         ),
                         evidence=tuple(spec["evidence"]),
+                        disease="hiv",
                     )
                 )
                 break
@@ -254,22 +451,22 @@ def _v(m: Measurement) -> float:
     return m.value
 
 
+def _side(m: Measurement, threshold: float) -> str:
+    return side(_v(m), m.comparator, threshold)
+
+
 def merge_failures(failures: list[Failure]) -> list[Failure]:
-    """One failure per (line, kind): the earliest date, with every source that supports it."""
-    merged: dict[tuple[int | None, str], Failure] = {}
+    """One failure per (disease, line, kind): the earliest date, with every source for it."""
+    merged: dict[tuple[str | None, int | None, str], Failure] = {}
     for failure in sorted(failures, key=lambda f: f.when):
-        key = (failure.line, failure.kind)
+        key = (failure.disease, failure.line, failure.kind)
         if key not in merged:
             merged[key] = failure
             continue
         first = merged[key]
-        merged[key] = Failure(
-            kind=first.kind,
-            when=first.when,
-            line=first.line,
+        merged[key] = replace(
+            first,
             sources=tuple(dict.fromkeys(first.sources + failure.sources)),
-            detail=first.detail,
-            evidence=first.evidence,
-            relapse_interval_months=first.relapse_interval_months,
+            primary=first.primary or failure.primary,
         )
     return sorted(merged.values(), key=lambda f: (f.when, f.line or 0, f.kind))

@@ -30,6 +30,10 @@ class Measurement:
     value: float | None  # in the kind's canonical unit; None when only codes were recorded
     codes: frozenset[str] = frozenset()  # valueCodeableConcept codes (disease status, ECOG answers)
     raw: str = ""  # the value as recorded, for explanations ("0.25 ng/mL")
+    comparator: str | None = None  # "<", "<=", ">", ">=": the true value lies on that side of value
+    readable: bool = True  # False: a value was recorded but could not be read (shown, not missing)
+    reference_high: float | None = None  # upper limit of normal from referenceRange, same unit
+    focus: tuple[str, ...] = ()  # "Condition/x" the observation is about (mCODE focus)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -40,6 +44,11 @@ class ConditionRecord:
     onset: date | None
     recorded: date | None
     text: str = ""
+    verification: str | None = None  # condition-ver-status code; None when not stated
+    abatement: date | None = None
+    when: date | None = None  # the date the rules use: onset, else abatement, else recorded
+    date_basis: str = ""  # the element that dated it ("onsetDateTime", "onsetPeriod.start", ...)
+    onset_age_years: float | None = None  # onsetAge, resolved to a date with the birth date
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -92,6 +101,7 @@ class Line:
     sources: tuple[str, ...]
     domain: str  # oncology | hiv
     procedure: str | None = None  # procedure kind for local therapy lines
+    disease: str | None = None  # the disease this line treats (numbering is per disease)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -103,3 +113,7 @@ class Failure:
     detail: str
     evidence: tuple[str, ...]
     relapse_interval_months: float | None = None
+    disease: str | None = None  # the disease whose line failed
+    primary: bool = False  # primary refractory: the first line never controlled the disease
+    closed_by: tuple[str, ...] = ()  # later remission/improvement that closes this failure
+    closed_on: date | None = None

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from salvage.engine import contraindications, factors, receptors
+from salvage.engine import contraindications, factors, fitness, receptors
 from salvage.engine.analysis import PatientAnalysis
 from salvage.engine.model import Failure
 from salvage.knowledge.model import KnowledgeBase
@@ -15,6 +15,11 @@ NO_FAILURE = (
     "no documented treatment failure (refractory disease, relapse, intolerance, "
     "biochemical recurrence or virologic failure): no salvage options are suggested"
 )
+NOT_ASSESSED = (
+    "treatment failure could not be assessed: {types} could not be read, so the absence of a "
+    "documented failure is not a finding; no salvage options are suggested from incomplete data"
+)
+BRANCH = {"eligible": "if transplant candidate", "ineligible": "if not a transplant candidate"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -29,6 +34,10 @@ class Option:
     cautions: tuple[str, ...]
     evidence: tuple[str, ...]
     sources: tuple[str, ...]
+    branch: str | None = (
+        None  # "if transplant candidate" / "if not ..." when eligibility is unknown
+    )
+    recheck: tuple[str, ...] = ()  # "re-check X before use (last value ... on ...)"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,21 +57,54 @@ class Recommendation:
     missing_data: tuple[str, ...]
     statement: str | None = None
     facts: tuple[str, ...] = field(default_factory=tuple)
+    transplant: fitness.Eligibility | None = None
+    not_assessed: tuple[str, ...] = ()
 
 
 def _disease_for(
     analysis: PatientAnalysis, failure: Failure | None, kb: KnowledgeBase
 ) -> str | None:
+    """The disease whose line failed; without a failure, the first active disease with a
+    pathway. A cancer in remission or resolved never drives the pathway."""
     if failure is not None:
+        if failure.disease is not None:
+            return failure.disease
         line = next((ln for ln in analysis.lines if ln.number == failure.line), None)
         if line is not None and line.domain == "hiv":
             return "hiv"
         if failure.kind == "virologic-failure":
             return "hiv"
+    active = analysis.active_diseases or analysis.diseases
     return next(
-        (d for d in analysis.diseases if d in kb.pathways and d != "hiv"),
+        (d for d in active if d in kb.pathways and d != "hiv"),
         "hiv" if "hiv" in analysis.diseases else None,
     )
+
+
+def _driving_failure(analysis: PatientAnalysis) -> tuple[Failure | None, str | None]:
+    """The most recent open failure of an active disease, and why others were set aside."""
+    candidates = [
+        f
+        for f in analysis.failures
+        if not f.closed_by and (f.disease is None or f.disease in analysis.active_diseases)
+    ]
+    if candidates:
+        return max(candidates, key=lambda f: f.when), None
+    if not analysis.failures:
+        return None, None
+    last = max(analysis.failures, key=lambda f: f.when)
+    if last.closed_by:
+        why = (
+            f"the {last.kind} of line {last.line} on {last.when.isoformat()} was followed by "
+            f"remission or improvement on {last.closed_on.isoformat() if last.closed_on else '?'} "
+            f"({', '.join(last.closed_by)}): no salvage is indicated now; reassess at progression"
+        )
+    else:
+        why = (
+            f"the {last.kind} on {last.when.isoformat()} is of {last.disease}, which is recorded "
+            "as in remission or resolved: it does not drive salvage advice now"
+        )
+    return None, why
 
 
 def _hbv_caution(hbv: Any, regimen: Any, kb: KnowledgeBase) -> tuple[str, ...]:
@@ -92,7 +134,10 @@ def what_failed(
             (
                 ln
                 for ln in analysis.lines
-                if ln.number == f.line and not ln.maintenance and ln.domain == domain
+                if ln.number == f.line
+                and not ln.maintenance
+                and ln.domain == domain
+                and (f.disease is None or ln.disease is None or ln.disease == f.disease)
             ),
             None,
         )
@@ -115,14 +160,17 @@ def what_failed(
 
 
 def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Recommendation:
-    failure = max(analysis.failures, key=lambda f: f.when) if analysis.failures else None
+    failure, set_aside = _driving_failure(analysis)
     disease = _disease_for(analysis, failure, kb)
     if failure is None or disease is None or disease not in kb.pathways:
-        statement = (
-            NO_FAILURE
-            if failure is None
-            else (f"no salvage pathway in knowledge base {kb.version} for this patient's disease")
-        )
+        if failure is None and not analysis.failure_assessable:
+            statement = NOT_ASSESSED.format(types=", ".join(sorted(analysis.unreadable)))
+        elif failure is None:
+            statement = set_aside or NO_FAILURE
+        else:
+            statement = (
+                f"no salvage pathway in knowledge base {kb.version} for this patient's disease"
+            )
         return Recommendation(
             patient=analysis.patient,
             disease=disease,
@@ -131,6 +179,7 @@ def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Reco
             excluded=(),
             missing_data=(),
             statement=statement,
+            not_assessed=analysis.not_assessed,
         )
     record = analysis.record
     rules = kb.patient_rules
@@ -140,13 +189,17 @@ def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Reco
         (
             ln
             for ln in analysis.lines
-            if ln.number == failure.line and ln.domain == domain and not ln.maintenance
+            if ln.number == failure.line
+            and ln.domain == domain
+            and not ln.maintenance
+            and (failure.disease is None or ln.disease is None or ln.disease == failure.disease)
         ),
         None,
     )
     facts: list[str] = [failure.detail]
     sources: list[str] = list(failure.sources)
     missing: list[str] = []
+    facts += list(analysis.not_assessed)
 
     # Timing: early = refractory, or relapse within early_relapse_months (ZUMA-7, TRANSFORM).
     early_months = float(kb.failures["oncology"]["early_relapse_months"])
@@ -158,45 +211,80 @@ def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Reco
         )
     elif failure.kind == "refractory":
         timing = "early"
+        if failure.primary:
+            facts.append("primary refractory: the first line never controlled the disease")
     else:
         timing = "any"
 
-    age = factors.age_years(record, as_of)
     performance = factors.ecog(record, kb, as_of)
+    odd_performance = factors.unreadable_performance(record, as_of)
     clearance = factors.creatinine_clearance(record, kb, as_of)
-    if performance is None and domain == "oncology":
-        days = rules["recency"]["ecog_days"]
-        missing.append(
-            f"no ECOG performance status in the last {days} days: transplant eligibility and "
-            "cisplatin use are assumed, confirm fitness"
-            if disease in ("dlbcl", "hodgkin")
-            else f"no ECOG performance status in the last {days} days: fitness for the options "
-            "is not checked"
-        )
-    elif performance is not None:
-        facts.append(performance.text)
-        sources += performance.sources
+    if domain == "oncology":
+        if odd_performance is not None:
+            missing.append(
+                f"performance status recorded as '{odd_performance.raw}' on "
+                f"{odd_performance.when.isoformat()} ({odd_performance.source}) cannot be read: "
+                "record it as ECOG 0-5 or Karnofsky; fitness is not assumed"
+            )
+        elif performance is None:
+            missing.append(
+                "no ECOG or Karnofsky performance status on record: fitness for the options is "
+                "unknown, not assumed"
+            )
+        else:
+            facts.append(performance.text)
+            sources += performance.sources
+            if performance.stale:
+                missing.append(
+                    f"re-check performance status before use (last value {performance.text})"
+                )
 
-    te = rules["transplant_eligibility"]
-    ineligible_because = []
-    if age is not None and age > int(te["max_age_years"]):
-        ineligible_because.append(f"age {age} > {te['max_age_years']}")
-    if performance is not None and performance.value > float(te["max_ecog"]):
-        ineligible_because.append(f"ECOG {performance.value:g} > {te['max_ecog']}")
-    transplant = "ineligible" if ineligible_because else "eligible"
-    if domain == "oncology" and disease in ("dlbcl", "hodgkin"):
-        facts.append(
-            "not a transplant candidate: " + ", ".join(ineligible_because)
-            if ineligible_because
-            else f"transplant candidate by age{' and ECOG' if performance else ''}"
+    eligibility = fitness.transplant(record, kb, disease, as_of) if domain == "oncology" else None
+    transplant = "any"
+    if eligibility is not None:
+        transplant = {"candidate": "eligible", "not-candidate": "ineligible"}.get(
+            eligibility.status, "unknown"
         )
+        facts.append(eligibility.summary())
+        sources += [x for x in eligibility.sources if x not in sources]
+        if eligibility.status == "unknown":
+            missing.append(
+                "transplant eligibility unknown ("
+                + "; ".join(eligibility.reasons)
+                + "): options for both branches are shown, each labelled"
+            )
+        missing += [
+            f"{m} not recorded: needed for transplant eligibility"
+            for m in eligibility.missing
+            if "ECOG" not in m
+        ]
+        missing += [r for r in eligibility.rechecks if r not in missing]
+        if eligibility.not_checked and eligibility.status != "not-candidate":
+            missing.append(
+                "not checked for transplant eligibility (no value on record): "
+                + ", ".join(eligibility.not_checked)
+            )
+
+    total = factors.cumulative_anthracycline(record, kb, as_of)
+    caution_level = float(rules["anthracycline"]["caution_cumulative_doxorubicin_mg_m2"])
+    if total is not None and total.value >= caution_level:
+        facts.append(
+            f"{total.text}: at or above the caution level of {caution_level:g} mg/m2 (Swain 2003)"
+        )
+        sources += [x for x in total.sources[:3] if x not in sources]
 
     failed_drugs, failed_regimens = what_failed(analysis, domain, pathway["backbone_drugs"])
 
     overlay = rules.get("overlay") or {}
     rerank: dict[str, int] = overlay.get("rerank", {})
     disabled = set(overlay.get("disable", []))
-    failed_lines = len({f.line for f in analysis.failures if f.kind == failure.kind})
+    failed_lines = len(
+        {
+            f.line
+            for f in analysis.failures
+            if f.kind == failure.kind and f.disease == failure.disease
+        }
+    )
     # The local therapy that failed decides the prostate pathway (prostatectomy vs radiotherapy).
     previous_procedures = (
         {failed_line.procedure} if failed_line and failed_line.procedure else set()
@@ -206,7 +294,10 @@ def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Reco
     started_after = [
         ln
         for ln in analysis.lines
-        if ln.domain == domain and not ln.maintenance and ln.start > failure.when
+        if ln.domain == domain
+        and not ln.maintenance
+        and ln.start > failure.when
+        and (failure.disease is None or ln.disease is None or ln.disease == failure.disease)
     ]
     given_after = frozenset(d for ln in started_after for d in ln.ingredients)
     if started_after:
@@ -220,16 +311,17 @@ def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Reco
     receptor_status = receptors.hormone_receptor(record, kb)
     her2_status = receptors.her2(record, kb)
     receptor_unknown = False
-    chosen: list[tuple[int, dict[str, Any]]] = []
+    chosen: list[tuple[tuple[int, int, int], dict[str, Any], tuple[str, ...], tuple[str, ...]]] = []
     excluded: list[Exclusion] = []
     needs_renal = False
+    renal_rules = set(contraindications.renal_drugs(kb))
     for option in pathway["options"]:
         when = option["when"]
         if failure.kind not in when["failure"]:
             continue
         if when["timing"] != "any" and timing != when["timing"]:
             continue
-        if when["transplant"] != "any" and when["transplant"] != transplant:
+        if when["transplant"] != "any" and transplant not in ("unknown", when["transplant"]):
             continue
         if when["after_procedure"] and not previous_procedures & set(when["after_procedure"]):
             continue
@@ -239,6 +331,11 @@ def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Reco
         name = option["regimen"] or option["label"]
         components = regimen.components if regimen else frozenset()
         reasons: list[str] = []
+        if when.get("primary_refractory") is False and failure.primary:
+            reasons.append(
+                "not for primary refractory disease: the trial behind it excluded it "
+                f"({', '.join(option['evidence'])})"
+            )
         if option["id"] in disabled:
             reasons.append(f"disabled by the local pathway of {overlay.get('institution')}")
         if name in failed_regimens:
@@ -260,12 +357,13 @@ def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Reco
                 f"({', '.join(given.sources[:3])})"
             )
         reasons += [failed_drugs[d] for d in sorted(components) if d in failed_drugs]
-        renal_rules = {"cisplatin"} | {r["drug"] for r in rules["antiretroviral"]["renal_limits"]}
         needs_renal = needs_renal or bool(components & renal_rules)
-        reasons += [
-            why
-            for _, why in contraindications.drug_contraindications(components, record, kb, as_of)
-        ]
+        findings = contraindications.drug_findings(components, record, kb, as_of)
+        reasons += [f.text for f in findings if f.severity == "contraindicated"]
+        cautions = tuple(
+            f.text for f in findings if f.severity == "caution" and f.basis != "unknown"
+        )
+        recheck = tuple(dict.fromkeys(f.recheck for f in findings if f.recheck))
         for marker, status in (("hormone_receptor", receptor_status), ("her2", her2_status)):
             needed = when.get(marker, "any")
             if needed == "any":
@@ -280,7 +378,10 @@ def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Reco
         if reasons:
             excluded.append(Exclusion(regimen=name, option_id=option["id"], reasons=tuple(reasons)))
             continue
-        chosen.append((rerank.get(option["id"], option["rank"]), option))
+        branch_order = 1 if transplant == "unknown" and when["transplant"] == "ineligible" else 0
+        # An option that depends on a stale or unknown value ranks after those that do not.
+        key = (branch_order, 1 if recheck else 0, rerank.get(option["id"], option["rank"]))
+        chosen.append((key, option, cautions, recheck))
 
     if receptor_unknown:
         missing.append(
@@ -289,9 +390,9 @@ def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Reco
         )
     if needs_renal and clearance is None:
         missing.append(
-            "no creatinine with weight, and no eGFR, in the last "
-            f"{rules['recency']['renal_days']} days: creatinine clearance unknown, so "
-            "options with cisplatin or tenofovir are not checked against renal function"
+            "no creatinine with weight and age, and no eGFR, on record: creatinine clearance "
+            "unknown, so options with cisplatin or tenofovir are not checked against renal "
+            "function and rank after the others"
         )
     elif clearance is not None:
         facts.append(clearance.text)
@@ -308,8 +409,11 @@ def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Reco
         )
 
     options: list[Option] = []
-    for rank, (_, option) in enumerate(sorted(chosen, key=lambda item: item[0]), start=1):
+    for rank, (_, option, cautions, recheck) in enumerate(
+        sorted(chosen, key=lambda item: item[0]), start=1
+    ):
         regimen = kb.regimens.get(option["regimen"] or "")
+        branch = BRANCH.get(option["when"]["transplant"]) if transplant == "unknown" else None
         options.append(
             Option(
                 rank=rank,
@@ -321,9 +425,11 @@ def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Reco
                 if regimen
                 else ("local-salvage-procedure" if option["kind"] == "procedure" else "test"),
                 rationale=(" ".join(option["rationale"].split()), *facts),
-                cautions=tuple(option["cautions"]) + _hbv_caution(hbv, regimen, kb),
+                cautions=tuple(option["cautions"]) + cautions + _hbv_caution(hbv, regimen, kb),
                 evidence=tuple(option["evidence"]),
                 sources=tuple(dict.fromkeys(sources)),
+                branch=branch,
+                recheck=recheck,
             )
         )
     no_option: str | None = None
@@ -339,7 +445,9 @@ def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Reco
         failure=failure,
         options=tuple(options),
         excluded=tuple(excluded),
-        missing_data=tuple(missing),
+        missing_data=tuple(dict.fromkeys(missing)),
         facts=tuple(facts),
         statement=no_option,
+        transplant=eligibility,
+        not_assessed=analysis.not_assessed,
     )

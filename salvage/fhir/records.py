@@ -6,7 +6,7 @@ import functools
 import math
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -49,8 +49,15 @@ USED_TYPES = frozenset(
         "Procedure",
     }
 )
-# Results reported as text when the virus is not detected.
-_NOT_DETECTED = ("not detected", "undetectable", "target not detected", "<lod", "negative")
+# A number written as text, with an optional label before it and a unit after it ("ECOG 2",
+# "<20 copies/mL", "> 59", "KPS 60 %"). FHIR R4 Quantity.comparator values: <, <=, >=, >.
+_NUMBER_IN_TEXT = re.compile(
+    r"^\s*(?:[A-Za-z][A-Za-z .:/()-]*?)?\s*(<=|>=|<|>|\u2264|\u2265)?"
+    r"\s*(\d+(?:[.,]\d+)?)\s*(\S.*?)?\s*$"
+)
+_COMPARATOR_TEXT = {"\u2264": "<=", "\u2265": ">="}
+# A calendar date inside free text (onsetString "2023-03", "biopsy 2023-03-14").
+_DATE_IN_TEXT = re.compile(r"\b(\d{4}-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01]))?)\b")
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +133,8 @@ class RecordBuilder:
                     self._convert(resource, origin)
         for resource, origin in deferred:
             self._convert(resource, origin)
+        for record in self.patients.values():
+            _resolve_onset_ages(record)
         return self.patients
 
     def _refers_to_unseen_medication(self, resource: dict[str, Any]) -> bool:
@@ -345,7 +354,11 @@ class RecordBuilder:
                     break
         if kind is None or r.get("status") in IGNORED_STATUS["Observation"]:
             return  # an observation no rule reads is not an error
-        if (
+        if r.get("effectiveInstant") is not None:
+            when = parse_fhir_date(
+                r["effectiveInstant"], field_name="effectiveInstant", source=source
+            )
+        elif (
             r.get("effectiveDateTime") is None
             and r.get("effectivePeriod") is None
             and r.get("issued")
@@ -355,21 +368,21 @@ class RecordBuilder:
             when, _ = self._effective(r, source, "effective")
         spec = self.kb.observation_kinds[kind]
         value: float | None = None
+        comparator: str | None = None
+        readable = True
         raw = ""
         codes: set[str] = set()
+        factor: float | str | None = 1.0
         if isinstance(r.get("valueQuantity"), dict):
             q = r["valueQuantity"]
             unit = q.get("code") or q.get("unit")
             number = q.get("value")
             shown_unit = _display_unit(str(q.get("unit") or unit or ""))
-            raw = (
-                f"{q.get('comparator', '')}{number} {shown_unit}".strip()
-            )  # '{copies}' -> 'copies'
+            comparator = q.get("comparator") if q.get("comparator") in _COMPARATORS else None
+            raw = f"{comparator or ''}{number} {shown_unit}".strip()  # '{copies}' -> 'copies'
             if not isinstance(number, int | float) or isinstance(number, bool):
                 raise ResourceError("valueQuantity.value is not a number", resource=source)
-            factor = spec.convert.get(unit) if unit is not None else None
-            if spec.unit is not None and unit == spec.unit:
-                factor = spec.convert.get(unit, 1.0)
+            factor = _unit_factor(spec, unit)
             if factor is None:
                 record.warnings.append(
                     DataWarning(
@@ -379,22 +392,48 @@ class RecordBuilder:
                     )
                 )
                 return
-            value = 10 ** float(number) if factor == "log10" else float(number) * float(factor)
-        elif isinstance(r.get("valueInteger"), int):
+            value = _convert(float(number), factor)
+        elif isinstance(r.get("valueInteger"), int) and not isinstance(r.get("valueInteger"), bool):
             value = float(r["valueInteger"])
             raw = str(r["valueInteger"])
         elif isinstance(r.get("valueCodeableConcept"), dict):
             vc = r["valueCodeableConcept"]
+            raw = concept_text(vc)
             for coding in vc.get("coding") or ():
                 if coding.get("code"):
                     codes.add(str(coding["code"]))
-                    if kind in ("ecog", "karnofsky") and str(coding.get("display", "")).isdigit():
-                        value = float(coding["display"])
-            raw = concept_text(vc)
+                    answer = spec.answers.get(f"{coding.get('system')}|{coding.get('code')}")
+                    if answer is not None and value is None:
+                        value = answer
+            if value is None and spec.unitless and spec.unit == "{score}":
+                # Scores coded locally: read the number in the display or text ("ECOG 3").
+                texts = [str(c.get("display") or "") for c in vc.get("coding") or ()]
+                for text in [*texts, str(vc.get("text") or "")]:
+                    parsed = _number_in_text(text)
+                    if parsed is not None and parsed[2] is None and parsed[1] is None:
+                        value = parsed[0]
+                        break
+                readable = value is not None
         elif isinstance(r.get("valueString"), str):
             raw = r["valueString"]
-            if kind == "hiv-rna" and raw.strip().lower().startswith(_NOT_DETECTED):
-                value = 0.0
+            text = raw.strip().lower()
+            parsed = _number_in_text(raw)
+            if spec.not_detected and text.startswith(spec.not_detected):
+                value = 0.0  # below the assay's detection limit
+            elif parsed is not None and (
+                (parsed[2] is None and spec.unitless)
+                or (parsed[2] is not None and _unit_factor(spec, parsed[2]) is not None)
+            ):
+                number, comparator, unit_text = parsed
+                factor = 1.0 if unit_text is None else _unit_factor(spec, unit_text)
+                value = _convert(number, factor)
+            elif spec.unit == "{score}":
+                readable = False  # a performance status was recorded but cannot be read
+                record.warnings.append(
+                    DataWarning(
+                        source=source, problem=f"{kind} value {raw!r} cannot be read as a score"
+                    )
+                )
             else:
                 record.warnings.append(
                     DataWarning(
@@ -406,31 +445,60 @@ class RecordBuilder:
             raise ResourceError("value is not finite", resource=source)
         record.measurements.append(
             Measurement(
-                source=source, kind=kind, when=when, value=value, codes=frozenset(codes), raw=raw
+                source=source,
+                kind=kind,
+                when=when,
+                value=value,
+                codes=frozenset(codes),
+                raw=raw,
+                comparator=comparator,
+                readable=readable,
+                reference_high=_reference_high(r, spec, factor),
+                focus=tuple(
+                    _type_id(f["reference"])
+                    for f in r.get("focus") or ()
+                    if isinstance(f, dict) and isinstance(f.get("reference"), str)
+                ),
             )
         )
 
     def _condition(self, r: dict[str, Any], source: str, record: PatientRecord) -> None:
         verification = _first_code(r.get("verificationStatus"))
         if verification in ("entered-in-error", "refuted"):
-            return
+            return  # FHIR R4 condition-ver-status: these never describe the patient
         codes = frozenset(
             f"{c.get('system')}|{c.get('code')}"
             for c in (r.get("code") or {}).get("coding") or ()
             if c.get("code")
         )
+        onset, onset_basis = _choice_date(r, "onset", source)
+        abatement, abatement_basis = _choice_date(r, "abatement", source)
+        recorded = optional_date(r.get("recordedDate"), field_name="recordedDate", source=source)
+        age = r.get("onsetAge") if isinstance(r.get("onsetAge"), dict) else None
+        onset_age = _age_years(age) if age is not None and onset is None else None
+        if onset is not None:
+            when, basis = onset, onset_basis
+        elif onset_age is not None:
+            when, basis = None, "onsetAge"  # dated once the birth date is known
+        elif abatement is not None:
+            when, basis = abatement, abatement_basis
+        elif recorded is not None:
+            when, basis = recorded, "recordedDate"
+        else:
+            when, basis = None, ""  # the engine reports it when a rule needed the date
         record.conditions.append(
             ConditionRecord(
                 source=source,
                 codes=codes,
                 clinical_status=_first_code(r.get("clinicalStatus")),
-                onset=optional_date(
-                    r.get("onsetDateTime"), field_name="onsetDateTime", source=source
-                ),
-                recorded=optional_date(
-                    r.get("recordedDate"), field_name="recordedDate", source=source
-                ),
+                onset=onset,
+                recorded=recorded,
                 text=concept_text(r.get("code")),
+                verification=verification,
+                abatement=abatement,
+                when=when,
+                date_basis=basis,
+                onset_age_years=onset_age,
             )
         )
 
@@ -482,6 +550,122 @@ def _display_unit(unit: str) -> str:
 def _type_id(reference: str) -> str:
     """'Type/id' from a relative or absolute reference."""
     return "/".join(reference.rstrip("/").split("/")[-2:])
+
+
+_COMPARATORS = frozenset({"<", "<=", ">", ">="})
+
+
+def _number_in_text(text: str) -> tuple[float, str | None, str | None] | None:
+    """(number, comparator, unit text) read from a value written as text, or None."""
+    match = _NUMBER_IN_TEXT.match(text)
+    if match is None:
+        return None
+    comparator = match.group(1)
+    comparator = _COMPARATOR_TEXT.get(comparator or "", comparator)
+    number = float(match.group(2).replace(",", "."))
+    unit = match.group(3) or None
+    return number, comparator, unit
+
+
+def _unit_factor(spec: Any, unit: str | None) -> float | str | None:
+    """The factor converting a unit to the kind's canonical unit; None when it cannot be."""
+    if unit is None or unit == "":
+        return 1.0 if spec.unitless else None
+    unit = unit.strip()
+    if spec.unit is not None and unit == spec.unit:
+        return spec.convert.get(unit, 1.0)  # type: ignore[no-any-return]
+    factor = spec.convert.get(unit)
+    if factor is None:
+        # a unit written for people ('copies/mL' for '{copies}/mL')
+        factor = next((f for u, f in spec.convert.items() if _display_unit(u) == unit), None)
+    return factor  # type: ignore[no-any-return]
+
+
+def _convert(number: float, factor: float | str | None) -> float:
+    if factor == "log10":
+        return float(10**number)
+    return number * float(factor if factor is not None else 1.0)
+
+
+def _reference_high(r: dict[str, Any], spec: Any, factor: float | str | None) -> float | None:
+    """The upper limit of normal of the first referenceRange, in the kind's canonical unit."""
+    for reference in r.get("referenceRange") or ():
+        high = (reference or {}).get("high") if isinstance(reference, dict) else None
+        if isinstance(high, dict) and isinstance(high.get("value"), int | float):
+            unit = high.get("code") or high.get("unit")
+            own = _unit_factor(spec, unit) if unit else factor
+            if own is None or own == "log10":
+                return None
+            return float(high["value"]) * float(own)
+    return None
+
+
+def _choice_date(r: dict[str, Any], prefix: str, source: str) -> tuple[date | None, str]:
+    """A date from a FHIR R4 choice element (onset[x], abatement[x]): dateTime, Period (start,
+    else end), or a string containing a date; (None, "") when none can be read."""
+    value = r.get(f"{prefix}DateTime")
+    if value is not None:
+        return parse_fhir_date(value, field_name=f"{prefix}DateTime", source=source), (
+            f"{prefix}DateTime"
+        )
+    period = r.get(f"{prefix}Period")
+    if isinstance(period, dict):
+        for end in ("start", "end"):
+            if period.get(end) is not None:
+                day = parse_fhir_date(
+                    period[end], field_name=f"{prefix}Period.{end}", source=source
+                )
+                return day, f"{prefix}Period.{end}"
+    text = r.get(f"{prefix}String")
+    if isinstance(text, str):
+        match = _DATE_IN_TEXT.search(text)
+        if match is not None:
+            found = optional_date(match.group(1), field_name=f"{prefix}String", source=source)
+            return found, f"{prefix}String"
+    return None, ""
+
+
+_AGE_YEARS = {"a": 1.0, "yr": 1.0, "year": 1.0, "years": 1.0, "mo": 1 / 12, "month": 1 / 12}
+
+
+def _age_years(age: dict[str, Any]) -> float | None:
+    value = age.get("value")
+    factor = _AGE_YEARS.get(str(age.get("code") or age.get("unit") or "a"))
+    if isinstance(value, int | float) and not isinstance(value, bool) and factor and value >= 0:
+        return float(value) * factor
+    return None
+
+
+def _resolve_onset_ages(record: PatientRecord) -> None:
+    """Date the Conditions given by onsetAge from the birth date (year precision); report those
+    that cannot be dated because the birth date is unknown."""
+    for index, condition in enumerate(record.conditions):
+        if condition.onset_age_years is None or condition.when is not None:
+            continue
+        if record.birth_date is None:
+            fallback = condition.abatement or condition.recorded
+            record.conditions[index] = replace(
+                condition,
+                when=fallback,
+                date_basis=(
+                    ""
+                    if fallback is None
+                    else ("abatement" if condition.abatement else "recordedDate")
+                ),
+            )
+            record.warnings.append(
+                DataWarning(
+                    source=condition.source,
+                    problem="onsetAge cannot be turned into a date without a birth date",
+                )
+            )
+            continue
+        days = round(condition.onset_age_years * 365.2425)
+        record.conditions[index] = replace(
+            condition,
+            when=record.birth_date + timedelta(days=days),
+            onset=record.birth_date + timedelta(days=days),
+        )
 
 
 def _first_code(concept: Any) -> str | None:

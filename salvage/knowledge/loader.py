@@ -13,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 from salvage.errors import KnowledgeError
 from salvage.knowledge import schema
 from salvage.knowledge.model import (
+    CodeSet,
     DelayRule,
     Disease,
     Drug,
@@ -27,6 +28,7 @@ from salvage.knowledge.model import (
     QualitativeAnswers,
     Regimen,
     SingleActiveDrugRule,
+    TransplantRule,
 )
 
 DATA_FILES: dict[str, type[BaseModel]] = {
@@ -214,10 +216,14 @@ def _pathway_problems(pathways: dict[str, Any], raw: dict[str, Any]) -> list[str
             for d in pathway.backbone_drugs
             if d not in raw["drugs"].drugs
         ]
-    for key in raw["patient_rules"].model_dump().values():
-        for ref in key.get("evidence", []) if isinstance(key, dict) else []:
-            if ref not in evidence:
-                problems.append(f"patient rules: unknown evidence {ref!r}")
+    for ref in _evidence_keys(raw["patient_rules"].model_dump()) + list(
+        raw["diseases"].hiv_status.evidence
+    ):
+        if ref not in evidence:
+            problems.append(f"patient rules or HIV status: unknown evidence {ref!r}")
+    for rule_disease in raw["patient_rules"].transplant_eligibility:
+        if rule_disease not in raw["diseases"].diseases:
+            problems.append(f"transplant eligibility: unknown disease {rule_disease!r}")
     return problems
 
 
@@ -323,7 +329,13 @@ def build(raw: dict[str, Any]) -> KnowledgeBase:
     }
     observation_kinds = {
         kind: ObservationKind(
-            id=kind, loinc=frozenset(o.loinc), unit=o.unit, convert=dict(o.convert)
+            id=kind,
+            loinc=frozenset(o.loinc),
+            unit=o.unit,
+            convert=dict(o.convert),
+            unitless=o.unitless,
+            answers=dict(o.answers),
+            not_detected=tuple(t.lower() for t in o.not_detected),
         )
         for kind, o in raw["observations"].observations.items()
     }
@@ -341,6 +353,7 @@ def build(raw: dict[str, Any]) -> KnowledgeBase:
                 components=frozenset(r.components),
                 setting=r.setting,
                 diseases=tuple(r.diseases),
+                cycle_days=r.cycle_days,
             )
             for name, r in raw["regimens"].regimens.items()
         },
@@ -351,9 +364,37 @@ def build(raw: dict[str, Any]) -> KnowledgeBase:
                 snomed=frozenset(d.snomed),
                 icd10cm=tuple(d.icd10cm),
                 domain=d.domain,
+                drug_classes=frozenset(d.drug_classes),
             )
             for did, d in raw["diseases"].diseases.items()
         },
+        transplant_rules={
+            did: TransplantRule(
+                disease=did,
+                age_at_least=t.not_candidate_when.age_at_least,
+                ecog_at_least=t.not_candidate_when.ecog_at_least,
+                creatinine_clearance_below=t.not_candidate_when.creatinine_clearance_below,
+                lvef_below=t.not_candidate_when.lvef_below,
+                ast_alt_above_uln_times=t.not_candidate_when.ast_alt_above_uln_times,
+                age_at_most=t.candidate_when.age_at_most,
+                ecog_at_most=t.candidate_when.ecog_at_most,
+                evidence=tuple(t.evidence),
+            )
+            for did, t in raw["patient_rules"].transplant_eligibility.items()
+        },
+        karnofsky_to_ecog=tuple(
+            sorted(
+                (
+                    (row.karnofsky_at_least, row.ecog)
+                    for row in raw["patient_rules"].performance_status.karnofsky_to_ecog
+                ),
+                reverse=True,
+            )
+        ),
+        prep_context=CodeSet(
+            snomed=frozenset(raw["diseases"].hiv_status.prep_context.snomed),
+            icd10cm=tuple(raw["diseases"].hiv_status.prep_context.icd10cm),
+        ),
         default_rules=_line_rules(base),
         disease_rules=disease_rules,
         observation_kinds=observation_kinds,
@@ -424,6 +465,7 @@ def build(raw: dict[str, Any]) -> KnowledgeBase:
                 year=e.year,
                 pmid=e.pmid,
                 doi=e.doi,
+                level=e.level,
             )
             for key, e in raw["evidence"].evidence.items()
         },

@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+SNOMED = "http://snomed.info/sct"
+ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Drug:
@@ -22,6 +25,7 @@ class Regimen:
     components: frozenset[str]
     setting: str
     diseases: tuple[str, ...]
+    cycle_days: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -52,6 +56,40 @@ class Disease:
     snomed: frozenset[str]
     icd10cm: tuple[str, ...]
     domain: str
+    drug_classes: frozenset[str] = frozenset()
+
+    def names(self, system: str, code: str) -> bool:
+        """True when a coding ("system", "code") names this disease (ICD-10-CM by prefix)."""
+        return (system == SNOMED and code in self.snomed) or (
+            system == ICD10CM and any(code.startswith(p) for p in self.icd10cm)
+        )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CodeSet:
+    snomed: frozenset[str] = frozenset()
+    icd10cm: tuple[str, ...] = ()
+
+    def names(self, system: str, code: str) -> bool:
+        return (system == SNOMED and code in self.snomed) or (
+            system == ICD10CM and any(code.startswith(p) for p in self.icd10cm)
+        )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TransplantRule:
+    """Transplant candidacy for one disease: any not-candidate criterion met -> not a candidate;
+    all candidate criteria known and met -> candidate; otherwise unknown."""
+
+    disease: str
+    age_at_least: int | None
+    ecog_at_least: int | None
+    creatinine_clearance_below: float | None
+    lvef_below: float | None
+    ast_alt_above_uln_times: float | None
+    age_at_most: int
+    ecog_at_most: int
+    evidence: tuple[str, ...]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -60,6 +98,9 @@ class ObservationKind:
     loinc: frozenset[str]
     unit: str | None
     convert: dict[str, float | str]  # factor, or "log10" for values reported as log10
+    unitless: bool = False  # a number without a unit is in the canonical unit
+    answers: dict[str, float] = field(default_factory=dict)  # "system|code" -> value
+    not_detected: tuple[str, ...] = ()  # text meaning below the detection limit
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -79,6 +120,7 @@ class Evidence:
     year: int | None = None
     pmid: str | None = None
     doi: str | None = None
+    level: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -149,6 +191,33 @@ class KnowledgeBase:
     markers: tuple[MarkerChartSpec, ...]
     pathways: dict[str, Any] = field(default_factory=dict)
     patient_rules: dict[str, Any] = field(default_factory=dict)
+    transplant_rules: dict[str, TransplantRule] = field(default_factory=dict)
+    karnofsky_to_ecog: tuple[tuple[int, int], ...] = ()  # (karnofsky_at_least, ecog), descending
+    prep_context: CodeSet = field(default_factory=CodeSet)
+
+    def drug_diseases(self, drug: str) -> frozenset[str]:
+        """Diseases a drug plausibly treats: the diseases of the regimens that contain it, and
+        the diseases whose drug classes it belongs to."""
+        cache: dict[str, frozenset[str]] | None = self.__dict__.get("_drug_diseases")
+        if cache is None:
+            cache = {}
+            object.__setattr__(self, "_drug_diseases", cache)
+        found = cache.get(drug)
+        if found is None:
+            classes = self.drugs[drug].classes if drug in self.drugs else frozenset()
+            found = frozenset(
+                {d for r in self.regimens.values() if drug in r.components for d in r.diseases}
+                | {d.id for d in self.diseases.values() if d.drug_classes & classes}
+            )
+            cache[drug] = found
+        return found
+
+    def cycle_days(self, regimen: str) -> int:
+        """Cycle length of a named regimen, else the default from failures.yaml."""
+        named = self.regimens.get(regimen)
+        if named is not None and named.cycle_days:
+            return named.cycle_days
+        return int(self.failures["oncology"]["default_cycle_days"])
 
     def rules_for(self, disease_id: str | None) -> LineRules:
         """Line rules of a disease, falling back to the published defaults."""

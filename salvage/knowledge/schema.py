@@ -52,6 +52,7 @@ class RegimenEntry(_Strict):
         "first-line", "salvage", "maintenance", "consolidation", "local-salvage-procedure", "any"
     ]
     diseases: list[str]
+    cycle_days: int | None = Field(default=None, ge=1, le=120)
 
 
 class RegimensFile(_Strict):
@@ -63,10 +64,22 @@ class DiseaseEntry(_Strict):
     snomed: list[str]
     icd10cm: list[str]
     domain: Literal["oncology", "hiv"]
+    drug_classes: list[str] = []
+
+
+class CodeSet(_Strict):
+    snomed: list[str] = []
+    icd10cm: list[str] = []
+
+
+class HivStatusEntry(_Strict):
+    prep_context: CodeSet
+    evidence: list[str] = Field(min_length=1)
 
 
 class DiseasesFile(_Strict):
     diseases: dict[str, DiseaseEntry]
+    hiv_status: HivStatusEntry
 
 
 class MaintenanceEntry(_Strict):
@@ -100,6 +113,7 @@ class EvidenceEntry(_Strict):
     pmid: str | None = Field(default=None, pattern=r"^\d+$")
     doi: str | None = Field(default=None, pattern=r"^10\.\d{4,9}/\S+$")
     url: str = Field(pattern=r"^https://")
+    level: str | None = None  # evidence level: randomised phase 3, single-arm phase 2, guideline...
 
 
 class EvidenceFile(_Strict):
@@ -116,6 +130,9 @@ class ObservationEntry(_Strict):
     loinc: list[str]
     unit: str | None
     convert: dict[str, float | Literal["log10"]]
+    unitless: bool = False
+    answers: dict[str, float] = {}
+    not_detected: list[str] = []
 
 
 class ObservationsFile(_Strict):
@@ -157,6 +174,7 @@ class OptionWhen(_Strict):
     min_failed_lines: int = Field(default=0, ge=0)
     hormone_receptor: Literal["positive", "negative", "any"] = "any"
     her2: Literal["positive", "negative", "any"] = "any"
+    primary_refractory: bool | None = None  # False: not for primary refractory disease
 
 
 class OptionEntry(_Strict):
@@ -182,11 +200,41 @@ class PathwaysFile(_Strict):
     pathways: dict[str, DiseasePathway]
 
 
+class NotCandidateWhen(_Strict):
+    age_at_least: int | None = None
+    ecog_at_least: int | None = None
+    creatinine_clearance_below: float | None = None
+    lvef_below: float | None = None
+    ast_alt_above_uln_times: float | None = None
+
+
+class CandidateWhen(_Strict):
+    age_at_most: int
+    ecog_at_most: int
+
+
+class TransplantRule(_Strict):
+    not_candidate_when: NotCandidateWhen
+    candidate_when: CandidateWhen
+    evidence: list[str] = Field(min_length=1)
+
+
+class KarnofskyRow(_Strict):
+    karnofsky_at_least: int = Field(ge=0, le=100)
+    ecog: int = Field(ge=0, le=5)
+
+
+class PerformanceStatusRules(_Strict):
+    karnofsky_to_ecog: list[KarnofskyRow] = Field(min_length=1)
+    evidence: list[str] = Field(min_length=1)
+
+
 class PatientRulesFile(_Strict):
-    transplant_eligibility: dict[str, Any]
+    transplant_eligibility: dict[str, TransplantRule]
     cisplatin: dict[str, Any]
     anthracycline: dict[str, Any]
     antiretroviral: dict[str, Any]
+    performance_status: PerformanceStatusRules
     recency: dict[str, int]
 
 

@@ -79,13 +79,17 @@ def test_cisplatin_with_low_clearance_is_contraindicated_with_alternatives(call)
     (card,) = [c for c in found if c["summary"].startswith("cisplatin: contraindicated")]
     assert "Galsky 2011" in card["detail"] and "Observation/renal-1" in card["detail"]
     labels = [s["label"] for s in card["suggestions"]]
+    # Changed 2026-12 (issue 10, item 6): a clearance of 31 mL/min is a PILOT "transplant not
+    # intended" criterion, so axi-cel (ZUMA-7: transplant candidates) is no longer suggested; the
+    # alternatives are liso-cel (PILOT) and the options for patients who are not candidates.
     assert labels == [
-        "Replace with Axicabtagene ciloleucel",
         "Replace with Lisocabtagene maraleucel",
+        "Replace with Pola-BR",
+        "Replace with Tafasitamab-lenalidomide",
     ]
 
 
-def test_with_every_alternative_excluded_the_card_offers_no_replacement(call) -> None:
+def test_with_low_clearance_the_card_offers_the_non_transplant_alternatives(call) -> None:
     prefetch = _renal(fixture_prefetch("dlbcl-late-relapse"), creatinine=2.0, weight=60)
     (card,) = cards(
         call,
@@ -94,7 +98,15 @@ def test_with_every_alternative_excluded_the_card_offers_no_replacement(call) ->
         prefetch,
     )
     assert card["summary"].startswith("cisplatin: contraindicated")
-    assert "suggestions" not in card and "selectionBehavior" not in card
+    # Changed 2026-12 (issue 10, item 6): before, every alternative (transplant-track salvage) was
+    # excluded here. A clearance of 31 mL/min is a PILOT "transplant not intended" criterion, so
+    # the options for patients who are not transplant candidates now fit, and the card offers them.
+    labels = [s["label"] for s in card["suggestions"]]
+    assert labels == [
+        "Replace with Pola-BR",
+        "Replace with Tafasitamab-lenalidomide",
+        "Replace with R-GemOx",
+    ]
 
 
 def test_cisplatin_with_normal_clearance_gets_only_monitoring(call) -> None:
@@ -253,3 +265,15 @@ def test_the_warning_names_the_failure_of_the_repeated_line_not_the_latest_one(c
     )
     assert card["summary"] == "This order repeats R-CHOP, which failed (relapse, 2023-11-20)"
     assert relapse in card["detail"]
+
+
+def test_cisplatin_with_a_stale_low_clearance_gets_a_warning_not_an_info_card(call) -> None:
+    # issue 10, item 7: the last clearance (38 mL/min) is 4 years old; the abnormal old value keeps
+    # its caution at order entry and the card names its date.
+    found = cards(
+        call,
+        "dlbcl-stale-clearance",
+        ["rituximab", "dexamethasone", "cytarabine", "cisplatin"],
+    )
+    assert [c["indicator"] for c in found] == ["warning"]
+    assert "2022-06-01" in found[0]["detail"] and "re-check" in found[0]["detail"]

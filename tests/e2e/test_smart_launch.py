@@ -155,6 +155,10 @@ def test_s15_a_narrower_grant_is_read_and_explained(sandbox, smart_apps, tmp_pat
         assert patient["failures"] == []  # the relapse observation could not be read
         page = session.get(f"{narrow.base}/app", timeout=30).text
         assert "Some data could not be read" in page
+        # issue 10, item 8: an unreadable type is never turned into "no failure"
+        assert "Treatment failure could not be assessed" in page
+        assert "No treatment failure is documented" not in page
+        assert "could not be assessed" in patient["statement"]
     finally:
         server.shutdown()
 

@@ -12,15 +12,40 @@ from tests.conftest import AS_OF, FIXTURES
 
 EXPECTED = {
     # patient: (options in rank order, excluded regimens, fragments of missing-data statements)
+    # Changed 2026-12 (issue 10, item 5): these DLBCL and Hodgkin patients have no performance
+    # status on record, so transplant eligibility is unknown, not assumed; the options of both
+    # branches are shown, labelled "if transplant candidate" / "if not a transplant candidate".
     "dlbcl-early-relapse": (
-        ["Axicabtagene ciloleucel", "Lisocabtagene maraleucel"],
+        [
+            "Axicabtagene ciloleucel",
+            "Lisocabtagene maraleucel",
+            "Pola-BR",
+            "Tafasitamab-lenalidomide",
+            "R-GemOx",
+        ],
         [],
-        ["transplant eligibility"],
+        ["transplant eligibility unknown"],
     ),
-    "dlbcl-late-relapse": (["R-DHAP", "R-GDP"], ["R-ICE"], ["creatinine clearance unknown"]),
-    "dlbcl-primary-refractory": (["Lisocabtagene maraleucel"], ["Axicabtagene ciloleucel"], []),
+    "dlbcl-late-relapse": (
+        ["R-DHAP", "R-GDP", "Pola-BR", "Tafasitamab-lenalidomide", "R-GemOx"],
+        ["R-ICE"],
+        ["creatinine clearance unknown", "transplant eligibility unknown"],
+    ),
+    # Also (item 3): refractory on first-line R-CHOP is primary refractory, and L-MIND excluded
+    # primary refractory disease, so tafasitamab-lenalidomide is excluded with that reason.
+    "dlbcl-primary-refractory": (
+        ["Lisocabtagene maraleucel", "Pola-BR", "R-GemOx"],
+        ["Axicabtagene ciloleucel", "Tafasitamab-lenalidomide"],
+        ["transplant eligibility unknown"],
+    ),
     "dlbcl-intolerance": ([], [], []),
-    "hodgkin-relapse": (["BV-nivolumab", "GVD", "BV-bendamustine"], ["ICE"], []),
+    # Age 66 is outside the HD-R1 population (16-60): eligibility for transplant is a clinical
+    # decision, so pembrolizumab (KEYNOTE-204, transplant-ineligible) is shown as the other branch.
+    "hodgkin-relapse": (
+        ["BV-nivolumab", "GVD", "BV-bendamustine", "Pembrolizumab"],
+        ["ICE"],
+        ["outside the trial evidence"],
+    ),
     "breast-cdk46-progression": (
         ["Abemaciclib-fulvestrant", "Eribulin", "Paclitaxel"],
         ["Capecitabine"],
@@ -59,6 +84,7 @@ EXPECTED = {
     ),
 }
 EXCLUSION_REASON = {
+    ("dlbcl-primary-refractory", "Tafasitamab-lenalidomide"): "not for primary refractory",
     ("dlbcl-late-relapse", "R-ICE"): "already given after this failure",
     ("nsclc-maintenance", "Docetaxel"): "already given after this failure",
     ("messy-units-hiv", "DRV/r + DTG"): "dolutegravir was part of DTG + FTC/TDF",
@@ -93,6 +119,26 @@ def test_fixture_patient_gets_the_expected_advice(recommendations, patient: str)
             assert any(reason in r for r in entry["reasons"])
     if not options:
         assert rec["statement"]
+
+
+BRANCHES = {
+    "dlbcl-early-relapse": [
+        "if transplant candidate",
+        None,
+        "if not a transplant candidate",
+        "if not a transplant candidate",
+        "if not a transplant candidate",
+    ],
+    "hodgkin-relapse": [None, None, None, "if not a transplant candidate"],
+}
+
+
+@pytest.mark.parametrize("patient", sorted(BRANCHES))
+def test_unknown_fitness_shows_both_branches_labelled(recommendations, patient: str) -> None:
+    rec = recommendations[patient]
+    assert [o["branch"] for o in rec["options"]] == BRANCHES[patient]
+    assert rec["transplant_eligibility"]["status"] == "unknown"
+    assert not any("transplant candidate by" in f for f in rec["facts"])
 
 
 def test_patients_without_a_failure_get_no_options_and_a_statement(recommendations) -> None:

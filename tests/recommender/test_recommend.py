@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from salvage import cli
+from salvage.engine import contraindications
 from salvage.engine.recommend import recommend
 from salvage.errors import KnowledgeError
 from salvage.knowledge import load_knowledge
@@ -25,6 +26,18 @@ def dlbcl_relapse(relapse_day: str, *, birth: str = "1958-01-01") -> Chart:
     return chart
 
 
+def fit(chart: Chart, ecog: int = 0, day: str = "2026-06-10") -> Chart:
+    """A current ECOG: without one, transplant eligibility is unknown (issue 10, item 5)."""
+    chart.add(
+        "Observation",
+        status="final",
+        effectiveDateTime=day,
+        code={"coding": [{"system": "http://loinc.org", "code": "89247-1"}]},
+        valueInteger=ecog,
+    )
+    return chart
+
+
 def options(chart: Chart, kb) -> list[str]:
     rec = recommend(chart.analyse(kb), kb, AS_OF)
     return [o.regimen for o in rec.options]
@@ -38,7 +51,7 @@ def test_relapse_within_12_months_puts_car_t_first(kb) -> None:
 
 
 def test_relapse_after_12_months_in_a_transplant_candidate_offers_salvage_chemo(kb) -> None:
-    assert options(dlbcl_relapse("2024-06-03"), kb) == ["R-ICE", "R-DHAP", "R-GDP"]
+    assert options(fit(dlbcl_relapse("2024-06-03")), kb) == ["R-ICE", "R-DHAP", "R-GDP"]
 
 
 def test_ecog_2_makes_the_patient_transplant_ineligible(kb) -> None:
@@ -55,10 +68,14 @@ def test_ecog_2_makes_the_patient_transplant_ineligible(kb) -> None:
     assert any("ECOG 2" in r for r in rec.options[0].rationale)
 
 
-@pytest.mark.parametrize(("birth", "eligible"), [("1950-07-01", True), ("1950-06-30", False)])
-def test_transplant_eligibility_ends_after_age_75(kb, birth: str, eligible: bool) -> None:
-    # on AS_OF (2026-06-30): born 1950-07-01 is 75, born 1950-06-30 turns 76 that day
-    chart = dlbcl_relapse("2024-06-03", birth=birth)
+# Changed 2026-12 (issue 10, item 6): eligibility follows the PILOT "transplant not intended"
+# criteria (age >= 70) with the TRANSFORM/ZUMA-7 entry criteria, not "age <= 75".
+@pytest.mark.parametrize(("birth", "eligible"), [("1956-07-01", True), ("1956-06-30", False)])
+def test_transplant_candidacy_ends_at_age_70_by_the_pilot_criteria(
+    kb, birth: str, eligible: bool
+) -> None:
+    # on AS_OF (2026-06-30): born 1956-07-01 is 69, born 1956-06-30 turns 70 that day
+    chart = fit(dlbcl_relapse("2024-06-03", birth=birth))
     offered = options(chart, kb)
     assert ("R-ICE" in offered) is eligible
     assert ("Pola-BR" in offered) is not eligible
@@ -66,14 +83,7 @@ def test_transplant_eligibility_ends_after_age_75(kb, birth: str, eligible: bool
 
 @pytest.mark.parametrize(("ecog", "eligible"), [(1, True), (2, False)])
 def test_transplant_eligibility_needs_ecog_0_or_1(kb, ecog: int, eligible: bool) -> None:
-    chart = dlbcl_relapse("2024-06-03")
-    chart.add(
-        "Observation",
-        status="final",
-        effectiveDateTime="2026-06-10",
-        code={"coding": [{"system": "http://loinc.org", "code": "89247-1"}]},
-        valueInteger=ecog,
-    )
+    chart = fit(dlbcl_relapse("2024-06-03"), ecog=ecog)
     assert ("R-ICE" in options(chart, kb)) is eligible
 
 
@@ -82,29 +92,41 @@ def _renal(chart: Chart, weight: float, creatinine: float = 1.0) -> None:
     chart.quantity("29463-7", "2026-06-20", weight, "kg")
 
 
+# Changed 2026-12 (issue 10, item 6): a creatinine clearance below 60 mL/min is also a PILOT
+# "transplant not intended" criterion, so below 60 the cisplatin salvage regimens (which lead to
+# transplant) are not in play at all; the cisplatin rule itself is checked on the drug findings.
 @pytest.mark.parametrize(("weight", "cisplatin_allowed"), [(60, True), (59, False)])
 def test_cisplatin_is_excluded_below_60_ml_per_min(
     kb, weight: float, cisplatin_allowed: bool
 ) -> None:
-    chart = dlbcl_relapse("2026-06-01")  # age 68: Cockcroft-Gault = weight / creatinine
+    chart = fit(dlbcl_relapse("2026-06-01"))  # age 68: Cockcroft-Gault = weight / creatinine
     _renal(chart, weight)
-    rec = recommend(chart.analyse(kb), kb, AS_OF)
+    analysis = chart.analyse(kb)
+    rec = recommend(analysis, kb, AS_OF)
     offered = {o.regimen for o in rec.options}
     assert ("R-DHAP" in offered) is cisplatin_allowed
     assert ("R-GDP" in offered) is cisplatin_allowed
-    assert "R-ICE" in offered  # carboplatin is fine
-    if not cisplatin_allowed:
-        (dhap,) = [x for x in rec.excluded if x.regimen == "R-DHAP"]
-        assert "creatinine clearance 59 mL/min" in dhap.reasons[0]
-        assert "Observation/" in dhap.reasons[0]
+    assert ("R-ICE" in offered) is cisplatin_allowed  # transplant candidacy ends with it
+    findings = contraindications.drug_findings(frozenset({"cisplatin"}), analysis.record, kb, AS_OF)
+    if cisplatin_allowed:
+        assert findings == []
+    else:
+        (finding,) = findings
+        assert finding.severity == "contraindicated" and finding.basis == "current"
+        assert "creatinine clearance 59 mL/min" in finding.text and "Observation/" in finding.text
+        assert rec.transplant is not None and rec.transplant.status == "not-candidate"
+        assert any("< 60 mL/min" in r for r in rec.transplant.reasons)
 
 
 def test_creatinine_in_umol_per_l_is_converted(kb) -> None:
-    chart = dlbcl_relapse("2026-06-01")
+    chart = fit(dlbcl_relapse("2026-06-01"))
     chart.quantity("2160-0", "2026-06-20", 150, "umol/L")  # 1.70 mg/dL
     chart.quantity("29463-7", "2026-06-20", 70, "kg")
-    rec = recommend(chart.analyse(kb), kb, AS_OF)
-    assert "R-DHAP" in {x.regimen for x in rec.excluded}
+    analysis = chart.analyse(kb)
+    (finding,) = contraindications.drug_findings(
+        frozenset({"cisplatin"}), analysis.record, kb, AS_OF
+    )
+    assert "creatinine clearance 41 mL/min" in finding.text
 
 
 def test_missing_renal_data_is_reported(kb) -> None:
@@ -204,7 +226,7 @@ def test_overlay_disables_reranks_and_adds_options(tmp_path: Path) -> None:
             },
         ),
     )
-    rec = recommend(dlbcl_relapse("2023-12-01").analyse(kb), kb, AS_OF)
+    rec = recommend(fit(dlbcl_relapse("2023-12-01")).analyse(kb), kb, AS_OF)
     assert [o.option_id for o in rec.options] == ["local-trial", "dlbcl-lisocel"]
     (disabled,) = rec.excluded
     assert "disabled by the local pathway of Example Hospital" in disabled.reasons[0]
@@ -257,6 +279,7 @@ def test_recommend_json_has_the_documented_shape(capsys: pytest.CaptureFixture[s
         "date": "2023-03-01",
         "line": 1,
         "sources": ["Observation/dlbcl-late-relapse-status-32"],
+        "disease": "dlbcl",
     }
     first = patient["options"][0]
     # R-ICE was already given after this relapse (line 2), so R-DHAP comes first

@@ -1,0 +1,190 @@
+"""Which diseases the patient has, which are active, and which disease each treatment is for.
+
+A Condition counts only with a confirmed or unstated verificationStatus (failures.yaml). A
+disease is active unless every counted Condition naming it is in remission, resolved or inactive.
+HIV needs a coded diagnosis or a detectable HIV-1 RNA: antiretrovirals alone may be PrEP
+(diseases.yaml).
+Each day's anticancer drugs are attributed to the patient's disease that the most of them plausibly
+treat (regimens.yaml components, diseases.yaml drug classes); a tie goes to the disease diagnosed
+most recently on or before that day, so a breast-cancer survivor's later R-CHOP is lymphoma therapy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from salvage.engine.model import ConditionRecord, DrugExposure, PatientRecord, ProcedureRecord
+from salvage.knowledge.model import KnowledgeBase
+
+
+@dataclass(frozen=True, kw_only=True)
+class DiseaseState:
+    disease: str
+    active: bool
+    diagnosed: date | None  # the earliest date of a counted Condition naming it
+    sources: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class HivEvidence:
+    confirmed: bool
+    sources: tuple[str, ...]
+    prep_context: tuple[str, ...]  # Conditions that say the antiretrovirals are prevention
+    note: str | None
+
+
+def counts_as_disease(condition: ConditionRecord, kb: KnowledgeBase) -> bool:
+    counted = set(kb.failures["oncology"]["counted_verification_status"])
+    return condition.verification is None or condition.verification in counted
+
+
+def condition_diseases(condition: ConditionRecord, kb: KnowledgeBase) -> list[str]:
+    found: list[str] = []
+    for code in condition.codes:
+        system, _, value = code.partition("|")
+        for disease in kb.diseases.values():
+            if disease.names(system, value) and disease.id not in found:
+                found.append(disease.id)
+    return found
+
+
+def disease_states(record: PatientRecord, kb: KnowledgeBase) -> dict[str, DiseaseState]:
+    """Diseases named by counted Conditions, active ones first, then in problem-list order."""
+    remission = set(kb.failures["oncology"]["remission_clinical_status"])
+    order: list[str] = []
+    active: dict[str, bool] = {}
+    diagnosed: dict[str, date | None] = {}
+    sources: dict[str, list[str]] = {}
+    for condition in record.conditions:
+        if not counts_as_disease(condition, kb):
+            continue
+        for disease in condition_diseases(condition, kb):
+            if disease not in order:
+                order.append(disease)
+                active[disease] = False
+                diagnosed[disease] = None
+                sources[disease] = []
+            active[disease] = active[disease] or condition.clinical_status not in remission
+            day = condition.onset or condition.when
+            if day is not None and (diagnosed[disease] is None or day < diagnosed[disease]):  # type: ignore[operator]
+                diagnosed[disease] = day
+            sources[disease].append(condition.source)
+    ranked = sorted(order, key=lambda d: (not active[d], order.index(d)))
+    return {
+        d: DiseaseState(
+            disease=d, active=active[d], diagnosed=diagnosed[d], sources=tuple(sources[d])
+        )
+        for d in ranked
+    }
+
+
+def hiv_evidence(
+    record: PatientRecord, kb: KnowledgeBase, states: dict[str, DiseaseState]
+) -> HivEvidence:
+    prep = tuple(
+        c.source
+        for c in record.conditions
+        if any(kb.prep_context.names(*code.split("|", 1)) for code in c.codes if "|" in code)
+    )
+    if "hiv" in states:
+        return HivEvidence(
+            confirmed=True, sources=states["hiv"].sources, prep_context=prep, note=None
+        )
+    detectable = [
+        m.source
+        for m in record.measurements
+        if m.kind == "hiv-rna" and m.value and m.value > 0 and m.comparator not in ("<", "<=")
+    ]
+    if detectable:
+        return HivEvidence(
+            confirmed=True,
+            sources=tuple(detectable),
+            prep_context=prep,
+            note="HIV-1 infection inferred from a detectable HIV-1 RNA "
+            f"({', '.join(detectable[:3])}); no coded HIV diagnosis",
+        )
+    on_arv = any(
+        kb.drugs[i].role == "antiretroviral"
+        for e in record.exposures
+        for i in e.ingredients
+        if i in kb.drugs
+    )
+    if not on_arv:
+        return HivEvidence(confirmed=False, sources=(), prep_context=prep, note=None)
+    if prep:
+        note = (
+            f"antiretrovirals with a PrEP context ({', '.join(prep)}) and no HIV diagnosis or "
+            "detectable HIV-1 RNA: prevention, not HIV treatment; no HIV lines are built"
+        )
+    else:
+        note = (
+            "antiretrovirals without an HIV diagnosis or detectable HIV-1 RNA (they may be PrEP "
+            "or post-exposure prophylaxis): no HIV lines are built; record the indication"
+        )
+    return HivEvidence(confirmed=False, sources=(), prep_context=prep, note=note)
+
+
+def attribute_exposures(
+    exposures: list[DrugExposure],
+    procedures: list[ProcedureRecord],
+    kb: KnowledgeBase,
+    states: dict[str, DiseaseState],
+) -> dict[str | None, tuple[list[DrugExposure], list[ProcedureRecord]]]:
+    """Non-antiretroviral exposures (and local-therapy procedures) grouped by the disease they
+    treat; None when the patient has no oncology disease on record."""
+    oncology = [d for d in states if kb.diseases[d].domain == "oncology"]
+    groups: dict[str | None, tuple[list[DrugExposure], list[ProcedureRecord]]] = {}
+    own = [
+        e
+        for e in exposures
+        if not any(kb.drugs[i].role == "antiretroviral" for i in e.ingredients if i in kb.drugs)
+    ]
+    if len(oncology) <= 1:
+        key = oncology[0] if oncology else None
+        return {key: (own, list(procedures))}
+    window = timedelta(days=kb.default_rules.regimen_window_days)
+    by_day: dict[date, list[DrugExposure]] = {}
+    for e in own:
+        by_day.setdefault(e.start, []).append(e)
+    for day, todays in sorted(by_day.items()):
+        disease = _disease_of_day(todays, day, kb, states, oncology, window)
+        groups.setdefault(disease, ([], []))[0].extend(todays)
+    for procedure in procedures:
+        plausible = [d for d in oncology if kb.rules_for(d).procedure_lines]
+        disease = plausible[0] if plausible else _latest_diagnosed(oncology, procedure.when, states)
+        groups.setdefault(disease, ([], []))[1].append(procedure)
+    return groups
+
+
+def _disease_of_day(
+    todays: list[DrugExposure],
+    day: date,
+    kb: KnowledgeBase,
+    states: dict[str, DiseaseState],
+    oncology: list[str],
+    window: timedelta,
+) -> str:
+    score = dict.fromkeys(oncology, 0)
+    for e in todays:
+        for drug in e.ingredients:
+            if drug in kb.drugs and kb.drugs[drug].role in ("anticancer", "steroid"):
+                for disease in kb.drug_diseases(drug) & set(oncology):
+                    score[disease] += 2 if kb.drugs[drug].role == "anticancer" else 1
+    best = max(score.values())
+    candidates = [d for d in oncology if score[d] == best]
+    if len(candidates) == 1:
+        return candidates[0]
+    return _latest_diagnosed(candidates, day + window, states)
+
+
+def _latest_diagnosed(candidates: list[str], by: date, states: dict[str, DiseaseState]) -> str:
+    """The candidate diagnosed most recently on or before a date (else the first listed)."""
+    dated = [
+        (states[d].diagnosed, d)
+        for d in candidates
+        if states[d].diagnosed is not None and states[d].diagnosed <= by  # type: ignore[operator]
+    ]
+    if dated:
+        return max(dated)[1]
+    return candidates[0]

@@ -1,0 +1,157 @@
+"""Transplant candidacy from a cited, data-driven rule (patient_rules.yaml transplant_eligibility).
+
+Any 'not a candidate' criterion met by a current value -> not a candidate. Every candidate criterion
+known, current and met, and none of the others -> candidate (organ-function inputs that are not
+recorded are listed as not checked). Anything else -> unknown: the inputs that are missing,
+unreadable or stale are named and the recommender shows both branches. Fitness is never assumed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+from salvage.engine import factors
+from salvage.engine.measures import exceeds, side
+from salvage.engine.model import PatientRecord
+from salvage.knowledge.model import KnowledgeBase
+
+
+@dataclass(frozen=True, kw_only=True)
+class Eligibility:
+    status: str  # candidate | not-candidate | unknown
+    reasons: tuple[str, ...] = ()  # criteria met (not-candidate) or why it is unknown
+    missing: tuple[str, ...] = ()  # inputs with no value on record
+    unreadable: tuple[str, ...] = ()  # inputs recorded but unreadable
+    rechecks: tuple[str, ...] = ()  # stale inputs: re-check before use
+    not_checked: tuple[str, ...] = ()  # organ-function inputs not on record (candidate branch)
+    sources: tuple[str, ...] = ()
+    evidence: tuple[str, ...] = field(default_factory=tuple)
+
+    def summary(self) -> str:
+        cited = ", ".join(self.evidence)
+        if self.status == "candidate":
+            text = f"transplant candidate ({cited})"
+            if self.not_checked:
+                text += "; not checked: " + ", ".join(self.not_checked)
+            return text
+        if self.status == "not-candidate":
+            return f"not a transplant candidate: {'; '.join(self.reasons)} ({cited})"
+        return f"transplant eligibility unknown: {'; '.join(self.reasons)} ({cited})"
+
+
+def transplant(
+    record: PatientRecord, kb: KnowledgeBase, disease: str, as_of: date
+) -> Eligibility | None:
+    rule = kb.transplant_rules.get(disease)
+    if rule is None:
+        return None
+    met: list[str] = []  # current values meeting a not-candidate criterion
+    stale_met: list[str] = []  # stale values meeting one: keep the caution, ask to re-check
+    unknown: list[str] = []
+    missing: list[str] = []
+    unreadable: list[str] = []
+    rechecks: list[str] = []
+    not_checked: list[str] = []
+    sources: list[str] = []
+
+    age = factors.age_years(record, as_of)
+    if age is None:
+        missing.append("age (no birth date)")
+        unknown.append("age unknown (no birth date)")
+    elif rule.age_at_least is not None and age >= rule.age_at_least:
+        met.append(f"age {age} >= {rule.age_at_least}")
+    elif age > rule.age_at_most:
+        unknown.append(
+            f"age {age} is above {rule.age_at_most}, outside the trial evidence: "
+            "a clinical decision"
+        )
+
+    performance = factors.ecog(record, kb, as_of)
+    odd = factors.unreadable_performance(record, as_of)
+    if odd is not None:
+        unreadable.append(
+            f"performance status recorded as '{odd.raw}' on {odd.when.isoformat()} "
+            f"({odd.source}) cannot be read"
+        )
+        unknown.append("performance status recorded but unreadable")
+        sources.append(odd.source)
+    elif performance is None:
+        missing.append("ECOG performance status")
+        unknown.append("no ECOG performance status recorded")
+    else:
+        sources += performance.sources
+        if rule.ecog_at_least is not None and performance.value >= rule.ecog_at_least:
+            (stale_met if performance.stale else met).append(performance.text)
+        elif performance.value > rule.ecog_at_most:
+            unknown.append(f"{performance.text} is above the trial entry limit {rule.ecog_at_most}")
+        elif performance.stale:
+            unknown.append(f"{performance.text}: too old to show current fitness")
+        if performance.stale:
+            rechecks.append(
+                f"re-check performance status before use (last value {performance.text})"
+            )
+
+    def organ_check(
+        fact: factors.Fact | None, label: str, verdict: bool | None, rule_text: str
+    ) -> None:
+        if fact is None:
+            not_checked.append(label)
+            return
+        sources.extend(fact.sources)
+        if verdict is None:
+            unknown.append(f"{fact.text} cannot be compared with {rule_text}")
+            return
+        if fact.stale:
+            rechecks.append(f"re-check {label} before use (last value {fact.text})")
+        if verdict:
+            (stale_met if fact.stale else met).append(f"{fact.text} ({rule_text})")
+
+    if rule.creatinine_clearance_below is not None:
+        clearance = factors.creatinine_clearance(record, kb, as_of)
+        verdict = None
+        if clearance is not None:
+            placed = side(clearance.value, clearance.comparator, rule.creatinine_clearance_below)
+            verdict = None if placed == "indeterminate" else placed == "below"
+        organ_check(
+            clearance,
+            "creatinine clearance",
+            verdict,
+            f"< {rule.creatinine_clearance_below:g} mL/min",
+        )
+    if rule.lvef_below is not None:
+        lvef = factors.organ(record, kb, "lvef", "LVEF", as_of)
+        verdict = None
+        if lvef is not None:
+            placed = side(lvef.value, lvef.comparator, rule.lvef_below)
+            verdict = None if placed == "indeterminate" else placed == "below"
+        organ_check(lvef, "LVEF", verdict, f"< {rule.lvef_below:g} %")
+    if rule.ast_alt_above_uln_times is not None:
+        for kind, label in (("ast", "AST"), ("alt", "ALT")):
+            fact = factors.organ(record, kb, kind, label, as_of)
+            verdict = None
+            if fact is not None and fact.reference_high is not None:
+                verdict = exceeds(
+                    fact.value, fact.comparator, rule.ast_alt_above_uln_times * fact.reference_high
+                )
+            organ_check(fact, label, verdict, f"> {rule.ast_alt_above_uln_times:g} x upper limit")
+        not_checked.append("DLCO (not read by this version)")
+
+    common = {
+        "missing": tuple(missing),
+        "unreadable": tuple(unreadable),
+        "rechecks": tuple(rechecks),
+        "not_checked": tuple(not_checked),
+        "sources": tuple(dict.fromkeys(sources)),
+        "evidence": rule.evidence,
+    }
+    if met:
+        return Eligibility(status="not-candidate", reasons=tuple(met + stale_met), **common)
+    if stale_met:
+        reasons = [
+            f"{s}: meets a 'not a candidate' criterion but is stale, re-check" for s in stale_met
+        ]
+        return Eligibility(status="unknown", reasons=tuple(reasons + unknown), **common)
+    if unknown:
+        return Eligibility(status="unknown", reasons=tuple(unknown), **common)
+    return Eligibility(status="candidate", **common)

@@ -61,11 +61,14 @@ def failure_of_repeat(
             (
                 ln
                 for ln in analysis.lines
-                if ln.number == failure.line and ln.domain == domain and not ln.maintenance
+                if ln.number == failure.line
+                and ln.domain == domain
+                and ln.disease == failure.disease  # numbering is per disease
+                and not ln.maintenance
             ),
             None,
         )
-        if line is None:
+        if line is None or failure.closed_by:
             continue
         if failure.kind == "intolerance":
             stopped = {
@@ -147,6 +150,43 @@ def _contraindication_finding(
     )
 
 
+def _recheck_finding(
+    kb: KnowledgeBase, analysis: PatientAnalysis, draft_drugs: frozenset[str], as_of: date
+) -> OrderFinding | None:
+    """A drug whose safety rule rests on a value that is unknown, too old or indeterminate: the
+    order is not shown as safe; the value is re-checked first (a stale abnormal value is already a
+    contraindication warning)."""
+    found = [
+        f
+        for f in contraindications.drug_findings(draft_drugs, analysis.record, kb, as_of)
+        if f.basis in ("unknown", "stale", "indeterminate") and not f.abnormal
+    ]
+    if not found:
+        return None
+    drugs = sorted({f.drug for f in found})
+    return OrderFinding(
+        kind="recheck-before-use",
+        severity="warning",
+        summary=f"Re-check before {', '.join(drugs)}: the value its safety rule needs is "
+        "missing or out of date",
+        facts=tuple(f.recheck or f.text for f in found),
+        bullet_facts=True,
+    )
+
+
+def _not_assessed_finding(analysis: PatientAnalysis) -> OrderFinding | None:
+    """Data a failure rule needs could not be read: say so instead of implying no failure."""
+    if analysis.failure_assessable:
+        return None
+    return OrderFinding(
+        kind="not-assessed",
+        severity="info",
+        summary="Treatment failure could not be assessed: part of the record could not be read",
+        facts=analysis.not_assessed or tuple(sorted(analysis.unreadable)),
+        bullet_facts=True,
+    )
+
+
 def _single_drug_finding(
     kb: KnowledgeBase, analysis: PatientAnalysis, rec: Recommendation, draft_drugs: frozenset[str]
 ) -> OrderFinding | None:
@@ -215,12 +255,16 @@ def check_orders(
         for finding in (
             repeat,
             _contraindication_finding(kb, analysis, rec, draft_drugs, as_of),
+            _recheck_finding(kb, analysis, draft_drugs, as_of),
             None if repeat else _single_drug_finding(kb, analysis, rec, draft_drugs),
         )
         if finding is not None
     ]
+    unknown = _not_assessed_finding(analysis)
     if warnings:
-        return tuple(warnings)
+        return (*warnings, *((unknown,) if unknown else ()))
+    if unknown:
+        return (unknown,)  # no monitoring note implying fit when the record is incomplete
     monitoring = _monitoring_finding(kb, rec, draft_drugs)
     return (monitoring,) if monitoring else ()
 
@@ -228,14 +272,19 @@ def check_orders(
 def check_delay(
     kb: KnowledgeBase, analysis: PatientAnalysis, rec: Recommendation, as_of: date
 ) -> tuple[OrderFinding, ...]:
-    """A failure with options but no new line within the disease's delay threshold."""
+    """A failure with options but no new line within the disease's delay threshold; when the
+    record could not be read, that is said instead."""
+    unknown = _not_assessed_finding(analysis)
+    if unknown:
+        return (unknown,)
     failure = rec.failure
     if failure is None or not rec.options:
         return ()
     rule = kb.order_checks.delay
     threshold = rule.days_by_disease.get(rec.disease or "", rule.default_days)
     started_after = any(
-        line.start > failure.when and not line.maintenance for line in analysis.lines
+        line.start > failure.when and not line.maintenance and line.disease == failure.disease
+        for line in analysis.lines
     )
     waited = (as_of - failure.when).days
     if started_after or waited <= threshold:

@@ -135,3 +135,46 @@ def test_an_overlay_changes_the_delay_threshold(tmp_path: Path) -> None:
 def test_a_draft_without_an_id_is_still_checked(kb) -> None:
     found, _, _ = findings(kb, _relapsed_dlbcl(), draft(*R_CHOP, rid=None))
     assert [f.kind for f in found] == ["repeats-failed-therapy"]
+
+
+def _cisplatin_candidate(creatinine_day: str | None) -> Chart:
+    chart = _relapsed_dlbcl()
+    if creatinine_day:
+        chart.quantity("2160-0", creatinine_day, 0.9, "mg/dL")
+        chart.quantity("29463-7", creatinine_day, 80, "kg")
+    return chart
+
+
+def test_cisplatin_with_no_clearance_is_a_recheck_warning_not_silence(kb) -> None:
+    found, _, _ = findings(kb, _cisplatin_candidate(None), draft("cisplatin"))
+    recheck = [f for f in found if f.kind == "recheck-before-use"]
+    assert recheck and recheck[0].severity == "warning" and "cisplatin" in recheck[0].summary
+
+
+def test_cisplatin_with_a_stale_normal_clearance_is_a_recheck_warning(kb) -> None:
+    window = kb.patient_rules["recency"]["renal_days"]
+    old = date.fromordinal(AS_OF.toordinal() - window - 1).isoformat()
+    found, _, _ = findings(kb, _cisplatin_candidate(old), draft("cisplatin"))
+    assert "recheck-before-use" in [f.kind for f in found]
+
+
+def test_cisplatin_with_a_current_normal_clearance_needs_no_recheck(kb) -> None:
+    found, _, _ = findings(kb, _cisplatin_candidate(AS_OF.isoformat()), draft("cisplatin"))
+    assert "recheck-before-use" not in [f.kind for f in found]
+
+
+def test_unreadable_observations_are_said_instead_of_a_silent_no_failure(kb) -> None:
+    from salvage.engine import analyse_patient
+    from salvage.fhir.records import build_patient_records
+
+    chart = Chart()
+    chart.cycles(R_CHOP, q21("2024-01-01", 6))
+    patients, _ = build_patient_records(((r, "t") for r in chart.resources), kb)
+    analysis = analyse_patient(
+        patients["Patient/p1"], kb, AS_OF, unreadable=frozenset({"Observation"})
+    )
+    rec = recommend(analysis, kb, AS_OF)
+    (finding,) = check_delay(kb, analysis, rec, AS_OF)
+    assert finding.kind == "not-assessed" and finding.severity == "info"
+    orders = check_orders(kb, analysis, rec, (draft("rituximab"),), AS_OF)
+    assert [f.kind for f in orders] == ["not-assessed"]

@@ -22,6 +22,7 @@ from salvage.engine.model import (
     Unmapped,
 )
 from salvage.errors import ResourceError
+from salvage.fhir import genotypes
 from salvage.knowledge.model import KnowledgeBase
 
 LOINC = "http://loinc.org"
@@ -47,6 +48,7 @@ USED_TYPES = frozenset(
         "Observation",
         "Condition",
         "Procedure",
+        "DiagnosticReport",
     }
 )
 # Results reported as text when the virus is not detected.
@@ -97,7 +99,9 @@ class RecordBuilder:
             "Observation": self._observation,
             "Condition": self._condition,
             "Procedure": self._procedure,
+            "DiagnosticReport": self._diagnostic_report,
         }
+        self.genotypes = genotypes.GenotypeReader(kb, self.drugs)
 
     # -- entry point -----------------------------------------------------------------------------
     def build(self, resources: Iterable[tuple[dict[str, Any], Any]]) -> dict[str, PatientRecord]:
@@ -114,6 +118,9 @@ class RecordBuilder:
                         if type(c) is dict and c.get("code") in loinc_index:
                             self._convert(resource, origin)
                             break
+                    else:
+                        if genotypes.is_genotype(resource, self.kb):  # HIV resistance results
+                            self._convert(resource, origin)
                     continue
                 self._convert(resource, origin)
             elif rtype == "Medication":
@@ -200,6 +207,9 @@ class RecordBuilder:
         if not ingredients:
             record.unmapped.append(Unmapped(source=source, text=text or "(no medication given)"))
             return
+        missed = self.drugs.unrecognised_parts(text)
+        if missed:  # a combination read only in part: say so rather than drop an ingredient
+            record.warnings.append(DataWarning(source=source, problem=missed))
         reasons: set[str] = set()
         for concept in stop_reasons:
             for coding in (concept or {}).get("coding") or ():
@@ -343,7 +353,12 @@ class RecordBuilder:
                 kind = self.kb.loinc_index.get(coding.get("code"))
                 if kind:
                     break
-        if kind is None or r.get("status") in IGNORED_STATUS["Observation"]:
+        if r.get("status") in IGNORED_STATUS["Observation"]:
+            return
+        if kind is None and genotypes.is_genotype(r, self.kb):
+            self.genotypes.observation(r, source, record)
+            return
+        if kind is None:
             return  # an observation no rule reads is not an error
         if (
             r.get("effectiveDateTime") is None
@@ -409,6 +424,12 @@ class RecordBuilder:
                 source=source, kind=kind, when=when, value=value, codes=frozenset(codes), raw=raw
             )
         )
+
+    def _diagnostic_report(self, r: dict[str, Any], source: str, record: PatientRecord) -> None:
+        if r.get("status") not in IGNORED_STATUS["Observation"] and genotypes.is_genotype(
+            r, self.kb
+        ):
+            self.genotypes.report(r, source, record)
 
     def _condition(self, r: dict[str, Any], source: str, record: PatientRecord) -> None:
         verification = _first_code(r.get("verificationStatus"))

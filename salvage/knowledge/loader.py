@@ -11,7 +11,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from salvage.errors import KnowledgeError
-from salvage.knowledge import schema
+from salvage.knowledge import hiv_loader, schema
 from salvage.knowledge.model import (
     DelayRule,
     Disease,
@@ -40,6 +40,7 @@ DATA_FILES: dict[str, type[BaseModel]] = {
     "pathways": schema.PathwaysFile,
     "patient_rules": schema.PatientRulesFile,
     "order_checks": schema.OrderChecksFile,
+    "hiv": schema.HivFile,
 }
 
 # Built-in line-rule values used when neither the default nor a disease entry sets them.
@@ -74,10 +75,12 @@ def data_dir() -> Path:
 def load_raw(directory: Path | None = None) -> dict[str, Any]:
     """Validated pydantic models of every shipped data file, keyed by file stem."""
     directory = directory or data_dir()
-    return {
+    raw = {
         stem: _validate(f"{stem}.yaml", model, read_structured_file(directory / f"{stem}.yaml"))
         for stem, model in DATA_FILES.items()
     }
+    hiv_loader.merge_evidence(raw)
+    return raw
 
 
 def _rules(entry: schema.LineRulesEntry, base: dict[str, Any]) -> dict[str, Any]:
@@ -159,6 +162,7 @@ def _cross_check(raw: dict[str, Any]) -> None:
                 problems.append(f"failures.{section}: unknown evidence {key!r}")
     problems += _pathway_problems(raw["pathways"].pathways, raw)
     problems += _order_check_problems(raw["order_checks"], raw)
+    problems += hiv_loader.problems(raw)
     if problems:
         raise KnowledgeError("; ".join(problems))
 
@@ -221,6 +225,7 @@ def apply_overlay(raw: dict[str, Any], overlay_path: Path) -> dict[str, Any]:
     overlay = _validate(overlay_path.name, schema.OverlayFile, read_structured_file(overlay_path))
     pathways = {k: v.model_copy(deep=True) for k, v in raw["pathways"].pathways.items()}
     known = {o.id for p in pathways.values() for o in p.options}
+    known |= {o.id for o in raw["hiv"].regimens.options}
     problems: list[str] = []
     for disease, options in overlay.add.items():
         if disease not in pathways:
@@ -378,6 +383,7 @@ def build(raw: dict[str, Any]) -> KnowledgeBase:
             ),
             companion_drugs=frozenset(checks.companion_drugs),
         ),
+        hiv=hiv_loader.build_hiv(raw["hiv"]),
         evidence={
             key: Evidence(
                 key=key,

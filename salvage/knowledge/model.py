@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from salvage.knowledge.hiv_model import HivKnowledge
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Drug:
@@ -118,6 +120,7 @@ class KnowledgeBase:
     failures: dict[str, Any]
     evidence: dict[str, Evidence]
     order_checks: OrderCheckRules
+    hiv: HivKnowledge
     pathways: dict[str, Any] = field(default_factory=dict)
     patient_rules: dict[str, Any] = field(default_factory=dict)
 

@@ -30,7 +30,12 @@ FORBIDDEN_MODULES = {
     "threading",
     "asyncio",
 }
-ALLOWED_SALVAGE = ("salvage.engine", "salvage.knowledge.model", "salvage.errors")
+ALLOWED_SALVAGE = (
+    "salvage.engine",
+    "salvage.knowledge.model",
+    "salvage.knowledge.hiv_model",
+    "salvage.errors",
+)
 FORBIDDEN_CALLS = {"open", "print", "input"}
 CLOCK_ATTRIBUTES = {"today", "now", "utcnow"}
 

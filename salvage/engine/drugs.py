@@ -59,7 +59,6 @@ class DrugNormaliser:
             found.update(self._names[match.group(1)])
         return frozenset(found)
 
-
     def unrecognised_parts(self, text: str) -> str | None:
         """For a combination written as text ("elvitegravir/cobicistat/..."), a sentence naming
         the parts no known drug matches while others do; None when every part is recognised."""

@@ -50,7 +50,7 @@ class DrugActivity:
     level: str  # active | partial | inactive | unknown
     mutations: tuple[str, ...]  # the mutations behind a reduced level
     sources: tuple[str, ...]  # genotype resources the level rests on
-    basis: str  # "laboratory interpretation", "mutation rules (IAS-USA 2022, HIVdb)", or why unknown
+    basis: str  # laboratory interpretation, mutation rules, or why the level is unknown
 
     @property
     def text(self) -> str:
@@ -110,7 +110,9 @@ def genotype_tests(record: PatientRecord) -> tuple[tuple[GenotypeTest, ...], tup
     for result in record.genotypes:
         if result.problem:
             label = f" ({result.text})" if result.text else ""
-            unreadable.append(f"HIV genotype {result.source}{label} not fully read: {result.problem}")
+            unreadable.append(
+                f"HIV genotype {result.source}{label} not fully read: {result.problem}"
+            )
     readable = tuple(t for t in tests if t.genes or t.mutations or t.drug_calls)
     return tuple(sorted(readable, key=lambda t: (t.when or date.min, t.sources))), tuple(unreadable)
 
@@ -131,9 +133,7 @@ def _test(results: list[GenotypeResult], when: date | None) -> GenotypeTest:
     )
 
 
-def _fired(
-    effect: MutationEffect, present: list[Mutation]
-) -> tuple[Mutation, ...] | None:
+def _fired(effect: MutationEffect, present: list[Mutation]) -> tuple[Mutation, ...] | None:
     if effect.requires is not None and not any(effect.requires.matches(m) for m in present):
         return None
     hits = tuple(m for m in present if any(rule.matches(m) for rule in effect.of))

@@ -34,7 +34,9 @@ def _texts(concept: Any) -> list[str]:
     if not isinstance(concept, dict):
         return []
     found = [str(concept.get("text") or "")]
-    found += [str(c.get("display") or "") for c in concept.get("coding") or () if isinstance(c, dict)]
+    found += [
+        str(c.get("display") or "") for c in concept.get("coding") or () if isinstance(c, dict)
+    ]
     return [t for t in found if t]
 
 

@@ -17,6 +17,7 @@ from salvage.knowledge.hiv_model import (
     parse_mutation,
 )
 
+
 def mutation(token: str) -> Mutation:
     """'RT:M184VI' -> Mutation(gene RT, M, 184, {V, I})."""
     parsed = parse_mutation(token)
@@ -26,7 +27,7 @@ def mutation(token: str) -> Mutation:
 
 
 def merge_evidence(raw: dict[str, Any]) -> None:
-    """hiv.yaml carries its own references; they join evidence.yaml (a key may not be defined twice)."""
+    """hiv.yaml carries its own references; they join evidence.yaml (no key defined twice)."""
     hiv: schema.HivFile = raw["hiv"]
     shared = raw["evidence"].evidence
     twice = sorted(set(shared) & set(hiv.evidence))
@@ -151,12 +152,8 @@ def build_hiv(hiv: schema.HivFile) -> HivKnowledge:
         hbv_evidence=tuple(hiv.hbv.evidence),
         tdf_min_clearance=hiv.renal.tdf_min_creatinine_clearance_ml_min,
         taf_min_clearance=hiv.renal.taf_min_creatinine_clearance_ml_min,
-        dialysis_icd10cm=tuple(
-            c.code for c in hiv.renal.dialysis_conditions.get("icd10cm", [])
-        ),
-        dialysis_snomed=frozenset(
-            c.code for c in hiv.renal.dialysis_conditions.get("snomed", [])
-        ),
+        dialysis_icd10cm=tuple(c.code for c in hiv.renal.dialysis_conditions.get("icd10cm", [])),
+        dialysis_snomed=frozenset(c.code for c in hiv.renal.dialysis_conditions.get("snomed", [])),
         renal_evidence=tuple(hiv.renal.evidence),
         interactions=tuple(
             Interaction(

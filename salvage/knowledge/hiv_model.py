@@ -78,7 +78,11 @@ class GenotypeReading:
             if cleaned == gene.name.lower() or cleaned in gene.aliases:
                 return gene.name
         # A longer name inside the label ("HIV-1 integrase genotype"), only when one gene fits.
-        named = [g.name for g in self.genes.values() if any(len(a) > 3 and a in cleaned for a in g.aliases)]
+        named = [
+            g.name
+            for g in self.genes.values()
+            if any(len(a) > 3 and a in cleaned for a in g.aliases)
+        ]
         return named[0] if len(named) == 1 else None
 
 

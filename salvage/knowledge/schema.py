@@ -224,7 +224,7 @@ class OverlayFile(_Strict):
 
 # --- hiv.yaml: genotype reading, susceptibility rules, HIV options, HBV/renal, interactions -------
 Level = Literal["active", "partial", "inactive"]
-MUTATION_TOKEN = r"^[A-Za-z0-9]+:[A-Z]\d+[A-Z]+$"
+MUTATION_TOKEN = r"^[A-Za-z0-9]+:[A-Z]\d+[A-Z]+$"  # noqa: S105 (a pattern, not a secret)
 
 
 class VerifiedCodes(_Strict):

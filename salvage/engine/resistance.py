@@ -21,8 +21,6 @@ PARTIAL = "partial"
 INACTIVE = "inactive"
 UNKNOWN = "unknown"
 _SEVERITY = {ACTIVE: 0, PARTIAL: 1, INACTIVE: 2}
-# Pharmacokinetic boosters have no antiviral activity of their own: never scored or counted.
-BOOSTER_CLASS = "pharmacokinetic-booster"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -170,7 +168,7 @@ def assess(record: PatientRecord, kb: KnowledgeBase) -> Susceptibility:
     rules = "mutation rules (IAS-USA 2022, HIVdb)"
     drugs: dict[str, DrugActivity] = {}
     for name, drug in kb.drugs.items():
-        if drug.role != "antiretroviral" or BOOSTER_CLASS in drug.classes:
+        if drug.role != "antiretroviral" or kb.hiv.booster_class in drug.classes:
             continue
         drug_genes = {g.name for g in genes.values() if g.classes & drug.classes}
         best: DrugActivity | None = None

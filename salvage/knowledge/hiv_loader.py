@@ -59,6 +59,11 @@ def problems(raw: dict[str, Any]) -> list[str]:
         *hiv.regimens.companion_preference,
         *hiv.regimens.boosters,
         *hiv.regimens.boosters.values(),
+        *hiv.hbv.tenofovir,
+        *hiv.hbv.partners,
+        hiv.renal.tdf,
+        hiv.renal.taf,
+        hiv.renal.partner,
         *(d for i in hiv.interactions for d in (*i.first, *i.second)),
     ]
     found += [f"hiv.yaml: unknown drug {d!r}" for d in dict.fromkeys(named) if d not in drugs]
@@ -131,6 +136,7 @@ def build_hiv(hiv: schema.HivFile) -> HivKnowledge:
         integrase_classes=frozenset(regimens.integrase_classes),
         companion_preference=tuple(regimens.companion_preference),
         boosters=dict(regimens.boosters),
+        booster_class=regimens.booster_class,
         options=tuple(
             HivOptionRule(
                 id=o.id,
@@ -150,6 +156,13 @@ def build_hiv(hiv: schema.HivFile) -> HivKnowledge:
         ),
         hbv_positive_answers=frozenset(a.lower() for a in hiv.hbv.positive_answers),
         hbv_evidence=tuple(hiv.hbv.evidence),
+        hbv_tenofovir=frozenset(hiv.hbv.tenofovir),
+        hbv_partners=frozenset(hiv.hbv.partners),
+        tdf=hiv.renal.tdf,
+        taf=hiv.renal.taf,
+        partner=hiv.renal.partner,
+        dialysis_note=hiv.renal.dialysis_note,
+        below_taf_advice=" ".join(hiv.renal.below_taf_advice.split()),
         tdf_min_clearance=hiv.renal.tdf_min_creatinine_clearance_ml_min,
         taf_min_clearance=hiv.renal.taf_min_creatinine_clearance_ml_min,
         dialysis_icd10cm=tuple(c.code for c in hiv.renal.dialysis_conditions.get("icd10cm", [])),

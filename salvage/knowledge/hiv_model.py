@@ -123,9 +123,17 @@ class HivKnowledge:
     integrase_classes: frozenset[str]
     companion_preference: tuple[str, ...]
     boosters: dict[str, str]
+    booster_class: str
     options: tuple[HivOptionRule, ...]
     hbv_positive_answers: frozenset[str]
     hbv_evidence: tuple[str, ...]
+    hbv_tenofovir: frozenset[str]
+    hbv_partners: frozenset[str]
+    tdf: str
+    taf: str
+    partner: str
+    dialysis_note: str
+    below_taf_advice: str
     tdf_min_clearance: float
     taf_min_clearance: float
     dialysis_icd10cm: tuple[str, ...]

@@ -300,11 +300,14 @@ class HivRegimenRules(_Strict):
     integrase_classes: list[str]
     companion_preference: list[str]
     boosters: dict[str, str]
+    booster_class: str
     options: list[HivOptionEntry] = Field(min_length=1)
 
 
 class HbvRules(_Strict):
     positive_answers: list[str]
+    tenofovir: list[str] = Field(min_length=1)
+    partners: list[str] = Field(min_length=1)
     evidence: list[str] = Field(min_length=1)
 
 
@@ -314,8 +317,13 @@ class IcdCode(_Strict):
 
 
 class RenalRules(_Strict):
+    tdf: str
+    taf: str
+    partner: str
     tdf_min_creatinine_clearance_ml_min: float = Field(gt=0)
     taf_min_creatinine_clearance_ml_min: float = Field(gt=0)
+    dialysis_note: str
+    below_taf_advice: str
     dialysis_conditions: dict[Literal["icd10cm", "snomed"], list[IcdCode]]
     evidence: list[str] = Field(min_length=1)
 

@@ -27,6 +27,21 @@ def hbv_coinfection(record: PatientRecord, kb: KnowledgeBase) -> ConditionRecord
     return None
 
 
+def on_dialysis(record: PatientRecord, kb: KnowledgeBase) -> str | None:
+    """The Condition saying the patient depends on renal dialysis, if any (hiv.yaml renal)."""
+    for condition in record.conditions:
+        if condition.clinical_status in ("inactive", "resolved", "remission"):
+            continue
+        for code in condition.codes:
+            system, _, value = code.partition("|")
+            if (
+                system == "http://hl7.org/fhir/sid/icd-10-cm"
+                and value.startswith(kb.hiv.dialysis_icd10cm)
+            ) or (system == "http://snomed.info/sct" and value in kb.hiv.dialysis_snomed):
+                return condition.source
+    return None
+
+
 def hla_b5701_positive(record: PatientRecord) -> str | None:
     """The source of a positive HLA-B*57:01 result, if any."""
     for m in record.measurements:
@@ -66,6 +81,8 @@ def drug_contraindications(
     for limit_rule in rules["antiretroviral"]["renal_limits"]:
         drug = limit_rule["drug"]
         limit = float(limit_rule["min_creatinine_clearance_ml_min"])
+        if limit_rule.get("dialysis_exempt") and on_dialysis(record, kb):
+            continue  # the label allows it on chronic haemodialysis
         if drug in drugs and clearance is not None and clearance.value < limit:
             found.append(
                 (

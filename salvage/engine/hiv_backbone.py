@@ -10,9 +10,6 @@ from salvage.engine import contraindications, factors
 from salvage.engine.model import PatientRecord
 from salvage.knowledge.model import KnowledgeBase
 
-ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
-SNOMED = "http://snomed.info/sct"
-
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Hbv:
@@ -58,25 +55,11 @@ def has_hbv_pair(drugs: frozenset[str] | set[str], kb: KnowledgeBase) -> bool:
     return bool(drugs & kb.hiv.hbv_tenofovir) and bool(drugs & kb.hiv.hbv_partners)
 
 
-def on_dialysis(record: PatientRecord, kb: KnowledgeBase) -> str | None:
-    """The Condition saying the patient depends on renal dialysis, if any."""
-    for condition in record.conditions:
-        if condition.clinical_status in ("inactive", "resolved", "remission"):
-            continue
-        for code in condition.codes:
-            system, _, value = code.partition("|")
-            if (system == ICD10CM and value.startswith(kb.hiv.dialysis_icd10cm)) or (
-                system == SNOMED and value in kb.hiv.dialysis_snomed
-            ):
-                return condition.source
-    return None
-
-
 def backbone(record: PatientRecord, kb: KnowledgeBase, as_of: date) -> Backbone:
     """TAF with its partner whenever it fits (CrCl at or above the TAF limit, or on dialysis); TDF
     is named only as an alternative at or above the TDF limit; neither below the TAF limit."""
     hiv = kb.hiv
-    dialysis = on_dialysis(record, kb)
+    dialysis = contraindications.on_dialysis(record, kb)
     if dialysis is not None:
         return Backbone(
             tenofovir=hiv.taf,

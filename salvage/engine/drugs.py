@@ -65,7 +65,7 @@ class DrugNormaliser:
         parts = [p.strip() for p in _COMBINATION_SEPARATOR.split(text) if p.strip()]
         if len(parts) < 2:
             return None
-        missed = [p for p in parts if _WORD.search(p) and not self.from_text(p)]
+        missed = [p for p in parts if _WORD.match(p) and not self.from_text(p)]
         if not missed or len(missed) == len(parts):
             return None
         found = ", ".join(sorted(self.from_text(text)))
@@ -77,7 +77,8 @@ class DrugNormaliser:
 
 # Separators of ingredients in a combination's name ("lopinavir/ritonavir", "CAB + RPV").
 _COMBINATION_SEPARATOR = re.compile(r"\s*(?:/|\+)\s*")
-_WORD = re.compile(r"[A-Za-z]{4,}")
+# A part that opens with a word (not a dose such as "300 mg tablet") names an ingredient.
+_WORD = re.compile(r"\W*[A-Za-z]{4,}")
 
 
 def normaliser_for(kb: KnowledgeBase) -> DrugNormaliser:

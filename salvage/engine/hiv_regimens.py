@@ -49,6 +49,7 @@ class _Context:
     backbone: hiv_backbone.Backbone
     taken_classes: dict[str, int]  # class -> first line number that contained it
     intolerant: dict[str, str]  # drug -> why
+    failing_classes: frozenset[str]  # drug classes of the failing regimen
     facts: tuple[str, ...]
     sources: tuple[str, ...]
 
@@ -144,7 +145,7 @@ def _reasons(ctx: _Context, drugs: list[str], anchors: list[str]) -> list[str]:
             if taken:
                 cls, line = taken[0]
                 reasons.append(
-                    f"{drug}: activity unknown ({act.basis}) although a {cls} drug was taken "
+                    f"{drug}: activity unknown ({act.basis}) although {cls} drugs were taken "
                     f"in line {line}: genotype that gene before relying on it"
                 )
     reasons += [ctx.intolerant[d] for d in drugs if d in ctx.intolerant]
@@ -165,10 +166,11 @@ def _regimen_option(ctx: _Context, rule: HivOptionRule) -> HivOption | Exclusion
     reasons = _reasons(ctx, drugs, _antiviral(ctx, list(rule.anchor)))
     acts = [_activity(ctx, d) for d in antiviral]
     fully, unknown, sentence = _count_sentence(acts)
-    if fully + unknown < rule.min_fully_active:
-        reasons.append(
-            f"{sentence}; this option needs at least {rule.min_fully_active} fully active"
-        )
+    needed = rule.min_fully_active
+    if rule.recycled_backbone_after and not rule.recycled_backbone_after & ctx.failing_classes:
+        needed = max(needed, ctx.kb.order_checks.single_active_drug.min_new_active_drugs)
+    if fully + unknown < needed:
+        reasons.append(f"{sentence}; this option needs at least {needed} fully active")
     if reasons:
         return Exclusion(regimen=rule.label, option_id=rule.id, reasons=tuple(reasons))
     cautions = list(rule.cautions) + list(_hbv_caution(ctx, drugs))
@@ -217,13 +219,17 @@ def _construct_option(
         act = _activity(ctx, drug)
         if act.level in (resistance.PARTIAL, resistance.INACTIVE):
             reasons.append(f"{act.text}")
-    companions = [
-        d
-        for d in hiv.companion_preference
-        if d not in rule.anchor
-        and d not in ctx.intolerant
-        and _activity(ctx, d).level == resistance.ACTIVE
-    ][:2]
+    companions: list[str] = []
+    for d in hiv.companion_preference:  # at most one drug per class, at most two drugs
+        classes = ctx.kb.drugs[d].classes
+        if (
+            len(companions) < 2
+            and d not in rule.anchor
+            and d not in ctx.intolerant
+            and _activity(ctx, d).level == resistance.ACTIVE
+            and not any(classes & ctx.kb.drugs[c].classes for c in companions)
+        ):
+            companions.append(d)
     if not companions:
         reasons.append(
             "no fully active companion drug is documented: an optimised background needs at "
@@ -338,6 +344,12 @@ def recommend_hiv(
         backbone=bb,
         taken_classes=_taken_classes(analysis, kb),
         intolerant=_intolerant(analysis),
+        failing_classes=frozenset(
+            c
+            for d in (failing.ingredients if failing else ())
+            if d in kb.drugs
+            for c in kb.drugs[d].classes
+        ),
         facts=tuple(facts),
         sources=tuple(
             dict.fromkeys(

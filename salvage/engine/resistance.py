@@ -177,7 +177,9 @@ def assess(record: PatientRecord, kb: KnowledgeBase) -> Susceptibility:
                 found = DrugActivity(
                     drug=name,
                     level=test.drug_calls[name],
-                    mutations=tuple(sorted(test.mutations & _gene_tokens(test, drug_genes))),
+                    mutations=tuple(
+                        sorted(t.replace(":", " ") for t in _gene_tokens(test, drug_genes))
+                    ),
                     sources=test.sources,
                     basis="laboratory interpretation",
                 )

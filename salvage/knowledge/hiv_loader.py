@@ -147,6 +147,7 @@ def build_hiv(hiv: schema.HivFile) -> HivKnowledge:
                 anchor=tuple(o.anchor),
                 nrti_backbone=o.nrti_backbone,
                 min_fully_active=o.min_fully_active,
+                recycled_backbone_after=frozenset(o.recycled_backbone_after),
                 multidrug_resistance_agent=o.multidrug_resistance_agent,
                 rationale=" ".join(o.rationale.split()),
                 cautions=tuple(o.cautions),

@@ -96,6 +96,7 @@ class HivOptionRule:
     anchor: tuple[str, ...]
     nrti_backbone: bool
     min_fully_active: int
+    recycled_backbone_after: frozenset[str]  # classes whose failure allows min_fully_active
     multidrug_resistance_agent: bool
     rationale: str
     cautions: tuple[str, ...]

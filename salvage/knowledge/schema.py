@@ -288,6 +288,7 @@ class HivOptionEntry(_Strict):
     anchor: list[str] = []
     nrti_backbone: bool = False
     min_fully_active: int = Field(default=2, ge=0, le=4)
+    recycled_backbone_after: list[str] = []
     multidrug_resistance_agent: bool = False
     rationale: str
     cautions: list[str] = []

@@ -53,6 +53,8 @@ def _codes(concept: Any) -> set[str]:
 def is_genotype(resource: dict[str, Any], kb: KnowledgeBase) -> bool:
     """Whether an Observation or DiagnosticReport carries an HIV-1 drug-resistance result."""
     reading = kb.hiv.reading
+    if _codes(resource.get("code")) & reading.code_genes.keys():
+        return True
     for component in resource.get("component") or ():
         if isinstance(component, dict) and _codes(component.get("code")) & (
             reading.amino_acid_codes | reading.gene_codes
@@ -81,7 +83,11 @@ class GenotypeReader:
     def observation(self, r: dict[str, Any], source: str, record: PatientRecord) -> None:
         when = self._when(r, source)
         parts = _Parts()
-        code_gene = self._gene_in(_texts(r.get("code")))
+        coded = set().union(
+            *(self.reading.code_genes.get(c, frozenset()) for c in _codes(r.get("code")))
+        )
+        parts.default_genes = coded
+        code_gene = next(iter(coded)) if len(coded) == 1 else self._gene_in(_texts(r.get("code")))
         code_drugs = self.drugs.from_concept(r.get("code"))
         for text in self._value_texts(r):
             if code_drugs and self._level(text):
@@ -114,6 +120,8 @@ class GenotypeReader:
                 self._read_text(text, comp_gene or gene_context, parts)
         if code_gene and (parts.mutations or parts.none_genes or parts.calls):
             parts.genes.add(code_gene)
+        if coded and parts.any():  # the code says which genes were sequenced
+            parts.genes |= coded
         self._add(record, source, when, parts, ", ".join(_texts(r.get("code"))[:1]))
 
     def report(self, r: dict[str, Any], source: str, record: PatientRecord) -> None:
@@ -195,10 +203,11 @@ class GenotypeReader:
                 segment_gene = self.reading.gene_named(label.group(1))
                 body = label.group(2)
             lowered = body.strip().lower().rstrip(".")
-            if segment_gene and any(
+            none_found = any(
                 lowered == p or lowered.startswith(p) for p in self.reading.no_mutation_phrases
-            ):
-                parts.none_genes.add(segment_gene)
+            )
+            if none_found and (segment_gene or parts.default_genes):
+                parts.none_genes |= {segment_gene} if segment_gene else parts.default_genes
                 continue
             found = False
             for match in _CHANGE.finditer(body):
@@ -250,6 +259,7 @@ class _Parts:
 
     def __init__(self) -> None:
         self.genes: set[str] = set()
+        self.default_genes: set[str] = set()  # genes the Observation's code names
         self.none_genes: set[str] = set()
         self.mutations: set[str] = set()
         self.calls: list[tuple[str, str]] = []

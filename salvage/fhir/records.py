@@ -355,7 +355,9 @@ class RecordBuilder:
                     break
         if r.get("status") in IGNORED_STATUS["Observation"]:
             return
-        if kind is None and genotypes.is_genotype(r, self.kb):
+        if kind == self.kb.hiv.reading.observation_kind or (
+            kind is None and genotypes.is_genotype(r, self.kb)
+        ):
             self.genotypes.observation(r, source, record)
             return
         if kind is None:

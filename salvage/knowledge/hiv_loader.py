@@ -77,9 +77,27 @@ def problems(raw: dict[str, Any]) -> list[str]:
         gene = token.split(":", 1)[0]
         if gene not in genes:
             found.append(f"hiv.yaml: mutation {token!r} names unknown gene {gene!r}")
-    verified = [c.verified for c in hiv.genotype.component_codes.values()] + [
-        c.verified for codes in hiv.renal.dialysis_conditions.values() for c in codes
+    kinds = raw["observations"].observations
+    kind = hiv.genotype.observation_kind
+    if kind not in kinds:
+        found.append(f"hiv.yaml: unknown observation kind {kind!r}")
+    else:
+        found += [
+            f"hiv.yaml: genotype LOINC {c.code} missing from observations.yaml kind {kind}"
+            for c in hiv.genotype.loinc
+            if c.code not in kinds[kind].loinc
+        ]
+    found += [
+        f"hiv.yaml: genotype LOINC {c.code} names unknown gene {g!r}"
+        for c in hiv.genotype.loinc
+        for g in c.genes
+        if g not in genes
     ]
+    verified = (
+        [c.verified for c in hiv.genotype.loinc]
+        + [c.verified for c in hiv.genotype.component_codes.values()]
+        + [c.verified for codes in hiv.renal.dialysis_conditions.values() for c in codes]
+    )
     found += [f"hiv.yaml: unknown verification source {v!r}" for v in verified if v not in sources]
     return found
 
@@ -89,6 +107,8 @@ def build_hiv(hiv: schema.HivFile) -> HivKnowledge:
     regimens = hiv.regimens
     return HivKnowledge(
         reading=GenotypeReading(
+            observation_kind=reading.observation_kind,
+            code_genes={c.code: frozenset(c.genes) for c in reading.loinc},
             amino_acid_codes=frozenset(reading.component_codes["amino_acid_change"].codes),
             gene_codes=frozenset(reading.component_codes["gene_studied"].codes),
             text_markers=tuple(m.lower() for m in reading.text_markers),

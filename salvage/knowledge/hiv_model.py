@@ -61,6 +61,8 @@ class Gene:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class GenotypeReading:
+    observation_kind: str  # the observations.yaml kind of genotype LOINC codes
+    code_genes: dict[str, frozenset[str]]  # LOINC code -> genes it reports
     amino_acid_codes: frozenset[str]
     gene_codes: frozenset[str]
     text_markers: tuple[str, ...]

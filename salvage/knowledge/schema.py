@@ -242,7 +242,15 @@ class InterpretationPhrase(_Strict):
     level: Level
 
 
+class GenotypeLoinc(_Strict):
+    code: str = Field(pattern=r"^\d+-\d$")
+    genes: list[str] = Field(min_length=1)
+    verified: str
+
+
 class GenotypeReading(_Strict):
+    observation_kind: str
+    loinc: list[GenotypeLoinc] = []
     component_codes: dict[Literal["amino_acid_change", "gene_studied"], VerifiedCodes]
     text_markers: list[str] = Field(min_length=1)
     hiv_markers: list[str] = Field(min_length=1)

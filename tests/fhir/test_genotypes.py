@@ -142,3 +142,20 @@ def test_a_drug_whose_gene_was_never_sequenced_is_unknown_not_active(kb) -> None
 def test_other_observations_are_not_taken_for_genotypes(kb) -> None:
     record = _records(kb, _obs("g", "HIV-1 RNA comment", valueString="M184V noted"))
     assert record.genotypes == []
+
+
+def test_a_loinc_coded_genotype_names_its_genes(kb) -> None:
+    loinc = "http://loinc.org"
+    rt_pr = _obs("a", "", valueString="K103N, M184V")
+    rt_pr["code"] = {"coding": [{"system": loinc, "code": "53798-5"}]}
+    integrase = _obs("b", "", valueString="None detected")
+    integrase["code"] = {"coding": [{"system": loinc, "code": "72560-6"}]}
+    record = _records(kb, rt_pr, integrase)
+    first, second = record.genotypes
+    assert first.genes == {"RT", "PR"} and first.mutations == {"RT:K103N", "RT:M184V"}
+    assert second.genes == {"IN"} and second.mutations == frozenset()
+    assert resistance.assess(record, kb).level("dolutegravir") == "active"
+
+
+def test_genotype_loinc_codes_are_requested_by_the_observation_searches(kb) -> None:
+    assert {"53798-5", "72560-6"} <= set(kb.loinc_index)

@@ -51,18 +51,31 @@ def _codes(concept: Any) -> set[str]:
 
 
 def is_genotype(resource: dict[str, Any], kb: KnowledgeBase) -> bool:
-    """Whether an Observation or DiagnosticReport carries an HIV-1 drug-resistance result."""
+    """Whether an Observation or DiagnosticReport carries an HIV-1 drug-resistance result.
+    Called for every Observation no other rule reads, so it does one pass over the code."""
     reading = kb.hiv.reading
-    if _codes(resource.get("code")) & reading.code_genes.keys():
-        return True
-    for component in resource.get("component") or ():
-        if isinstance(component, dict) and _codes(component.get("code")) & (
-            reading.amino_acid_codes | reading.gene_codes
-        ):
-            return True
-    name = " ".join(_texts(resource.get("code"))).lower()
-    return any(m in name for m in reading.text_markers) and any(
-        m in name for m in reading.hiv_markers
+    code = resource.get("code")
+    names: list[str] = []
+    if type(code) is dict:
+        if code.get("text"):
+            names.append(str(code["text"]))
+        for coding in code.get("coding") or ():
+            if type(coding) is dict:
+                if coding.get("code") in reading.code_genes:
+                    return True
+                if coding.get("display"):
+                    names.append(str(coding["display"]))
+    components = resource.get("component")
+    if components and type(components) is list:
+        component_codes = reading.amino_acid_codes | reading.gene_codes
+        for component in components:
+            if isinstance(component, dict) and _codes(component.get("code")) & component_codes:
+                return True
+    if not names:
+        return False
+    name = " ".join(names)
+    return reading.hiv_name.search(name) is not None and (
+        reading.genotype_name.search(name) is not None
     )
 
 

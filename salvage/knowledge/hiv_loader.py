@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from salvage.errors import KnowledgeError
@@ -24,6 +25,10 @@ def mutation(token: str) -> Mutation:
     if parsed is None:
         raise KnowledgeError(f"hiv.yaml: mutation token {token!r} is not GENE:<wt><pos><mutants>")
     return parsed
+
+
+def _any_of(words: list[str]) -> re.Pattern[str]:
+    return re.compile("|".join(re.escape(w) for w in words), re.IGNORECASE)
 
 
 def merge_evidence(raw: dict[str, Any]) -> None:
@@ -113,6 +118,8 @@ def build_hiv(hiv: schema.HivFile) -> HivKnowledge:
             gene_codes=frozenset(reading.component_codes["gene_studied"].codes),
             text_markers=tuple(m.lower() for m in reading.text_markers),
             hiv_markers=tuple(m.lower() for m in reading.hiv_markers),
+            hiv_name=_any_of(reading.hiv_markers),
+            genotype_name=_any_of(reading.text_markers),
             genes={
                 name: Gene(
                     name=name,

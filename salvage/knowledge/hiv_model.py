@@ -67,6 +67,8 @@ class GenotypeReading:
     gene_codes: frozenset[str]
     text_markers: tuple[str, ...]
     hiv_markers: tuple[str, ...]
+    hiv_name: re.Pattern[str]  # any HIV marker, case-insensitive
+    genotype_name: re.Pattern[str]  # any genotype text marker, case-insensitive
     genes: dict[str, Gene]
     no_mutation_phrases: tuple[str, ...]
     interpretation_phrases: tuple[tuple[str, str], ...]  # (phrase, level), checked in order

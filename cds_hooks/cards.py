@@ -12,6 +12,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from salvage.engine.hiv_regimens import HivOption
 from salvage.engine.order_checks import DraftOrder, OrderFinding
 from salvage.engine.recommend import Option, Recommendation
 from salvage.fhir.emit import genotype_service_request, proposal_medication_request
@@ -88,7 +89,12 @@ class CardBuilder:
 
     def replace_with(
         self, option: Option, drafts: tuple[DraftOrder, ...], recommended: bool
-    ) -> dict[str, Any]:
+    ) -> dict[str, Any] | None:
+        """A suggestion that deletes the drafts and proposes every drug of the option; None when
+        the option is not a complete regimen (a test, an optimised-background prompt) or when the
+        proposals would be fewer than the drugs the option requires."""
+        if option.kind != "regimen" or (isinstance(option, HivOption) and option.construct):
+            return None
         actions: list[dict[str, Any]] = [
             {
                 "type": "delete",
@@ -114,6 +120,10 @@ class CardBuilder:
                     ),
                 }
             )
+        created = sum(a["type"] == "create" for a in actions)
+        required = option.min_drugs if isinstance(option, HivOption) else 0
+        if created == 0 or created < required:
+            return None
         return {
             "label": f"Replace with {option.regimen}",
             "uuid": str(uuid.uuid4()),
@@ -142,9 +152,27 @@ def _evidence(kb: KnowledgeBase, keys: tuple[str, ...]) -> str:
     )
 
 
+def _hiv_note(option: Option) -> str:
+    """For HIV options: the drugs, how many are fully active, and whether it is only a prompt."""
+    if not isinstance(option, HivOption) or not option.ingredients:
+        return ""
+    note = (
+        f" Drugs: {', '.join(option.ingredients)}; fully active: {option.fully_active} of "
+        f"{len(option.activity)}"
+        + (f", {option.unknown_activity} unknown" if option.unknown_activity else "")
+        + "."
+    )
+    if option.construct:
+        note += (
+            " A prompt to build the regimen from these fully active drugs in the app, not an "
+            "order (never the agent alone)."
+        )
+    return note
+
+
 def _options_lines(kb: KnowledgeBase, rec: Recommendation, avoid: frozenset[str]) -> list[str]:
     return [
-        f"- **{option.rank}. {option.regimen}**: {option.rationale[0]} "
+        f"- **{option.rank}. {option.regimen}**: {option.rationale[0]}{_hiv_note(option)} "
         f"({_evidence(kb, option.evidence)})"
         for option in rec.options
         if not avoid & set(option.ingredients)
@@ -172,10 +200,10 @@ def render(
             "Missing data that could change the advice:",
             *[f"- {m}" for m in finding.missing_data],
         ]
-    suggestions = [
-        builder.replace_with(option, drafts, i == 0)
-        for i, option in enumerate(finding.replacements[:3])
-    ]
+    built = (builder.replace_with(option, drafts, False) for option in finding.replacements)
+    suggestions = [s for s in built if s is not None][:3]
+    if suggestions:
+        suggestions[0]["isRecommended"] = True
     if finding.suggest_genotype:
         suggestions.insert(0, builder.genotype_suggestion())
     return builder.card(

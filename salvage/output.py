@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from salvage.engine.analysis import PatientAnalysis
+from salvage.engine.hiv_regimens import HivOption
 from salvage.engine.model import Failure, Line
 from salvage.engine.recommend import Recommendation
 from salvage.fhir.records import Skipped
@@ -67,6 +68,25 @@ def skipped_json(skipped: list[Skipped]) -> list[dict[str, str]]:
     return [{"origin": s.origin, "resource": s.resource, "reason": s.reason} for s in skipped]
 
 
+def _hiv_option_json(option: HivOption) -> dict[str, Any]:
+    """HIV options also carry each drug's activity and the count of fully active drugs."""
+    return {
+        "fully_active": option.fully_active,
+        "unknown_activity": option.unknown_activity,
+        "construct": option.construct,
+        "activity": [
+            {
+                "drug": a.drug,
+                "level": a.level,
+                "mutations": list(a.mutations),
+                "basis": a.basis,
+                "sources": list(a.sources),
+            }
+            for a in option.activity
+        ],
+    }
+
+
 def recommendation_json(rec: Recommendation, kb: KnowledgeBase) -> dict[str, Any]:
     def evidence(key: str) -> dict[str, Any]:
         e = kb.evidence[key]
@@ -107,6 +127,7 @@ def recommendation_json(rec: Recommendation, kb: KnowledgeBase) -> dict[str, Any
                 "sources": list(o.sources),
                 "branch": o.branch,
                 "recheck": list(o.recheck),
+                **(_hiv_option_json(o) if isinstance(o, HivOption) else {}),
             }
             for o in rec.options
         ],

@@ -46,6 +46,21 @@ def hbv_coinfection(record: PatientRecord, kb: KnowledgeBase) -> ConditionRecord
     return None
 
 
+def on_dialysis(record: PatientRecord, kb: KnowledgeBase) -> str | None:
+    """The Condition saying the patient depends on renal dialysis, if any (hiv.yaml renal)."""
+    for condition in record.conditions:
+        if condition.clinical_status in ("inactive", "resolved", "remission"):
+            continue
+        for code in condition.codes:
+            system, _, value = code.partition("|")
+            if (
+                system == "http://hl7.org/fhir/sid/icd-10-cm"
+                and value.startswith(kb.hiv.dialysis_icd10cm)
+            ) or (system == "http://snomed.info/sct" and value in kb.hiv.dialysis_snomed):
+                return condition.source
+    return None
+
+
 def hla_b5701_positive(record: PatientRecord, kb: KnowledgeBase) -> str | None:
     """The source of a positive HLA-B*57:01 result, if any (answers as coded in answers.yaml)."""
     for m in record.measurements:
@@ -130,7 +145,13 @@ def drug_findings(
     limits = renal_drugs(kb)
     wanted = sorted(drugs & set(limits))
     clearance = factors.creatinine_clearance(record, kb, as_of) if wanted else None
+    exempt = {
+        r["drug"] for r in rules["antiretroviral"]["renal_limits"] if r.get("dialysis_exempt")
+    }
+    dialysis = on_dialysis(record, kb) if exempt & drugs else None
     for drug in wanted:
+        if drug in exempt and dialysis:
+            continue  # the label allows it on chronic haemodialysis (hiv.yaml renal)
         cite = "Galsky 2011" if drug == "cisplatin" else "DHHS"
         finding = _renal(drug, limits[drug], clearance, cite)
         if finding is not None:

@@ -59,6 +59,27 @@ class DrugNormaliser:
             found.update(self._names[match.group(1)])
         return frozenset(found)
 
+    def unrecognised_parts(self, text: str) -> str | None:
+        """For a combination written as text ("elvitegravir/cobicistat/..."), a sentence naming
+        the parts no known drug matches while others do; None when every part is recognised."""
+        parts = [p.strip() for p in _COMBINATION_SEPARATOR.split(text) if p.strip()]
+        if len(parts) < 2:
+            return None
+        missed = [p for p in parts if _WORD.match(p) and not self.from_text(p)]
+        if not missed or len(missed) == len(parts):
+            return None
+        found = ", ".join(sorted(self.from_text(text)))
+        return (
+            f"combination {text!r} recognised only in part ({found}); not recognised: "
+            + ", ".join(repr(m) for m in missed)
+        )
+
+
+# Separators of ingredients in a combination's name ("lopinavir/ritonavir", "CAB + RPV").
+_COMBINATION_SEPARATOR = re.compile(r"\s*(?:/|\+)\s*")
+# A part that opens with a word (not a dose such as "300 mg tablet") names an ingredient.
+_WORD = re.compile(r"\W*[A-Za-z]{4,}")
+
 
 def normaliser_for(kb: KnowledgeBase) -> DrugNormaliser:
     """One normaliser per knowledge base: building it (one regex over every name) costs about

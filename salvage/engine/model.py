@@ -72,6 +72,21 @@ class DataWarning:
     problem: str
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class GenotypeResult:
+    """One HIV-1 drug-resistance test result as recorded: an Observation, or a DiagnosticReport
+    that groups Observations (members). Every result is kept: archived resistance counts."""
+
+    source: str
+    when: date | None
+    genes: frozenset[str] = frozenset()  # genes read as sequenced ("RT", "PR", "IN", ...)
+    mutations: frozenset[str] = frozenset()  # "RT:M184V" tokens, one mutant letter each
+    drug_calls: tuple[tuple[str, str], ...] = ()  # the laboratory's own (drug, level) calls
+    members: tuple[str, ...] = ()  # Observations a DiagnosticReport groups
+    problem: str | None = None  # why (part of) the result could not be read
+    text: str = ""
+
+
 @dataclass(kw_only=True)
 class PatientRecord:
     """Everything the rules need about one patient, gathered from many resources."""
@@ -83,6 +98,7 @@ class PatientRecord:
     measurements: list[Measurement] = field(default_factory=list)
     conditions: list[ConditionRecord] = field(default_factory=list)
     procedures: list[ProcedureRecord] = field(default_factory=list)
+    genotypes: list[GenotypeResult] = field(default_factory=list)
     unmapped: list[Unmapped] = field(default_factory=list)
     warnings: list[DataWarning] = field(default_factory=list)
 

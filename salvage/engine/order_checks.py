@@ -6,6 +6,9 @@ anything itself. Rules (thresholds and sources in knowledge/data/order_checks.ya
 - a draft contains a drug the patient's data contraindicates (warning);
 - in virologic failure, a draft adds a single antiretroviral to the failing regimen (warning);
 - a draft matches a fitting salvage option that needs monitoring (info);
+- HIV: a draft regimen that drops the hepatitis-B-active pair in HBV co-infection (warning), and a
+  draft that combines a booster with a vinca alkaloid or an MMAE conjugate, or lenacapavir with a
+  strong CYP3A inducer, with the other drug drafted or active (warning; hiv.yaml interactions);
 - after a failure, no new line within the disease's delay threshold (info, patient-view).
 """
 
@@ -14,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from salvage.engine import contraindications
+from salvage.engine import contraindications, hiv_backbone, resistance
 from salvage.engine.analysis import PatientAnalysis
 from salvage.engine.model import Failure
 from salvage.engine.recommend import Option, Recommendation, what_failed
@@ -85,8 +88,51 @@ def failure_of_repeat(
     return None
 
 
-def _regimen_options(rec: Recommendation, avoid: set[str]) -> tuple[Option, ...]:
-    return tuple(o for o in rec.options if o.kind == "regimen" and not set(o.ingredients) & avoid)
+def _regimen_options(
+    kb: KnowledgeBase, analysis: PatientAnalysis, rec: Recommendation, avoid: set[str]
+) -> tuple[Option, ...]:
+    """Options a card may offer to order in place of the drafts. Only complete regimens: never a
+    test or an optimised-background prompt ("construct"), and with hepatitis B never a regimen
+    without the HBV-active pair."""
+    hbv = rec.disease == "hiv" and hiv_backbone.hbv_status(analysis.record, kb) is not None
+    return tuple(
+        o
+        for o in rec.options
+        if o.kind == "regimen"
+        and not set(o.ingredients) & avoid
+        and not (hbv and not hiv_backbone.has_hbv_pair(set(o.ingredients), kb))
+    )
+
+
+def _hiv_repeat_finding(
+    kb: KnowledgeBase,
+    analysis: PatientAnalysis,
+    rec: Recommendation,
+    repeats: list[str],
+    reason: str,
+    f: Failure,
+) -> OrderFinding:
+    """In HIV a drug of a failed regimen may be reused when the genotype allows (NADIA recycles
+    tenofovir and lamivudine): the card asks for the genotype instead of calling the drug failed."""
+    what = ", ".join(repeats)
+    verb = "was" if len(repeats) == 1 else "were"
+    activity = resistance.assess(analysis.record, kb)
+    levels = [activity.drugs[d] for d in repeats if d in activity.drugs]
+    facts = [f"Evidence in the record: {reason}.", f"Failure: {f.detail}."]
+    facts += [f"Genotype: {a.text}." for a in levels]
+    confirmed = bool(levels) and all(a.level == resistance.ACTIVE for a in levels)
+    return OrderFinding(
+        kind="repeats-failed-therapy",
+        severity="info" if confirmed else "warning",
+        summary=f"{what} {verb} part of a regimen with virologic failure; check the genotype "
+        "before reusing it",
+        facts=tuple(facts),
+        failure=f,
+        options_heading="Options that fit this patient:" if rec.options else None,
+        replacements=_regimen_options(kb, analysis, rec, set()),
+        suggest_genotype=not activity.tests,
+        evidence=activity.evidence,
+    )
 
 
 def _repeat_finding(
@@ -103,6 +149,9 @@ def _repeat_finding(
     what = repeated_regimen or ", ".join(repeats)
     reason = failed_regimens.get(named or "") or failed_drugs[repeats[0]]
     f = failure_of_repeat(analysis, domain, repeated_regimen, set(repeats)) or rec.failure
+    if domain == "hiv" and f is not None and f.kind == "virologic-failure":
+        drugs = repeats or sorted(draft_drugs & set(failed_drugs))
+        return _hiv_repeat_finding(kb, analysis, rec, drugs or sorted(draft_drugs), reason, f)
     if f is None:
         summary = f"This order repeats {what}, which failed before"
     elif f.kind == "intolerance":
@@ -121,7 +170,7 @@ def _repeat_finding(
         failure=f,
         options_heading="Salvage options that fit this patient:" if has_options else None,
         avoid=frozenset(repeats),
-        replacements=_regimen_options(rec, set(repeats)),
+        replacements=_regimen_options(kb, analysis, rec, set(repeats)),
         suggest_genotype=rec.disease == "hiv" and f is not None and f.kind == "virologic-failure",
     )
 
@@ -137,7 +186,7 @@ def _contraindication_finding(
     if not found:
         return None
     drugs = sorted({drug for drug, _ in found})
-    alternatives = _regimen_options(rec, set(drugs))
+    alternatives = _regimen_options(kb, analysis, rec, set(drugs))
     return OrderFinding(
         kind="contraindicated-drug",
         severity="warning",
@@ -212,6 +261,67 @@ def _single_drug_finding(
     )
 
 
+def _hbv_pair_finding(
+    kb: KnowledgeBase,
+    analysis: PatientAnalysis,
+    rec: Recommendation,
+    draft_drugs: frozenset[str],
+    as_of: date,
+) -> OrderFinding | None:
+    """With hepatitis B, a drafted antiretroviral regimen (two drugs or more) must keep tenofovir
+    with emtricitabine or lamivudine: stopping them can cause a hepatitis flare (DHHS)."""
+    arvs = {d for d in draft_drugs if d in kb.drugs and kb.drugs[d].role == "antiretroviral"}
+    if rec.disease != "hiv" or len(arvs) < 2 or hiv_backbone.has_hbv_pair(set(draft_drugs), kb):
+        return None
+    hbv = hiv_backbone.hbv_status(analysis.record, kb)
+    if hbv is None:
+        return None
+    bb = hiv_backbone.backbone(analysis.record, kb, as_of)
+    pair = " + ".join(bb.drugs) or "an HBV-active pair chosen with a specialist"
+    return OrderFinding(
+        kind="hbv-pair-dropped",
+        severity="warning",
+        summary="Hepatitis B co-infection: this antiretroviral regimen lacks the HBV-active pair",
+        facts=(
+            f"{hbv.text}.",
+            f"Keep {pair} in the regimen ({bb.reason}); stopping HBV-active drugs can cause a "
+            "hepatitis flare.",
+        ),
+        bullet_facts=True,
+        replacements=_regimen_options(kb, analysis, rec, set()),
+        options_heading="Options that keep the HBV-active pair:" if rec.options else None,
+        evidence=kb.hiv.hbv_evidence,
+    )
+
+
+def _interaction_findings(
+    kb: KnowledgeBase, analysis: PatientAnalysis, draft_drugs: frozenset[str], as_of: date
+) -> list[OrderFinding]:
+    """A drafted drug that interacts with another drafted or currently active drug."""
+    active = {
+        d
+        for e in analysis.record.exposures
+        if e.start <= as_of and (e.end is None or e.end >= as_of)
+        for d in e.ingredients
+    }
+    present = set(draft_drugs) | active
+    found: list[OrderFinding] = []
+    for rule in kb.hiv.interactions:
+        first, second = rule.first & present, rule.second & present
+        if not first or not second or not (first | second) & draft_drugs:
+            continue
+        found.append(
+            OrderFinding(
+                kind="drug-interaction",
+                severity="warning",
+                summary=f"Interaction: {', '.join(sorted(first))} with {', '.join(sorted(second))}",
+                facts=(rule.text,),
+                evidence=rule.evidence,
+            )
+        )
+    return found
+
+
 def _monitoring_finding(
     kb: KnowledgeBase, rec: Recommendation, draft_drugs: frozenset[str]
 ) -> OrderFinding | None:
@@ -257,6 +367,8 @@ def check_orders(
             _contraindication_finding(kb, analysis, rec, draft_drugs, as_of),
             _recheck_finding(kb, analysis, draft_drugs, as_of),
             None if repeat else _single_drug_finding(kb, analysis, rec, draft_drugs),
+            _hbv_pair_finding(kb, analysis, rec, draft_drugs, as_of),
+            *_interaction_findings(kb, analysis, draft_drugs, as_of),
         )
         if finding is not None
     ]

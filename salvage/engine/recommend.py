@@ -162,6 +162,11 @@ def what_failed(
 def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Recommendation:
     failure, set_aside = _driving_failure(analysis)
     disease = _disease_for(analysis, failure, kb)
+    if disease == "hiv" and failure is not None:
+        # HIV options follow resistance (hiv_regimens builds on this module's types).
+        from salvage.engine import hiv_regimens
+
+        return hiv_regimens.recommend_hiv(analysis, kb, as_of, failure)
     if failure is None or disease is None or disease not in kb.pathways:
         if failure is None and not analysis.failure_assessable:
             statement = NOT_ASSESSED.format(types=", ".join(sorted(analysis.unreadable)))

@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any
 
+import salvage.fhir.genotypes as genotypes
 from salvage.engine.dates import optional_date, parse_fhir_date
 from salvage.engine.drugs import concept_text, normaliser_for
 from salvage.engine.model import (
@@ -47,6 +48,7 @@ USED_TYPES = frozenset(
         "Observation",
         "Condition",
         "Procedure",
+        "DiagnosticReport",
     }
 )
 # A number written as text, with an optional label before it and a unit after it ("ECOG 2",
@@ -104,7 +106,9 @@ class RecordBuilder:
             "Observation": self._observation,
             "Condition": self._condition,
             "Procedure": self._procedure,
+            "DiagnosticReport": self._diagnostic_report,
         }
+        self.genotypes = genotypes.GenotypeReader(kb, self.drugs)
 
     # -- entry point -----------------------------------------------------------------------------
     def build(self, resources: Iterable[tuple[dict[str, Any], Any]]) -> dict[str, PatientRecord]:
@@ -121,6 +125,9 @@ class RecordBuilder:
                         if type(c) is dict and c.get("code") in loinc_index:
                             self._convert(resource, origin)
                             break
+                    else:
+                        if genotypes.is_genotype(resource, self.kb):  # HIV resistance results
+                            self._convert(resource, origin)
                     continue
                 self._convert(resource, origin)
             elif rtype == "Medication":
@@ -209,6 +216,9 @@ class RecordBuilder:
         if not ingredients:
             record.unmapped.append(Unmapped(source=source, text=text or "(no medication given)"))
             return
+        missed = self.drugs.unrecognised_parts(text)
+        if missed:  # a combination read only in part: say so rather than drop an ingredient
+            record.warnings.append(DataWarning(source=source, problem=missed))
         reasons: set[str] = set()
         for concept in stop_reasons:
             for coding in (concept or {}).get("coding") or ():
@@ -352,7 +362,14 @@ class RecordBuilder:
                 kind = self.kb.loinc_index.get(coding.get("code"))
                 if kind:
                     break
-        if kind is None or r.get("status") in IGNORED_STATUS["Observation"]:
+        if r.get("status") in IGNORED_STATUS["Observation"]:
+            return
+        if kind == self.kb.hiv.reading.observation_kind or (
+            kind is None and genotypes.is_genotype(r, self.kb)
+        ):
+            self.genotypes.observation(r, source, record)
+            return
+        if kind is None:
             return  # an observation no rule reads is not an error
         if r.get("effectiveInstant") is not None:
             when = parse_fhir_date(
@@ -461,6 +478,12 @@ class RecordBuilder:
                 ),
             )
         )
+
+    def _diagnostic_report(self, r: dict[str, Any], source: str, record: PatientRecord) -> None:
+        if r.get("status") not in IGNORED_STATUS["Observation"] and genotypes.is_genotype(
+            r, self.kb
+        ):
+            self.genotypes.report(r, source, record)
 
     def _condition(self, r: dict[str, Any], source: str, record: PatientRecord) -> None:
         verification = _first_code(r.get("verificationStatus"))

@@ -11,7 +11,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from salvage.errors import KnowledgeError
-from salvage.knowledge import schema
+from salvage.knowledge import hiv_loader, schema
 from salvage.knowledge.model import (
     CodeSet,
     DelayRule,
@@ -46,6 +46,7 @@ DATA_FILES: dict[str, type[BaseModel]] = {
     "order_checks": schema.OrderChecksFile,
     "answers": schema.AnswersFile,
     "charts": schema.ChartsFile,
+    "hiv": schema.HivFile,
 }
 
 # Built-in line-rule values used when neither the default nor a disease entry sets them.
@@ -80,10 +81,12 @@ def data_dir() -> Path:
 def load_raw(directory: Path | None = None) -> dict[str, Any]:
     """Validated pydantic models of every shipped data file, keyed by file stem."""
     directory = directory or data_dir()
-    return {
+    raw = {
         stem: _validate(f"{stem}.yaml", model, read_structured_file(directory / f"{stem}.yaml"))
         for stem, model in DATA_FILES.items()
     }
+    hiv_loader.merge_evidence(raw)
+    return raw
 
 
 def _rules(entry: schema.LineRulesEntry, base: dict[str, Any]) -> dict[str, Any]:
@@ -179,6 +182,7 @@ def _cross_check(raw: dict[str, Any]) -> None:
         for c in entry.codes
         if c.verified not in sources
     ]
+    problems += hiv_loader.problems(raw)
     if problems:
         raise KnowledgeError("; ".join(problems))
 
@@ -245,6 +249,7 @@ def apply_overlay(raw: dict[str, Any], overlay_path: Path) -> dict[str, Any]:
     overlay = _validate(overlay_path.name, schema.OverlayFile, read_structured_file(overlay_path))
     pathways = {k: v.model_copy(deep=True) for k, v in raw["pathways"].pathways.items()}
     known = {o.id for p in pathways.values() for o in p.options}
+    known |= {o.id for o in raw["hiv"].regimens.options}
     problems: list[str] = []
     for disease, options in overlay.add.items():
         if disease not in pathways:
@@ -456,6 +461,7 @@ def build(raw: dict[str, Any]) -> KnowledgeBase:
             ),
             companion_drugs=frozenset(checks.companion_drugs),
         ),
+        hiv=hiv_loader.build_hiv(raw["hiv"]),
         evidence={
             key: Evidence(
                 key=key,

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from salvage.knowledge.hiv_model import HivKnowledge
+
 SNOMED = "http://snomed.info/sct"
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
 
@@ -189,6 +191,7 @@ class KnowledgeBase:
     order_checks: OrderCheckRules
     answers: QualitativeAnswers
     markers: tuple[MarkerChartSpec, ...]
+    hiv: HivKnowledge
     pathways: dict[str, Any] = field(default_factory=dict)
     patient_rules: dict[str, Any] = field(default_factory=dict)
     transplant_rules: dict[str, TransplantRule] = field(default_factory=dict)

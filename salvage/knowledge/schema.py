@@ -18,7 +18,7 @@ class CodeEntry(_Strict):
 
 
 class DrugEntry(_Strict):
-    role: Literal["anticancer", "antiretroviral", "supportive", "steroid"]
+    role: Literal["anticancer", "antiretroviral", "supportive", "steroid", "other"]
     classes: list[str]
     continuous: bool = False
     synonyms: list[str] = []
@@ -295,3 +295,136 @@ class OverlayFile(_Strict):
     disable: list[str] = []
     rerank: dict[str, int] = {}
     delay: OverlayDelay | None = None
+
+
+# --- hiv.yaml: genotype reading, susceptibility rules, HIV options, HBV/renal, interactions -------
+Level = Literal["active", "partial", "inactive"]
+MUTATION_TOKEN = r"^[A-Za-z0-9]+:[A-Z]\d+[A-Z]+$"  # noqa: S105 (a pattern, not a secret)
+
+
+class VerifiedCodes(_Strict):
+    codes: list[str] = Field(min_length=1)
+    verified: str
+
+
+class GeneEntry(_Strict):
+    names: list[str] = Field(min_length=1)
+    classes: list[str]
+
+
+class InterpretationPhrase(_Strict):
+    phrase: str
+    level: Level
+
+
+class GenotypeLoinc(_Strict):
+    code: str = Field(pattern=r"^\d+-\d$")
+    genes: list[str] = Field(min_length=1)
+    verified: str
+
+
+class GenotypeReading(_Strict):
+    observation_kind: str
+    loinc: list[GenotypeLoinc] = []
+    component_codes: dict[Literal["amino_acid_change", "gene_studied"], VerifiedCodes]
+    text_markers: list[str] = Field(min_length=1)
+    hiv_markers: list[str] = Field(min_length=1)
+    genes: dict[str, GeneEntry]
+    no_mutation_phrases: list[str]
+    interpretation_phrases: list[InterpretationPhrase] = Field(min_length=1)
+    interpretation_codes: dict[str, Level]
+    interpretation_system: str
+
+
+class MutationRule(_Strict):
+    token: str = Field(pattern=MUTATION_TOKEN)
+    partial: list[str] = []
+    inactive: list[str] = []
+
+
+class CombinationRule(_Strict):
+    of: list[str] = Field(min_length=1)
+    requires: str | None = Field(default=None, pattern=MUTATION_TOKEN)
+    min: int = Field(ge=1)
+    partial: list[str] = []
+    inactive: list[str] = []
+
+
+class ResistanceRules(_Strict):
+    evidence: list[str] = Field(min_length=1)
+    mutations: list[MutationRule]
+    combinations: list[CombinationRule] = []
+
+
+class MulticlassRule(_Strict):
+    classes: list[str] = Field(min_length=2)
+    min_classes: int = Field(ge=1)
+    evidence: list[str] = Field(min_length=1)
+
+
+class HivOptionEntry(_Strict):
+    id: str = Field(pattern=r"^[a-z0-9-]+$")
+    kind: Literal["test", "regimen", "construct"]
+    rank: int = Field(ge=1)
+    label: str
+    label_integrase: str | None = None
+    anchor: list[str] = []
+    nrti_backbone: bool = False
+    min_fully_active: int = Field(default=2, ge=0, le=4)
+    recycled_backbone_after: list[str] = []
+    multidrug_resistance_agent: bool = False
+    rationale: str
+    cautions: list[str] = []
+    evidence: list[str] = Field(min_length=1)
+
+
+class HivRegimenRules(_Strict):
+    multiclass: MulticlassRule
+    genotype_window_days_after_stop: int = Field(ge=0, le=365)
+    integrase_classes: list[str]
+    companion_preference: list[str]
+    boosters: dict[str, str]
+    booster_class: str
+    options: list[HivOptionEntry] = Field(min_length=1)
+
+
+class HbvRules(_Strict):
+    positive_answers: list[str]
+    tenofovir: list[str] = Field(min_length=1)
+    partners: list[str] = Field(min_length=1)
+    evidence: list[str] = Field(min_length=1)
+
+
+class IcdCode(_Strict):
+    code: str
+    verified: str
+
+
+class RenalRules(_Strict):
+    tdf: str
+    taf: str
+    partner: str
+    tdf_min_creatinine_clearance_ml_min: float = Field(gt=0)
+    taf_min_creatinine_clearance_ml_min: float = Field(gt=0)
+    dialysis_note: str
+    below_taf_advice: str
+    dialysis_conditions: dict[Literal["icd10cm", "snomed"], list[IcdCode]]
+    evidence: list[str] = Field(min_length=1)
+
+
+class InteractionEntry(_Strict):
+    id: str = Field(pattern=r"^[a-z0-9-]+$")
+    first: list[str] = Field(min_length=1)
+    second: list[str] = Field(min_length=1)
+    text: str
+    evidence: list[str] = Field(min_length=1)
+
+
+class HivFile(_Strict):
+    genotype: GenotypeReading
+    resistance: ResistanceRules
+    regimens: HivRegimenRules
+    hbv: HbvRules
+    renal: RenalRules
+    interactions: list[InteractionEntry] = []
+    evidence: dict[str, EvidenceEntry] = {}

@@ -10,6 +10,15 @@ import pytest
 from salvage import cli
 from tests.conftest import AS_OF, FIXTURES
 
+INTEGRASE_GENOTYPE = (
+    "HIV-1 genotypic resistance test including integrase (protease, reverse transcriptase, "
+    "integrase)"
+)
+MDR_AGENTS = [
+    "Fostemsavir + optimised background",
+    "Ibalizumab + optimised background",
+    "Lenacapavir + optimised background",
+]
 EXPECTED = {
     # patient: (options in rank order, excluded regimens, fragments of missing-data statements)
     # Changed 2026-12 (issue 10, item 5): these DLBCL and Hodgkin patients have no performance
@@ -65,21 +74,16 @@ EXPECTED = {
         [],
         [],
     ),
+    # Bictegravir (an INSTI) failed and no genotype exists: integrase genotype first; the DTG
+    # options wait for it; boosted darunavir (class never taken) stays, its activity unknown.
     "hiv-virologic-failure": (
-        [
-            "HIV-1 genotypic resistance test (protease, reverse "
-            "transcriptase, and integrase if on an INSTI)",
-            "DRV/r + DTG",
-        ],
-        [],
-        ["hepatitis B", "genotypic resistance results"],
+        [INTEGRASE_GENOTYPE, "DRV/r + 2 NRTIs"],
+        ["DTG + 2 NRTIs (recycled tenofovir + XTC)", "DRV/r + DTG", *MDR_AGENTS],
+        ["hepatitis B", "no readable HIV-1 genotype"],
     ),
     "messy-units-hiv": (
-        [
-            "HIV-1 genotypic resistance test (protease, reverse transcriptase, and "
-            "integrase if on an INSTI)"
-        ],
-        ["DRV/r + DTG"],
+        [INTEGRASE_GENOTYPE, "DRV/r + 2 NRTIs"],
+        ["DTG + 2 NRTIs (recycled tenofovir + XTC)", "DRV/r + DTG", *MDR_AGENTS],
         ["hepatitis B"],
     ),
 }
@@ -87,7 +91,8 @@ EXCLUSION_REASON = {
     ("dlbcl-primary-refractory", "Tafasitamab-lenalidomide"): "not for primary refractory",
     ("dlbcl-late-relapse", "R-ICE"): "already given after this failure",
     ("nsclc-maintenance", "Docetaxel"): "already given after this failure",
-    ("messy-units-hiv", "DRV/r + DTG"): "dolutegravir was part of DTG + FTC/TDF",
+    ("messy-units-hiv", "DRV/r + DTG"): "dolutegravir: activity unknown",
+    ("messy-units-hiv", "Lenacapavir + optimised background"): "documented resistance",
 }
 
 

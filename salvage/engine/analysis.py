@@ -132,7 +132,7 @@ def analyse_patient(
         lines += hiv_lines
     cautions: list[str] = []
     total = factors.cumulative_anthracycline(record, kb, as_of)
-    caution_level = float(kb.patient_rules["anthracycline"]["caution_cumulative_doxorubicin_mg_m2"])
+    caution_level = float(kb.patient_rules.anthracycline.caution_cumulative_doxorubicin_mg_m2)
     if total is not None and total.value >= caution_level:
         cautions.append(
             f"{total.text}: at or above the caution level of {caution_level:g} mg/m2 (Swain 2003)"

@@ -35,7 +35,7 @@ class HivEvidence:
 
 
 def counts_as_disease(condition: ConditionRecord, kb: KnowledgeBase) -> bool:
-    counted = set(kb.failures["oncology"]["counted_verification_status"])
+    counted = set(kb.failures.oncology.counted_verification_status)
     return condition.verification is None or condition.verification in counted
 
 
@@ -51,7 +51,7 @@ def condition_diseases(condition: ConditionRecord, kb: KnowledgeBase) -> list[st
 
 def disease_states(record: PatientRecord, kb: KnowledgeBase) -> dict[str, DiseaseState]:
     """Diseases named by counted Conditions, active ones first, then in problem-list order."""
-    remission = set(kb.failures["oncology"]["remission_clinical_status"])
+    remission = set(kb.failures.oncology.remission_clinical_status)
     order: list[str] = []
     active: dict[str, bool] = {}
     diagnosed: dict[str, date | None] = {}

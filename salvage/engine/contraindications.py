@@ -30,7 +30,7 @@ class DrugFinding:
 
 
 def hbv_coinfection(record: PatientRecord, kb: KnowledgeBase) -> ConditionRecord | None:
-    codes = kb.patient_rules["antiretroviral"]["hbv_conditions"]
+    codes = kb.patient_rules.antiretroviral.hbv_conditions
     for condition in record.conditions:
         if condition.clinical_status in ("inactive", "resolved", "remission"):
             continue
@@ -38,9 +38,9 @@ def hbv_coinfection(record: PatientRecord, kb: KnowledgeBase) -> ConditionRecord
             continue  # a provisional or differential diagnosis is not a co-infection
         for code in condition.codes:
             system, _, value = code.partition("|")
-            if (system == "http://snomed.info/sct" and value in codes["snomed"]) or (
+            if (system == "http://snomed.info/sct" and value in codes.snomed) or (
                 system == "http://hl7.org/fhir/sid/icd-10-cm"
-                and any(value.startswith(p) for p in codes["icd10cm"])
+                and any(value.startswith(p) for p in codes.icd10cm)
             ):
                 return condition
     return None
@@ -73,10 +73,9 @@ def renal_drugs(kb: KnowledgeBase) -> dict[str, float]:
     """Drugs with a creatinine-clearance limit (mL/min), from patient_rules.yaml."""
     rules = kb.patient_rules
     limits = {
-        r["drug"]: float(r["min_creatinine_clearance_ml_min"])
-        for r in rules["antiretroviral"]["renal_limits"]
+        r.drug: float(r.min_creatinine_clearance_ml_min) for r in rules.antiretroviral.renal_limits
     }
-    limits["cisplatin"] = float(rules["cisplatin"]["min_creatinine_clearance_ml_min"])
+    limits["cisplatin"] = float(rules.cisplatin.min_creatinine_clearance_ml_min)
     return limits
 
 
@@ -145,9 +144,7 @@ def drug_findings(
     limits = renal_drugs(kb)
     wanted = sorted(drugs & set(limits))
     clearance = factors.creatinine_clearance(record, kb, as_of) if wanted else None
-    exempt = {
-        r["drug"] for r in rules["antiretroviral"]["renal_limits"] if r.get("dialysis_exempt")
-    }
+    exempt = {r.drug for r in rules.antiretroviral.renal_limits if r.dialysis_exempt}
     dialysis = on_dialysis(record, kb) if exempt & drugs else None
     for drug in wanted:
         if drug in exempt and dialysis:
@@ -158,7 +155,7 @@ def drug_findings(
             found.append(finding)
     if "cisplatin" in drugs:
         performance = factors.ecog(record, kb, as_of)
-        if performance is not None and performance.value > float(rules["cisplatin"]["max_ecog"]):
+        if performance is not None and performance.value > float(rules.cisplatin.max_ecog):
             found.append(
                 DrugFinding(
                     drug="cisplatin",
@@ -175,7 +172,7 @@ def drug_findings(
                 )
             )
     positive = hla_b5701_positive(record, kb)
-    for drug in sorted(drugs & set(rules["antiretroviral"]["hla_b5701_excludes"])):
+    for drug in sorted(drugs & set(rules.antiretroviral.hla_b5701_excludes)):
         if positive:
             found.append(
                 DrugFinding(
@@ -190,8 +187,8 @@ def drug_findings(
     anthracyclines = {d for d in drugs if d in kb.drugs and "anthracycline" in kb.drugs[d].classes}
     if anthracyclines:
         total = factors.cumulative_anthracycline(record, kb, as_of)
-        limit = float(rules["anthracycline"]["max_cumulative_doxorubicin_mg_m2"])
-        caution = float(rules["anthracycline"]["caution_cumulative_doxorubicin_mg_m2"])
+        limit = float(rules.anthracycline.max_cumulative_doxorubicin_mg_m2)
+        caution = float(rules.anthracycline.caution_cumulative_doxorubicin_mg_m2)
         if total is not None and total.value >= limit:
             found += [
                 DrugFinding(

@@ -74,7 +74,7 @@ def karnofsky_as_ecog(kb: KnowledgeBase, karnofsky: float) -> int:
 
 def ecog(record: PatientRecord, kb: KnowledgeBase, as_of: date) -> Fact | None:
     """The most recent readable performance status as ECOG (Karnofsky mapped by the cited table)."""
-    window = int(kb.patient_rules["recency"]["ecog_days"])
+    window = int(kb.patient_rules.recency.ecog_days)
     readings = [
         m
         for m in record.measurements
@@ -110,8 +110,8 @@ def unreadable_performance(record: PatientRecord, as_of: date) -> Measurement | 
 def creatinine_clearance(record: PatientRecord, kb: KnowledgeBase, as_of: date) -> Fact | None:
     """Cockcroft-Gault: (140 - age) x weight / (72 x creatinine mg/dL), x 0.85 for women; the
     eGFR (mL/min/1.73 m2) when it is more recent or creatinine, weight or age is missing."""
-    recency = kb.patient_rules["recency"]
-    window = int(recency["renal_days"])
+    recency = kb.patient_rules.recency
+    window = int(recency.renal_days)
     creat = _latest_value(record, "creatinine", as_of)
     weight = _latest_value(record, "weight", as_of)
     egfr = _latest_value(record, "egfr", as_of)
@@ -170,7 +170,7 @@ def organ(
     m = _latest_value(record, kind, as_of)
     if m is None or m.value is None:
         return None
-    window = int(kb.patient_rules["recency"]["organ_days"])
+    window = int(kb.patient_rules.recency.organ_days)
     shown = f"{label} {m.raw or m.value}"
     if m.reference_high is not None:
         shown += f" (upper limit {m.reference_high:g})"

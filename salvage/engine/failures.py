@@ -25,7 +25,7 @@ from salvage.engine.model import (
     Measurement,
     PatientRecord,
 )
-from salvage.knowledge.model import KnowledgeBase
+from salvage.knowledge.model import KnowledgeBase, PostRadiotherapyRule
 
 
 @dataclass(frozen=True)
@@ -87,13 +87,13 @@ def oncology_failures(
 ) -> list[Failure]:
     """Failures of one disease's lines. `unfocused`: disease-status observations without a focus
     apply to this disease (it is the patient's only active cancer)."""
-    spec = kb.failures["oncology"]
+    spec = kb.failures.oncology
     episodes = _episodes(lines, kb)
     if not episodes:
         return []
-    evidence = tuple(spec.get("evidence", []))
-    primary_evidence = tuple(spec["primary_refractory"]["evidence"])
-    primary_days = int(spec["primary_refractory"]["days_after_first_line"])
+    evidence = tuple(spec.evidence)
+    primary_evidence = tuple(spec.primary_refractory.evidence)
+    primary_days = int(spec.primary_refractory.days_after_first_line)
     first = episodes[0].number
     found: list[Failure] = []
 
@@ -160,8 +160,8 @@ def oncology_failures(
     for signal in progressions:
         progression(signal)
 
-    no_response = set(spec["stop_reasons"]["no_response"])
-    not_tolerated = set(spec["stop_reasons"]["not_tolerated"])
+    no_response = set(spec.stop_reasons.no_response)
+    not_tolerated = set(spec.stop_reasons.not_tolerated)
     for line in lines:
         if line.domain != "oncology":
             continue
@@ -210,9 +210,9 @@ def _signals(
     first_start: date,
 ) -> tuple[list[_Signal], list[_Signal]]:
     """(progression signals, remission signals) of one disease, up to as_of."""
-    spec = kb.failures["oncology"]
-    worsened = set(spec["disease_status"]["worsened"])
-    improved = set(spec["disease_status"]["improved"])
+    spec = kb.failures.oncology
+    worsened = set(spec.disease_status.worsened)
+    improved = set(spec.disease_status.improved)
     progressions: list[_Signal] = []
     remissions: list[_Signal] = []
     for m in record.measurements:
@@ -228,8 +228,8 @@ def _signals(
             remissions.append(
                 _Signal(m.when, m.source, f"disease status 'improved' on {m.when.isoformat()}")
             )
-    statuses = set(spec["condition_clinical_status"])
-    remission = set(spec["remission_clinical_status"])
+    statuses = set(spec.condition_clinical_status)
+    remission = set(spec.remission_clinical_status)
     for c in record.conditions:
         if not attribution.counts_as_disease(c, kb):
             continue
@@ -331,7 +331,7 @@ def primary_local_therapy(lines: list[Line]) -> Line | None:
 
 def prostate_failures(record: PatientRecord, lines: list[Line], kb: KnowledgeBase) -> list[Failure]:
     """Biochemical recurrence after the primary local therapy read from Procedure."""
-    spec = kb.failures["prostate"]
+    spec = kb.failures.prostate
     primary = primary_local_therapy(lines)
     if primary is None:
         return []
@@ -344,42 +344,48 @@ def prostate_failures(record: PatientRecord, lines: list[Line], kb: KnowledgeBas
         key=lambda m: m.when,
     )
     if primary.procedure == "prostatectomy":
-        rule = spec["post_prostatectomy"]
-        threshold = float(rule["threshold_ng_per_ml"])
-        for first, second in itertools.pairwise(psa):
-            if _side(first, threshold) == _side(second, threshold) == "at-or-above":
+        rule = spec.post_prostatectomy
+        threshold = float(rule.threshold_ng_per_ml)
+        needed = rule.confirmations  # consecutive values at or above the threshold (AUA/ASTRO)
+        run: list[Measurement] = []
+        for m in psa:
+            run = [*run, m] if _side(m, threshold) == "at-or-above" else []
+            if len(run) >= needed:
+                first, last = run[0], run[-1]
                 return [
                     Failure(
                         kind="biochemical-recurrence",
-                        when=second.when,
+                        when=last.when,
                         line=primary.number,
-                        sources=(first.source, second.source),
+                        sources=tuple(x.source for x in run),
                         detail=(
                             f"PSA {first.raw} on {first.when.isoformat()} confirmed by "
-                            f"{second.raw} on {second.when.isoformat()} "
+                            f"{last.raw} on {last.when.isoformat()} "
                             f"(>= {threshold} ng/mL after prostatectomy)"
                         ),
-                        evidence=tuple(rule["evidence"]),
+                        evidence=tuple(rule.evidence),
                         disease=primary.disease,
                     )
                 ]
         return []
-    rule = spec["post_radiotherapy"]
-    rise = float(rule["nadir_plus_ng_per_ml"])
+    phoenix = spec.post_radiotherapy
+    rise = float(phoenix.nadir_plus_ng_per_ml)
     nadir: Measurement | None = None
     for m in psa:
         if m.comparator in (">", ">="):
             if nadir is not None and _side(m, _v(nadir) + rise) == "at-or-above":
-                return [_phoenix(m, nadir, rise, primary, rule)]
+                return [_phoenix(m, nadir, rise, primary, phoenix)]
             continue  # a lower bound cannot be a nadir
         if nadir is None or _v(m) < _v(nadir):
             nadir = m
         elif _side(m, _v(nadir) + rise) == "at-or-above":
-            return [_phoenix(m, nadir, rise, primary, rule)]
+            return [_phoenix(m, nadir, rise, primary, phoenix)]
     return []
 
 
-def _phoenix(m: Measurement, nadir: Measurement, rise: float, line: Line, rule: dict) -> Failure:  # type: ignore[type-arg]
+def _phoenix(
+    m: Measurement, nadir: Measurement, rise: float, line: Line, rule: PostRadiotherapyRule
+) -> Failure:
     return Failure(
         kind="biochemical-recurrence",
         when=m.when,
@@ -389,7 +395,7 @@ def _phoenix(m: Measurement, nadir: Measurement, rise: float, line: Line, rule: 
             f"PSA {m.raw} on {m.when.isoformat()} is >= nadir {nadir.raw} "
             f"({nadir.when.isoformat()}) + {rise:g} ng/mL (Phoenix definition)"
         ),
-        evidence=tuple(rule["evidence"]),
+        evidence=tuple(rule.evidence),
         disease=line.disease,
     )
 
@@ -399,9 +405,9 @@ def hiv_failures(
 ) -> list[Failure]:
     """Two consecutive HIV-1 RNA >= 200 copies/mL after 24 weeks on a regimen or suppression; a
     value reported as '<x' with x above the threshold cannot be placed and breaks the pair."""
-    spec = kb.failures["hiv"]
-    threshold = float(spec["threshold_copies_per_ml"])
-    settle = timedelta(weeks=int(spec["min_weeks_on_regimen"]))
+    spec = kb.failures.hiv
+    threshold = float(spec.threshold_copies_per_ml)
+    settle = timedelta(weeks=int(spec.min_weeks_on_regimen))
     loads = sorted(
         (m for m in record.measurements if m.kind == "hiv-rna" and m.value is not None),
         key=lambda m: m.when,
@@ -436,7 +442,7 @@ def hiv_failures(
                             f"{second.raw} on {second.when.isoformat()}, "
                             f"both >= {threshold:g} copies/mL {why}"
                         ),
-                        evidence=tuple(spec["evidence"]),
+                        evidence=tuple(spec.evidence),
                         disease="hiv",
                     )
                 )

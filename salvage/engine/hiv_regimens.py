@@ -362,9 +362,9 @@ def recommend_hiv(
             )
         ),
     )
-    overlay = kb.patient_rules.get("overlay") or {}
-    disabled = set(overlay.get("disable", []))
-    rerank: dict[str, int] = overlay.get("rerank", {})
+    overlay = kb.overlay
+    disabled = overlay.disable if overlay else frozenset()
+    rerank: dict[str, int] = overlay.rerank if overlay else {}
     chosen: list[HivOption] = []
     excluded: list[Exclusion] = []
     rules = sorted(hiv.options, key=lambda r: r.rank)
@@ -374,7 +374,10 @@ def recommend_hiv(
                 Exclusion(
                     regimen=rule.label,
                     option_id=rule.id,
-                    reasons=(f"disabled by the local pathway of {overlay.get('institution')}",),
+                    reasons=(
+                        "disabled by the local pathway of "
+                        f"{overlay.institution if overlay else 'the institution'}",
+                    ),
                 )
             )
             continue

@@ -39,7 +39,7 @@ def _v(m: Measurement) -> float:
 
 
 def _hiv_thresholds(kb: KnowledgeBase) -> tuple[Threshold, ...]:
-    limit = float(kb.failures["hiv"]["threshold_copies_per_ml"])
+    limit = float(kb.failures.hiv.threshold_copies_per_ml)
     return (Threshold(value=limit, label=f"{limit:g} copies/mL virologic failure threshold"),)
 
 
@@ -48,18 +48,18 @@ def _psa_thresholds(
 ) -> tuple[tuple[Threshold, ...], str]:
     """After prostatectomy the confirmed-PSA threshold; after radiotherapy nadir and nadir + 2
     (Phoenix), the nadir taken after the radiotherapy; none without a primary local therapy."""
-    spec = kb.failures["prostate"]
+    spec = kb.failures.prostate
     primary = primary_local_therapy(list(analysis.lines))
     if primary is None:
         return (), "no primary local therapy recorded: no recurrence threshold applies"
     if primary.procedure == "prostatectomy":
-        limit = float(spec["post_prostatectomy"]["threshold_ng_per_ml"])
+        limit = float(spec.post_prostatectomy.threshold_ng_per_ml)
         return (Threshold(value=limit, label=f"{limit:g} ng/mL after prostatectomy"),), ""
     after = [m for m in values if m.when > primary.start]
     if not after:
         return (), "no PSA after radiotherapy yet: the nadir is unknown"
     nadir = min(_v(m) for m in after)
-    rise = float(spec["post_radiotherapy"]["nadir_plus_ng_per_ml"])
+    rise = float(spec.post_radiotherapy.nadir_plus_ng_per_ml)
     return (
         Threshold(value=nadir, label=f"nadir {nadir:g}"),
         Threshold(value=nadir + rise, label=f"nadir + {rise:g} = {nadir + rise:g} (Phoenix)"),

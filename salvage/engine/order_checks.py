@@ -139,7 +139,8 @@ def _repeat_finding(
     kb: KnowledgeBase, analysis: PatientAnalysis, rec: Recommendation, draft_drugs: frozenset[str]
 ) -> OrderFinding | None:
     domain = _domain(rec)
-    backbone = kb.pathways.get(rec.disease or "", {}).get("backbone_drugs", frozenset())
+    pathway = kb.pathways.get(rec.disease or "")
+    backbone = pathway.backbone_drugs if pathway else frozenset()
     failed_drugs, failed_regimens = what_failed(analysis, domain, backbone)
     named = kb.regimen_named(draft_drugs)
     repeats = sorted(d for d in draft_drugs if d in failed_drugs)

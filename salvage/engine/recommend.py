@@ -9,7 +9,7 @@ from typing import Any
 from salvage.engine import contraindications, factors, fitness, receptors
 from salvage.engine.analysis import PatientAnalysis
 from salvage.engine.model import Failure
-from salvage.knowledge.model import KnowledgeBase
+from salvage.knowledge.model import KnowledgeBase, OptionEntry
 
 NO_FAILURE = (
     "no documented treatment failure (refractory disease, relapse, intolerance, "
@@ -111,7 +111,7 @@ def _hbv_caution(hbv: Any, regimen: Any, kb: KnowledgeBase) -> tuple[str, ...]:
     """With HBV co-infection the new antiretroviral regimen keeps HBV-active drugs (DHHS)."""
     if hbv is None or regimen is None:
         return ()
-    active = set(kb.patient_rules["antiretroviral"]["hbv_active_drugs"])
+    active = set(kb.patient_rules.antiretroviral.hbv_active_drugs)
     tenofovir = {"tenofovir disoproxil", "tenofovir alafenamide"}
     if regimen.components & tenofovir and regimen.components & (active - tenofovir):
         return ()
@@ -207,7 +207,7 @@ def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Reco
     facts += list(analysis.not_assessed)
 
     # Timing: early = refractory, or relapse within early_relapse_months (ZUMA-7, TRANSFORM).
-    early_months = float(kb.failures["oncology"]["early_relapse_months"])
+    early_months = float(kb.failures.oncology.early_relapse_months)
     if failure.kind == "relapse" and failure.relapse_interval_months is not None:
         timing = "early" if failure.relapse_interval_months <= early_months else "late"
         facts.append(
@@ -271,18 +271,18 @@ def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Reco
             )
 
     total = factors.cumulative_anthracycline(record, kb, as_of)
-    caution_level = float(rules["anthracycline"]["caution_cumulative_doxorubicin_mg_m2"])
+    caution_level = float(rules.anthracycline.caution_cumulative_doxorubicin_mg_m2)
     if total is not None and total.value >= caution_level:
         facts.append(
             f"{total.text}: at or above the caution level of {caution_level:g} mg/m2 (Swain 2003)"
         )
         sources += [x for x in total.sources[:3] if x not in sources]
 
-    failed_drugs, failed_regimens = what_failed(analysis, domain, pathway["backbone_drugs"])
+    failed_drugs, failed_regimens = what_failed(analysis, domain, pathway.backbone_drugs)
 
-    overlay = rules.get("overlay") or {}
-    rerank: dict[str, int] = overlay.get("rerank", {})
-    disabled = set(overlay.get("disable", []))
+    overlay = kb.overlay
+    rerank: dict[str, int] = overlay.rerank if overlay else {}
+    disabled = overlay.disable if overlay else frozenset()
     failed_lines = len(
         {
             f.line
@@ -316,33 +316,35 @@ def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Reco
     receptor_status = receptors.hormone_receptor(record, kb)
     her2_status = receptors.her2(record, kb)
     receptor_unknown = False
-    chosen: list[tuple[tuple[int, int, int], dict[str, Any], tuple[str, ...], tuple[str, ...]]] = []
+    chosen: list[tuple[tuple[int, int, int], OptionEntry, tuple[str, ...], tuple[str, ...]]] = []
     excluded: list[Exclusion] = []
     needs_renal = False
     renal_rules = set(contraindications.renal_drugs(kb))
-    for option in pathway["options"]:
-        when = option["when"]
-        if failure.kind not in when["failure"]:
+    for option in pathway.options:
+        when = option.when
+        if failure.kind not in when.failure:
             continue
-        if when["timing"] != "any" and timing != when["timing"]:
+        if when.timing != "any" and timing != when.timing:
             continue
-        if when["transplant"] != "any" and transplant not in ("unknown", when["transplant"]):
+        if when.transplant != "any" and transplant not in ("unknown", when.transplant):
             continue
-        if when["after_procedure"] and not previous_procedures & set(when["after_procedure"]):
+        if when.after_procedure and not previous_procedures & set(when.after_procedure):
             continue
-        if when["min_failed_lines"] and failed_lines < when["min_failed_lines"]:
+        if when.min_failed_lines and failed_lines < when.min_failed_lines:
             continue
-        regimen = kb.regimens.get(option["regimen"] or "")
-        name = option["regimen"] or option["label"]
+        regimen = kb.regimens.get(option.regimen or "")
+        name = option.regimen or option.label or option.id
         components = regimen.components if regimen else frozenset()
         reasons: list[str] = []
-        if when.get("primary_refractory") is False and failure.primary:
+        if when.primary_refractory is False and failure.primary:
             reasons.append(
                 "not for primary refractory disease: the trial behind it excluded it "
-                f"({', '.join(option['evidence'])})"
+                f"({', '.join(option.evidence)})"
             )
-        if option["id"] in disabled:
-            reasons.append(f"disabled by the local pathway of {overlay.get('institution')}")
+        if option.id in disabled:
+            reasons.append(
+                f"disabled by the local pathway of {overlay.institution if overlay else '?'}"
+            )
         if name in failed_regimens:
             reasons.append(f"this regimen already failed: {failed_regimens[name]}")
         given = next(
@@ -351,7 +353,7 @@ def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Reco
                 for ln in started_after
                 if ln.regimen == name
                 or (components and components <= given_after)
-                or (option.get("procedure") and ln.procedure == option["procedure"])
+                or (option.procedure and ln.procedure == option.procedure)
             ),
             None,
         )
@@ -370,7 +372,7 @@ def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Reco
         )
         recheck = tuple(dict.fromkeys(f.recheck for f in findings if f.recheck))
         for marker, status in (("hormone_receptor", receptor_status), ("her2", her2_status)):
-            needed = when.get(marker, "any")
+            needed = getattr(when, marker)
             if needed == "any":
                 continue
             if status.value == "unknown":
@@ -381,11 +383,11 @@ def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Reco
                     f"needs {label}-{needed} disease: {status.text} ({', '.join(status.sources)})"
                 )
         if reasons:
-            excluded.append(Exclusion(regimen=name, option_id=option["id"], reasons=tuple(reasons)))
+            excluded.append(Exclusion(regimen=name, option_id=option.id, reasons=tuple(reasons)))
             continue
-        branch_order = 1 if transplant == "unknown" and when["transplant"] == "ineligible" else 0
+        branch_order = 1 if transplant == "unknown" and when.transplant == "ineligible" else 0
         # An option that depends on a stale or unknown value ranks after those that do not.
-        key = (branch_order, 1 if recheck else 0, rerank.get(option["id"], option["rank"]))
+        key = (branch_order, 1 if recheck else 0, rerank.get(option.id, option.rank))
         chosen.append((key, option, cautions, recheck))
 
     if receptor_unknown:
@@ -417,21 +419,21 @@ def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Reco
     for rank, (_, option, cautions, recheck) in enumerate(
         sorted(chosen, key=lambda item: item[0]), start=1
     ):
-        regimen = kb.regimens.get(option["regimen"] or "")
-        branch = BRANCH.get(option["when"]["transplant"]) if transplant == "unknown" else None
+        regimen = kb.regimens.get(option.regimen or "")
+        branch = BRANCH.get(option.when.transplant) if transplant == "unknown" else None
         options.append(
             Option(
                 rank=rank,
-                option_id=option["id"],
-                regimen=option["regimen"] or option["label"],
-                kind=option["kind"],
+                option_id=option.id,
+                regimen=option.regimen or option.label or option.id,
+                kind=option.kind,
                 ingredients=tuple(sorted(regimen.components)) if regimen else (),
                 setting=regimen.setting
                 if regimen
-                else ("local-salvage-procedure" if option["kind"] == "procedure" else "test"),
-                rationale=(" ".join(option["rationale"].split()), *facts),
-                cautions=tuple(option["cautions"]) + cautions + _hbv_caution(hbv, regimen, kb),
-                evidence=tuple(option["evidence"]),
+                else ("local-salvage-procedure" if option.kind == "procedure" else "test"),
+                rationale=(" ".join(option.rationale.split()), *facts),
+                cautions=tuple(option.cautions) + cautions + _hbv_caution(hbv, regimen, kb),
+                evidence=tuple(option.evidence),
                 sources=tuple(dict.fromkeys(sources)),
                 branch=branch,
                 recheck=recheck,

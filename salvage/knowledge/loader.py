@@ -24,6 +24,8 @@ from salvage.knowledge.model import (
     MarkerChartSpec,
     ObservationKind,
     OrderCheckRules,
+    Overlay,
+    Pathway,
     ProcedureKind,
     QualitativeAnswers,
     Regimen,
@@ -99,7 +101,6 @@ def _rules(entry: schema.LineRulesEntry, base: dict[str, Any]) -> dict[str, Any]
 
 def _line_rules(values: dict[str, Any]) -> LineRules:
     return LineRules(
-        mode=values["mode"],
         regimen_window_days=values["regimen_window_days"],
         gap_days=values["gap_days"],
         substitutions=tuple(frozenset(pair) for pair in values["substitutions"]),
@@ -413,27 +414,25 @@ def build(raw: dict[str, Any]) -> KnowledgeBase:
             )
             for pid, p in raw["procedures"].procedures.items()
         },
-        failures={k: getattr(raw["failures"], k) for k in ("oncology", "prostate", "hiv")},
+        failures=raw["failures"],
         pathways={
-            disease: {
-                "backbone_drugs": frozenset(p.backbone_drugs),
-                "backbone_reason": " ".join((p.backbone_reason or "").split()),
-                "options": [o.model_dump() for o in p.options],
-            }
+            disease: Pathway(
+                backbone_drugs=frozenset(p.backbone_drugs),
+                backbone_reason=" ".join((p.backbone_reason or "").split()),
+                options=tuple(p.options),
+            )
             for disease, p in raw["pathways"].pathways.items()
         },
-        patient_rules={
-            **raw["patient_rules"].model_dump(),
-            "overlay": (
-                {
-                    "institution": raw["overlay"].institution,
-                    "disable": list(raw["overlay"].disable),
-                    "rerank": dict(raw["overlay"].rerank),
-                }
-                if raw.get("overlay")
-                else None
-            ),
-        },
+        patient_rules=raw["patient_rules"],
+        overlay=(
+            Overlay(
+                institution=raw["overlay"].institution,
+                disable=frozenset(raw["overlay"].disable),
+                rerank=dict(raw["overlay"].rerank),
+            )
+            if raw.get("overlay")
+            else None
+        ),
         markers=tuple(
             MarkerChartSpec(
                 kind=kind,

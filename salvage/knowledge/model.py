@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from salvage.knowledge.hiv_model import HivKnowledge
+from salvage.knowledge.schema import (
+    FailuresFile,
+    OptionEntry,
+    PatientRulesFile,
+    PostRadiotherapyRule,
+)
+
+__all__ = ["FailuresFile", "OptionEntry", "PatientRulesFile", "PostRadiotherapyRule"]
 
 SNOMED = "http://snomed.info/sct"
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
@@ -40,7 +47,6 @@ class MaintenanceRule:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class LineRules:
-    mode: str  # oncology | regimen-change
     regimen_window_days: int
     gap_days: int
     substitutions: tuple[frozenset[str], ...]
@@ -172,6 +178,24 @@ class OrderCheckRules:
     companion_drugs: frozenset[str]
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Pathway:
+    """A disease's salvage options, and the drugs that may be reused after a failure."""
+
+    backbone_drugs: frozenset[str]
+    backbone_reason: str
+    options: tuple[OptionEntry, ...]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Overlay:
+    """What an institution changed: options disabled and re-ranked (added ones are in pathways)."""
+
+    institution: str
+    disable: frozenset[str]
+    rerank: dict[str, int]
+
+
 @dataclass(frozen=True, kw_only=True)
 class KnowledgeBase:
     version: str
@@ -186,14 +210,15 @@ class KnowledgeBase:
     observation_kinds: dict[str, ObservationKind]
     loinc_index: dict[str, str]  # LOINC code -> observation kind id
     procedures: dict[str, ProcedureKind]
-    failures: dict[str, Any]
+    failures: FailuresFile  # typed, frozen (pydantic) failure definitions
     evidence: dict[str, Evidence]
     order_checks: OrderCheckRules
     answers: QualitativeAnswers
     markers: tuple[MarkerChartSpec, ...]
     hiv: HivKnowledge
-    pathways: dict[str, Any] = field(default_factory=dict)
-    patient_rules: dict[str, Any] = field(default_factory=dict)
+    patient_rules: PatientRulesFile  # typed, frozen (pydantic) patient rules
+    pathways: dict[str, Pathway] = field(default_factory=dict)
+    overlay: Overlay | None = None  # the institution overlay applied, if any
     transplant_rules: dict[str, TransplantRule] = field(default_factory=dict)
     karnofsky_to_ecog: tuple[tuple[int, int], ...] = ()  # (karnofsky_at_least, ecog), descending
     prep_context: CodeSet = field(default_factory=CodeSet)
@@ -220,7 +245,7 @@ class KnowledgeBase:
         named = self.regimens.get(regimen)
         if named is not None and named.cycle_days:
             return named.cycle_days
-        return int(self.failures["oncology"]["default_cycle_days"])
+        return self.failures.oncology.default_cycle_days
 
     def rules_for(self, disease_id: str | None) -> LineRules:
         """Line rules of a disease, falling back to the published defaults."""

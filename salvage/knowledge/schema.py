@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -90,7 +90,6 @@ class MaintenanceEntry(_Strict):
 
 
 class LineRulesEntry(_Strict):
-    mode: Literal["oncology", "regimen-change"] | None = None
     regimen_window_days: int | None = Field(default=None, ge=1, le=365)
     gap_days: int | None = Field(default=None, ge=1, le=3650)
     substitutions: list[list[str]] | None = None
@@ -155,11 +154,60 @@ class ProceduresFile(_Strict):
     procedures: dict[str, ProcedureEntry]
 
 
+class DiseaseStatusRule(_Strict):
+    worsened: list[str] = Field(min_length=1)  # SNOMED answers of LOINC 97509-4
+    improved: list[str] = Field(min_length=1)
+    evidence: list[str] = Field(min_length=1)
+
+
+class PrimaryRefractoryRule(_Strict):
+    days_after_first_line: int = Field(ge=0, le=365)
+    evidence: list[str] = Field(min_length=1)
+
+
+class StopReasonCodes(_Strict):
+    no_response: list[str] = Field(min_length=1)
+    not_tolerated: list[str] = Field(min_length=1)
+
+
+class OncologyFailureRules(_Strict):
+    disease_status: DiseaseStatusRule
+    condition_clinical_status: list[str] = Field(min_length=1)
+    remission_clinical_status: list[str] = Field(min_length=1)
+    counted_verification_status: list[str] = Field(min_length=1)
+    default_cycle_days: int = Field(ge=1, le=365)
+    primary_refractory: PrimaryRefractoryRule
+    stop_reasons: StopReasonCodes
+    early_relapse_months: float = Field(gt=0, le=120)
+    evidence: list[str] = Field(min_length=1)
+
+
+class PostProstatectomyRule(_Strict):
+    threshold_ng_per_ml: float = Field(gt=0)
+    confirmations: int = Field(ge=1, le=5)  # consecutive values at or above the threshold
+    evidence: list[str] = Field(min_length=1)
+
+
+class PostRadiotherapyRule(_Strict):
+    nadir_plus_ng_per_ml: float = Field(gt=0)
+    evidence: list[str] = Field(min_length=1)
+
+
+class ProstateFailureRules(_Strict):
+    post_prostatectomy: PostProstatectomyRule
+    post_radiotherapy: PostRadiotherapyRule
+
+
+class HivFailureRules(_Strict):
+    threshold_copies_per_ml: float = Field(gt=0)
+    min_weeks_on_regimen: int = Field(ge=0, le=104)
+    evidence: list[str] = Field(min_length=1)
+
+
 class FailuresFile(_Strict):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    oncology: dict[str, Any]
-    prostate: dict[str, Any]
-    hiv: dict[str, Any]
+    oncology: OncologyFailureRules
+    prostate: ProstateFailureRules
+    hiv: HivFailureRules
 
 
 class OptionWhen(_Strict):
@@ -229,13 +277,51 @@ class PerformanceStatusRules(_Strict):
     evidence: list[str] = Field(min_length=1)
 
 
+class CisplatinRule(_Strict):
+    min_creatinine_clearance_ml_min: float = Field(gt=0)
+    max_ecog: int = Field(ge=0, le=4)
+    evidence: list[str] = Field(min_length=1)
+
+
+class AnthracyclineRule(_Strict):
+    max_cumulative_doxorubicin_mg_m2: float = Field(gt=0)
+    caution_cumulative_doxorubicin_mg_m2: float = Field(gt=0)
+    evidence: list[str] = Field(min_length=1)
+
+
+class RenalLimit(_Strict):
+    drug: str
+    min_creatinine_clearance_ml_min: float = Field(gt=0)
+    dialysis_exempt: bool = False  # the label allows the drug on chronic haemodialysis
+
+
+class HbvConditionCodes(_Strict):
+    snomed: list[str]
+    icd10cm: list[str]
+
+
+class AntiretroviralRules(_Strict):
+    renal_limits: list[RenalLimit]
+    hla_b5701_excludes: list[str]
+    hbv_active_drugs: list[str] = Field(min_length=1)
+    hbv_conditions: HbvConditionCodes
+    evidence: list[str] = Field(min_length=1)
+
+
+class RecencyWindows(_Strict):
+    ecog_days: int = Field(ge=1)
+    renal_days: int = Field(ge=1)
+    weight_days: int = Field(ge=1)
+    organ_days: int = Field(ge=1)
+
+
 class PatientRulesFile(_Strict):
     transplant_eligibility: dict[str, TransplantRule]
-    cisplatin: dict[str, Any]
-    anthracycline: dict[str, Any]
-    antiretroviral: dict[str, Any]
+    cisplatin: CisplatinRule
+    anthracycline: AnthracyclineRule
+    antiretroviral: AntiretroviralRules
     performance_status: PerformanceStatusRules
-    recency: dict[str, int]
+    recency: RecencyWindows
 
 
 class AnswerCode(_Strict):

@@ -18,14 +18,14 @@ def _psa_patient(procedure: str) -> Chart:
 
 def test_after_prostatectomy_only_the_confirmed_psa_threshold_is_drawn(kb) -> None:
     (psa,) = marker_series(_psa_patient("176262001").analyse(kb), kb)
-    rule = kb.failures["prostate"]["post_prostatectomy"]["threshold_ng_per_ml"]
+    rule = kb.failures.prostate.post_prostatectomy.threshold_ng_per_ml
     assert [t.value for t in psa.thresholds] == [rule]
     assert "Phoenix" not in " ".join(t.label for t in psa.thresholds)
 
 
 def test_after_radiotherapy_nadir_and_phoenix_are_drawn_not_the_surgical_threshold(kb) -> None:
     (psa,) = marker_series(_psa_patient("1217123003").analyse(kb), kb)
-    rise = kb.failures["prostate"]["post_radiotherapy"]["nadir_plus_ng_per_ml"]
+    rise = kb.failures.prostate.post_radiotherapy.nadir_plus_ng_per_ml
     assert [t.value for t in psa.thresholds] == [0.3, 0.3 + rise]
 
 
@@ -42,7 +42,7 @@ def test_hiv_rna_uses_the_failure_threshold_from_the_knowledge_base(kb) -> None:
     chart.quantity("20447-9", "2020-06-01", 40, "{copies}/mL")
     (rna,) = marker_series(chart.analyse(kb), kb)
     assert rna.spec.log_scale and [t.value for t in rna.thresholds] == [
-        kb.failures["hiv"]["threshold_copies_per_ml"]
+        kb.failures.hiv.threshold_copies_per_ml
     ]
 
 

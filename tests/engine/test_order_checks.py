@@ -152,7 +152,7 @@ def test_cisplatin_with_no_clearance_is_a_recheck_warning_not_silence(kb) -> Non
 
 
 def test_cisplatin_with_a_stale_normal_clearance_is_a_recheck_warning(kb) -> None:
-    window = kb.patient_rules["recency"]["renal_days"]
+    window = kb.patient_rules.recency.renal_days
     old = date.fromordinal(AS_OF.toordinal() - window - 1).isoformat()
     found, _, _ = findings(kb, _cisplatin_candidate(old), draft("cisplatin"))
     assert "recheck-before-use" in [f.kind for f in found]

@@ -11,7 +11,7 @@ from salvage.knowledge import loader
 
 def test_transplant_and_primary_refractory_rules_cite_evidence_with_a_level(kb) -> None:
     cited = {k for rule in kb.transplant_rules.values() for k in rule.evidence}
-    cited |= set(kb.failures["oncology"]["primary_refractory"]["evidence"])
+    cited |= set(kb.failures.oncology.primary_refractory.evidence)
     assert cited >= {"PILOT", "TRANSFORM", "ZUMA-7", "HD-R1", "SCHOLAR-1"}
     assert all(kb.evidence[k].level for k in cited)
 

@@ -70,3 +70,29 @@ def test_a_code_without_verification_source_is_refused(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(doc))
     with pytest.raises(KnowledgeError):
         loader.build(loader.load_raw(data))
+
+
+@pytest.mark.parametrize(
+    ("stem", "path", "typo"),
+    [
+        ("failures", ("prostate", "post_prostatectomy"), "threshold_ng_per_mL"),
+        ("patient_rules", ("cisplatin",), "min_creatinine_clearance"),
+        ("order_checks", ("delay",), "default_day"),
+    ],
+)
+def test_a_misspelt_threshold_fails_at_load_naming_file_and_key(
+    tmp_path, stem: str, path: tuple[str, ...], typo: str
+) -> None:
+    """Every knowledge file is typed (extra='forbid'): a typo is a load error, never a silent
+    default at request time."""
+    copy = tmp_path / "data"
+    shutil.copytree(loader.data_dir(), copy)
+    document = yaml.safe_load((copy / f"{stem}.yaml").read_text())
+    node = document
+    for key in path:
+        node = node[key]
+    node[typo] = 1
+    (copy / f"{stem}.yaml").write_text(yaml.safe_dump(document))
+    with pytest.raises(KnowledgeError) as error:
+        loader.load_knowledge(str(copy))
+    assert f"{stem}.yaml" in str(error.value) and typo in str(error.value)

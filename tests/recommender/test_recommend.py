@@ -189,7 +189,8 @@ def test_no_fixture_patient_is_offered_a_failed_drug_or_regimen(kb) -> None:
         rec = recommend(analysis, kb, AS_OF)
         if rec.disease == "hiv":
             continue  # HIV drugs may be recycled when the genotype allows (test_hiv_salvage)
-        backbone = kb.pathways.get(rec.disease or "", {}).get("backbone_drugs", frozenset())
+        pathway = kb.pathways.get(rec.disease or "")
+        backbone = pathway.backbone_drugs if pathway else frozenset()
         for failure in analysis.failures:
             failed = [ln for ln in analysis.lines if ln.number == failure.line]
             for option in rec.options:

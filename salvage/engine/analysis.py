@@ -61,8 +61,11 @@ class PatientAnalysis:
 
     @property
     def failure_assessable(self) -> bool:
-        """False when a resource type a failure rule reads could not be read."""
-        return not (self.unreadable & FAILURE_INPUTS)
+        """False when a resource type a failure rule reads could not be read, or the record holds
+        a sign of progression the rules could not place (then "no failure" is not a finding)."""
+        return not (self.unreadable & FAILURE_INPUTS) and not any(
+            w.failure_doubt for w in self.warnings
+        )
 
 
 def diseases_of(record: PatientRecord, kb: KnowledgeBase) -> list[str]:
@@ -101,6 +104,7 @@ def analyse_patient(
                 source=m.source,
                 problem="disease status without a focus Condition while "
                 f"{' and '.join(active_oncology)} are both active: not attributed to either",
+                failure_doubt=True,
             )
             for m in record.measurements
             if m.kind == "disease-status" and not m.focus
@@ -141,6 +145,10 @@ def analyse_patient(
         f"{what}: could not be assessed ({rtype} could not be read)"
         for rtype in sorted(unreadable)
         for what in DEPENDS_ON.get(rtype, (f"conclusions that use {rtype}",))
+    ) + tuple(
+        f"treatment failure could not be assessed: {w.problem} ({w.source})"
+        for w in warnings
+        if w.failure_doubt
     )
     return PatientAnalysis(
         patient=record.reference,

@@ -11,6 +11,7 @@ honouring the lab's comparator: a value that cannot be placed is indeterminate, 
 from __future__ import annotations
 
 import itertools
+import re
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
@@ -96,13 +97,23 @@ def oncology_failures(
     primary_days = int(spec.primary_refractory.days_after_first_line)
     first = episodes[0].number
     found: list[Failure] = []
+    # Primary refractoriness is defined for the lymphomas (SCHOLAR-1, ZUMA-7); elsewhere a first
+    # line that controlled the disease for months and then lost it is not "primary refractory".
+    defined = disease in spec.primary_refractory.diseases
+    progressions, remissions = _signals(
+        record, kb, disease, as_of, unfocused, warnings, episodes[0].start
+    )
+
+    def is_primary(number: int, start: date, when: date) -> bool:
+        """First line, in a disease where the term is defined, never recorded as improved."""
+        return defined and number == first and not any(start <= r.when < when for r in remissions)
 
     def progression(signal: _Signal) -> None:
         when = signal.when
         during = [e for e in episodes if e.start <= when <= e.active_until]
         if during:
             episode = during[-1]
-            primary = episode.number == first
+            primary = is_primary(episode.number, episode.start, when)
             found.append(
                 Failure(
                     kind="refractory",
@@ -123,7 +134,7 @@ def oncology_failures(
             return  # progression before any treatment is not a treatment failure
         episode = max(before, key=lambda e: e.last_active)
         days = (when - episode.last_active).days
-        if episode.number == first and days <= primary_days:
+        if is_primary(episode.number, episode.start, when) and days <= primary_days:
             found.append(
                 Failure(
                     kind="refractory",
@@ -154,9 +165,6 @@ def oncology_failures(
             )
         )
 
-    progressions, remissions = _signals(
-        record, kb, disease, as_of, unfocused, warnings, episodes[0].start
-    )
     for signal in progressions:
         progression(signal)
 
@@ -171,7 +179,7 @@ def oncology_failures(
             stopped_on = exposure.end or exposure.start
             drugs = ", ".join(sorted(exposure.ingredients))
             if exposure.stop_reasons & no_response:
-                primary = line.number == first
+                primary = is_primary(line.number, line.start, exposure.end or exposure.start)
                 found.append(
                     Failure(
                         kind="refractory",
@@ -230,12 +238,26 @@ def _signals(
             )
     statuses = set(spec.condition_clinical_status)
     remission = set(spec.remission_clinical_status)
-    for c in record.conditions:
-        if not attribution.counts_as_disease(c, kb):
-            continue
-        if disease is None or disease not in attribution.condition_diseases(c, kb):
-            continue  # a recurrent urinary tract infection says nothing about lymphoma
-        if c.clinical_status in statuses:
+    own = [
+        c
+        for c in record.conditions
+        if attribution.counts_as_disease(c, kb)
+        and disease is not None
+        and disease in attribution.condition_diseases(c, kb)
+    ]  # a recurrent urinary tract infection says nothing about lymphoma
+    for c in own:
+        new_entry = _new_disease_entry(c, own, first_start, spec.relapse_text_cues)
+        if new_entry == "doubt" and warnings is not None:
+            warnings.append(
+                DataWarning(
+                    source=c.source,
+                    problem=f"a second '{c.text or disease}' Condition dated after treatment "
+                    "began, without a relapse status: record the disease status or mark the "
+                    "Condition as a relapse",
+                    failure_doubt=True,
+                )
+            )
+        if c.clinical_status in statuses or new_entry == "relapse":
             when, dated = _relapse_date(c, first_start)
             if when is None:
                 if warnings is not None:
@@ -255,7 +277,9 @@ def _signals(
                 _Signal(
                     when,
                     c.source,
-                    f"condition '{c.text or 'disease'}' {c.clinical_status} ({dated})",
+                    f"condition '{c.text or 'disease'}' "
+                    f"{c.clinical_status if c.clinical_status in statuses else 'entered'} "
+                    f"({dated})",
                 )
             )
         elif c.clinical_status in remission and c.abatement is not None and c.abatement <= as_of:
@@ -268,6 +292,25 @@ def _signals(
                 )
             )
     return sorted(progressions, key=lambda s: s.when), sorted(remissions, key=lambda s: s.when)
+
+
+def _new_disease_entry(
+    c: ConditionRecord, own: list[ConditionRecord], first_start: date, cues: list[str]
+) -> str | None:
+    """'relapse' for an active disease Condition dated after treatment began whose text names a
+    relapse; 'doubt' for a second entry of the disease dated so without such words; else None."""
+    if c.clinical_status not in (None, "active"):
+        return None
+    day = c.onset or c.recorded
+    if day is None or day <= first_start:
+        return None
+    words = set(re.findall(r"[a-z]+", c.text.lower()))
+    if words & set(cues):
+        return "relapse"
+    earlier = any(
+        o is not c and (o.onset or o.recorded or day) < day and o.source != c.source for o in own
+    )
+    return "doubt" if earlier else None
 
 
 def _relapse_date(c: ConditionRecord, first_start: date) -> tuple[date | None, str]:

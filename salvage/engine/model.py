@@ -70,6 +70,9 @@ class Unmapped:
 class DataWarning:
     source: str
     problem: str
+    # The record holds a sign of progression the rules could not use (an unattributed disease
+    # status, a new disease Condition without a relapse status): "no failure" cannot be concluded.
+    failure_doubt: bool = False
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -16,8 +16,8 @@ NO_FAILURE = (
     "biochemical recurrence or virologic failure): no salvage options are suggested"
 )
 NOT_ASSESSED = (
-    "treatment failure could not be assessed: {types} could not be read, so the absence of a "
-    "documented failure is not a finding; no salvage options are suggested from incomplete data"
+    "the absence of a documented treatment failure is not a finding here ({reasons}); no salvage "
+    "options are suggested from incomplete data"
 )
 BRANCH = {"eligible": "if transplant candidate", "ineligible": "if not a transplant candidate"}
 
@@ -169,7 +169,7 @@ def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Reco
         return hiv_regimens.recommend_hiv(analysis, kb, as_of, failure)
     if failure is None or disease is None or disease not in kb.pathways:
         if failure is None and not analysis.failure_assessable:
-            statement = NOT_ASSESSED.format(types=", ".join(sorted(analysis.unreadable)))
+            statement = NOT_ASSESSED.format(reasons="; ".join(analysis.not_assessed))
         elif failure is None:
             statement = set_aside or NO_FAILURE
         else:

@@ -161,6 +161,7 @@ class DiseaseStatusRule(_Strict):
 
 
 class PrimaryRefractoryRule(_Strict):
+    diseases: list[str] = Field(min_length=1)
     days_after_first_line: int = Field(ge=0, le=365)
     evidence: list[str] = Field(min_length=1)
 
@@ -173,6 +174,7 @@ class StopReasonCodes(_Strict):
 class OncologyFailureRules(_Strict):
     disease_status: DiseaseStatusRule
     condition_clinical_status: list[str] = Field(min_length=1)
+    relapse_text_cues: list[str] = Field(min_length=1)
     remission_clinical_status: list[str] = Field(min_length=1)
     counted_verification_status: list[str] = Field(min_length=1)
     default_cycle_days: int = Field(ge=1, le=365)

@@ -1,4 +1,4 @@
-"""Defects a specialist review found on records it wrote itself (each test failed before the fix)."""
+"""Defects a specialist review found on records it wrote itself (each failed before the fix)."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from salvage.engine import contraindications, factors, fitness, receptors
+from salvage.engine import contraindications, factors, fitness, option_rules, receptors
 from salvage.engine.analysis import PatientAnalysis
 from salvage.engine.model import Failure
 from salvage.knowledge.model import KnowledgeBase, OptionEntry
@@ -19,6 +19,11 @@ NOT_ASSESSED = (
     "the absence of a documented treatment failure is not a finding here ({reasons}); no salvage "
     "options are suggested from incomplete data"
 )
+SETTING_OF_KIND = {
+    "procedure": "local-salvage-procedure",
+    "test": "test",
+    "care": "supportive-care",
+}
 BRANCH = {"eligible": "if transplant candidate", "ineligible": "if not a transplant candidate"}
 
 
@@ -279,6 +284,8 @@ def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Reco
         sources += [x for x in total.sources[:3] if x not in sources]
 
     failed_drugs, failed_regimens = what_failed(analysis, domain, pathway.backbone_drugs)
+    ruled_out_classes = option_rules.failed_classes(analysis, failure, kb, domain)
+    care_first = option_rules.supportive_care_first(performance, kb)
 
     overlay = kb.overlay
     rerank: dict[str, int] = overlay.rerank if overlay else {}
@@ -316,7 +323,9 @@ def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Reco
     receptor_status = receptors.hormone_receptor(record, kb)
     her2_status = receptors.her2(record, kb)
     receptor_unknown = False
-    chosen: list[tuple[tuple[int, int, int], OptionEntry, tuple[str, ...], tuple[str, ...]]] = []
+    chosen: list[
+        tuple[tuple[int, int, int, int], OptionEntry, tuple[str, ...], tuple[str, ...]]
+    ] = []
     excluded: list[Exclusion] = []
     needs_renal = False
     renal_rules = set(contraindications.renal_drugs(kb))
@@ -364,13 +373,19 @@ def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Reco
                 f"({', '.join(given.sources[:3])})"
             )
         reasons += [failed_drugs[d] for d in sorted(components) if d in failed_drugs]
+        by_class = option_rules.class_fit(option, components, ruled_out_classes, kb)
+        by_performance = option_rules.performance_fit(option, performance, kb)
+        reasons += [*by_class.reasons, *by_performance.reasons]
         needs_renal = needs_renal or bool(components & renal_rules)
         findings = contraindications.drug_findings(components, record, kb, as_of)
         reasons += [f.text for f in findings if f.severity == "contraindicated"]
         cautions = tuple(
             f.text for f in findings if f.severity == "caution" and f.basis != "unknown"
         )
-        recheck = tuple(dict.fromkeys(f.recheck for f in findings if f.recheck))
+        cautions += by_performance.cautions
+        recheck = tuple(
+            dict.fromkeys([*(f.recheck for f in findings if f.recheck), *by_performance.recheck])
+        )
         for marker, status in (("hormone_receptor", receptor_status), ("her2", her2_status)):
             needed = getattr(when, marker)
             if needed == "any":
@@ -387,7 +402,10 @@ def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Reco
             continue
         branch_order = 1 if transplant == "unknown" and when.transplant == "ineligible" else 0
         # An option that depends on a stale or unknown value ranks after those that do not.
-        key = (branch_order, 1 if recheck else 0, rerank.get(option.id, option.rank))
+        # Palliative care leads at poor performance status (patient_rules.performance_status).
+        # Otherwise it comes after every anticancer option, whatever their branch or re-checks.
+        leads = (0 if care_first else 2) if option.kind == "care" else 1
+        key = (leads, branch_order, 1 if recheck else 0, rerank.get(option.id, option.rank))
         chosen.append((key, option, cautions, recheck))
 
     if receptor_unknown:
@@ -430,7 +448,7 @@ def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Reco
                 ingredients=tuple(sorted(regimen.components)) if regimen else (),
                 setting=regimen.setting
                 if regimen
-                else ("local-salvage-procedure" if option.kind == "procedure" else "test"),
+                else SETTING_OF_KIND.get(option.kind, option.kind),
                 rationale=(" ".join(option.rationale.split()), *facts),
                 cautions=tuple(option.cautions) + cautions + _hbv_caution(hbv, regimen, kb),
                 evidence=tuple(option.evidence),
@@ -440,11 +458,11 @@ def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Reco
             )
         )
     no_option: str | None = None
-    if not options:
+    if not any(o.kind != "care" for o in options):
         no_option = (
-            f"no option of knowledge base {kb.version} fits this {failure.kind}"
+            f"no anticancer option of knowledge base {kb.version} fits this {failure.kind}"
             + (" once exclusions are applied" if excluded else "")
-            + ": discuss at a multidisciplinary meeting"
+            + ": discuss at a multidisciplinary meeting, including clinical trial eligibility"
         )
     return Recommendation(
         patient=analysis.patient,

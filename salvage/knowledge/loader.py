@@ -48,6 +48,7 @@ DATA_FILES: dict[str, type[BaseModel]] = {
     "order_checks": schema.OrderChecksFile,
     "answers": schema.AnswersFile,
     "charts": schema.ChartsFile,
+    "class_rules": schema.ClassRulesFile,
     "hiv": schema.HivFile,
 }
 
@@ -169,6 +170,17 @@ def _cross_check(raw: dict[str, Any]) -> None:
                 problems.append(f"failures.{section}: unknown evidence {key!r}")
     problems += _pathway_problems(raw["pathways"].pathways, raw)
     problems += _order_check_problems(raw["order_checks"], raw)
+    known_classes = {c for d in drugs.values() for c in d.classes}
+    problems += [
+        f"class_rules: no drug has class {c!r}"
+        for c in raw["class_rules"].exclusive_after_failure
+        if c not in known_classes
+    ]
+    problems += [
+        f"patient_rules.performance_status: unknown evidence {k!r}"
+        for k in raw["patient_rules"].performance_status.supportive_care_evidence
+        if k not in evidence
+    ]
     for kind, marker in raw["charts"].markers.items():
         if kind not in raw["observations"].observations:
             problems.append(f"charts: unknown observation kind {kind!r}")
@@ -242,6 +254,11 @@ def _option_problems(option: Any, raw: dict[str, Any]) -> list[str]:
         problems.append(f"option {option.id}: unknown regimen {option.regimen!r}")
     if option.kind != "regimen" and not option.label:
         problems.append(f"option {option.id}: a {option.kind} option needs a label")
+    problems += [
+        f"option {option.id}: after_class_failure names {c!r}, not in class_rules.yaml"
+        for c in option.when.after_class_failure
+        if c not in raw["class_rules"].exclusive_after_failure
+    ]
     return problems
 
 
@@ -424,6 +441,7 @@ def build(raw: dict[str, Any]) -> KnowledgeBase:
             for disease, p in raw["pathways"].pathways.items()
         },
         patient_rules=raw["patient_rules"],
+        exclusive_classes=dict(raw["class_rules"].exclusive_after_failure),
         overlay=(
             Overlay(
                 institution=raw["overlay"].institution,

@@ -219,6 +219,7 @@ class KnowledgeBase:
     patient_rules: PatientRulesFile  # typed, frozen (pydantic) patient rules
     pathways: dict[str, Pathway] = field(default_factory=dict)
     overlay: Overlay | None = None  # the institution overlay applied, if any
+    exclusive_classes: dict[str, str] = field(default_factory=dict)  # class -> name (class_rules)
     transplant_rules: dict[str, TransplantRule] = field(default_factory=dict)
     karnofsky_to_ecog: tuple[tuple[int, int], ...] = ()  # (karnofsky_at_least, ecog), descending
     prep_context: CodeSet = field(default_factory=CodeSet)

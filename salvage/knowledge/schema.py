@@ -225,11 +225,15 @@ class OptionWhen(_Strict):
     hormone_receptor: Literal["positive", "negative", "any"] = "any"
     her2: Literal["positive", "negative", "any"] = "any"
     primary_refractory: bool | None = None  # False: not for primary refractory disease
+    # The highest ECOG the trial behind the option enrolled: a current worse ECOG excludes it.
+    max_ecog: int | None = Field(default=None, ge=0, le=4)
+    # Exclusive drug classes (class_rules.yaml) this option may follow, with its own evidence.
+    after_class_failure: list[str] = []
 
 
 class OptionEntry(_Strict):
     id: str = Field(pattern=r"^[a-z0-9-]+$")
-    kind: Literal["regimen", "procedure", "test"]
+    kind: Literal["regimen", "procedure", "test", "care"]
     regimen: str | None = None
     label: str | None = None
     procedure: str | None = None  # for procedure options: the procedure kind it delivers
@@ -269,6 +273,10 @@ class TransplantRule(_Strict):
     evidence: list[str] = Field(min_length=1)
 
 
+class ClassRulesFile(_Strict):
+    exclusive_after_failure: dict[str, str]  # drug class -> its name in explanations
+
+
 class KarnofskyRow(_Strict):
     karnofsky_at_least: int = Field(ge=0, le=100)
     ecog: int = Field(ge=0, le=5)
@@ -276,6 +284,10 @@ class KarnofskyRow(_Strict):
 
 class PerformanceStatusRules(_Strict):
     karnofsky_to_ecog: list[KarnofskyRow] = Field(min_length=1)
+    # From this ECOG, supportive and palliative care leads the options and every anticancer option
+    # carries a caution: the trials behind them enrolled patients with ECOG 0-2.
+    supportive_care_first_at_ecog: int = Field(ge=2, le=4)
+    supportive_care_evidence: list[str] = Field(min_length=1)
     evidence: list[str] = Field(min_length=1)
 
 

@@ -78,3 +78,74 @@ def test_progression_on_first_line_without_response_is_primary_refractory_in_dlb
     chart.status("2024-03-01")
     (failure,) = chart.analyse(kb, date(2024, 6, 1)).failures
     assert failure.kind == "refractory" and failure.primary
+
+
+NSCLC = "254637007"
+PALLIATIVE = "Palliative care referral and best supportive care"
+
+
+def _ecog(chart: Chart, day: str, value: int) -> None:
+    chart.add(
+        "Observation",
+        status="final",
+        code={"coding": [{"system": "http://loinc.org", "code": "89247-1"}]},
+        effectiveDateTime=day,
+        valueInteger=value,
+    )
+
+
+def _nsclc_progression(ecog: int, ecog_day: str) -> Chart:
+    chart = Chart(disease_snomed=NSCLC)
+    chart.cycles(["carboplatin", "pemetrexed", "pembrolizumab"], q21("2024-01-01", 4))
+    chart.status("2024-06-01")
+    _ecog(chart, ecog_day, ecog)
+    return chart
+
+
+def test_at_ecog_3_palliative_care_leads_and_trials_limited_to_ecog_0_2_are_excluded(kb) -> None:
+    as_of = date(2024, 6, 15)
+    rec = recommend(_nsclc_progression(3, "2024-06-10").analyse(kb, as_of), kb, as_of)
+    assert rec.options[0].regimen == PALLIATIVE and rec.options[0].kind == "care"
+    excluded = {x.regimen: " ".join(x.reasons) for x in rec.excluded}
+    assert "enrolled ECOG 0-1" in excluded["Docetaxel-ramucirumab"]
+    assert "enrolled ECOG 0-2" in excluded["Docetaxel"]
+    assert rec.statement and "clinical trial" in rec.statement
+
+
+def test_at_ecog_1_anticancer_options_come_first_and_palliative_care_last(kb) -> None:
+    as_of = date(2024, 6, 15)
+    rec = recommend(_nsclc_progression(1, "2024-06-10").analyse(kb, as_of), kb, as_of)
+    assert [o.regimen for o in rec.options] == ["Docetaxel-ramucirumab", "Docetaxel", PALLIATIVE]
+
+
+def test_a_stale_poor_ecog_asks_for_a_recheck_instead_of_excluding(kb) -> None:
+    as_of = date(2024, 6, 15)
+    rec = recommend(_nsclc_progression(3, "2023-06-01").analyse(kb, as_of), kb, as_of)
+    by_name = {o.regimen: o for o in rec.options}
+    assert "Docetaxel-ramucirumab" in by_name and by_name["Docetaxel-ramucirumab"].recheck
+    assert rec.options[-1].regimen == PALLIATIVE  # a stale ECOG does not put care first
+
+
+def test_after_cd19_car_t_failure_another_cd19_car_t_is_excluded_by_class(kb) -> None:
+    chart = Chart()
+    chart.cycles(R_CHOP, q21("2022-01-01", 6))
+    chart.status("2022-09-01")  # early relapse after R-CHOP
+    chart.give("axicabtagene ciloleucel", "2022-11-01")
+    chart.status("2023-08-01")  # relapse after axi-cel
+    _ecog(chart, "2023-08-05", 1)
+    as_of = date(2023, 8, 10)
+    rec = recommend(chart.analyse(kb, as_of), kb, as_of)
+    assert "Lisocabtagene maraleucel" not in [o.regimen for o in rec.options]
+    (liso,) = [x for x in rec.excluded if x.regimen == "Lisocabtagene maraleucel"]
+    assert "CD19-directed CAR-T cell therapy already failed" in liso.reasons[-1]
+    assert "axicabtagene ciloleucel" in liso.reasons[-1]
+
+
+def test_after_docetaxel_failure_weekly_paclitaxel_is_excluded_as_the_same_class(kb) -> None:
+    chart = Chart(disease_snomed="254837009")  # breast cancer
+    chart.cycles(["docetaxel"], q21("2024-01-01", 6))
+    chart.status("2024-03-01")
+    as_of = date(2024, 4, 1)
+    rec = recommend(chart.analyse(kb, as_of), kb, as_of)
+    (paclitaxel,) = [x for x in rec.excluded if x.regimen == "Paclitaxel"]
+    assert any("taxane already failed" in r for r in paclitaxel.reasons)

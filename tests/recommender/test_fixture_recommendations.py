@@ -19,6 +19,10 @@ MDR_AGENTS = [
     "Ibalizumab + optimised background",
     "Lenacapavir + optimised background",
 ]
+# Changed 2026-12 (specialist review): every oncology failure also offers palliative care referral
+# and best supportive care, after the anticancer options unless performance status is poor (ASCO
+# guideline, Ferrell 2017).
+PALLIATIVE = "Palliative care referral and best supportive care"
 EXPECTED = {
     # patient: (options in rank order, excluded regimens, fragments of missing-data statements)
     # Changed 2026-12 (issue 10, item 5): these DLBCL and Hodgkin patients have no performance
@@ -31,19 +35,20 @@ EXPECTED = {
             "Pola-BR",
             "Tafasitamab-lenalidomide",
             "R-GemOx",
+            PALLIATIVE,
         ],
         [],
         ["transplant eligibility unknown"],
     ),
     "dlbcl-late-relapse": (
-        ["R-DHAP", "R-GDP", "Pola-BR", "Tafasitamab-lenalidomide", "R-GemOx"],
+        ["R-DHAP", "R-GDP", "Pola-BR", "Tafasitamab-lenalidomide", "R-GemOx", PALLIATIVE],
         ["R-ICE"],
         ["creatinine clearance unknown", "transplant eligibility unknown"],
     ),
     # Also (item 3): refractory on first-line R-CHOP is primary refractory, and L-MIND excluded
     # primary refractory disease, so tafasitamab-lenalidomide is excluded with that reason.
     "dlbcl-primary-refractory": (
-        ["Lisocabtagene maraleucel", "Pola-BR", "R-GemOx"],
+        ["Lisocabtagene maraleucel", "Pola-BR", "R-GemOx", PALLIATIVE],
         ["Axicabtagene ciloleucel", "Tafasitamab-lenalidomide"],
         ["transplant eligibility unknown"],
     ),
@@ -51,16 +56,18 @@ EXPECTED = {
     # Age 66 is outside the HD-R1 population (16-60): eligibility for transplant is a clinical
     # decision, so pembrolizumab (KEYNOTE-204, transplant-ineligible) is shown as the other branch.
     "hodgkin-relapse": (
-        ["BV-nivolumab", "GVD", "BV-bendamustine", "Pembrolizumab"],
+        ["BV-nivolumab", "GVD", "BV-bendamustine", "Pembrolizumab", PALLIATIVE],
         ["ICE"],
         ["outside the trial evidence"],
     ),
+    # Changed 2026-12 (class exclusion): palbociclib failed, and MONARCH 2 enrolled CDK4/6-naive
+    # patients, so abemaciclib-fulvestrant is excluded naming the class and the failed line.
     "breast-cdk46-progression": (
-        ["Abemaciclib-fulvestrant", "Eribulin", "Paclitaxel"],
-        ["Capecitabine"],
+        ["Eribulin", "Paclitaxel", PALLIATIVE],
+        ["Abemaciclib-fulvestrant", "Capecitabine"],
         ["fitness for the options"],
     ),
-    "nsclc-maintenance": ([], ["Docetaxel-ramucirumab", "Docetaxel"], []),
+    "nsclc-maintenance": ([PALLIATIVE], ["Docetaxel-ramucirumab", "Docetaxel"], []),
     "prostate-rp-recurrence": (
         [],
         [
@@ -88,6 +95,7 @@ EXPECTED = {
     ),
 }
 EXCLUSION_REASON = {
+    ("breast-cdk46-progression", "Abemaciclib-fulvestrant"): "CDK4/6 inhibitor already failed",
     ("dlbcl-primary-refractory", "Tafasitamab-lenalidomide"): "not for primary refractory",
     ("dlbcl-late-relapse", "R-ICE"): "already given after this failure",
     ("nsclc-maintenance", "Docetaxel"): "already given after this failure",
@@ -122,7 +130,7 @@ def test_fixture_patient_gets_the_expected_advice(recommendations, patient: str)
         if who == patient:
             (entry,) = [x for x in rec["excluded"] if x["regimen"] == regimen]
             assert any(reason in r for r in entry["reasons"])
-    if not options:
+    if not [o for o in options if o != PALLIATIVE]:
         assert rec["statement"]
 
 
@@ -133,8 +141,9 @@ BRANCHES = {
         "if not a transplant candidate",
         "if not a transplant candidate",
         "if not a transplant candidate",
+        None,
     ],
-    "hodgkin-relapse": [None, None, None, "if not a transplant candidate"],
+    "hodgkin-relapse": [None, None, None, "if not a transplant candidate", None],
 }
 
 

@@ -17,6 +17,10 @@ from tests.conftest import AS_OF, FIXTURES, Chart, q21
 
 R_CHOP = ["rituximab", "cyclophosphamide", "doxorubicin", "vincristine", "prednisone"]
 
+# Since 2026-12 every oncology failure also offers palliative care, last unless ECOG is 3-4
+# (ASCO guideline, Ferrell 2017).
+PALLIATIVE = "Palliative care referral and best supportive care"
+
 
 def dlbcl_relapse(relapse_day: str, *, birth: str = "1958-01-01") -> Chart:
     chart = Chart()
@@ -51,7 +55,7 @@ def test_relapse_within_12_months_puts_car_t_first(kb) -> None:
 
 
 def test_relapse_after_12_months_in_a_transplant_candidate_offers_salvage_chemo(kb) -> None:
-    assert options(fit(dlbcl_relapse("2024-06-03")), kb) == ["R-ICE", "R-DHAP", "R-GDP"]
+    assert options(fit(dlbcl_relapse("2024-06-03")), kb) == ["R-ICE", "R-DHAP", "R-GDP", PALLIATIVE]
 
 
 def test_ecog_2_makes_the_patient_transplant_ineligible(kb) -> None:
@@ -64,7 +68,12 @@ def test_ecog_2_makes_the_patient_transplant_ineligible(kb) -> None:
         valueInteger=2,
     )
     rec = recommend(chart.analyse(kb), kb, AS_OF)
-    assert [o.regimen for o in rec.options] == ["Pola-BR", "Tafasitamab-lenalidomide", "R-GemOx"]
+    assert [o.regimen for o in rec.options] == [
+        "Pola-BR",
+        "Tafasitamab-lenalidomide",
+        "R-GemOx",
+        PALLIATIVE,
+    ]
     assert any("ECOG 2" in r for r in rec.options[0].rationale)
 
 
@@ -230,7 +239,11 @@ def test_overlay_disables_reranks_and_adds_options(tmp_path: Path) -> None:
         ),
     )
     rec = recommend(fit(dlbcl_relapse("2023-12-01")).analyse(kb), kb, AS_OF)
-    assert [o.option_id for o in rec.options] == ["local-trial", "dlbcl-lisocel"]
+    assert [o.option_id for o in rec.options] == [
+        "local-trial",
+        "dlbcl-lisocel",
+        "dlbcl-palliative-care",
+    ]
     (disabled,) = rec.excluded
     assert "disabled by the local pathway of Example Hospital" in disabled.reasons[0]
 

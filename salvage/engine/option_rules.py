@@ -1,0 +1,110 @@
+"""Whether a pathway option fits this patient beyond its failure and timing: drug classes that
+already failed, and the performance status the trial behind the option enrolled.
+
+Rules and their reasons come from the knowledge data (class_rules.yaml, pathways.yaml
+when.max_ecog / when.after_class_failure, patient_rules.yaml performance_status)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from salvage.engine.analysis import PatientAnalysis
+from salvage.engine.factors import Fact
+from salvage.engine.model import Failure
+from salvage.knowledge.model import KnowledgeBase, OptionEntry
+
+FAILURE_KINDS_THAT_RULE_OUT_A_CLASS = ("refractory", "relapse")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Fit:
+    """What a rule says about one option: reasons to exclude it, cautions, values to re-check."""
+
+    reasons: tuple[str, ...] = ()
+    cautions: tuple[str, ...] = ()
+    recheck: tuple[str, ...] = ()
+
+
+def failed_classes(
+    analysis: PatientAnalysis, failure: Failure, kb: KnowledgeBase, domain: str
+) -> dict[str, str]:
+    """Exclusive classes (class_rules.yaml) of lines of this disease that failed, each with the
+    line and failure that rule the class out."""
+    found: dict[str, str] = {}
+    for f in analysis.failures:
+        if f.kind not in FAILURE_KINDS_THAT_RULE_OUT_A_CLASS or f.closed_by:
+            continue
+        if f.disease != failure.disease:
+            continue
+        line = next(
+            (
+                ln
+                for ln in analysis.lines
+                if ln.number == f.line and ln.domain == domain and ln.disease == f.disease
+            ),
+            None,
+        )
+        if line is None:
+            continue
+        for drug in line.ingredients:
+            for cls in kb.drugs[drug].classes if drug in kb.drugs else ():
+                if cls in kb.exclusive_classes:
+                    found.setdefault(
+                        cls,
+                        f"{drug} (line {line.number}, {line.regimen}) {f.kind} on "
+                        f"{f.when.isoformat()}",
+                    )
+    return found
+
+
+def class_fit(
+    option: OptionEntry, components: frozenset[str], failed: dict[str, str], kb: KnowledgeBase
+) -> Fit:
+    """An option containing a drug of a class that already failed is excluded, unless the option
+    names that class in when.after_class_failure."""
+    reasons = []
+    for drug in sorted(components):
+        for cls in sorted(kb.drugs[drug].classes if drug in kb.drugs else ()):
+            if cls in failed and cls not in option.when.after_class_failure:
+                reasons.append(
+                    f"{kb.exclusive_classes[cls]} already failed: {failed[cls]}; the evidence "
+                    f"for this option ({', '.join(option.evidence)}) is in patients who had "
+                    f"not received it"
+                )
+    return Fit(reasons=tuple(dict.fromkeys(reasons)))
+
+
+def performance_fit(option: OptionEntry, performance: Fact | None, kb: KnowledgeBase) -> Fit:
+    """A current ECOG above the trial's entry limit excludes the option; a stale one asks for a
+    re-check; at poor performance (ECOG 3-4) anticancer options carry a caution."""
+    if performance is None or option.kind == "care":
+        return Fit()
+    ecog = performance.value
+    ceiling = option.when.max_ecog
+    rules = kb.patient_rules.performance_status
+    if ceiling is not None and ecog > ceiling:
+        text = (
+            f"the trial behind it ({', '.join(option.evidence)}) enrolled ECOG 0-{ceiling}; "
+            f"this patient: {performance.text}"
+        )
+        if performance.stale:
+            return Fit(recheck=(f"re-check performance status before use: {text}",))
+        return Fit(reasons=(text,))
+    if ecog >= rules.supportive_care_first_at_ecog:
+        return Fit(
+            cautions=(
+                f"{performance.text}: benefit of anticancer therapy at this performance status "
+                "is uncertain; discuss goals of care and palliative care first",
+            )
+        )
+    return Fit()
+
+
+def supportive_care_first(performance: Fact | None, kb: KnowledgeBase) -> bool:
+    """Palliative and supportive care leads the options at poor, current performance status."""
+    rules = kb.patient_rules.performance_status
+    return (
+        performance is not None
+        and not performance.stale
+        and performance.value >= rules.supportive_care_first_at_ecog
+    )

@@ -372,6 +372,7 @@ def _screen_result() -> str:
         need_banner=data.get("need_patient_banner", True),
         user=data.get("user") or "",
         chart=chart,
+        streamed=True,
     )
     return html + "</main></body></html>"
 

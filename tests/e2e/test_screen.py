@@ -158,9 +158,10 @@ def test_the_loading_state_shows_what_is_read_under_fhir_latency(
         page.locator("#result").wait_for(timeout=30000)
     finally:
         sandbox.faults()
-    assert 0 <= first_paint < 1000, (
-        first_paint
-    )  # measured around 100 ms here; the reads take > 1.5 s
+    print(f"first contentful paint {first_paint:.0f} ms under 1500 ms FHIR latency")
+    # the loading state is painted before any FHIR read returns (target 200 ms; the margin is
+    # for a loaded CI machine, the reads themselves take more than 1.5 s)
+    assert 0 <= first_paint < 1000, first_paint
     assert not loading.is_visible()
     page.close()
 

@@ -354,6 +354,9 @@ def screen() -> Response:
             yield _screen_result()
         except (LaunchError, SalvageError) as exc:
             yield render_template("app_failed.html", message=str(exc))
+        except Exception:  # the status line has gone: end the page instead of leaving it loading
+            log.exception("unexpected error while analysing")
+            yield render_template("app_failed.html", message="An unexpected error occurred.")
 
     return Response(stream_with_context(page()), mimetype="text/html")
 

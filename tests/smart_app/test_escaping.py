@@ -90,3 +90,12 @@ def test_record_text_is_escaped_in_the_page(tmp_path) -> None:
         )
     assert "<script>" not in html and "<img src=x" not in html
     assert "&lt;script&gt;" in html
+
+
+def test_a_failure_after_the_loading_state_ends_the_page_with_a_message(tmp_path) -> None:
+    from flask import render_template
+
+    app = create_app({"TESTING": True, "DATABASE_URL": str(tmp_path / "d.db")})
+    with app.test_request_context("/app"):
+        html = render_template("app_failed.html", message=EVIL)
+    assert 'id="result"' in html and "&lt;script&gt;" in html and html.rstrip().endswith("</html>")

@@ -264,7 +264,7 @@ def timeline(
         [(f["x"], f"{f['kind']} {f['date']}") for f in chart.failures], top=y + 22
     )
     chart.failure_labels = labels
-    chart.height = y + 14 + max(rows, 1) * 15 + 4
+    chart.height = y + 14 + rows * 15 + 4 if rows else y + 8
     return chart
 
 

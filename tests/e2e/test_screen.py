@@ -178,3 +178,30 @@ def test_axe_core_finds_no_accessibility_violation(sandbox, smart_apps, chromium
     violations = [(v["id"], [n["target"] for n in v["nodes"]][:3]) for v in result["violations"]]
     assert violations == []
     context.close()
+
+
+def test_unreadable_data_says_what_could_not_be_assessed(
+    sandbox, smart_apps, chromium, tmp_path
+) -> None:
+    from tests.e2e.conftest import start_smart_app
+
+    narrow, server = start_smart_app(
+        sandbox,
+        tmp_path,
+        "public",
+        suffix="-screen-narrow",
+        scope="launch openid fhirUser patient/Patient.rs patient/MedicationAdministration.rs",
+    )
+    try:
+        page = open_screen(sandbox, narrow, chromium, "dlbcl-early-relapse")
+        gaps = page.locator("#data-gaps").inner_text()
+        assert "Observation could not be read" in gaps and "Not assessed:" in gaps
+        assert "Condition could not be read" in gaps
+        not_assessed = page.locator("#failures-not-assessed").inner_text()
+        assert "Observation" in not_assessed and "No treatment failure" not in page.inner_text(
+            "body"
+        )
+        page.screenshot(path=str(ARTIFACTS / "screen-unreadable-data.png"), full_page=True)
+        page.close()
+    finally:
+        server.shutdown()

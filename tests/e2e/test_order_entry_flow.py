@@ -83,3 +83,17 @@ def test_opening_the_chart_fires_patient_view(service, sandbox, chromium) -> Non
     assert page.locator("section.card, #no-cards").count() >= 1
     page.screenshot(path=str(ARTIFACTS / "ehr-chart-patient-view.png"), full_page=True)
     page.close()
+
+
+@pytest.mark.parametrize("path", [f"/orders/{PATIENT}", f"/chart/{PATIENT}"])
+def test_axe_core_finds_no_violation_on_the_ehr_screens(service, sandbox, chromium, path) -> None:  # noqa: F811
+    page = chromium.new_page()
+    page.goto(f"{sandbox.config.ehr_base}/orders/{PATIENT}")
+    page.click("text=Clear")
+    _select(page, "regimen:R-CHOP")
+    page.goto(f"{sandbox.config.ehr_base}{path}")
+    page.add_script_tag(content=AXE.read_text())
+    result = page.evaluate("async () => await axe.run(document)")
+    violations = [(v["id"], [n["target"] for n in v["nodes"]][:3]) for v in result["violations"]]
+    assert violations == []
+    page.close()

@@ -96,6 +96,7 @@ def run_demo(fixtures: str) -> int:
     try:
         _wait(f"{app_base}/cds-services/salvage-order-sign", app)
         print(f"\nsalvage-cds demo ready: open {ehr_base}/\n(Ctrl-C stops everything)", flush=True)
+        print(f"card feedback: SALVAGE_DATABASE_URL={env['SALVAGE_DATABASE_URL']} salvage feedback")
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         while not stop.wait(1):

@@ -12,7 +12,7 @@ from typing import Any
 
 from flask import Flask
 
-from sandbox import auth_views, ehr, proxy
+from sandbox import auth_views, ehr, order_entry, proxy
 from sandbox.config import SandboxConfig
 from sandbox.keys import SandboxKeys
 from sandbox.oauth import build_authorization_server
@@ -92,5 +92,6 @@ def create_app(config: SandboxConfig, backend_token: str) -> Flask:
     app.register_blueprint(auth_views.bp)
     app.register_blueprint(proxy.bp)
     app.register_blueprint(ehr.bp)
+    app.register_blueprint(order_entry.bp)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     return app

@@ -24,8 +24,25 @@ def patient_banner(patient: dict[str, Any] | None) -> dict[str, str]:
         first = (patient.get("name") or [{}])[0]
         name = " ".join([*first.get("given", []), first.get("family", "")]).strip()
     return {
+        "identifier": _identifiers(patient),
         "name": name or "(no name recorded)",
         "birthDate": str(patient.get("birthDate", "")),
         "gender": str(patient.get("gender", "")),
         "id": str(patient.get("id", "")),
     }
+
+
+def _identifiers(patient: dict[str, Any]) -> str:
+    """The identifiers as the EHR gives them (type text or system, then value), for the printout:
+    a printed page must be attributable to its patient without the screen around it."""
+    shown = []
+    for ident in patient.get("identifier") or []:
+        if not isinstance(ident, dict) or not ident.get("value"):
+            continue
+        kind = ident.get("type") or {}
+        label = (kind.get("text") if isinstance(kind, dict) else "") or ""
+        if not label and isinstance(kind, dict):
+            label = next((c.get("code", "") for c in kind.get("coding") or []), "")
+        label = label or str(ident.get("system") or "")
+        shown.append(f"{label} {ident['value']}".strip())
+    return "; ".join(shown)

@@ -1,5 +1,6 @@
-"""Geometry of the timeline chart (pure): one swimlane per line, a bar per drug, failure markers,
-and the disease's key marker on the same time axis (log scale for HIV-1 RNA)."""
+"""Geometry of the timeline and marker charts (pure): one swimlane per line with a bar per drug or
+procedure, failure markers, and the disease's key marker, all on one shared time axis whose ticks
+adapt to the span (months, quarters, half-years or years) and whose labels stay inside the SVG."""
 
 from __future__ import annotations
 
@@ -8,10 +9,38 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-LABEL_WIDTH = 170
+LABEL_WIDTH = 150
 WIDTH = 760
-LANE = 26
-MARKER_HEIGHT = 140
+RIGHT_MARGIN = 14
+LANE = 24
+MARKER_HEIGHT = 170
+FONT_PX = 12
+AXIS_ROW = 22  # the tick labels' row above the lanes
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+TICK_STEPS = (1, 2, 3, 6, 12, 24, 60)  # months between labelled ticks, finest first
+MIN_TICK_GAP = 62.0  # px between labelled ticks: room for "Sep 2024" at 12 px
+
+
+def text_width(text: str) -> float:
+    """A conservative estimate of the rendered width at FONT_PX in a sans-serif face (the
+    browser test measures the real boxes)."""
+    return len(text) * FONT_PX * 0.62 + 2
+
+
+def _month_index(day: date) -> int:
+    return day.year * 12 + day.month - 1
+
+
+def _month_start(index: int) -> date:
+    return date(index // 12, index % 12 + 1, 1)
+
+
+@dataclass(frozen=True)
+class Tick:
+    x: float
+    label: str
+    anchor: str  # SVG text-anchor: start, middle or end, chosen so the label stays inside
+    major: bool  # a year boundary
 
 
 @dataclass(frozen=True)
@@ -19,18 +48,53 @@ class TimeAxis:
     start: date
     end: date
     x0: float = LABEL_WIDTH
-    x1: float = WIDTH - 10
+    x1: float = WIDTH - RIGHT_MARGIN
 
     def x(self, day: date) -> float:
         span = max((self.end - self.start).days, 1)
         clamped = min(max(day, self.start), self.end)
         return round(self.x0 + (self.x1 - self.x0) * (clamped - self.start).days / span, 1)
 
-    def ticks(self) -> list[tuple[float, str]]:
-        years = range(
-            self.start.year + (self.start.month > 1 or self.start.day > 1), self.end.year + 1
-        )
-        return [(self.x(date(y, 1, 1)), str(y)) for y in years]
+    def step_months(self) -> int:
+        """The finest step whose labels do not collide: monthly for a few months, quarterly
+        within a couple of years, yearly for long histories."""
+        px_per_month = (self.x1 - self.x0) / max((self.end - self.start).days / 30.44, 0.1)
+        for step in TICK_STEPS:
+            if step * px_per_month >= MIN_TICK_GAP:
+                return step
+        return TICK_STEPS[-1]
+
+    def ticks(self) -> list[Tick]:
+        step = self.step_months()
+        first = _month_index(self.start) + (self.start.day > 1)
+        if step >= 12:  # on 1 January, every year or every 2 or 5 years
+            years = step // 12
+            first_year = first // 12 + (first % 12 > 0)
+            first = (first_year + (-first_year) % years) * 12
+        else:
+            first += (-first) % step  # quarters on Jan/Apr/Jul/Oct, half-years on Jan/Jul
+        ticks: list[Tick] = []
+        shown_year = None
+        for index in range(first, _month_index(self.end) + 1, step):
+            day = _month_start(index)
+            if day > self.end:
+                break
+            if step >= 12:
+                label = str(day.year)
+            elif shown_year != day.year or day.month == 1:
+                label = f"{MONTHS[day.month - 1]} {day.year}"
+            else:
+                label = MONTHS[day.month - 1]
+            shown_year = day.year
+            x = self.x(day)
+            half = text_width(label) / 2
+            anchor = "middle"
+            if x + half > WIDTH - 2:
+                anchor = "end"
+            elif x - half < 2:
+                anchor = "start"
+            ticks.append(Tick(x=x, label=label, anchor=anchor, major=day.month == 1))
+        return ticks
 
 
 def axis_for(days: list[date], today: date, *, ongoing: bool = False) -> TimeAxis:
@@ -45,12 +109,83 @@ def axis_for(days: list[date], today: date, *, ongoing: bool = False) -> TimeAxi
     return TimeAxis(start - pad, end + pad)
 
 
+def shared_axis(patient: dict[str, Any], today: date) -> TimeAxis:
+    """One time scale for lines, procedures, failures and every marker point."""
+    lines = patient.get("lines") or []
+    days = [date.fromisoformat(x["start"]) for x in lines]
+    days += [date.fromisoformat(x["end"]) for x in lines if x.get("end")]
+    days += [date.fromisoformat(f["date"]) for f in patient.get("failures") or []]
+    for proc in patient.get("procedures") or []:
+        days += [date.fromisoformat(proc["start"]), date.fromisoformat(proc["end"])]
+    for marker in patient.get("markers") or []:
+        days += [date.fromisoformat(p["date"]) for p in marker.get("points") or []]
+    return axis_for(days, today, ongoing=any(x.get("end") is None for x in lines))
+
+
+@dataclass(frozen=True)
+class Label:
+    x: float
+    y: float
+    text: str
+    anchor: str
+
+
+def place_labels(
+    items: list[tuple[float, str]], top: float, row_height: float = 15.0
+) -> tuple[list[Label], int]:
+    """Labels at given x positions, pushed to a new row when they would overlap a label already
+    placed, and anchored so they never run past either edge. Returns the labels and the rows used.
+    """
+    rows: list[list[tuple[float, float]]] = []
+    placed = []
+    for x, text in sorted(items):
+        width = text_width(text)
+        left, anchor = x + 7, "start"  # just right of the marker
+        if left + width > WIDTH - 2:
+            left, anchor = x - 7 - width, "end"
+        left = max(left, 2.0)
+        span = (left, left + width)
+        row = next(
+            (
+                i
+                for i, used in enumerate(rows)
+                if all(span[1] + 6 < a or span[0] > b + 6 for a, b in used)
+            ),
+            len(rows),
+        )
+        if row == len(rows):
+            rows.append([])
+        rows[row].append(span)
+        anchor_x = span[0] if anchor == "start" else span[1]
+        placed.append(
+            Label(x=round(anchor_x, 1), y=top + row * row_height, text=text, anchor=anchor)
+        )
+    return placed, len(rows)
+
+
 @dataclass
 class Timeline:
     axis: TimeAxis
+    ticks: list[Tick] = field(default_factory=list)
     lanes: list[dict[str, Any]] = field(default_factory=list)
     failures: list[dict[str, Any]] = field(default_factory=list)
+    failure_labels: list[Label] = field(default_factory=list)
+    lanes_bottom: int = 0
     height: int = 0
+
+
+def _bar(axis: TimeAxis, label: str, first: date, last: date, y: int, kind: str) -> dict[str, Any]:
+    x = axis.x(first)
+    return {
+        "drug": label,
+        "x": x,
+        "width": max(axis.x(last) - x, 3.0),
+        "y": y,
+        "height": LANE - 8,
+        "start": first.isoformat(),
+        "end": last.isoformat(),
+        "kind": kind,
+    }
 
 
 def timeline(
@@ -58,23 +193,37 @@ def timeline(
     failures: list[dict[str, Any]],
     exposures: list[dict[str, Any]],
     today: date,
+    *,
+    procedures: list[dict[str, Any]] | None = None,
+    axis: TimeAxis | None = None,
 ) -> Timeline:
     """lines/failures in the JSON shape of `salvage lines`; exposures: source, ingredients,
-    start, end (ISO dates) for the bars."""
-    days = [date.fromisoformat(x["start"]) for x in lines]
-    days += [date.fromisoformat(x["end"]) for x in lines if x["end"]]
-    days += [date.fromisoformat(f["date"]) for f in failures]
-    axis = axis_for(days, today, ongoing=any(x["end"] is None for x in lines))
-    chart = Timeline(axis=axis)
+    start, end (ISO dates) for the bars; procedures: source, label, start, end (a radiotherapy
+    course or a prostatectomy is part of its line and gets its own bar)."""
+    procedures = procedures or []
+    if axis is None:
+        axis = shared_axis({"lines": lines, "failures": failures, "procedures": procedures}, today)
+    chart = Timeline(axis=axis, ticks=axis.ticks())
     by_source = {e["source"]: e for e in exposures}
-    y = 24
+    procs_by_source = {p["source"]: p for p in procedures}
+    y = AXIS_ROW + 4
     for line in lines:
         lane_top = y
         y += 16  # the lane's title row
         start = date.fromisoformat(line["start"])
         end = date.fromisoformat(line["end"]) if line["end"] else today
         bars = []
-        for drug in line["ingredients"] or [line["regimen"]]:
+        for source in line["sources"]:
+            proc = procs_by_source.get(source)
+            if proc:
+                first, last = date.fromisoformat(proc["start"]), date.fromisoformat(proc["end"])
+                bars.append(_bar(axis, proc["label"], first, last, y, "procedure"))
+                y += LANE
+        if line.get("procedure") and not bars:  # the procedure is known only from the line
+            bars.append(_bar(axis, str(line["procedure"]), start, end, y, "procedure"))
+            y += LANE
+        drugs = line["ingredients"] or ([] if bars else [line["regimen"]])
+        for drug in drugs:
             spans = [
                 (
                     date.fromisoformat(by_source[s]["start"]),
@@ -85,18 +234,8 @@ def timeline(
             ]
             first = min((a for a, _ in spans), default=start)
             last = max((b for _, b in spans), default=end)
-            x = axis.x(first)
-            bars.append(
-                {
-                    "drug": drug,
-                    "x": x,
-                    "width": max(axis.x(last) - x, 3.0),
-                    "y": y,
-                    "height": LANE - 8,
-                    "start": first.isoformat(),
-                    "end": last.isoformat(),
-                }
-            )
+            kind = "maintenance" if line["maintenance"] else "drug"
+            bars.append(_bar(axis, drug, first, last, y, kind))
             y += LANE
         chart.lanes.append(
             {
@@ -109,7 +248,8 @@ def timeline(
                 "ongoing": line["end"] is None,
             }
         )
-        y += 8
+        y += 6
+    chart.lanes_bottom = y
     for failure in failures:
         day = date.fromisoformat(failure["date"])
         chart.failures.append(
@@ -120,7 +260,11 @@ def timeline(
                 "line": failure["line"],
             }
         )
-    chart.height = y + 24
+    labels, rows = place_labels(
+        [(f["x"], f"{f['kind']} {f['date']}") for f in chart.failures], top=y + 22
+    )
+    chart.failure_labels = labels
+    chart.height = y + 14 + rows * 15 + 4 if rows else y + 8
     return chart
 
 
@@ -132,7 +276,15 @@ class MarkerChart:
     points: list[dict[str, Any]]
     thresholds: list[dict[str, Any]]
     ticks: list[tuple[float, str]]
+    time_ticks: list[Tick] = field(default_factory=list)
+    path: str = ""
+    plot_bottom: float = 0.0
+    note: str = ""
     height: int = MARKER_HEIGHT
+
+
+def _number(value: float) -> str:
+    return f"{value:,.0f}" if value >= 10 else f"{value:g}"
 
 
 def marker_chart(
@@ -140,33 +292,93 @@ def marker_chart(
     values: list[tuple[date, float, str]],
     axis: TimeAxis,
     thresholds: list[tuple[float, str]],
+    confirming: frozenset[str] = frozenset(),
 ) -> MarkerChart | None:
     """Points for one marker, on a log10 scale when the knowledge base says so (values below the
-    marker's floor, e.g. the assay limit, drawn at the floor)."""
+    marker's floor, e.g. the assay limit, drawn at the floor). Only the thresholds the engine
+    says apply to this patient are drawn; the values that confirmed a failure and the nadir are
+    marked."""
     if not values:
         return None
     log = bool(marker.get("log_scale"))
     floor = float(marker.get("floor") or 1.0)
-    top, bottom = 30.0, MARKER_HEIGHT - 12.0  # the title sits above the plot
+    top, bottom = 14.0, MARKER_HEIGHT - 30.0  # the time axis labels sit below the plot
     all_values = [v for _, v, _ in values] + [t for t, _ in thresholds]
     if log:
-        low, high = 1.0, max(5.0, math.ceil(math.log10(max(max(all_values), floor))))
+        low = math.floor(math.log10(floor)) if floor > 0 else 0
+        high = max(low + 2, math.ceil(math.log10(max(max(all_values), floor) * 1.5)))
     else:
-        low, high = 0.0, max(all_values) * 1.15 or 1.0
+        low, high = 0.0, (max(all_values) * 1.15) or 1.0
 
     def y(value: float) -> float:
         v = math.log10(max(value, floor)) if log else value
         return round(bottom - (bottom - top) * (v - low) / (high - low), 1)
 
-    points = [
-        {"x": axis.x(day), "y": y(value), "value": value, "date": day.isoformat(), "source": source}
-        for day, value, source in sorted(values)
-    ]
-    lines = [{"y": y(value), "label": label, "value": value} for value, label in thresholds]
+    nadirs = {t for t, label in thresholds if _threshold_kind(label) == "nadir"}
+    points = []
+    nadir_marked = False
+    for day, value, source in sorted(values):
+        kind = "point"
+        if value in nadirs and not nadir_marked:  # the nadir is cited too: it stays the nadir
+            kind, nadir_marked = "nadir-point", True
+        elif source in confirming:
+            kind = "confirming"
+        points.append(
+            {
+                "x": axis.x(day),
+                "y": y(value),
+                "value": value,
+                "date": day.isoformat(),
+                "source": source,
+                "kind": kind,
+            }
+        )
+    path = " ".join(f"{'M' if i == 0 else 'L'}{p['x']},{p['y']}" for i, p in enumerate(points))
+    lines = []
+    used: list[tuple[float, float, float]] = []  # label boxes placed so far: left, right, baseline
+    for value, label in sorted(thresholds, key=lambda t: -t[0]):
+        line_y = y(value)
+        width = text_width(label)
+        spot = (axis.x1 - 2 - width, line_y - 4)
+        # Right end of the line first, then its left end; above the line, then below; never on a
+        # data point or another label.
+        for left in (axis.x1 - 2 - width, axis.x0 + 4):
+            found = next(
+                (
+                    (left, base)
+                    for base in (line_y - 4, line_y + 13, line_y - 17, line_y + 26)
+                    if top - 2 <= base - 11
+                    and base <= bottom + 2
+                    and not any(
+                        left - 6 <= p["x"] <= left + width + 6 and base - 16 <= p["y"] <= base + 5
+                        for p in points
+                    )
+                    and not any(
+                        left < b and a < left + width and abs(base - other) < 13
+                        for a, b, other in used
+                    )
+                ),
+                None,
+            )
+            if found:
+                spot = found
+                break
+        used.append((spot[0], spot[0] + width, spot[1]))
+        lines.append(
+            {
+                "y": line_y,
+                "label": label,
+                "value": value,
+                "text_x": round(spot[0], 1),
+                "text_y": spot[1],
+                "kind": _threshold_kind(label),
+            }
+        )
     if log:
-        ticks = [(y(10.0**p), f"10^{p}") for p in range(int(low) + 1, int(high) + 1)]
+        ticks = [(y(10.0**p), _number(10.0**p)) for p in range(int(low), int(high) + 1)]
     else:
-        ticks = [(y(high * f / 1.15), f"{high * f / 1.15:.2g}") for f in (0.0, 0.5, 1.0)]
+        step = _nice_step(high / 3)
+        ticks = [(y(step * i), f"{step * i:g}") for i in range(int(high / step) + 1)]
     return MarkerChart(
         label=str(marker.get("label", "")),
         unit=str(marker.get("unit", "")),
@@ -174,4 +386,23 @@ def marker_chart(
         points=points,
         thresholds=lines,
         ticks=ticks,
+        time_ticks=axis.ticks(),
+        path=path,
+        plot_bottom=bottom,
+        note=str(marker.get("note") or ""),
     )
+
+
+def _threshold_kind(label: str) -> str:
+    return "nadir" if label.startswith("nadir") and "+" not in label else "threshold"
+
+
+def _nice_step(raw: float) -> float:
+    """1, 2 or 5 times a power of ten, so a linear axis reads 0, 0.5, 1.0 ... not 0, 0.37 ..."""
+    if raw <= 0:
+        return 1.0
+    power = 10 ** math.floor(math.log10(raw))
+    for factor in (1, 2, 5, 10):
+        if raw <= factor * power:
+            return float(factor * power)
+    return float(10 * power)

@@ -69,6 +69,16 @@ def summarise(
         }
         for e in record.exposures
     ]
+    entry["procedures"] = [
+        {
+            "source": p.source,
+            "kind": p.kind,
+            "label": p.label,
+            "start": p.when.isoformat(),
+            "end": p.end.isoformat(),
+        }
+        for p in record.procedures
+    ]
     entry["measurements"] = [
         {
             "source": m.source,

@@ -7,7 +7,7 @@ import logging
 import re
 import secrets
 import time
-from datetime import date
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlparse
 
@@ -24,13 +24,16 @@ from flask import (
     redirect,
     render_template,
     request,
+    stream_with_context,
 )
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from salvage import service
+from salvage.errors import SalvageError
 from smart_app import chart, discovery, fhir_reader, keys, registry, scopes
+from smart_app import screen as smart_screen
 from smart_app.sessions import COOKIE, SessionStore
 from smart_app.summary import summarise
 
@@ -339,23 +342,42 @@ def api_summary() -> Response:
 
 
 @bp.get("/app")
-def screen() -> Any:
+def screen() -> Response:
+    """Streamed: the loading state (what is being read) goes out at once, the analysis follows
+    in the same response when the FHIR reads are done (no script needed, CSP unchanged)."""
+    _, data = _active_session()  # no session: the error page, before anything is streamed
+    reading = smart_screen.reading(scopes.readable_types(data["scope"]))
+
+    def page() -> Iterator[str]:
+        yield render_template("app_loading.html", reading=reading)
+        try:
+            yield _screen_result()
+        except (LaunchError, SalvageError) as exc:
+            yield render_template("app_failed.html", message=str(exc))
+        except Exception:  # the status line has gone: end the page instead of leaving it loading
+            log.exception("unexpected error while analysing")
+            yield render_template("app_failed.html", message="An unexpected error occurred.")
+
+    return Response(stream_with_context(page()), mimetype="text/html")
+
+
+def _screen_result() -> str:
     data, summary = _analysis()
     patient = summary["patients"][0]
-    timeline = chart.timeline(
-        patient["lines"], patient["failures"], patient["exposures"], service.today()
-    )
-    return render_template(
-        "app.html",
+    timeline, markers = smart_screen.charts(patient, service.today())
+    html = render_template(
+        "app_result.html",
         summary=summary,
         p=patient,
         timeline=timeline,
-        markers=_marker_charts(patient, timeline.axis),
+        markers=markers,
         focus=_app_context(data.get("app_context")),
         need_banner=data.get("need_patient_banner", True),
         user=data.get("user") or "",
         chart=chart,
+        streamed=True,
     )
+    return html + "</main></body></html>"
 
 
 @bp.get("/app/style.css")
@@ -400,25 +422,6 @@ def _style(data: dict[str, Any]) -> dict[str, str]:
         for k, v in doc.items()
         if k.startswith("color_") and isinstance(v, str) and _COLOR.match(v)
     }
-
-
-def _marker_charts(patient: dict[str, Any], axis: chart.TimeAxis) -> list[chart.MarkerChart]:
-    """The engine's marker series (salvage.engine.markers), drawn as they are: which marker and
-    which thresholds apply to this patient is decided there, from the knowledge base."""
-    found = []
-    for marker in patient.get("markers") or []:
-        made = chart.marker_chart(
-            marker,
-            [
-                (date.fromisoformat(p["date"]), float(p["value"]), p["source"])
-                for p in marker["points"]
-            ],
-            axis,
-            [(float(t["value"]), t["label"]) for t in marker["thresholds"]],
-        )
-        if made:
-            found.append(made)
-    return found
 
 
 @bp.get("/.well-known/jwks.json")

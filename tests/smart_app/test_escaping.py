@@ -37,8 +37,43 @@ def test_record_text_is_escaped_in_the_page(tmp_path) -> None:
         "statement": EVIL,
         "exposures": [],
         "measurements": [],
+        "not_assessed": [EVIL],
+        "facts": [EVIL],
+        "transplant_eligibility": {"summary": EVIL, "missing": [EVIL], "not_checked": []},
+        "procedures": [
+            {
+                "source": EVIL,
+                "kind": "radiotherapy",
+                "label": EVIL,
+                "start": "2024-01-02",
+                "end": "2024-01-20",
+            }
+        ],
     }
-    timeline = chart.timeline(patient["lines"], [], [], date(2024, 6, 1))
+    patient["options"] = [
+        {
+            "rank": 1,
+            "regimen": EVIL,
+            "intent": EVIL,
+            "evidence_level": EVIL,
+            "setting": EVIL,
+            "rank_reasons": [EVIL],
+            "rationale": [EVIL],
+            "cautions": [EVIL],
+            "evidence": [{"label": EVIL, "url": "https://e.org/"}],
+            "sources": [EVIL],
+        }
+    ]
+    patient["failures"] = [
+        {"kind": EVIL, "date": "2024-03-01", "line": 1, "detail": EVIL, "sources": [EVIL]}
+    ]
+    timeline = chart.timeline(
+        patient["lines"],
+        patient["failures"],
+        [],
+        date(2024, 6, 1),
+        procedures=patient["procedures"],
+    )
     with app.test_request_context("/app"):
         from flask import render_template
 
@@ -55,3 +90,12 @@ def test_record_text_is_escaped_in_the_page(tmp_path) -> None:
         )
     assert "<script>" not in html and "<img src=x" not in html
     assert "&lt;script&gt;" in html
+
+
+def test_a_failure_after_the_loading_state_ends_the_page_with_a_message(tmp_path) -> None:
+    from flask import render_template
+
+    app = create_app({"TESTING": True, "DATABASE_URL": str(tmp_path / "d.db")})
+    with app.test_request_context("/app"):
+        html = render_template("app_failed.html", message=EVIL)
+    assert 'id="result"' in html and "&lt;script&gt;" in html and html.rstrip().endswith("</html>")

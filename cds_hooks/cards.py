@@ -36,7 +36,7 @@ DELAY_DAYS = {"hiv": 28, "dlbcl": 30, "hodgkin": 30, "nsclc": 42, "breast": 60, 
 
 @dataclass(frozen=True)
 class Draft:
-    resource_id: str  # "MedicationRequest/<id>"
+    resource_id: str | None  # "MedicationRequest/<id>", None when the draft has no id
     ingredients: frozenset[str]
     text: str
 
@@ -109,6 +109,7 @@ class CardBuilder:
                 "resourceId": d.resource_id,
             }
             for d in drafts
+            if d.resource_id is not None
         ]
         for ingredient in option.ingredients:
             drug = self.kb.drugs.get(ingredient)

@@ -322,9 +322,9 @@ def _analysis() -> tuple[dict[str, Any], dict[str, Any]]:
     if data["expires_at"] - time.time() < 60:  # refresh before expiry (S21)
         holder.renew(data["access_token"])
     types = scopes.readable_types(data["scope"])
-    codes = [f"http://loinc.org|{c}" for c in sorted(kb.loinc_index)]
-    result = fhir_reader.read_patient(data["iss"], data["patient"], types, holder, codes)
-    summary = summarise(result.resources, data["patient"], kb, result.problems, date.today())
+    result = fhir_reader.read_patient(data["iss"], data["patient"], types, holder, kb.loinc_index)
+    gaps = fhir_reader.data_gaps(result)
+    summary = summarise(result.resources, data["patient"], kb, gaps, date.today())
     return data, summary
 
 

@@ -92,6 +92,8 @@ def _report_problems(read: Any, skipped: Any) -> int:
     for s in skipped:
         where = s.origin + (f" {s.resource}" if s.resource else "")
         print(f"salvage: skipped {where}: {s.reason}", file=sys.stderr)
+    if skipped and len(skipped) >= read.count + len(read.skipped):
+        return EXIT_INPUT_ERROR  # nothing usable was read (every command says so the same way)
     return EXIT_INPUT_ERROR if read.errors else 0
 
 
@@ -298,6 +300,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SalvageError as exc:
         print(f"salvage: error: {exc}", file=sys.stderr)
         return EXIT_INPUT_ERROR
+    except BrokenPipeError:
+        # `salvage lines ... | head` closed the pipe: stop quietly, and keep the interpreter's
+        # final flush from printing another error (Python docs, "Note on SIGPIPE").
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except KeyboardInterrupt:
+        return 130  # Ctrl-C: no traceback
 
 
 if __name__ == "__main__":

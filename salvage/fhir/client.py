@@ -90,6 +90,7 @@ class TokenHolder:
         self._refresh = refresh
         self._lock = threading.Lock()
         self.refreshed = False
+        self.refused = False  # a refresh was needed and the EHR refused it
 
     def renew(self, failed: str) -> str | None:
         if self._refresh is None:
@@ -101,6 +102,8 @@ class TokenHolder:
             if new:
                 self.token = new
                 self.refreshed = True
+            else:
+                self.refused = True
             return new
 
 

@@ -239,7 +239,7 @@ def cmd_feedback(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from salvage.demo import run_demo
 
-    return run_demo(args.fixtures)
+    return run_demo(args.fixtures, args.port)
 
 
 def _add_input_arguments(command: argparse.ArgumentParser) -> None:
@@ -281,6 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
     fb.set_defaults(handler=cmd_feedback)
     demo = sub.add_parser("demo", help="sandbox EHR + FHIR server + salvage-cds, offline")
     demo.add_argument("--fixtures", default="fixtures")
+    demo.add_argument(
+        "--port", type=int, default=8600, help="EHR port; the others are derived or free ones"
+    )
     demo.set_defaults(handler=cmd_demo)
     return parser
 

@@ -58,7 +58,7 @@ def ensure_environment() -> None:
     if not STAMP.exists() or STAMP.read_text() != wanted:
         if run(PYTHON, "-m", "pip", "install", "--quiet", "--upgrade", "pip") != 0:
             sys.exit("pip upgrade failed")
-        if run(PYTHON, "-m", "pip", "install", "--quiet", "-e", ".[test]") != 0:
+        if run(PYTHON, "-m", "pip", "install", "--quiet", "-e", ".[test,demo]") != 0:
             sys.exit("installing salvage-cds failed")
         STAMP.write_text(wanted)
 

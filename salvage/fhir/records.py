@@ -22,6 +22,7 @@ from salvage.engine.model import (
     Unmapped,
 )
 from salvage.errors import ResourceError
+from salvage.fhir import queries
 from salvage.knowledge.model import KnowledgeBase
 
 LOINC = "http://loinc.org"
@@ -37,18 +38,7 @@ IGNORED_STATUS = {
 }
 # Statuses under which an open-ended order is still running at as_of.
 ACTIVE_STATUS = frozenset({"active", "on-hold", "in-progress", "intended", "unknown"})
-USED_TYPES = frozenset(
-    {
-        "Patient",
-        "MedicationRequest",
-        "MedicationAdministration",
-        "MedicationStatement",
-        "Medication",
-        "Observation",
-        "Condition",
-        "Procedure",
-    }
-)
+USED_TYPES = queries.USED_TYPES  # the one query set says what is read
 # Results reported as text when the virus is not detected.
 _NOT_DETECTED = ("not detected", "undetectable", "target not detected", "<lod", "negative")
 

@@ -87,7 +87,7 @@ def test_a_trickling_server_cannot_hold_the_request_past_the_budget(post, server
     server.route("/fhir/", raw_answer(head + body, every=0.05))
     started = time.monotonic()
     reply = post(fetching(server))
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < 3.0  # the 1 s budget, not the 10 s trickle
     assert reply.status_code == 200 and "data-incomplete" in kinds(reply)
 
 

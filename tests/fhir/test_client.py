@@ -53,7 +53,7 @@ def test_the_deadline_bounds_a_server_that_trickles_its_body() -> None:
         started = time.monotonic()
         result = reader(server.base, budget=1.0).read("Observation?patient=p1", "Observation")
         elapsed = time.monotonic() - started
-    assert elapsed < 1.6
+    assert elapsed < 2.2  # the 1 s budget plus scheduling slack on a loaded machine
     assert result.timed_out and result.resources == []
 
 
@@ -63,7 +63,7 @@ def test_the_deadline_bounds_a_server_that_trickles_its_headers() -> None:
         server.route("/fhir/", raw_answer(head, every=0.05))
         started = time.monotonic()
         result = reader(server.base, budget=0.8).read("Condition?patient=p1", "Condition")
-    assert time.monotonic() - started < 1.4
+    assert time.monotonic() - started < 2.0
     assert result.timed_out
 
 
@@ -77,7 +77,7 @@ def test_the_deadline_covers_every_page() -> None:
         server.route("/fhir/Patient", slow_page)
         started = time.monotonic()
         result = reader(server.base, budget=1.0).read("Patient?_id=p1", "Patient")
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 2.2
     assert result.timed_out and 1 <= len(result.resources) <= 4
 
 

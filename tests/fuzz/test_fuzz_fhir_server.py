@@ -90,7 +90,7 @@ def test_any_server_answer_is_a_read_result_never_an_exception(server, answer) -
     reader = client.FhirReader(server.base, client.TokenHolder(TOKEN), budget_seconds=0.5)
     started = time.monotonic()
     result = reader.read("Condition?patient=p", "Condition")
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 2.5
     assert isinstance(result, client.ReadResult)
     assert all(isinstance(r, dict) for r in result.resources)
     assert all(TOKEN not in p.text for p in result.problems)

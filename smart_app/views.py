@@ -285,9 +285,11 @@ def _verify_id_token(
         [reg.client_id],
     ):
         raise LaunchError("The id_token was not issued for this app.")
-    if float(claims.get("exp", 0)) < time.time() - 60:
+    exp = claims.get("exp")
+    if not isinstance(exp, int | float) or isinstance(exp, bool) or exp < time.time() - 60:
         raise LaunchError("The id_token has expired.")
-    return claims.get("fhirUser")
+    user = claims.get("fhirUser")
+    return user if isinstance(user, str) else None
 
 
 def _active_session() -> tuple[str, dict[str, Any]]:

@@ -108,8 +108,14 @@ def verify_request_jwt(
     if jku is not None and jku != client.jwks_url:
         raise Unauthorized("jku not on the issuer's allowlist")  # never fetched (no SSRF)
     try:
-        verified = jwt.decode(token, client.keys(str(header["kid"])), algorithms=[header["alg"]])
-    except (JoseError, ValueError, TypeError, OSError, RecursionError) as exc:
+        keys = client.keys(str(header["kid"]))
+    except Unauthorized:
+        raise
+    except Exception as exc:  # whatever the issuer's JWKS URL answers: unverifiable, not a 500
+        raise Unauthorized("the issuer's JWKS could not be read") from exc
+    try:
+        verified = jwt.decode(token, keys, algorithms=[header["alg"]])
+    except (JoseError, ValueError, TypeError, KeyError, OSError, RecursionError) as exc:
         raise Unauthorized("signature not verified") from exc
     c = verified.claims
     now = time.time()

@@ -81,3 +81,30 @@ def test_a_token_not_valid_yet_is_refused(call) -> None:
     assert call(None, None, method="GET", path=PATH, token=early).status_code == 401
     valid = signed_raw(claims(nbf=now - 10))
     assert call(None, None, method="GET", path=PATH, token=valid).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [b"[]", b'{"keys": 5}', b'{"keys": [{}]}', b'{"keys": [{"kty": "EC"}]}', b"not json", b""],
+)
+def test_an_unreadable_jwks_is_a_bare_401(tmp_path, answer) -> None:
+    from salvage.app import create_app
+    from tests.cds_hooks.conftest import write_clients
+    from tests.fhir.hostile_server import hostile_server, http_answer
+
+    with hostile_server() as server:
+        server.route("/jwks", http_answer(answer))
+        clients = write_clients(tmp_path / "c.json", jwks=None)
+        document = json.loads(clients.read_text())
+        document["clients"][0]["jwks_url"] = f"http://127.0.0.1:{server.port}/jwks"
+        clients.write_text(json.dumps(document))
+        app = create_app(
+            {
+                "TESTING": True,
+                "BASE_URL": BASE,
+                "CDS_CLIENTS": str(clients),
+                "DATABASE_URL": str(tmp_path / "d.db"),
+            }
+        )
+        reply = app.test_client().get(PATH, headers={"Authorization": f"Bearer {signed(PATH)}"})
+    assert reply.status_code == 401 and reply.get_data() == b""

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Set up and run salvage-cds on a machine that has nothing but Python 3.11+.
 
-    python3 dev.py demo   # create .venv, install, run the engine on the fixture patients
+    python3 dev.py demo [--port N]  # create .venv, install, start the offline demo
     python3 dev.py test   # create .venv, install, run lint, type checks and the whole test suite
     python3 dev.py bench  # create .venv, install, run the benchmarks in bench/ (prints figures)
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import venv
@@ -25,8 +26,26 @@ STAMP = VENV / ".installed-from"
 
 
 def run(*cmd: str | Path) -> int:
+    """Run a command in its own process group and pass SIGINT, SIGTERM and SIGHUP on to that
+    whole group, so `kill -INT <dev.py>` or Ctrl-C stops every server the command started."""
     print("+", " ".join(str(c) for c in cmd), flush=True)
-    return subprocess.call([str(c) for c in cmd], cwd=ROOT)
+    if os.name == "nt":
+        return subprocess.call([str(c) for c in cmd], cwd=ROOT)
+    child = subprocess.Popen([str(c) for c in cmd], cwd=ROOT, start_new_session=True)
+
+    def forward(signum: int, _frame: object) -> None:
+        try:
+            os.killpg(child.pid, signum)
+        except ProcessLookupError:
+            pass
+
+    wanted = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {sig: signal.signal(sig, forward) for sig in wanted}
+    try:
+        return child.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def ensure_environment() -> None:
@@ -39,7 +58,7 @@ def ensure_environment() -> None:
     if not STAMP.exists() or STAMP.read_text() != wanted:
         if run(PYTHON, "-m", "pip", "install", "--quiet", "--upgrade", "pip") != 0:
             sys.exit("pip upgrade failed")
-        if run(PYTHON, "-m", "pip", "install", "--quiet", "-e", ".[test]") != 0:
+        if run(PYTHON, "-m", "pip", "install", "--quiet", "-e", ".[test,demo]") != 0:
             sys.exit("installing salvage-cds failed")
         STAMP.write_text(wanted)
 
@@ -72,7 +91,7 @@ def ensure_system_packages() -> None:
 
 
 def demo() -> int:
-    return run(BIN / "salvage", "demo", "--fixtures", ROOT / "fixtures")
+    return run(BIN / "salvage", "demo", "--fixtures", ROOT / "fixtures", *sys.argv[2:])
 
 
 def test() -> int:

@@ -171,7 +171,7 @@ def signer(key: ECKey, audience: str):
         now = int(time.time())
         return jwt.encode(
             {"alg": "ES384", "typ": "JWT", "kid": key.kid},
-            {"iss": ISS, "aud": audience, "exp": now + 600, "iat": now, "jti": str(uuid.uuid4())},
+            {"iss": ISS, "aud": audience, "exp": now + 300, "iat": now, "jti": str(uuid.uuid4())},
             key,
             algorithms=["ES384"],
         )

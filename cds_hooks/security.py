@@ -21,6 +21,8 @@ from salvage.errors import ConfigError
 log = logging.getLogger("salvage.cds.security")
 ALGORITHMS = ("ES384", "RS384")  # asymmetric only; "none" and HS* are refused (H17)
 CLOCK_SKEW_SECONDS = 60
+# CDS Hooks security guidance: a short-lived JWT, at most 5 minutes from iat to exp.
+MAX_LIFETIME_SECONDS = 300
 JWKS_TTL_SECONDS = 300
 
 
@@ -89,33 +91,57 @@ def verify_request_jwt(
         compact = jws.extract_compact(token.encode())
         header = compact.headers()
         claims = json.loads(compact.payload)
-    except (JoseError, ValueError) as exc:
+    except (JoseError, ValueError, TypeError, RecursionError) as exc:
         raise Unauthorized("malformed JWT") from exc
+    if not isinstance(header, dict) or not isinstance(claims, dict):
+        raise Unauthorized("malformed JWT")  # a header or payload that is not a JSON object
     if header.get("alg") not in ALGORITHMS:
         raise Unauthorized(f"algorithm {header.get('alg')!r} refused")
-    if header.get("typ", "JWT") != "JWT" or not header.get("kid"):
+    if header.get("typ", "JWT") != "JWT" or not isinstance(header.get("kid"), str):
         raise Unauthorized("typ must be JWT and kid is required")
-    client = clients.get(str(claims.get("iss", "")))
+    iss = claims.get("iss")
+    client = clients.get(iss) if isinstance(iss, str) else None
     if client is None:
         raise Unauthorized("untrusted issuer")
     jku = header.get("jku")
     if jku is not None and jku != client.jwks_url:
         raise Unauthorized("jku not on the issuer's allowlist")  # never fetched (no SSRF)
     try:
-        verified = jwt.decode(token, client.keys(str(header["kid"])), algorithms=[header["alg"]])
-    except (JoseError, ValueError, OSError) as exc:
+        keys = client.keys(str(header["kid"]))
+    except Unauthorized:
+        raise
+    except Exception as exc:  # whatever the issuer's JWKS URL answers: unverifiable, not a 500
+        raise Unauthorized("the issuer's JWKS could not be read") from exc
+    try:
+        verified = jwt.decode(token, keys, algorithms=[header["alg"]])
+    except (JoseError, ValueError, TypeError, KeyError, OSError, RecursionError) as exc:
         raise Unauthorized("signature not verified") from exc
     c = verified.claims
     now = time.time()
     audiences = c.get("aud") if isinstance(c.get("aud"), list) else [c.get("aud")]
     if audience not in audiences:
         raise Unauthorized("aud is not this endpoint")
-    if not isinstance(c.get("exp"), int | float) or c["exp"] < now - CLOCK_SKEW_SECONDS:
+    if not _number(c.get("exp")) or c["exp"] < now - CLOCK_SKEW_SECONDS:
         raise Unauthorized("expired")
-    if not isinstance(c.get("iat"), int | float) or c["iat"] > now + CLOCK_SKEW_SECONDS:
+    if not _number(c.get("iat")) or c["iat"] > now + CLOCK_SKEW_SECONDS:
         raise Unauthorized("issued in the future")
-    if not c.get("jti") or not first_use_of_jti(
-        f"{client.iss}:{c['jti']}", float(c["exp"]) + CLOCK_SKEW_SECONDS
+    if c["exp"] - c["iat"] > MAX_LIFETIME_SECONDS + CLOCK_SKEW_SECONDS:
+        raise Unauthorized("lifetime longer than 5 minutes")
+    if "nbf" in c and (not _number(c["nbf"]) or c["nbf"] > now + CLOCK_SKEW_SECONDS):
+        raise Unauthorized("not valid yet (nbf)")
+    if (
+        not isinstance(c.get("jti"), str)
+        or not c["jti"]
+        or not first_use_of_jti(f"{client.iss}:{c['jti']}", float(c["exp"]) + CLOCK_SKEW_SECONDS)
     ):
         raise Unauthorized("jti missing or replayed")
     return client
+
+
+def _number(value: Any) -> bool:
+    """A NumericDate: an int or a finite float, never a bool."""
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and abs(value) < 1e12  # beyond the year 33,000 is not a date
+    )

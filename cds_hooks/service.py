@@ -8,16 +8,16 @@ import time
 from typing import Any
 
 import orjson
-from fhir.resources.R4B import get_fhir_model_class
 from flask import Blueprint, Response, current_app, request
-from pydantic import ValidationError
 
 from cds_hooks import cards as card_rules
-from cds_hooks import fetch
+from cds_hooks import drafts as draft_orders
+from cds_hooks import fetch, validation
+from cds_hooks.incomplete import incomplete_data_card
 from cds_hooks.security import Unauthorized, load_trusted_clients, verify_request_jwt
 from salvage import service
-from salvage.engine.drugs import concept_text, normaliser_for
-from salvage.engine.order_checks import DraftOrder
+from salvage.db import DatabaseUnavailable
+from salvage.fhir import queries
 
 log = logging.getLogger("salvage.cds")
 bp = Blueprint("cds_hooks", __name__)
@@ -64,18 +64,7 @@ def _error(status: int, message: str | None) -> Response:
 
 
 def prefetch_templates() -> dict[str, str]:
-    kb = current_app.extensions["salvage_kb"]
-    codes = ",".join(f"http://loinc.org|{code}" for code in sorted(kb.loinc_index))
-    p = "{{context.patientId}}"
-    return {
-        "patient": f"Patient/{p}",
-        "medicationRequests": f"MedicationRequest?patient={p}&_count=200",
-        "medicationAdministrations": f"MedicationAdministration?patient={p}&_count=200",
-        "medicationStatements": f"MedicationStatement?patient={p}&_count=200",
-        "conditions": f"Condition?patient={p}&_count=200",
-        "procedures": f"Procedure?patient={p}&_count=200",
-        "observations": f"Observation?patient={p}&code={codes}&_count=200",
-    }
+    return queries.prefetch_templates(current_app.extensions["salvage_kb"].loinc_index)
 
 
 def _clients() -> dict[str, Any]:
@@ -174,6 +163,8 @@ def call_service(service_id: str) -> Response:
         cards = _cards_for(service_id, body, client)
     except BadRequest as exc:
         return _error(400, str(exc))
+    except validation.Rejected as exc:
+        return _error(exc.status, str(exc))
     except fetch.PrefetchUnavailable as exc:
         return _error(412, str(exc))
     except fetch.FhirUnavailable as exc:
@@ -181,14 +172,6 @@ def call_service(service_id: str) -> Response:
     except PermissionError:
         log.info("%s refused: fhirServer not allowed for this issuer", service_id)
         return _error(401, None)
-    except fetch.DeadlineExceeded as exc:
-        log.warning(
-            "%s: FHIR reads exceeded the %.1f s budget (%s); answering with no cards",
-            service_id,
-            current_app.config["CDS_FETCH_BUDGET_SECONDS"],
-            exc,
-        )
-        return _json({"cards": []})
     log.debug("%s answered in %.1f ms", service_id, (time.perf_counter() - started) * 1000)
     return _json({"cards": cards})
 
@@ -210,6 +193,7 @@ def _cards_for(service_id: str, body: Any, client: Any) -> list[dict[str, Any]]:
     patient_id = context["patientId"]
     if not isinstance(patient_id, str):
         raise BadRequest("context.patientId must be a string")
+    validation.check_hook_request(body)
     drafts_bundle = context.get("draftOrders")
     if hook != "patient-view" and (
         not isinstance(drafts_bundle, dict) or drafts_bundle.get("resourceType") != "Bundle"
@@ -225,80 +209,72 @@ def _cards_for(service_id: str, body: Any, client: Any) -> list[dict[str, Any]]:
         raise PermissionError("fhirServer not allowed")
 
     kb = current_app.extensions["salvage_kb"]
-    drafts, draft_ids = _drafts(drafts_bundle or {}, kb)
+    draft_resources = draft_orders.draft_resources(drafts_bundle or {})
     allowed = client.allows_fhir_server if client is not None else lambda _: True
-    resources, _ = fetch.gather(
-        body, prefetch_templates(), float(current_app.config["CDS_FETCH_BUDGET_SECONDS"]), allowed
+    gathered = fetch.gather(
+        body,
+        kb.loinc_index,
+        float(current_app.config["CDS_FETCH_BUDGET_SECONDS"]),
+        allowed,
+        draft_resources,
     )
+    resources = gathered.resources
+    _check_patient(resources, patient_id)
+    drafts, draft_ids = draft_orders.drafts_of(draft_resources, kb, resources)
     history = [r for r in resources if f"{r.get('resourceType')}/{r.get('id')}" not in draft_ids]
     report, _skipped = service.report_for_patient(
-        history, patient_id, kb, service.today(), drafts=tuple(drafts), origin="prefetch"
+        history,
+        patient_id,
+        kb,
+        service.today(),
+        drafts=tuple(drafts),
+        unreadable=frozenset(g.resource_type for g in gathered.gaps),
+        origin="prefetch",
     )
     builder = card_rules.CardBuilder(
         kb, str(current_app.config["BASE_URL"]), patient_id, context.get("userId")
     )
     findings = report.delay_findings if hook == "patient-view" else report.order_findings
+    if gathered.gaps:  # the incomplete-data card below names what could not be read
+        findings = tuple(f for f in findings if f.kind != "not-assessed")
     out = [
         card_rules.render(finding, report.recommendation, tuple(drafts), builder)
         for finding in findings
     ]
-    db = current_app.extensions["salvage_db"]
-    for item in out:
-        db.insert_once(
-            "cds_card",
-            {
-                "uuid": item.card["uuid"],
-                "service": service_id,
-                "kind": item.kind,
-                "issued_at": time.time(),
-            },
+    if gathered.gaps:
+        log.warning(
+            "%s: answered from incomplete data (%s)",
+            service_id,
+            ", ".join(sorted({f"{g.resource_type} {g.kind}" for g in gathered.gaps})),
         )
+        out.append(incomplete_data_card(builder, gathered.gaps))
+    _record_cards(service_id, out)
     return [item.card for item in out]
 
 
-def _drafts(bundle: dict[str, Any], kb: Any) -> tuple[list[DraftOrder], set[str]]:
-    entries = bundle.get("entry") or []
-    if not isinstance(entries, list):
-        raise BadRequest("draftOrders.entry must be a list")
-    normaliser = normaliser_for(kb)
-    drafts: list[DraftOrder] = []
-    ids: set[str] = set()
-    for index, entry in enumerate(entries):
-        resource = entry.get("resource") if isinstance(entry, dict) else None
-        if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
-            raise BadRequest(f"draftOrders.entry[{index}] has no resource")
-        try:
-            model = get_fhir_model_class(resource["resourceType"])
-            model.model_validate(resource)
-        except (KeyError, ValueError, ValidationError) as exc:
-            first = str(exc).splitlines()[0][:200]
-            raise BadRequest(
-                f"draftOrders.entry[{index}] is not a valid {resource['resourceType']}: {first}"
-            ) from exc
-        ids.add(f"{resource['resourceType']}/{resource.get('id')}")
-        if resource["resourceType"] != "MedicationRequest":
-            continue
-        concept = resource.get("medicationCodeableConcept")
-        ref = (resource.get("medicationReference") or {}).get("reference", "")
-        if concept is None and str(ref).startswith("#"):
-            contained = next(
-                (c for c in resource.get("contained") or [] if c.get("id") == ref[1:]), {}
+def _check_patient(resources: list[dict[str, Any]], patient_id: str) -> None:
+    """A Patient was given, but not the one in context: the data are someone else's (412)."""
+    patients = [r for r in resources if r.get("resourceType") == "Patient"]
+    if patients and not any(r.get("id") == patient_id for r in patients):
+        raise fetch.PrefetchUnavailable("context.patientId matches no prefetched Patient")
+
+
+def _record_cards(service_id: str, out: list[Any]) -> None:
+    """The audit of issued cards; when it cannot be written the cards are still returned."""
+    db = current_app.extensions["salvage_db"]
+    try:
+        for item in out:
+            db.insert_once(
+                "cds_card",
+                {
+                    "uuid": item.card["uuid"],
+                    "service": service_id,
+                    "kind": item.kind,
+                    "issued_at": time.time(),
+                },
             )
-            concept = contained.get("code")
-        ingredients = normaliser.from_concept(concept)
-        if ingredients:
-            drafts.append(
-                DraftOrder(
-                    resource_id=(
-                        f"MedicationRequest/{resource['id']}"
-                        if isinstance(resource.get("id"), str)
-                        else None
-                    ),
-                    ingredients=ingredients,
-                    text=concept_text(concept) or ", ".join(sorted(ingredients)),
-                )
-            )
-    return drafts, ids
+    except DatabaseUnavailable:
+        log.warning("%s: cards answered but not recorded (database unavailable)", service_id)
 
 
 @bp.route("/cds-services/<service_id>/feedback", methods=["POST", "OPTIONS"])
@@ -313,19 +289,16 @@ def feedback(service_id: str) -> Response:
     items = body.get("feedback") if isinstance(body, dict) else None
     if not isinstance(items, list) or not items:
         return _error(400, "feedback must be a non-empty list")
+    if len(items) > validation.MAX_FEEDBACK_ITEMS:
+        return _error(413, f"more than {validation.MAX_FEEDBACK_ITEMS} feedback items")
+    try:
+        for index, item in enumerate(items):  # all checked before any is stored
+            validation.check_feedback_item(item, index)
+        reasons = [validation.feedback_reason(item, i) for i, item in enumerate(items)]
+    except validation.Rejected as exc:
+        return _error(exc.status, str(exc))
     db = current_app.extensions["salvage_db"]
-    for index, item in enumerate(items):
-        if (
-            not isinstance(item, dict)
-            or not isinstance(item.get("card"), str)
-            or item.get("outcome") not in ("accepted", "overridden")
-            or not isinstance(item.get("outcomeTimestamp"), str)
-        ):
-            return _error(
-                400,
-                f"feedback[{index}] needs card, outcome (accepted|overridden) and outcomeTimestamp",
-            )
-        reason = (item.get("overrideReason") or {}).get("reason") or {}
+    for item, (reason_code, reason_display) in zip(items, reasons, strict=True):
         db.insert_once(
             "cds_feedback",
             {  # duplicates are expected and tolerated (H14)
@@ -333,8 +306,8 @@ def feedback(service_id: str) -> Response:
                 "service": service_id,
                 "outcome": item["outcome"],
                 "outcome_timestamp": item["outcomeTimestamp"],
-                "reason_code": reason.get("code"),
-                "reason_display": reason.get("display"),
+                "reason_code": reason_code,
+                "reason_display": reason_display,
                 "accepted_suggestions": orjson.dumps(
                     item.get("acceptedSuggestions") or []
                 ).decode(),

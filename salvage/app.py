@@ -10,7 +10,7 @@ from typing import Any
 from flask import Flask, jsonify
 
 from salvage import service
-from salvage.db import Database
+from salvage.db import Database, DatabaseUnavailable
 from salvage.instance_files import shared_secret
 
 DEFAULTS: dict[str, Any] = {
@@ -68,6 +68,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     @app.errorhandler(413)
     def too_large(_: Any) -> Any:
         return jsonify({"error": "request body too large"}), 413
+
+    @app.errorhandler(DatabaseUnavailable)
+    def database_unavailable(_: Exception) -> Any:
+        logging.getLogger("salvage").error("database unavailable (read-only, full or unreachable)")
+        return jsonify({"error": "the service's database is unavailable; try again later"}), 503
 
     @app.errorhandler(404)
     def not_found(_: Any) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import threading
 import time
@@ -78,6 +79,8 @@ def _report_problems(read: Any, skipped: Any) -> int:
     for s in skipped:
         where = s.origin + (f" {s.resource}" if s.resource else "")
         print(f"salvage: skipped {where}: {s.reason}", file=sys.stderr)
+    if skipped and len(skipped) >= read.count + len(read.skipped):
+        return EXIT_INPUT_ERROR  # nothing usable was read (every command says so the same way)
     return EXIT_INPUT_ERROR if read.errors else 0
 
 
@@ -228,7 +231,7 @@ def cmd_feedback(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from salvage.demo import run_demo
 
-    return run_demo(args.fixtures)
+    return run_demo(args.fixtures, args.port)
 
 
 def _add_input_arguments(command: argparse.ArgumentParser) -> None:
@@ -270,6 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
     fb.set_defaults(handler=cmd_feedback)
     demo = sub.add_parser("demo", help="sandbox EHR + FHIR server + salvage-cds, offline")
     demo.add_argument("--fixtures", default="fixtures")
+    demo.add_argument(
+        "--port", type=int, default=8600, help="EHR port; the others are derived or free ones"
+    )
     demo.set_defaults(handler=cmd_demo)
     return parser
 
@@ -289,6 +295,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SalvageError as exc:
         print(f"salvage: error: {exc}", file=sys.stderr)
         return EXIT_INPUT_ERROR
+    except BrokenPipeError:
+        # `salvage lines ... | head` closed the pipe: stop quietly, and keep the interpreter's
+        # final flush from printing another error (Python docs, "Note on SIGPIPE").
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except KeyboardInterrupt:
+        return 130  # Ctrl-C: no traceback
 
 
 if __name__ == "__main__":

@@ -14,6 +14,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from salvage.errors import SalvageError
+
+try:  # PostgreSQL errors, when the driver is installed
+    import psycopg
+
+    _DB_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, OSError, psycopg.Error)
+except ImportError:  # pragma: no cover
+    _DB_ERRORS = (sqlite3.Error, OSError)
+
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS cds_card (
         uuid TEXT PRIMARY KEY, service TEXT NOT NULL, kind TEXT NOT NULL,
@@ -30,6 +39,18 @@ SCHEMA = [
 ]
 
 
+class DatabaseUnavailable(SalvageError):
+    """The database cannot be opened or written (read-only, full, unreachable): HTTP 503."""
+
+
+def _safe_name(url: str) -> str:
+    """The database named for people: a file path, or a URL without its password."""
+    parsed = urlparse(url)
+    if parsed.password:
+        return url.replace(f":{parsed.password}@", ":***@")
+    return url
+
+
 class Database:
     """A connection per thread; callers use '?' placeholders on either backend."""
 
@@ -41,10 +62,18 @@ class Database:
             self.path = (
                 Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite") else Path(url)
             )
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise DatabaseUnavailable(f"cannot open the database {self.path}: {exc}") from None
         self._local = threading.local()
-        for statement in SCHEMA:
-            self.execute(statement)
+        try:
+            for statement in SCHEMA:
+                self.execute(statement)
+        except DatabaseUnavailable as exc:
+            raise DatabaseUnavailable(
+                f"cannot open the database {_safe_name(url)}: {exc.__cause__ or exc}"
+            ) from None
 
     def _connect(self) -> Any:
         conn = getattr(self._local, "conn", None)
@@ -60,18 +89,19 @@ class Database:
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=10000")
         else:  # PostgreSQL by URL (pip install .[postgres]); tests/test_database.py runs both
-            import psycopg
-
             conn = psycopg.connect(self.url, autocommit=True)
         self._local.conn = conn
         return conn
 
     def close(self) -> None:
-        """Close this thread's connection (worker shutdown, tests)."""
+        """Close this thread's connection (worker shutdown, tests, after an error)."""
         conn = getattr(self._local, "conn", None)
         if conn is not None:
-            conn.close()
             self._local.conn = None
+            try:
+                conn.close()
+            except _DB_ERRORS:
+                pass
 
     def _sql(self, sql: str) -> str:
         if self.kind == "postgresql":
@@ -81,16 +111,24 @@ class Database:
         return sql
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        cursor = self._connect().execute(self._sql(sql), tuple(params))
-        return list(cursor.fetchall()) if cursor.description else []
+        try:
+            cursor = self._connect().execute(self._sql(sql), tuple(params))
+            return list(cursor.fetchall()) if cursor.description else []
+        except _DB_ERRORS as exc:
+            self.close()
+            raise DatabaseUnavailable(type(exc).__name__) from exc
 
     def insert_once(self, table: str, values: dict[str, Any]) -> bool:
         """Insert unless the primary key exists; True when this call inserted the row."""
         columns = ", ".join(values)
         marks = ", ".join("?" for _ in values)
         sql = f"INSERT OR IGNORE INTO {table} ({columns}) VALUES ({marks})"  # noqa: S608
-        cursor = self._connect().execute(self._sql(sql), tuple(values.values()))
-        return bool(cursor.rowcount)
+        try:
+            cursor = self._connect().execute(self._sql(sql), tuple(values.values()))
+            return bool(cursor.rowcount)
+        except _DB_ERRORS as exc:
+            self.close()
+            raise DatabaseUnavailable(type(exc).__name__) from exc
 
     def first_use_of_jti(self, jti: str, expires: float) -> bool:
         """Replay cache shared by every worker and instance (H17); expired entries are purged

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -12,19 +14,55 @@ import time
 import urllib.request
 from pathlib import Path
 
-EHR_PORT = 8600
-FHIR_PORT = 8601
-APP_PORT = 8700
+EHR_PORT = 8600  # the one URL people open; the FHIR server and the app take port+1, port+100
+STARTUP_SECONDS = 120  # a loaded machine (load average 3-4) needs far more than an idle one
 
 
-def run_demo(fixtures: str) -> int:
+class PortInUse(Exception):
+    pass
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _any_free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def choose_ports(ehr_port: int) -> tuple[int, int, int]:
+    """(EHR, FHIR, app): the EHR port must be free (people open it); the others are derived from
+    it (port+1, port+100) when free, else any free port."""
+    if not _free(ehr_port):
+        raise PortInUse(
+            f"port {ehr_port} on 127.0.0.1 is in use (is another demo still running?); "
+            "stop it or choose another with --port"
+        )
+    fhir = ehr_port + 1 if _free(ehr_port + 1) else _any_free_port()
+    app = ehr_port + 100 if _free(ehr_port + 100) else _any_free_port()
+    return ehr_port, fhir, app
+
+
+def run_demo(fixtures: str, port: int = EHR_PORT) -> int:
     from sandbox.config import load_config
     from sandbox.runtime import RunningSandbox
 
-    instance = Path("instance/demo").resolve()
+    try:
+        ehr_port, fhir_port, app_port = choose_ports(port)
+    except PortInUse as exc:
+        print(f"salvage: error: {exc}", file=sys.stderr)
+        return 2
+    instance = Path(os.environ.get("SALVAGE_DEMO_INSTANCE") or "instance/demo").resolve()
     instance.mkdir(parents=True, exist_ok=True)
-    app_base = f"http://127.0.0.1:{APP_PORT}"
-    ehr_base = f"http://127.0.0.1:{EHR_PORT}"
+    app_base = f"http://127.0.0.1:{app_port}"
+    ehr_base = f"http://127.0.0.1:{ehr_port}"
     trusted = instance / "cds-clients.json"
     trusted.write_text(
         json.dumps(
@@ -72,59 +110,74 @@ def run_demo(fixtures: str) -> int:
         "scope": "launch launch/patient openid fhirUser offline_access patient/*.rs patient/*.read",
     }
     config = load_config(
-        ehr_port=EHR_PORT,
-        fhir_port=FHIR_PORT,
+        ehr_port=ehr_port,
+        fhir_port=fhir_port,
         fixtures=fixtures,
         data_dir=str(instance / "sandbox"),
         clients=[public_client],
     )
     print("starting the sandbox FHIR server and EHR ...", flush=True)
-    sandbox = RunningSandbox(config).start()
-    app = subprocess.Popen(  # noqa: S603 (our own command, fixed arguments)
+    sandbox = RunningSandbox(config)
+    app: subprocess.Popen[bytes] | None = None
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        sandbox.start()
+        app = _start_app(app_port, env)
+        _wait(f"{app_base}/cds-services/salvage-order-sign", app)
+        print(f"\nsalvage-cds demo ready: open {ehr_base}/\n(Ctrl-C stops everything)", flush=True)
+        while not stop.wait(1):
+            if app.poll() is not None:
+                print("salvage-cds server stopped", file=sys.stderr)
+                return 1
+    except KeyboardInterrupt:
+        pass  # Ctrl-C: stop everything, quietly
+    except (RuntimeError, OSError) as exc:
+        print(f"salvage: error: the demo did not start: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        _stop(app)
+        sandbox.stop()
+    return 0
+
+
+def _start_app(port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(  # noqa: S603 (our own command, fixed arguments)
         [
             sys.executable,
             "-m",
             "salvage.cli",
             "serve",
             "--port",
-            str(APP_PORT),
+            str(port),
             "--workers",
             "2",
         ],
         env=env,
     )
+
+
+def _stop(app: subprocess.Popen[bytes] | None) -> None:
+    if app is None:
+        return
+    app.terminate()
     try:
-        _wait(f"{app_base}/cds-services/salvage-order-sign", app)
-        print(f"\nsalvage-cds demo ready: open {ehr_base}/\n(Ctrl-C stops everything)", flush=True)
-        print(f"card feedback: SALVAGE_DATABASE_URL={env['SALVAGE_DATABASE_URL']} salvage feedback")
-        stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        while not stop.wait(1):
-            if app.poll() is not None:
-                print("salvage-cds server stopped", file=sys.stderr)
-                return 1
-    except KeyboardInterrupt:
-        pass
-    finally:
-        app.terminate()
-        try:
-            app.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            app.kill()
-        sandbox.stop()
-    return 0
+        app.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        app.kill()
 
 
-def _wait(url: str, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
+def _wait(url: str, process: subprocess.Popen[bytes], timeout: float = STARTUP_SECONDS) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError("salvage-cds server failed to start")
         try:
-            urllib.request.urlopen(url, timeout=1)  # noqa: S310 (loopback)
+            urllib.request.urlopen(url, timeout=2)  # noqa: S310 (loopback)
             return
         except urllib.error.HTTPError:
             return  # it answers (404 for GET on a POST endpoint)
-        except (urllib.error.URLError, ConnectionError):
+        except (OSError, http.client.HTTPException):
+            # not listening yet, or too slow to answer under load (a read TimeoutError): retry
             time.sleep(0.3)
     raise RuntimeError("salvage-cds server did not start in time")

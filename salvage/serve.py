@@ -32,6 +32,9 @@ def serve(host: str, port: int, workers: int | None = None) -> None:
     # The service is CPU-bound (prefetch is usually complete): one worker per core measured best
     # (bench/bench_cds.py: 2 workers 387 req/s, 3: 337, 4: 291 on 2 cores).
     workers = workers or int(os.environ.get("SALVAGE_WORKERS") or max(2, os.cpu_count() or 1))
+    from salvage.app import create_app
+
+    create_app()  # fails here, in one line naming the database or file, before any worker boots
     _Gunicorn(
         {
             "bind": f"{host}:{port}",

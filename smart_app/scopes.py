@@ -4,16 +4,9 @@ from __future__ import annotations
 
 import re
 
-READ_TYPES = (
-    "Patient",
-    "Condition",
-    "MedicationRequest",
-    "MedicationAdministration",
-    "MedicationStatement",
-    "Observation",
-    "Procedure",
-    "Medication",
-)
+from salvage.fhir import queries
+
+READ_TYPES = queries.READ_TYPES  # the one query set decides what is read
 # What each type feeds, for the 'could not read' banner.
 AFFECTS = {
     "Patient": "age and sex (transplant eligibility, creatinine clearance)",

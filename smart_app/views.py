@@ -12,9 +12,9 @@ from typing import Any
 from urllib.parse import urlparse
 
 import requests
+from authlib.common.errors import AuthlibBaseError  # OAuth2Error and OAuthError alike
 from authlib.common.security import generate_token
 from authlib.integrations.requests_client import OAuth2Session
-from authlib.oauth2.rfc6749.errors import OAuth2Error
 from flask import (
     Blueprint,
     Response,
@@ -45,6 +45,10 @@ bp = Blueprint(
     static_folder="static",
     static_url_path="/static/smart",
 )
+
+
+RELAUNCH = "Your access to this patient's record has ended. Launch the app again from the EHR."
+FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 
 
 class LaunchError(Exception):
@@ -229,9 +233,13 @@ def callback() -> Response:
             redirect_uri=f"{_base()}/callback",
             timeout=10,
         )
-    except (OAuth2Error, requests.RequestException, ValueError) as exc:
+    except (AuthlibBaseError, requests.RequestException, ValueError, KeyError) as exc:
+        # A bogus or reused code, or an EHR that refuses the client: ask for a new launch.
         log.info("token request failed: %s", type(exc).__name__)
-        raise LaunchError("The EHR did not issue an access token. Launch the app again.") from exc
+        store.delete(sid or "")
+        raise LaunchError(
+            "The EHR did not issue an access token. Launch the app again.", 401
+        ) from exc
     check_token_response(token)
     user = _verify_id_token(token, data, reg) if token.get("id_token") else None
     session = {
@@ -247,10 +255,11 @@ def callback() -> Response:
         "smart_style_url": token.get("smart_style_url"),
         "app_context": token.get("appContext"),
     }
-    if not session["patient"]:
+    if not isinstance(session["patient"], str) or not FHIR_ID.fullmatch(session["patient"]):
         raise LaunchError("The EHR did not say which patient to open.")
-    store.save(sid or "", session)
-    return redirect(f"{_base()}/app", 303)
+    # A new session id at login: an id planted before sign-in is worth nothing (session fixation).
+    store.delete(sid or "")
+    return _cookie(redirect(f"{_base()}/app", 303), store.create(session))
 
 
 def check_token_response(token: dict[str, Any]) -> None:
@@ -280,9 +289,11 @@ def _verify_id_token(
         [reg.client_id],
     ):
         raise LaunchError("The id_token was not issued for this app.")
-    if float(claims.get("exp", 0)) < time.time() - 60:
+    exp = claims.get("exp")
+    if not isinstance(exp, int | float) or isinstance(exp, bool) or exp < time.time() - 60:
         raise LaunchError("The id_token has expired.")
-    return claims.get("fhirUser")
+    user = claims.get("fhirUser")
+    return user if isinstance(user, str) else None
 
 
 def _active_session() -> tuple[str, dict[str, Any]]:
@@ -308,8 +319,8 @@ def _refresher(sid: str, data: dict[str, Any]) -> Any:
             token = oauth.refresh_token(
                 data["token_endpoint"], refresh_token=data["refresh_token"], timeout=10
             )
-        except (OAuth2Error, requests.RequestException, ValueError):
-            return None
+        except (AuthlibBaseError, requests.RequestException, ValueError, KeyError):
+            return None  # the EHR refused the refresh token: the user must launch again
         data["access_token"] = token["access_token"]
         data["refresh_token"] = token.get("refresh_token") or data["refresh_token"]
         data["expires_at"] = time.time() + float(token.get("expires_in") or 300)
@@ -324,11 +335,14 @@ def _analysis() -> tuple[dict[str, Any], dict[str, Any]]:
     kb = current_app.extensions["salvage_kb"]
     holder = fhir_reader.TokenHolder(data["access_token"], _refresher(sid, data))
     if data["expires_at"] - time.time() < 60:  # refresh before expiry (S21)
-        holder.renew(data["access_token"])
+        if not holder.renew(data["access_token"]) and data["expires_at"] < time.time():
+            raise LaunchError(RELAUNCH, 401)
     types = scopes.readable_types(data["scope"])
-    codes = [f"http://loinc.org|{c}" for c in sorted(kb.loinc_index)]
-    result = fhir_reader.read_patient(data["iss"], data["patient"], types, holder, codes)
-    summary = summarise(result.resources, data["patient"], kb, result.problems, service.today())
+    result = fhir_reader.read_patient(data["iss"], data["patient"], types, holder, kb.loinc_index)
+    if holder.refused:
+        raise LaunchError(RELAUNCH, 401)  # a 401 the EHR would not let us refresh
+    gaps = fhir_reader.data_gaps(result)
+    summary = summarise(result.resources, data["patient"], kb, gaps, service.today())
     return data, summary
 
 

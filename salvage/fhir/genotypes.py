@@ -61,7 +61,8 @@ def is_genotype(resource: dict[str, Any], kb: KnowledgeBase) -> bool:
             names.append(str(code["text"]))
         for coding in code.get("coding") or ():
             if type(coding) is dict:
-                if coding.get("code") in reading.code_genes:
+                value = coding.get("code")
+                if isinstance(value, str) and value in reading.code_genes:
                     return True
                 if coding.get("display"):
                     names.append(str(coding["display"]))

@@ -11,6 +11,7 @@ from datetime import date, timedelta
 from typing import Any
 
 import salvage.fhir.genotypes as genotypes
+import salvage.fhir.queries as queries
 from salvage.engine.dates import optional_date, parse_fhir_date
 from salvage.engine.drugs import concept_text, normaliser_for
 from salvage.engine.model import (
@@ -38,19 +39,7 @@ IGNORED_STATUS = {
 }
 # Statuses under which an open-ended order is still running at as_of.
 ACTIVE_STATUS = frozenset({"active", "on-hold", "in-progress", "intended", "unknown"})
-USED_TYPES = frozenset(
-    {
-        "Patient",
-        "MedicationRequest",
-        "MedicationAdministration",
-        "MedicationStatement",
-        "Medication",
-        "Observation",
-        "Condition",
-        "Procedure",
-        "DiagnosticReport",
-    }
-)
+USED_TYPES = queries.USED_TYPES  # the one query set says what is read
 # A number written as text, with an optional label before it and a unit after it ("ECOG 2",
 # "<20 copies/mL", "> 59", "KPS 60 %"). FHIR R4 Quantity.comparator values: <, <=, >=, >.
 _NUMBER_IN_TEXT = re.compile(
@@ -115,14 +104,19 @@ class RecordBuilder:
         """Convert while streaming; only records referring to a Medication not yet seen wait."""
         deferred: list[tuple[dict[str, Any], Any]] = []
         loinc_index = self.kb.loinc_index
-        for resource, origin in resources:
+        for resource, origin in self._typed(resources):
             rtype = resource.get("resourceType")
             if rtype == "Observation":
                 # Most observations in a record are labs no rule reads: drop them before any work.
-                coding = (resource.get("code") or {}).get("coding")
+                code = resource.get("code")
+                coding = code.get("coding") if type(code) is dict else None
                 if type(coding) is list:
                     for c in coding:
-                        if type(c) is dict and c.get("code") in loinc_index:
+                        if (
+                            type(c) is dict
+                            and type(c.get("code")) is str
+                            and c["code"] in loinc_index
+                        ):
                             self._convert(resource, origin)
                             break
                     else:
@@ -144,6 +138,17 @@ class RecordBuilder:
             _resolve_onset_ages(record)
         return self.patients
 
+    def _typed(
+        self, resources: Iterable[tuple[dict[str, Any], Any]]
+    ) -> Iterable[tuple[dict[str, Any], Any]]:
+        """Only objects with a resourceType string go on; anything else is skipped and counted."""
+        for resource, origin in resources:
+            if type(resource) is dict and type(resource.get("resourceType")) is str:
+                yield resource, origin
+            else:
+                reason = "malformed resource (resourceType is not a string)"
+                self.skipped.append(Skipped(origin_text(origin), "", reason))
+
     def _refers_to_unseen_medication(self, resource: dict[str, Any]) -> bool:
         ref = resource.get("medicationReference")
         if not isinstance(ref, dict) or not isinstance(ref.get("reference"), str):
@@ -163,8 +168,9 @@ class RecordBuilder:
             self._handlers[resource["resourceType"]](resource, source, record)
         except ResourceError as exc:
             self.skipped.append(Skipped(origin_text(origin), source, str(exc)))
-        except (TypeError, AttributeError, ValueError, KeyError) as exc:
-            # A resource whose shape is not FHIR (a string where an object belongs, ...).
+        except (TypeError, AttributeError, ValueError, KeyError, ArithmeticError) as exc:
+            # A resource whose shape is not FHIR (a string where an object belongs, a number too
+            # large for a date, ...): skipped and counted, never fatal (issue 14).
             reason = f"malformed resource ({type(exc).__name__})"
             self.skipped.append(Skipped(origin_text(origin), source, reason))
 
@@ -195,10 +201,41 @@ class RecordBuilder:
                 found = self.drugs.from_concept(med.get("code"))
                 if not found:  # Medication.ingredient list, each item a concept or a reference
                     for item in med.get("ingredient") or ():
-                        found |= self.drugs.from_concept(item.get("itemCodeableConcept"))
-                return found, concept_text(med.get("code")) or ref
-            return frozenset(), r["medicationReference"].get("display") or str(ref)
+                        found |= self.drugs.from_concept(self._ingredient_concept(item, r, med))
+                return found, self._medication_name(med, r) or "a medication without a name"
+            display = r["medicationReference"].get("display")
+            return frozenset(), str(display) if display else "a medication that could not be read"
         return self.drugs.from_concept(concept), concept_text(concept)
+
+    def _ingredient_concept(
+        self, item: Any, order: dict[str, Any], med: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """An ingredient's concept, given in place or as itemReference to a Medication (contained
+        in the order or the Medication, or read with the record)."""
+        if not isinstance(item, dict):
+            return None
+        concept = item.get("itemCodeableConcept")
+        if isinstance(concept, dict):
+            return concept
+        ref = (item.get("itemReference") or {}).get("reference")
+        if not isinstance(ref, str):
+            return None
+        if ref.startswith("#"):
+            contained = [*(order.get("contained") or ()), *(med.get("contained") or ())]
+            target = next((c for c in contained if c.get("id") == ref[1:]), None)
+        else:
+            target = self.medications.get(_type_id(ref))
+        return target.get("code") if isinstance(target, dict) else None
+
+    def _medication_name(self, med: dict[str, Any], order: dict[str, Any]) -> str:
+        """What a person calls the drug: the Medication's code text, else its ingredients'."""
+        names = [concept_text(med.get("code"))]
+        if not names[0]:
+            names = [
+                concept_text(self._ingredient_concept(item, order, med))
+                for item in med.get("ingredient") or ()
+            ]
+        return ", ".join(n for n in names if n)
 
     def _exposure(
         self,

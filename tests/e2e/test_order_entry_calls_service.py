@@ -4,6 +4,7 @@ order-sign, with and without prefetch; accepting and overriding send feedback.""
 from __future__ import annotations
 
 import re
+import time
 
 PATIENT = "dlbcl-early-relapse"
 
@@ -55,13 +56,19 @@ def test_overriding_asks_for_a_reason_and_sends_it(service, browser) -> None:
     ]
 
 
-def test_a_slow_fhir_server_past_the_budget_gives_no_cards(service, sandbox, browser) -> None:
+def test_a_slow_fhir_server_past_the_budget_says_the_record_was_read_in_part(
+    service, sandbox, browser
+) -> None:
     browser.post(f"/orders/{PATIENT}/clear")
     browser.post(f"/orders/{PATIENT}/prefetch", send="0")
     sandbox.faults(latency_ms=2500)
     try:
+        started = time.monotonic()
         page = browser.post(f"/orders/{PATIENT}/add", item="regimen:R-CHOP")
-        assert "salvage-order-select: no cards." in page
+        assert time.monotonic() - started < 6  # the 2 s budget, not the server's pace
+        # Never an answer that looks complete: the info card says the data were incomplete.
+        assert "Record read only in part" in page
+        assert "This order repeats R-CHOP" not in page
     finally:
         sandbox.faults()
         browser.post(f"/orders/{PATIENT}/prefetch", send="1")

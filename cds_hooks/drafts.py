@@ -9,28 +9,27 @@ from typing import Any
 from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
-from cds_hooks.validation import Rejected
 from salvage.engine.drugs import concept_text, normaliser_for
 from salvage.engine.order_checks import DraftOrder
+from salvage.errors import BadRequest
 
 
 def draft_resources(bundle: dict[str, Any]) -> list[dict[str, Any]]:
     """The resources of the draftOrders Bundle, each valid FHIR R4B, else a 400."""
     entries = bundle.get("entry") or []
     if not isinstance(entries, list):
-        raise Rejected(400, "draftOrders.entry must be a list")
+        raise BadRequest("draftOrders.entry must be a list")
     resources = []
     for index, entry in enumerate(entries):
         resource = entry.get("resource") if isinstance(entry, dict) else None
         if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
-            raise Rejected(400, f"draftOrders.entry[{index}] has no resource")
+            raise BadRequest(f"draftOrders.entry[{index}] has no resource")
         try:
             model = get_fhir_model_class(resource["resourceType"])
             model.model_validate(resource)
         except (KeyError, ValueError, ValidationError, RecursionError) as exc:
             first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-            raise Rejected(
-                400,
+            raise BadRequest(
                 f"draftOrders.entry[{index}] is not a valid {resource['resourceType'][:40]}: "
                 f"{first}",
             ) from exc

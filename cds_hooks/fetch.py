@@ -10,18 +10,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from salvage.errors import FhirUnavailable, PrefetchUnavailable, Unauthorized
 from salvage.fhir import client, queries
 from salvage.fhir.references import referenced_medication_ids
 
 MISSING = object()
-
-
-class PrefetchUnavailable(Exception):
-    """Required data is neither prefetched nor fetchable (HTTP 412)."""
-
-
-class FhirUnavailable(Exception):
-    """The FHIR server answered with an error for a required read (HTTP 412)."""
 
 
 @dataclass
@@ -66,7 +59,7 @@ def gather(
         out.gaps += _unreadable_without_server(out.resources, drafts, more_pages)
         return out
     if not server.startswith(("https://", "http://")) or not fhir_allowed(server):
-        raise PermissionError("fhirServer is not on the issuer's allowlist")
+        raise Unauthorized("fhirServer is not on the issuer's allowlist")
     reader = client.FhirReader(
         server, client.TokenHolder(token), budget_seconds=budget_seconds, retries=0
     )

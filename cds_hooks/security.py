@@ -16,7 +16,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from salvage.config import CdsClientsFile, read_config
-from salvage.errors import ConfigError
+from salvage.errors import ConfigError, Unauthorized
 
 log = logging.getLogger("salvage.cds.security")
 ALGORITHMS = ("ES384", "RS384")  # asymmetric only; "none" and HS* are refused (H17)
@@ -24,10 +24,6 @@ CLOCK_SKEW_SECONDS = 60
 # CDS Hooks security guidance: a short-lived JWT, at most 5 minutes from iat to exp.
 MAX_LIFETIME_SECONDS = 300
 JWKS_TTL_SECONDS = 300
-
-
-class Unauthorized(Exception):
-    """The request is not from a trusted, correctly signing client. The reason is logged only."""
 
 
 @dataclass

@@ -14,9 +14,9 @@ from cds_hooks import cards as card_rules
 from cds_hooks import drafts as draft_orders
 from cds_hooks import fetch, validation
 from cds_hooks.incomplete import incomplete_data_card
-from cds_hooks.security import Unauthorized, load_trusted_clients, verify_request_jwt
+from cds_hooks.security import load_trusted_clients, verify_request_jwt
 from salvage import service
-from salvage.db import DatabaseUnavailable
+from salvage.errors import BadRequest, DatabaseUnavailable, TooLarge, Unauthorized
 from salvage.fhir import queries
 
 log = logging.getLogger("salvage.cds")
@@ -47,10 +47,6 @@ REQUIRED_CONTEXT = {
     "order-sign": ("userId", "patientId", "draftOrders"),
     "patient-view": ("userId", "patientId"),
 }
-
-
-class BadRequest(Exception):
-    pass
 
 
 def _json(body: Any, status: int = 200) -> Response:
@@ -159,19 +155,8 @@ def call_service(service_id: str) -> Response:
     client, body, refused = _authenticated_json(service_id)
     if refused is not None:
         return refused
-    try:
-        cards = _cards_for(service_id, body, client)
-    except BadRequest as exc:
-        return _error(400, str(exc))
-    except validation.Rejected as exc:
-        return _error(exc.status, str(exc))
-    except fetch.PrefetchUnavailable as exc:
-        return _error(412, str(exc))
-    except fetch.FhirUnavailable as exc:
-        return _error(412, f"required data could not be read: {exc}")
-    except PermissionError:
-        log.info("%s refused: fhirServer not allowed for this issuer", service_id)
-        return _error(401, None)
+    # Request errors (400, 401, 412, 413, 503) propagate to the one handler in salvage/app.py.
+    cards = _cards_for(service_id, body, client)
     log.debug("%s answered in %.1f ms", service_id, (time.perf_counter() - started) * 1000)
     return _json({"cards": cards})
 
@@ -206,7 +191,7 @@ def _cards_for(service_id: str, body: Any, client: Any) -> list[dict[str, Any]]:
         and client is not None
         and not client.allows_fhir_server(str(body["fhirServer"]))
     ):
-        raise PermissionError("fhirServer not allowed")
+        raise Unauthorized("fhirServer not on the issuer's allowlist")
 
     kb = current_app.extensions["salvage_kb"]
     draft_resources = draft_orders.draft_resources(drafts_bundle or {})
@@ -288,15 +273,12 @@ def feedback(service_id: str) -> Response:
         return refused
     items = body.get("feedback") if isinstance(body, dict) else None
     if not isinstance(items, list) or not items:
-        return _error(400, "feedback must be a non-empty list")
+        raise BadRequest("feedback must be a non-empty list")
     if len(items) > validation.MAX_FEEDBACK_ITEMS:
-        return _error(413, f"more than {validation.MAX_FEEDBACK_ITEMS} feedback items")
-    try:
-        for index, item in enumerate(items):  # all checked before any is stored
-            validation.check_feedback_item(item, index)
-        reasons = [validation.feedback_reason(item, i) for i, item in enumerate(items)]
-    except validation.Rejected as exc:
-        return _error(exc.status, str(exc))
+        raise TooLarge(f"more than {validation.MAX_FEEDBACK_ITEMS} feedback items")
+    for index, item in enumerate(items):  # all checked before any is stored
+        validation.check_feedback_item(item, index)
+    reasons = [validation.feedback_reason(item, i) for i, item in enumerate(items)]
     db = current_app.extensions["salvage_db"]
     for item, (reason_code, reason_display) in zip(items, reasons, strict=True):
         db.insert_once(

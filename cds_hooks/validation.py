@@ -8,6 +8,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from salvage.errors import BadRequest, TooLarge
+
 MAX_DRAFT_ORDERS = 100
 MAX_PREFETCH_ENTRIES = 20_000
 MAX_CONTEXT_DEPTH = 40  # FHIR resources in draft orders nest far less deeply
@@ -18,44 +20,36 @@ FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")  # FHIR R4 id datatype
 ACCESS_TOKEN = re.compile(r"[\x21-\x7e]{1,8192}")
 
 
-class Rejected(Exception):
-    """The request cannot be served as sent: 400 (malformed) or 413 (over a limit)."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
 def check_hook_request(body: dict[str, Any]) -> None:
     """Values copied into outbound requests, and limits, for a hook call."""
     context = body.get("context")
     if isinstance(context, dict):
         patient_id = context.get("patientId")
         if isinstance(patient_id, str) and not FHIR_ID.fullmatch(patient_id):
-            raise Rejected(400, "context.patientId is not a valid FHIR id")
+            raise BadRequest("context.patientId is not a valid FHIR id")
         if nesting_depth(context, MAX_CONTEXT_DEPTH) > MAX_CONTEXT_DEPTH:
-            raise Rejected(400, f"context is nested more than {MAX_CONTEXT_DEPTH} levels deep")
+            raise BadRequest(f"context is nested more than {MAX_CONTEXT_DEPTH} levels deep")
         drafts = context.get("draftOrders")
         if drafts is not None and not isinstance(drafts, dict):
-            raise Rejected(400, "context.draftOrders must be a FHIR Bundle")
+            raise BadRequest("context.draftOrders must be a FHIR Bundle")
         entries = drafts.get("entry") if isinstance(drafts, dict) else None
         if isinstance(entries, list) and len(entries) > MAX_DRAFT_ORDERS:
-            raise Rejected(413, f"more than {MAX_DRAFT_ORDERS} draft orders")
+            raise TooLarge(f"more than {MAX_DRAFT_ORDERS} draft orders")
     auth = body.get("fhirAuthorization")
     if auth is not None:
         if not isinstance(auth, dict):
-            raise Rejected(400, "fhirAuthorization must be an object")
+            raise BadRequest("fhirAuthorization must be an object")
         token = auth.get("access_token")
         if token is not None and not (isinstance(token, str) and ACCESS_TOKEN.fullmatch(token)):
-            raise Rejected(400, "fhirAuthorization.access_token is not a valid bearer token")
+            raise BadRequest("fhirAuthorization.access_token is not a valid bearer token")
     server = body.get("fhirServer")
     if server is not None and not (
         isinstance(server, str) and server.isascii() and server.isprintable()
     ):
-        raise Rejected(400, "fhirServer must be a URL")
+        raise BadRequest("fhirServer must be a URL")
     prefetch = body.get("prefetch")
     if prefetch is not None and not isinstance(prefetch, dict):
-        raise Rejected(400, "prefetch must be an object")
+        raise BadRequest("prefetch must be an object")
     if isinstance(prefetch, dict):
         total = 0
         for value in prefetch.values():
@@ -64,7 +58,7 @@ def check_hook_request(body: dict[str, Any]) -> None:
             else:
                 total += 1
         if total > MAX_PREFETCH_ENTRIES:
-            raise Rejected(413, f"more than {MAX_PREFETCH_ENTRIES} prefetched resources")
+            raise TooLarge(f"more than {MAX_PREFETCH_ENTRIES} prefetched resources")
 
 
 def nesting_depth(value: Any, limit: int) -> int:
@@ -89,16 +83,16 @@ def feedback_reason(item: dict[str, Any], index: int) -> tuple[str | None, str |
     if override is None:
         return None, None
     if not isinstance(override, dict):
-        raise Rejected(400, f"feedback[{index}].overrideReason must be an object")
+        raise BadRequest(f"feedback[{index}].overrideReason must be an object")
     reason = override.get("reason")
     if reason is None:
         return None, None
     if not isinstance(reason, dict):
-        raise Rejected(400, f"feedback[{index}].overrideReason.reason must be a Coding")
+        raise BadRequest(f"feedback[{index}].overrideReason.reason must be a Coding")
     code, display = reason.get("code"), reason.get("display")
     for name, value in (("code", code), ("display", display)):
         if value is not None and not isinstance(value, str):
-            raise Rejected(400, f"feedback[{index}].overrideReason.reason.{name} must be text")
+            raise BadRequest(f"feedback[{index}].overrideReason.reason.{name} must be text")
     return code, display
 
 
@@ -109,11 +103,11 @@ def check_feedback_item(item: Any, index: int) -> None:
         or item.get("outcome") not in ("accepted", "overridden")
         or not isinstance(item.get("outcomeTimestamp"), str)
     ):
-        raise Rejected(
-            400, f"feedback[{index}] needs card, outcome (accepted|overridden) and outcomeTimestamp"
+        raise BadRequest(
+            f"feedback[{index}] needs card, outcome (accepted|overridden) and outcomeTimestamp"
         )
     accepted = item.get("acceptedSuggestions")
     if accepted is not None and not isinstance(accepted, list):
-        raise Rejected(400, f"feedback[{index}].acceptedSuggestions must be a list")
+        raise BadRequest(f"feedback[{index}].acceptedSuggestions must be a list")
     if nesting_depth(item, 10) > 10:
-        raise Rejected(400, f"feedback[{index}] is nested too deeply")
+        raise BadRequest(f"feedback[{index}] is nested too deeply")

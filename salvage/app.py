@@ -7,10 +7,11 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, jsonify
+from flask import Flask, Response, jsonify, render_template, request
 
 from salvage import service
-from salvage.db import Database, DatabaseUnavailable
+from salvage.db import Database
+from salvage.errors import DatabaseUnavailable, LaunchError, RequestError, Unauthorized
 from salvage.instance_files import shared_secret
 
 DEFAULTS: dict[str, Any] = {
@@ -69,10 +70,23 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     def too_large(_: Any) -> Any:
         return jsonify({"error": "request body too large"}), 413
 
-    @app.errorhandler(DatabaseUnavailable)
-    def database_unavailable(_: Exception) -> Any:
-        logging.getLogger("salvage").error("database unavailable (read-only, full or unreachable)")
-        return jsonify({"error": "the service's database is unavailable; try again later"}), 503
+    @app.errorhandler(RequestError)
+    def request_error(error: RequestError) -> Any:
+        """The one place where salvage-cds errors become responses (every surface)."""
+        if isinstance(error, Unauthorized):
+            # Bare 401: the reason is logged (never the token), not told to the caller (H17).
+            logging.getLogger("salvage").info("%s refused: %s", request.path, error)
+            return Response(status=401)
+        if isinstance(error, DatabaseUnavailable):
+            logging.getLogger("salvage").error("database unavailable (read-only, full or down)")
+            message = "the service's database is unavailable; try again later"
+        else:
+            message = str(error)
+        if isinstance(error, LaunchError):  # the SMART app's pages: a page asking to relaunch
+            if request.path.startswith("/api/"):
+                return jsonify({"error": message}), error.status
+            return render_template("smart_error.html", message=message), error.status
+        return jsonify({"error": message}), error.status
 
     @app.errorhandler(404)
     def not_found(_: Any) -> Any:

@@ -229,9 +229,11 @@ def cmd_feedback(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from salvage.demo import run_demo
-
-    return run_demo(args.fixtures, args.port)
+    """The demo's orchestration belongs to the sandbox EHR: run it in this process's place (a
+    process boundary, not an import, so the product never depends on the sandbox)."""
+    command = [sys.executable, "-m", "sandbox.demo", "--fixtures", args.fixtures]
+    os.execv(sys.executable, [*command, "--port", str(args.port)])  # noqa: S606 (our own module)
+    return 0  # not reached
 
 
 def _add_input_arguments(command: argparse.ArgumentParser) -> None:

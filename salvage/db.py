@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from salvage.errors import SalvageError
+from salvage.errors import DatabaseUnavailable
 
 try:  # PostgreSQL errors, when the driver is installed
     import psycopg
@@ -37,10 +37,6 @@ SCHEMA = [
     """CREATE TABLE IF NOT EXISTS smart_session (
         id TEXT PRIMARY KEY, data TEXT NOT NULL, expires REAL NOT NULL)""",
 ]
-
-
-class DatabaseUnavailable(SalvageError):
-    """The database cannot be opened or written (read-only, full, unreachable): HTTP 503."""
 
 
 def _safe_name(url: str) -> str:

@@ -29,3 +29,63 @@ class KnowledgeError(SalvageError):
 
 class ConfigError(SalvageError):
     """An operator's configuration file or setting is invalid; start-up stops and names it."""
+
+
+class RequestError(SalvageError):
+    """A request cannot be served as sent. Each subclass carries its HTTP status; salvage/app.py is
+    the one place that turns these errors into responses (JSON, or the SMART error page)."""
+
+    status = 400
+
+    def __init__(self, message: str = "", status: int | None = None) -> None:
+        super().__init__(message)
+        if status is not None:
+            self.status = status
+
+
+class BadRequest(RequestError):
+    """Malformed input: 400."""
+
+
+class TooLarge(RequestError):
+    """Over a documented limit (body, drafts, prefetch entries): 413."""
+
+    status = 413
+
+
+class Unauthorized(RequestError):
+    """Not a trusted, correctly authenticated caller: a bare 401 (the reason is only logged)."""
+
+    status = 401
+
+
+class PreconditionFailed(RequestError):
+    """Data the answer needs is neither given nor readable (CDS Hooks: 412)."""
+
+    status = 412
+
+
+class PrefetchUnavailable(PreconditionFailed):
+    """Prefetch is incomplete and no fhirServer/fhirAuthorization was given."""
+
+
+class FhirUnavailable(PreconditionFailed):
+    """The FHIR server answered with an error for a required read."""
+
+
+class ServiceUnavailable(RequestError):
+    """A dependency of ours (the database) failed: 503, with a clear body."""
+
+    status = 503
+
+
+class LaunchError(RequestError):
+    """A SMART launch or session problem, shown to the user as a page asking to relaunch."""
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    """The database cannot be opened or written (read-only, full, unreachable): HTTP 503."""
+
+
+class DiscoveryError(SalvageError):
+    """A FHIR server's SMART endpoints could not be discovered."""

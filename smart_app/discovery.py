@@ -9,12 +9,10 @@ from urllib.parse import urljoin
 
 import requests
 
+from salvage.errors import DiscoveryError
+
 OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
 TIMEOUT = (3.05, 10)
-
-
-class DiscoveryError(Exception):
-    pass
 
 
 @dataclass(frozen=True)

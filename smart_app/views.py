@@ -31,7 +31,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from salvage import service
-from salvage.errors import SalvageError
+from salvage.errors import LaunchError, SalvageError
 from smart_app import chart, discovery, fhir_reader, keys, registry, scopes
 from smart_app import screen as smart_screen
 from smart_app.sessions import COOKIE, SessionStore
@@ -49,17 +49,6 @@ bp = Blueprint(
 
 RELAUNCH = "Your access to this patient's record has ended. Launch the app again from the EHR."
 FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
-
-
-class LaunchError(Exception):
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-@bp.errorhandler(LaunchError)
-def _launch_error(error: LaunchError) -> Any:
-    return render_template("smart_error.html", message=str(error)), error.status
 
 
 def _registrations() -> dict[str, registry.Registration]:

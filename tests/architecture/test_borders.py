@@ -53,3 +53,33 @@ def test_surfaces_reach_the_pipeline_only_through_the_service() -> None:
                     if names & set(composed):
                         offenders.append(f"{relative}: {sorted(names & set(composed))}")
     assert offenders == []
+
+
+def test_the_product_never_imports_the_sandbox() -> None:
+    for package in ("salvage", "cds_hooks", "smart_app"):
+        assert _offenders(package, ("sandbox",)) == []
+
+
+def test_error_classes_live_in_salvage_errors_only() -> None:
+    """One hierarchy (salvage/errors.py) with its HTTP statuses, turned into responses in one
+    place (salvage/app.py); private helper exceptions (leading underscore) may stay local."""
+    offenders = []
+    for package in ("salvage", "cds_hooks", "smart_app"):
+        for path in (ROOT / package).rglob("*.py"):
+            if path.name == "errors.py":
+                continue
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
+                    bases = {b.id for b in node.bases if isinstance(b, ast.Name)}
+                    if bases & {"Exception", "SalvageError", "ValueError", "RuntimeError"}:
+                        offenders.append(f"{path.relative_to(ROOT)}: {node.name}")
+    assert offenders == []
+
+
+def test_request_errors_carry_their_http_status() -> None:
+    from salvage import errors
+
+    assert errors.BadRequest().status == 400 and errors.Unauthorized().status == 401
+    assert errors.PrefetchUnavailable().status == errors.FhirUnavailable().status == 412
+    assert errors.TooLarge().status == 413 and errors.DatabaseUnavailable().status == 503
+    assert errors.LaunchError("x", 403).status == 403

@@ -1,4 +1,8 @@
-"""`salvage demo`: the sandbox EHR (with its FHIR server) and salvage-cds, on 127.0.0.1 only."""
+"""`salvage demo`: the sandbox EHR (with its FHIR server) and salvage-cds, on 127.0.0.1 only.
+
+The orchestration lives in the sandbox, not in the product: the product never imports the sandbox.
+`salvage demo` replaces its own process with `python -m sandbox.demo`, and salvage-cds itself is
+started here as a separate `salvage serve` process, so neither side imports the other."""
 
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ STARTUP_SECONDS = 120  # a loaded machine (load average 3-4) needs far more than
 
 
 class PortInUse(Exception):
-    pass
+    """A port the demo needs is taken by another process."""
 
 
 def _free(port: int) -> bool:
@@ -173,7 +177,7 @@ def _wait(url: str, process: subprocess.Popen[bytes], timeout: float = STARTUP_S
         if process.poll() is not None:
             raise RuntimeError("salvage-cds server failed to start")
         try:
-            urllib.request.urlopen(url, timeout=2)  # noqa: S310 (loopback)
+            urllib.request.urlopen(url, timeout=2)
             return
         except urllib.error.HTTPError:
             return  # it answers (404 for GET on a POST endpoint)
@@ -181,3 +185,17 @@ def _wait(url: str, process: subprocess.Popen[bytes], timeout: float = STARTUP_S
             # not listening yet, or too slow to answer under load (a read TimeoutError): retry
             time.sleep(0.3)
     raise RuntimeError("salvage-cds server did not start in time")
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="salvage demo", description=__doc__)
+    parser.add_argument("--fixtures", default="fixtures")
+    parser.add_argument("--port", type=int, default=EHR_PORT)
+    args = parser.parse_args(argv)
+    return run_demo(args.fixtures, args.port)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import date
 
-from salvage.engine import attribution, factors
+from salvage.engine import attribution, contraindications, factors
 from salvage.engine import failures as failure_rules
 from salvage.engine import lines as line_rules
 from salvage.engine.model import DataWarning, Failure, Line, PatientRecord, Unmapped
@@ -139,7 +139,8 @@ def analyse_patient(
     caution_level = float(kb.patient_rules.anthracycline.caution_cumulative_doxorubicin_mg_m2)
     if total is not None and total.value >= caution_level:
         cautions.append(
-            f"{total.text}: at or above the caution level of {caution_level:g} mg/m2 (Swain 2003)"
+            f"{total.text}: at or above the caution level of {caution_level:g} mg/m2 "
+            f"({contraindications.cite(kb, kb.patient_rules.anthracycline.evidence)})"
         )
     not_assessed = tuple(
         f"{what}: could not be assessed ({rtype} could not be read)"

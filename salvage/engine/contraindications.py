@@ -69,13 +69,18 @@ def hla_b5701_positive(record: PatientRecord, kb: KnowledgeBase) -> str | None:
     return None
 
 
+def cite(kb: KnowledgeBase, keys: list[str] | tuple[str, ...]) -> str:
+    """Short labels of a rule's evidence ("Galsky 2011; Cockcroft-Gault"), for explanations."""
+    return "; ".join(kb.evidence[k].label.split(" (")[0] for k in keys if k in kb.evidence)
+
+
 def renal_drugs(kb: KnowledgeBase) -> dict[str, float]:
     """Drugs with a creatinine-clearance limit (mL/min), from patient_rules.yaml."""
     rules = kb.patient_rules
     limits = {
         r.drug: float(r.min_creatinine_clearance_ml_min) for r in rules.antiretroviral.renal_limits
     }
-    limits["cisplatin"] = float(rules.cisplatin.min_creatinine_clearance_ml_min)
+    limits[rules.cisplatin.drug] = float(rules.cisplatin.min_creatinine_clearance_ml_min)
     return limits
 
 
@@ -149,23 +154,29 @@ def drug_findings(
     for drug in wanted:
         if drug in exempt and dialysis:
             continue  # the label allows it on chronic haemodialysis (hiv.yaml renal)
-        cite = "Galsky 2011" if drug == "cisplatin" else "DHHS"
-        finding = _renal(drug, limits[drug], clearance, cite)
+        keys = (
+            rules.cisplatin.evidence
+            if drug == rules.cisplatin.drug
+            else rules.antiretroviral.evidence
+        )
+        finding = _renal(drug, limits[drug], clearance, cite(kb, keys))
         if finding is not None:
             found.append(finding)
-    if "cisplatin" in drugs:
+    platinum = rules.cisplatin.drug
+    if platinum in drugs:
         performance = factors.ecog(record, kb, as_of)
         if performance is not None and performance.value > float(rules.cisplatin.max_ecog):
             found.append(
                 DrugFinding(
-                    drug="cisplatin",
+                    drug=platinum,
                     severity="caution" if performance.stale else "contraindicated",
                     basis="stale" if performance.stale else "current",
-                    text=f"cisplatin avoided: {performance.text} (Galsky 2011)",
+                    text=f"{platinum} avoided: {performance.text} "
+                    f"({cite(kb, rules.cisplatin.evidence)})",
                     sources=performance.sources,
                     abnormal=True,
                     recheck=(
-                        f"re-check performance status before cisplatin ({performance.text})"
+                        f"re-check performance status before {platinum} ({performance.text})"
                         if performance.stale
                         else None
                     ),
@@ -179,7 +190,8 @@ def drug_findings(
                     drug=drug,
                     severity="contraindicated",
                     basis="current",
-                    text=f"{drug} contraindicated: HLA-B*57:01 positive ({positive}; DHHS)",
+                    text=f"{drug} contraindicated: HLA-B*57:01 positive ({positive}; "
+                    f"{cite(kb, rules.antiretroviral.evidence)})",
                     sources=(positive,),
                     abnormal=True,
                 )
@@ -195,7 +207,8 @@ def drug_findings(
                     drug=drug,
                     severity="contraindicated",
                     basis="current",
-                    text=f"{total.text} >= {limit:g} mg/m2 lifetime limit (Swain 2003)",
+                    text=f"{total.text} >= {limit:g} mg/m2 lifetime limit "
+                    f"({cite(kb, rules.anthracycline.evidence)})",
                     sources=total.sources,
                     abnormal=True,
                 )
@@ -208,7 +221,8 @@ def drug_findings(
                     severity="caution",
                     basis="current",
                     text=f"{total.text}: at or above the caution level {caution:g} mg/m2; "
-                    f"heart-failure risk rises with the total (Swain 2003)",
+                    "heart-failure risk rises with the total "
+                    f"({cite(kb, rules.anthracycline.evidence)})",
                     sources=total.sources,
                 )
                 for drug in sorted(anthracyclines)

@@ -228,6 +228,7 @@ def cumulative_anthracycline(record: PatientRecord, kb: KnowledgeBase, as_of: da
         value=round(total),
         when=None,
         sources=tuple(sources),
-        text=f"cumulative anthracycline {total:.0f} mg/m2 doxorubicin-equivalent "
+        text=f"cumulative anthracycline {total:.0f} mg/m2 "
+        f"{kb.patient_rules.anthracycline.reference_drug}-equivalent "
         f"from {len(sources)} administrations",
     )

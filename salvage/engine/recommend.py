@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
 
 from salvage.engine import contraindications, factors, fitness, option_rules, receptors
 from salvage.engine.analysis import PatientAnalysis
@@ -110,21 +109,6 @@ def _driving_failure(analysis: PatientAnalysis) -> tuple[Failure | None, str | N
             "as in remission or resolved: it does not drive salvage advice now"
         )
     return None, why
-
-
-def _hbv_caution(hbv: Any, regimen: Any, kb: KnowledgeBase) -> tuple[str, ...]:
-    """With HBV co-infection the new antiretroviral regimen keeps HBV-active drugs (DHHS)."""
-    if hbv is None or regimen is None:
-        return ()
-    active = set(kb.patient_rules.antiretroviral.hbv_active_drugs)
-    tenofovir = {"tenofovir disoproxil", "tenofovir alafenamide"}
-    if regimen.components & tenofovir and regimen.components & (active - tenofovir):
-        return ()
-    return (
-        f"Hepatitis B co-infection ({hbv.source}): add tenofovir (TAF or TDF) with "
-        "emtricitabine or lamivudine to this regimen; stopping HBV-active drugs can cause "
-        "a hepatitis flare (DHHS)",
-    )
 
 
 def what_failed(
@@ -234,7 +218,7 @@ def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Reco
             missing.append(
                 f"performance status recorded as '{odd_performance.raw}' on "
                 f"{odd_performance.when.isoformat()} ({odd_performance.source}) cannot be read: "
-                "record it as ECOG 0-5 or Karnofsky; fitness is not assumed"
+                "record it as an ECOG grade or a Karnofsky score; fitness is not assumed"
             )
         elif performance is None:
             missing.append(
@@ -279,7 +263,8 @@ def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Reco
     caution_level = float(rules.anthracycline.caution_cumulative_doxorubicin_mg_m2)
     if total is not None and total.value >= caution_level:
         facts.append(
-            f"{total.text}: at or above the caution level of {caution_level:g} mg/m2 (Swain 2003)"
+            f"{total.text}: at or above the caution level of {caution_level:g} mg/m2 "
+            f"({contraindications.cite(kb, rules.anthracycline.evidence)})"
         )
         sources += [x for x in total.sources[:3] if x not in sources]
 
@@ -416,23 +401,12 @@ def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Reco
     if needs_renal and clearance is None:
         missing.append(
             "no creatinine with weight and age, and no eGFR, on record: creatinine clearance "
-            "unknown, so options with cisplatin or tenofovir are not checked against renal "
-            "function and rank after the others"
+            f"unknown, so options with {' or '.join(sorted(renal_rules))} are not checked "
+            "against renal function and rank after the others"
         )
     elif clearance is not None:
         facts.append(clearance.text)
-    hbv = contraindications.hbv_coinfection(record, kb) if disease == "hiv" else None
-    if disease == "hiv" and hbv is None:
-        missing.append(
-            "no hepatitis B co-infection is recorded: confirm HBV status before "
-            "changing tenofovir, emtricitabine or lamivudine"
-        )
-    if disease == "hiv":
-        missing.append(
-            "HIV-1 genotypic resistance results are not read by this version: "
-            "check for a genotype since the failure and document drug-class resistance"
-        )
-
+    # HIV options are built by hiv_regimens (resistance, hepatitis B pair); never reached here.
     options: list[Option] = []
     for rank, (_, option, cautions, recheck) in enumerate(
         sorted(chosen, key=lambda item: item[0]), start=1
@@ -450,7 +424,7 @@ def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Reco
                 if regimen
                 else SETTING_OF_KIND.get(option.kind, option.kind),
                 rationale=(" ".join(option.rationale.split()), *facts),
-                cautions=tuple(option.cautions) + cautions + _hbv_caution(hbv, regimen, kb),
+                cautions=tuple(option.cautions) + cautions,
                 evidence=tuple(option.evidence),
                 sources=tuple(dict.fromkeys(sources)),
                 branch=branch,

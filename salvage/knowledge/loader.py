@@ -170,6 +170,18 @@ def _cross_check(raw: dict[str, Any]) -> None:
                 problems.append(f"failures.{section}: unknown evidence {key!r}")
     problems += _pathway_problems(raw["pathways"].pathways, raw)
     problems += _order_check_problems(raw["order_checks"], raw)
+    rules = raw["patient_rules"]
+    problems += [
+        f"patient_rules: unknown drug {d!r}"
+        for d in (
+            rules.cisplatin.drug,
+            rules.anthracycline.reference_drug,
+            *(r.drug for r in rules.antiretroviral.renal_limits),
+            *rules.antiretroviral.hla_b5701_excludes,
+            *rules.antiretroviral.hbv_active_drugs,
+        )
+        if d not in drugs
+    ]
     known_classes = {c for d in drugs.values() for c in d.classes}
     problems += [
         f"class_rules: no drug has class {c!r}"

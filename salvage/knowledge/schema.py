@@ -292,12 +292,14 @@ class PerformanceStatusRules(_Strict):
 
 
 class CisplatinRule(_Strict):
+    drug: str  # the drug the rule is about (a drugs.yaml name)
     min_creatinine_clearance_ml_min: float = Field(gt=0)
     max_ecog: int = Field(ge=0, le=4)
     evidence: list[str] = Field(min_length=1)
 
 
 class AnthracyclineRule(_Strict):
+    reference_drug: str  # doses are summed as equivalents of this drug (anthracycline_equivalence)
     max_cumulative_doxorubicin_mg_m2: float = Field(gt=0)
     caution_cumulative_doxorubicin_mg_m2: float = Field(gt=0)
     evidence: list[str] = Field(min_length=1)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 
-from salvage.engine import contraindications, factors, fitness, option_rules, receptors
+from salvage.engine import contraindications, fitness, pathway_options
 from salvage.engine.analysis import PatientAnalysis
 from salvage.engine.model import Failure
-from salvage.knowledge.model import KnowledgeBase, OptionEntry
+from salvage.engine.salvage_context import SalvageContext, build_context
+from salvage.knowledge.model import KnowledgeBase
 
 NO_FAILURE = (
     "no documented treatment failure (refractory disease, relapse, intolerance, "
@@ -149,6 +150,8 @@ def what_failed(
 
 
 def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Recommendation:
+    """Ranked, explained options for the failure that drives advice now, with the options ruled
+    out (and why) and the data that is missing or stale."""
     failure, set_aside = _driving_failure(analysis)
     disease = _disease_for(analysis, failure, kb)
     if disease == "hiv" and failure is not None:
@@ -157,280 +160,28 @@ def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Reco
 
         return hiv_regimens.recommend_hiv(analysis, kb, as_of, failure)
     if failure is None or disease is None or disease not in kb.pathways:
-        if failure is None and not analysis.failure_assessable:
-            statement = NOT_ASSESSED.format(reasons="; ".join(analysis.not_assessed))
-        elif failure is None:
-            statement = set_aside or NO_FAILURE
-        else:
-            statement = (
-                f"no salvage pathway in knowledge base {kb.version} for this patient's disease"
-            )
-        return Recommendation(
-            patient=analysis.patient,
-            disease=disease,
-            failure=failure,
-            options=(),
-            excluded=(),
-            missing_data=(),
-            statement=statement,
-            not_assessed=analysis.not_assessed,
-        )
-    record = analysis.record
-    rules = kb.patient_rules
-    pathway = kb.pathways[disease]
+        return _without_options(analysis, failure, disease, set_aside, kb)
     domain = "hiv" if disease == "hiv" else "oncology"
-    failed_line = next(
-        (
-            ln
-            for ln in analysis.lines
-            if ln.number == failure.line
-            and ln.domain == domain
-            and not ln.maintenance
-            and (failure.disease is None or ln.disease is None or ln.disease == failure.disease)
-        ),
-        None,
+    backbone = kb.pathways[disease].backbone_drugs
+    ctx = build_context(
+        analysis, failure, disease, kb, as_of, what_failed(analysis, domain, backbone)
     )
-    facts: list[str] = [failure.detail]
-    sources: list[str] = list(failure.sources)
-    missing: list[str] = []
-    facts += list(analysis.not_assessed)
-
-    # Timing: early = refractory, or relapse within early_relapse_months (ZUMA-7, TRANSFORM).
-    early_months = float(kb.failures.oncology.early_relapse_months)
-    if failure.kind == "relapse" and failure.relapse_interval_months is not None:
-        timing = "early" if failure.relapse_interval_months <= early_months else "late"
-        facts.append(
-            f"relapse {failure.relapse_interval_months} months after the line ended: "
-            f"{'within' if timing == 'early' else 'more than'} {early_months:g} months"
-        )
-    elif failure.kind == "refractory":
-        timing = "early"
-        if failure.primary:
-            facts.append("primary refractory: the first line never controlled the disease")
-    else:
-        timing = "any"
-
-    performance = factors.ecog(record, kb, as_of)
-    odd_performance = factors.unreadable_performance(record, as_of)
-    clearance = factors.creatinine_clearance(record, kb, as_of)
-    if domain == "oncology":
-        if odd_performance is not None:
-            missing.append(
-                f"performance status recorded as '{odd_performance.raw}' on "
-                f"{odd_performance.when.isoformat()} ({odd_performance.source}) cannot be read: "
-                "record it as an ECOG grade or a Karnofsky score; fitness is not assumed"
-            )
-        elif performance is None:
-            missing.append(
-                "no ECOG or Karnofsky performance status on record: fitness for the options is "
-                "unknown, not assumed"
-            )
-        else:
-            facts.append(performance.text)
-            sources += performance.sources
-            if performance.stale:
-                missing.append(
-                    f"re-check performance status before use (last value {performance.text})"
-                )
-
-    eligibility = fitness.transplant(record, kb, disease, as_of) if domain == "oncology" else None
-    transplant = "any"
-    if eligibility is not None:
-        transplant = {"candidate": "eligible", "not-candidate": "ineligible"}.get(
-            eligibility.status, "unknown"
-        )
-        facts.append(eligibility.summary())
-        sources += [x for x in eligibility.sources if x not in sources]
-        if eligibility.status == "unknown":
-            missing.append(
-                "transplant eligibility unknown ("
-                + "; ".join(eligibility.reasons)
-                + "): options for both branches are shown, each labelled"
-            )
-        missing += [
-            f"{m} not recorded: needed for transplant eligibility"
-            for m in eligibility.missing
-            if "ECOG" not in m
-        ]
-        missing += [r for r in eligibility.rechecks if r not in missing]
-        if eligibility.not_checked and eligibility.status != "not-candidate":
-            missing.append(
-                "not checked for transplant eligibility (no value on record): "
-                + ", ".join(eligibility.not_checked)
-            )
-
-    total = factors.cumulative_anthracycline(record, kb, as_of)
-    caution_level = float(rules.anthracycline.caution_cumulative_doxorubicin_mg_m2)
-    if total is not None and total.value >= caution_level:
-        facts.append(
-            f"{total.text}: at or above the caution level of {caution_level:g} mg/m2 "
-            f"({contraindications.cite(kb, rules.anthracycline.evidence)})"
-        )
-        sources += [x for x in total.sources[:3] if x not in sources]
-
-    failed_drugs, failed_regimens = what_failed(analysis, domain, pathway.backbone_drugs)
-    ruled_out_classes = option_rules.failed_classes(analysis, failure, kb, domain)
-    care_first = option_rules.supportive_care_first(performance, kb)
-
-    overlay = kb.overlay
-    rerank: dict[str, int] = overlay.rerank if overlay else {}
-    disabled = overlay.disable if overlay else frozenset()
-    failed_lines = len(
-        {
-            f.line
-            for f in analysis.failures
-            if f.kind == failure.kind and f.disease == failure.disease
-        }
-    )
-    # The local therapy that failed decides the prostate pathway (prostatectomy vs radiotherapy).
-    previous_procedures = (
-        {failed_line.procedure} if failed_line and failed_line.procedure else set()
-    )
-
-    # Lines begun after the failure are the salvage already chosen: not offered again as new.
-    started_after = [
-        ln
-        for ln in analysis.lines
-        if ln.domain == domain
-        and not ln.maintenance
-        and ln.start > failure.when
-        and (failure.disease is None or ln.disease is None or ln.disease == failure.disease)
+    verdicts = [
+        pathway_options.judge(option, ctx, kb)
+        for option in ctx.pathway.options
+        if pathway_options.answers(option, ctx)
     ]
-    given_after = frozenset(d for ln in started_after for d in ln.ingredients)
-    if started_after:
-        facts.append(
-            "after this failure, "
-            + "; ".join(
-                f"line {ln.number} ({ln.regimen}) started {ln.start.isoformat()}"
-                for ln in started_after
-            )
-        )
-    receptor_status = receptors.hormone_receptor(record, kb)
-    her2_status = receptors.her2(record, kb)
-    receptor_unknown = False
-    chosen: list[
-        tuple[tuple[int, int, int, int], OptionEntry, tuple[str, ...], tuple[str, ...]]
-    ] = []
-    excluded: list[Exclusion] = []
-    needs_renal = False
-    renal_rules = set(contraindications.renal_drugs(kb))
-    for option in pathway.options:
-        when = option.when
-        if failure.kind not in when.failure:
-            continue
-        if when.timing != "any" and timing != when.timing:
-            continue
-        if when.transplant != "any" and transplant not in ("unknown", when.transplant):
-            continue
-        if when.after_procedure and not previous_procedures & set(when.after_procedure):
-            continue
-        if when.min_failed_lines and failed_lines < when.min_failed_lines:
-            continue
-        regimen = kb.regimens.get(option.regimen or "")
-        name = option.regimen or option.label or option.id
-        components = regimen.components if regimen else frozenset()
-        reasons: list[str] = []
-        if when.primary_refractory is False and failure.primary:
-            reasons.append(
-                "not for primary refractory disease: the trial behind it excluded it "
-                f"({', '.join(option.evidence)})"
-            )
-        if option.id in disabled:
-            reasons.append(
-                f"disabled by the local pathway of {overlay.institution if overlay else '?'}"
-            )
-        if name in failed_regimens:
-            reasons.append(f"this regimen already failed: {failed_regimens[name]}")
-        given = next(
-            (
-                ln
-                for ln in started_after
-                if ln.regimen == name
-                or (components and components <= given_after)
-                or (option.procedure and ln.procedure == option.procedure)
-            ),
-            None,
-        )
-        if given is not None:
-            reasons.append(
-                f"already given after this failure: line {given.number} "
-                f"({given.regimen}) from {given.start.isoformat()} "
-                f"({', '.join(given.sources[:3])})"
-            )
-        reasons += [failed_drugs[d] for d in sorted(components) if d in failed_drugs]
-        by_class = option_rules.class_fit(option, components, ruled_out_classes, kb)
-        by_performance = option_rules.performance_fit(option, performance, kb)
-        reasons += [*by_class.reasons, *by_performance.reasons]
-        needs_renal = needs_renal or bool(components & renal_rules)
-        findings = contraindications.drug_findings(components, record, kb, as_of)
-        reasons += [f.text for f in findings if f.severity == "contraindicated"]
-        cautions = tuple(
-            f.text for f in findings if f.severity == "caution" and f.basis != "unknown"
-        )
-        cautions += by_performance.cautions
-        recheck = tuple(
-            dict.fromkeys([*(f.recheck for f in findings if f.recheck), *by_performance.recheck])
-        )
-        for marker, status in (("hormone_receptor", receptor_status), ("her2", her2_status)):
-            needed = getattr(when, marker)
-            if needed == "any":
-                continue
-            if status.value == "unknown":
-                receptor_unknown = True
-            elif status.value != needed:
-                label = "hormone-receptor" if marker == "hormone_receptor" else "HER2"
-                reasons.append(
-                    f"needs {label}-{needed} disease: {status.text} ({', '.join(status.sources)})"
-                )
-        if reasons:
-            excluded.append(Exclusion(regimen=name, option_id=option.id, reasons=tuple(reasons)))
-            continue
-        branch_order = 1 if transplant == "unknown" and when.transplant == "ineligible" else 0
-        # An option that depends on a stale or unknown value ranks after those that do not.
-        # Palliative care leads at poor performance status (patient_rules.performance_status).
-        # Otherwise it comes after every anticancer option, whatever their branch or re-checks.
-        leads = (0 if care_first else 2) if option.kind == "care" else 1
-        key = (leads, branch_order, 1 if recheck else 0, rerank.get(option.id, option.rank))
-        chosen.append((key, option, cautions, recheck))
-
-    if receptor_unknown:
-        missing.append(
-            "no recent ER/PR or HER2 result: options that need hormone-receptor-"
-            "positive, HER2-negative disease are shown; confirm the receptor status"
-        )
-    if needs_renal and clearance is None:
-        missing.append(
-            "no creatinine with weight and age, and no eGFR, on record: creatinine clearance "
-            f"unknown, so options with {' or '.join(sorted(renal_rules))} are not checked "
-            "against renal function and rank after the others"
-        )
-    elif clearance is not None:
-        facts.append(clearance.text)
-    # HIV options are built by hiv_regimens (resistance, hepatitis B pair); never reached here.
-    options: list[Option] = []
-    for rank, (_, option, cautions, recheck) in enumerate(
-        sorted(chosen, key=lambda item: item[0]), start=1
-    ):
-        regimen = kb.regimens.get(option.regimen or "")
-        branch = BRANCH.get(option.when.transplant) if transplant == "unknown" else None
-        options.append(
-            Option(
-                rank=rank,
-                option_id=option.id,
-                regimen=option.regimen or option.label or option.id,
-                kind=option.kind,
-                ingredients=tuple(sorted(regimen.components)) if regimen else (),
-                setting=regimen.setting
-                if regimen
-                else SETTING_OF_KIND.get(option.kind, option.kind),
-                rationale=(" ".join(option.rationale.split()), *facts),
-                cautions=tuple(option.cautions) + cautions,
-                evidence=tuple(option.evidence),
-                sources=tuple(dict.fromkeys(sources)),
-                branch=branch,
-                recheck=recheck,
-            )
-        )
+    excluded = [
+        Exclusion(regimen=v.name, option_id=v.option.id, reasons=v.reasons)
+        for v in verdicts
+        if v.reasons
+    ]
+    chosen = sorted(
+        (v for v in verdicts if not v.reasons),
+        key=lambda v: pathway_options.rank_key(v, ctx, kb),
+    )
+    _after_judging(verdicts, ctx, kb)
+    options = tuple(_option(rank, v, ctx, kb) for rank, v in enumerate(chosen, start=1))
     no_option: str | None = None
     if not any(o.kind != "care" for o in options):
         no_option = (
@@ -442,11 +193,79 @@ def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Reco
         patient=analysis.patient,
         disease=disease,
         failure=failure,
-        options=tuple(options),
+        options=options,
         excluded=tuple(excluded),
-        missing_data=tuple(dict.fromkeys(missing)),
-        facts=tuple(facts),
+        missing_data=tuple(dict.fromkeys(ctx.missing)),
+        facts=tuple(ctx.facts),
         statement=no_option,
-        transplant=eligibility,
+        transplant=ctx.eligibility,
         not_assessed=analysis.not_assessed,
+    )
+
+
+def _without_options(
+    analysis: PatientAnalysis,
+    failure: Failure | None,
+    disease: str | None,
+    set_aside: str | None,
+    kb: KnowledgeBase,
+) -> Recommendation:
+    """No failure drives advice (or no pathway exists): say why, never imply 'no failure' from
+    incomplete data."""
+    if failure is None and not analysis.failure_assessable:
+        statement = NOT_ASSESSED.format(reasons="; ".join(analysis.not_assessed))
+    elif failure is None:
+        statement = set_aside or NO_FAILURE
+    else:
+        statement = f"no salvage pathway in knowledge base {kb.version} for this patient's disease"
+    return Recommendation(
+        patient=analysis.patient,
+        disease=disease,
+        failure=failure,
+        options=(),
+        excluded=(),
+        missing_data=(),
+        statement=statement,
+        not_assessed=analysis.not_assessed,
+    )
+
+
+def _after_judging(
+    verdicts: list[pathway_options.Verdict], ctx: SalvageContext, kb: KnowledgeBase
+) -> None:
+    """Missing data found while judging the options, and the renal fact when it is known."""
+    if any(v.receptor_unknown for v in verdicts):
+        ctx.missing.append(
+            "no recent ER/PR or HER2 result: options that need hormone-receptor-"
+            "positive, HER2-negative disease are shown; confirm the receptor status"
+        )
+    renal = sorted(contraindications.renal_drugs(kb))
+    if any(v.needs_renal for v in verdicts) and ctx.clearance is None:
+        ctx.missing.append(
+            "no creatinine with weight and age, and no eGFR, on record: creatinine clearance "
+            f"unknown, so options with {' or '.join(renal)} are not checked "
+            "against renal function and rank after the others"
+        )
+    elif ctx.clearance is not None:
+        ctx.facts.append(ctx.clearance.text)
+
+
+def _option(
+    rank: int, verdict: pathway_options.Verdict, ctx: SalvageContext, kb: KnowledgeBase
+) -> Option:
+    option = verdict.option
+    regimen = kb.regimens.get(option.regimen or "")
+    return Option(
+        rank=rank,
+        option_id=option.id,
+        regimen=verdict.name,
+        kind=option.kind,
+        ingredients=tuple(sorted(regimen.components)) if regimen else (),
+        setting=regimen.setting if regimen else SETTING_OF_KIND.get(option.kind, option.kind),
+        rationale=(" ".join(option.rationale.split()), *ctx.facts),
+        cautions=tuple(option.cautions) + verdict.cautions,
+        evidence=tuple(option.evidence),
+        sources=tuple(dict.fromkeys(ctx.sources)),
+        branch=BRANCH.get(option.when.transplant) if ctx.transplant == "unknown" else None,
+        recheck=verdict.recheck,
     )

@@ -1,0 +1,128 @@
+"""One pathway option against one patient: does it answer this failure, and if so, is it excluded
+(and why), which cautions and re-checks go with it, and where does it rank."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from salvage.engine import contraindications, option_rules
+from salvage.engine.salvage_context import SalvageContext
+from salvage.knowledge.model import KnowledgeBase, OptionEntry
+
+RECEPTOR_LABEL = {"hormone_receptor": "hormone-receptor", "her2": "HER2"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Verdict:
+    option: OptionEntry
+    name: str
+    reasons: tuple[str, ...]  # non-empty: excluded
+    cautions: tuple[str, ...]
+    recheck: tuple[str, ...]
+    needs_renal: bool  # contains a drug with a creatinine-clearance limit
+    receptor_unknown: bool  # needs a receptor status the record does not give
+
+
+def answers(option: OptionEntry, ctx: SalvageContext) -> bool:
+    """The option is written for this kind and timing of failure, branch and history."""
+    when = option.when
+    return (
+        ctx.failure.kind in when.failure
+        and (when.timing == "any" or ctx.timing == when.timing)
+        and (when.transplant == "any" or ctx.transplant in ("unknown", when.transplant))
+        and (not when.after_procedure or bool(ctx.previous_procedures & set(when.after_procedure)))
+        and (not when.min_failed_lines or ctx.failed_lines >= when.min_failed_lines)
+    )
+
+
+def judge(option: OptionEntry, ctx: SalvageContext, kb: KnowledgeBase) -> Verdict:
+    regimen = kb.regimens.get(option.regimen or "")
+    name = option.regimen or option.label or option.id
+    components = regimen.components if regimen else frozenset()
+    reasons = _history_reasons(option, name, components, ctx, kb)
+    by_class = option_rules.class_fit(option, components, ctx.ruled_out_classes, kb)
+    by_performance = option_rules.performance_fit(option, ctx.performance, kb)
+    reasons += [*by_class.reasons, *by_performance.reasons]
+    findings = contraindications.drug_findings(components, ctx.analysis.record, kb, ctx.as_of)
+    reasons += [f.text for f in findings if f.severity == "contraindicated"]
+    receptor_reasons, receptor_unknown = _receptor_reasons(option, ctx)
+    return Verdict(
+        option=option,
+        name=name,
+        reasons=tuple(reasons + receptor_reasons),
+        cautions=tuple(f.text for f in findings if f.severity == "caution" and f.basis != "unknown")
+        + by_performance.cautions,
+        recheck=tuple(
+            dict.fromkeys([*(f.recheck for f in findings if f.recheck), *by_performance.recheck])
+        ),
+        needs_renal=bool(components & set(contraindications.renal_drugs(kb))),
+        receptor_unknown=receptor_unknown,
+    )
+
+
+def _history_reasons(
+    option: OptionEntry,
+    name: str,
+    components: frozenset[str],
+    ctx: SalvageContext,
+    kb: KnowledgeBase,
+) -> list[str]:
+    """Reasons from the trial population, the local pathway, and what was already given."""
+    reasons: list[str] = []
+    if option.when.primary_refractory is False and ctx.failure.primary:
+        reasons.append(
+            "not for primary refractory disease: the trial behind it excluded it "
+            f"({', '.join(option.evidence)})"
+        )
+    if kb.overlay and option.id in kb.overlay.disable:
+        reasons.append(f"disabled by the local pathway of {kb.overlay.institution}")
+    if name in ctx.failed_regimens:
+        reasons.append(f"this regimen already failed: {ctx.failed_regimens[name]}")
+    given = next(
+        (
+            ln
+            for ln in ctx.started_after
+            if ln.regimen == name
+            or (components and components <= ctx.given_after)
+            or (option.procedure and ln.procedure == option.procedure)
+        ),
+        None,
+    )
+    if given is not None:
+        reasons.append(
+            f"already given after this failure: line {given.number} "
+            f"({given.regimen}) from {given.start.isoformat()} "
+            f"({', '.join(given.sources[:3])})"
+        )
+    reasons += [ctx.failed_drugs[d] for d in sorted(components) if d in ctx.failed_drugs]
+    return reasons
+
+
+def _receptor_reasons(option: OptionEntry, ctx: SalvageContext) -> tuple[list[str], bool]:
+    reasons: list[str] = []
+    unknown = False
+    for marker, status in (("hormone_receptor", ctx.receptor_status), ("her2", ctx.her2_status)):
+        needed = getattr(option.when, marker)
+        if needed == "any" or status is None:
+            continue
+        if status.value == "unknown":
+            unknown = True
+        elif status.value != needed:
+            reasons.append(
+                f"needs {RECEPTOR_LABEL[marker]}-{needed} disease: {status.text} "
+                f"({', '.join(status.sources)})"
+            )
+    return reasons, unknown
+
+
+def rank_key(verdict: Verdict, ctx: SalvageContext, kb: KnowledgeBase) -> tuple[int, ...]:
+    """Palliative care first at poor performance status, otherwise after every anticancer
+    option; then the known branch before the 'if not a transplant candidate' branch; options
+    resting on a stale or unknown value after those that do not; then the pathway (or local)
+    rank."""
+    option = verdict.option
+    care_first = option_rules.supportive_care_first(ctx.performance, kb)
+    leads = (0 if care_first else 2) if option.kind == "care" else 1
+    branch = 1 if ctx.transplant == "unknown" and option.when.transplant == "ineligible" else 0
+    rerank = kb.overlay.rerank if kb.overlay else {}
+    return (leads, branch, 1 if verdict.recheck else 0, rerank.get(option.id, option.rank))

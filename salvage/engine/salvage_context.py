@@ -1,0 +1,208 @@
+"""What the pathway rules need to know about a patient at a failure, gathered once: timing of the
+failure, performance status, renal function, transplant candidacy, what already failed and what
+was given since. Every fact shown to the clinician is collected here with its sources, and every
+missing or stale input is listed (fitness is never assumed)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+from salvage.engine import contraindications, factors, fitness, option_rules, receptors
+from salvage.engine.analysis import PatientAnalysis
+from salvage.engine.model import Failure, Line
+from salvage.knowledge.model import KnowledgeBase, Pathway
+
+
+@dataclass(kw_only=True)
+class SalvageContext:
+    analysis: PatientAnalysis
+    failure: Failure
+    disease: str
+    pathway: Pathway
+    domain: str
+    as_of: date
+    timing: str = "any"  # early | late | any (ZUMA-7 / TRANSFORM boundary)
+    transplant: str = "any"  # eligible | ineligible | unknown | any
+    eligibility: fitness.Eligibility | None = None
+    performance: factors.Fact | None = None
+    clearance: factors.Fact | None = None
+    facts: list[str] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    failed_line: Line | None = None
+    failed_lines: int = 0
+    started_after: list[Line] = field(default_factory=list)
+    given_after: frozenset[str] = frozenset()
+    failed_drugs: dict[str, str] = field(default_factory=dict)
+    failed_regimens: dict[str, str] = field(default_factory=dict)
+    ruled_out_classes: dict[str, str] = field(default_factory=dict)
+    receptor_status: receptors.Status | None = None
+    her2_status: receptors.Status | None = None
+
+    @property
+    def previous_procedures(self) -> set[str]:
+        """The local therapy that failed decides the prostate pathway (prostatectomy vs RT)."""
+        line = self.failed_line
+        return {line.procedure} if line and line.procedure else set()
+
+
+def _same_disease(line: Line, failure: Failure) -> bool:
+    return failure.disease is None or line.disease is None or line.disease == failure.disease
+
+
+def build_context(
+    analysis: PatientAnalysis,
+    failure: Failure,
+    disease: str,
+    kb: KnowledgeBase,
+    as_of: date,
+    what_failed: tuple[dict[str, str], dict[str, str]],
+) -> SalvageContext:
+    domain = "hiv" if disease == "hiv" else "oncology"
+    ctx = SalvageContext(
+        analysis=analysis,
+        failure=failure,
+        disease=disease,
+        pathway=kb.pathways[disease],
+        domain=domain,
+        as_of=as_of,
+        facts=[failure.detail, *analysis.not_assessed],
+        sources=list(failure.sources),
+    )
+    ctx.failed_line = next(
+        (
+            ln
+            for ln in analysis.lines
+            if ln.number == failure.line
+            and ln.domain == domain
+            and not ln.maintenance
+            and _same_disease(ln, failure)
+        ),
+        None,
+    )
+    ctx.failed_lines = len(
+        {
+            f.line
+            for f in analysis.failures
+            if f.kind == failure.kind and f.disease == failure.disease
+        }
+    )
+    ctx.failed_drugs, ctx.failed_regimens = what_failed
+    ctx.ruled_out_classes = option_rules.failed_classes(analysis, failure, kb, domain)
+    ctx.receptor_status = receptors.hormone_receptor(analysis.record, kb)
+    ctx.her2_status = receptors.her2(analysis.record, kb)
+    _timing(ctx, kb)
+    _performance(ctx, kb)
+    _eligibility(ctx, kb)
+    _anthracycline(ctx, kb)
+    _given_after(ctx)
+    ctx.clearance = factors.creatinine_clearance(analysis.record, kb, as_of)
+    return ctx
+
+
+def _timing(ctx: SalvageContext, kb: KnowledgeBase) -> None:
+    """Early = refractory, or relapse within early_relapse_months (ZUMA-7, TRANSFORM)."""
+    failure = ctx.failure
+    early_months = float(kb.failures.oncology.early_relapse_months)
+    if failure.kind == "relapse" and failure.relapse_interval_months is not None:
+        ctx.timing = "early" if failure.relapse_interval_months <= early_months else "late"
+        ctx.facts.append(
+            f"relapse {failure.relapse_interval_months} months after the line ended: "
+            f"{'within' if ctx.timing == 'early' else 'more than'} {early_months:g} months"
+        )
+    elif failure.kind == "refractory":
+        ctx.timing = "early"
+        if failure.primary:
+            ctx.facts.append("primary refractory: the first line never controlled the disease")
+
+
+def _performance(ctx: SalvageContext, kb: KnowledgeBase) -> None:
+    record = ctx.analysis.record
+    ctx.performance = factors.ecog(record, kb, ctx.as_of)
+    if ctx.domain != "oncology":
+        return
+    odd = factors.unreadable_performance(record, ctx.as_of)
+    if odd is not None:
+        ctx.missing.append(
+            f"performance status recorded as '{odd.raw}' on {odd.when.isoformat()} "
+            f"({odd.source}) cannot be read: record it as an ECOG grade or a Karnofsky score; "
+            "fitness is not assumed"
+        )
+    elif ctx.performance is None:
+        ctx.missing.append(
+            "no ECOG or Karnofsky performance status on record: fitness for the options is "
+            "unknown, not assumed"
+        )
+    else:
+        ctx.facts.append(ctx.performance.text)
+        ctx.sources += ctx.performance.sources
+        if ctx.performance.stale:
+            ctx.missing.append(
+                f"re-check performance status before use (last value {ctx.performance.text})"
+            )
+
+
+def _eligibility(ctx: SalvageContext, kb: KnowledgeBase) -> None:
+    if ctx.domain != "oncology":
+        return
+    eligibility = fitness.transplant(ctx.analysis.record, kb, ctx.disease, ctx.as_of)
+    ctx.eligibility = eligibility
+    if eligibility is None:
+        return
+    ctx.transplant = {"candidate": "eligible", "not-candidate": "ineligible"}.get(
+        eligibility.status, "unknown"
+    )
+    ctx.facts.append(eligibility.summary())
+    ctx.sources += [x for x in eligibility.sources if x not in ctx.sources]
+    if eligibility.status == "unknown":
+        ctx.missing.append(
+            "transplant eligibility unknown ("
+            + "; ".join(eligibility.reasons)
+            + "): options for both branches are shown, each labelled"
+        )
+    ctx.missing += [
+        f"{m} not recorded: needed for transplant eligibility"
+        for m in eligibility.missing
+        if "ECOG" not in m
+    ]
+    ctx.missing += [r for r in eligibility.rechecks if r not in ctx.missing]
+    if eligibility.not_checked and eligibility.status != "not-candidate":
+        ctx.missing.append(
+            "not checked for transplant eligibility (no value on record): "
+            + ", ".join(eligibility.not_checked)
+        )
+
+
+def _anthracycline(ctx: SalvageContext, kb: KnowledgeBase) -> None:
+    rule = kb.patient_rules.anthracycline
+    total = factors.cumulative_anthracycline(ctx.analysis.record, kb, ctx.as_of)
+    caution_level = float(rule.caution_cumulative_doxorubicin_mg_m2)
+    if total is not None and total.value >= caution_level:
+        ctx.facts.append(
+            f"{total.text}: at or above the caution level of {caution_level:g} mg/m2 "
+            f"({contraindications.cite(kb, rule.evidence)})"
+        )
+        ctx.sources += [x for x in total.sources[:3] if x not in ctx.sources]
+
+
+def _given_after(ctx: SalvageContext) -> None:
+    """Lines begun after the failure are the salvage already chosen: not offered again as new."""
+    failure = ctx.failure
+    ctx.started_after = [
+        ln
+        for ln in ctx.analysis.lines
+        if ln.domain == ctx.domain
+        and not ln.maintenance
+        and ln.start > failure.when
+        and _same_disease(ln, failure)
+    ]
+    ctx.given_after = frozenset(d for ln in ctx.started_after for d in ln.ingredients)
+    if ctx.started_after:
+        ctx.facts.append(
+            "after this failure, "
+            + "; ".join(
+                f"line {ln.number} ({ln.regimen}) started {ln.start.isoformat()}"
+                for ln in ctx.started_after
+            )
+        )

@@ -108,3 +108,32 @@ def supportive_care_first(performance: Fact | None, kb: KnowledgeBase) -> bool:
         and not performance.stale
         and performance.value >= rules.supportive_care_first_at_ecog
     )
+
+
+def prior_class_fit(option: OptionEntry, received: frozenset[str]) -> Fit:
+    """An option whose trial enrolled patients after given drug classes is excluded when this
+    patient has received none of a required class (its rationale would not describe them)."""
+    lacking = [c for c in option.when.prior_classes if c not in received]
+    if not lacking:
+        return Fit()
+    return Fit(
+        reasons=(
+            f"the trial behind it ({', '.join(option.evidence)}) enrolled patients who had "
+            f"received {' and '.join(option.when.prior_classes)}; not recorded for this "
+            f"patient: {', '.join(lacking)}",
+        )
+    )
+
+
+def received_classes(
+    analysis: PatientAnalysis, failure: Failure, kb: KnowledgeBase
+) -> frozenset[str]:
+    """Drug classes of every line of the failing disease, whatever their outcome."""
+    return frozenset(
+        cls
+        for line in analysis.lines
+        if line.disease == failure.disease or failure.disease is None
+        for drug in line.ingredients
+        if drug in kb.drugs
+        for cls in kb.drugs[drug].classes
+    )

@@ -20,7 +20,8 @@ class Verdict:
     cautions: tuple[str, ...]
     recheck: tuple[str, ...]
     needs_renal: bool  # contains a drug with a creatinine-clearance limit
-    receptor_unknown: bool  # needs a receptor status the record does not give
+    # "if HER2-positive" etc. when the option needs a receptor status the record does not give
+    receptor_branch: str | None
 
 
 def answers(option: OptionEntry, ctx: SalvageContext) -> bool:
@@ -41,11 +42,12 @@ def judge(option: OptionEntry, ctx: SalvageContext, kb: KnowledgeBase) -> Verdic
     components = regimen.components if regimen else frozenset()
     reasons = _history_reasons(option, name, components, ctx, kb)
     by_class = option_rules.class_fit(option, components, ctx.ruled_out_classes, kb)
+    by_history = option_rules.prior_class_fit(option, ctx.received_classes)
     by_performance = option_rules.performance_fit(option, ctx.performance, kb)
-    reasons += [*by_class.reasons, *by_performance.reasons]
+    reasons += [*by_class.reasons, *by_history.reasons, *by_performance.reasons]
     findings = contraindications.drug_findings(components, ctx.analysis.record, kb, ctx.as_of)
     reasons += [f.text for f in findings if f.severity == "contraindicated"]
-    receptor_reasons, receptor_unknown = _receptor_reasons(option, ctx)
+    receptor_reasons, receptor_branch = _receptor_reasons(option, ctx)
     return Verdict(
         option=option,
         name=name,
@@ -56,7 +58,7 @@ def judge(option: OptionEntry, ctx: SalvageContext, kb: KnowledgeBase) -> Verdic
             dict.fromkeys([*(f.recheck for f in findings if f.recheck), *by_performance.recheck])
         ),
         needs_renal=bool(components & set(contraindications.renal_drugs(kb))),
-        receptor_unknown=receptor_unknown,
+        receptor_branch=receptor_branch,
     )
 
 
@@ -98,21 +100,23 @@ def _history_reasons(
     return reasons
 
 
-def _receptor_reasons(option: OptionEntry, ctx: SalvageContext) -> tuple[list[str], bool]:
+def _receptor_reasons(option: OptionEntry, ctx: SalvageContext) -> tuple[list[str], str | None]:
+    """Exclusions by a known receptor status; for an unknown one, the branch the option needs
+    ("if HER2-positive"), shown like the transplant branches: never assumed either way."""
     reasons: list[str] = []
-    unknown = False
+    branches: list[str] = []
     for marker, status in (("hormone_receptor", ctx.receptor_status), ("her2", ctx.her2_status)):
         needed = getattr(option.when, marker)
         if needed == "any" or status is None:
             continue
         if status.value == "unknown":
-            unknown = True
+            branches.append(f"if {RECEPTOR_LABEL[marker]}-{needed}")
         elif status.value != needed:
             reasons.append(
                 f"needs {RECEPTOR_LABEL[marker]}-{needed} disease: {status.text} "
                 f"({', '.join(status.sources)})"
             )
-    return reasons, unknown
+    return reasons, " and ".join(branches) or None
 
 
 def rank_key(verdict: Verdict, ctx: SalvageContext, kb: KnowledgeBase) -> tuple[int, ...]:
@@ -124,5 +128,6 @@ def rank_key(verdict: Verdict, ctx: SalvageContext, kb: KnowledgeBase) -> tuple[
     care_first = option_rules.supportive_care_first(ctx.performance, kb)
     leads = (0 if care_first else 2) if option.kind == "care" else 1
     branch = 1 if ctx.transplant == "unknown" and option.when.transplant == "ineligible" else 0
+    branch += 1 if verdict.receptor_branch else 0
     rerank = kb.overlay.rerank if kb.overlay else {}
     return (leads, branch, 1 if verdict.recheck else 0, rerank.get(option.id, option.rank))

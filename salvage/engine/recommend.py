@@ -234,10 +234,10 @@ def _after_judging(
     verdicts: list[pathway_options.Verdict], ctx: SalvageContext, kb: KnowledgeBase
 ) -> None:
     """Missing data found while judging the options, and the renal fact when it is known."""
-    if any(v.receptor_unknown for v in verdicts):
+    if any(v.receptor_branch for v in verdicts if not v.reasons):
         ctx.missing.append(
-            "no recent ER/PR or HER2 result: options that need hormone-receptor-"
-            "positive, HER2-negative disease are shown; confirm the receptor status"
+            "no recent ER/PR or HER2 result: the options that need a receptor status are shown "
+            "for each status, each labelled; confirm the receptor status"
         )
     renal = sorted(contraindications.renal_drugs(kb))
     if any(v.needs_renal for v in verdicts) and ctx.clearance is None:
@@ -266,6 +266,14 @@ def _option(
         cautions=tuple(option.cautions) + verdict.cautions,
         evidence=tuple(option.evidence),
         sources=tuple(dict.fromkeys(ctx.sources)),
-        branch=BRANCH.get(option.when.transplant) if ctx.transplant == "unknown" else None,
+        branch="; ".join(
+            b
+            for b in (
+                BRANCH.get(option.when.transplant) if ctx.transplant == "unknown" else None,
+                verdict.receptor_branch,
+            )
+            if b
+        )
+        or None,
         recheck=verdict.recheck,
     )

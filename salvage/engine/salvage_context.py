@@ -37,6 +37,7 @@ class SalvageContext:
     failed_drugs: dict[str, str] = field(default_factory=dict)
     failed_regimens: dict[str, str] = field(default_factory=dict)
     ruled_out_classes: dict[str, str] = field(default_factory=dict)
+    received_classes: frozenset[str] = frozenset()
     receptor_status: receptors.Status | None = None
     her2_status: receptors.Status | None = None
 
@@ -90,6 +91,7 @@ def build_context(
     )
     ctx.failed_drugs, ctx.failed_regimens = what_failed
     ctx.ruled_out_classes = option_rules.failed_classes(analysis, failure, kb, domain)
+    ctx.received_classes = option_rules.received_classes(analysis, failure, kb)
     ctx.receptor_status = receptors.hormone_receptor(analysis.record, kb)
     ctx.her2_status = receptors.her2(analysis.record, kb)
     _timing(ctx, kb)

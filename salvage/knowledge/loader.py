@@ -266,6 +266,12 @@ def _option_problems(option: Any, raw: dict[str, Any]) -> list[str]:
         problems.append(f"option {option.id}: unknown regimen {option.regimen!r}")
     if option.kind != "regimen" and not option.label:
         problems.append(f"option {option.id}: a {option.kind} option needs a label")
+    classes = {c for d in raw["drugs"].drugs.values() for c in d.classes}
+    problems += [
+        f"option {option.id}: prior_classes names {c!r}, a class no drug has"
+        for c in option.when.prior_classes
+        if c not in classes
+    ]
     problems += [
         f"option {option.id}: after_class_failure names {c!r}, not in class_rules.yaml"
         for c in option.when.after_class_failure

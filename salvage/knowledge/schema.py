@@ -229,6 +229,10 @@ class OptionWhen(_Strict):
     max_ecog: int | None = Field(default=None, ge=0, le=4)
     # Exclusive drug classes (class_rules.yaml) this option may follow, with its own evidence.
     after_class_failure: list[str] = []
+    # Drug classes the trial population had all received before (EMBRACE: an anthracycline and a
+    # taxane; DESTINY-Breast03: anti-HER2 therapy and a taxane): without them the option is
+    # excluded, since its evidence does not describe this patient.
+    prior_classes: list[str] = []
 
 
 class OptionEntry(_Strict):

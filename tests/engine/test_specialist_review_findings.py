@@ -149,3 +149,59 @@ def test_after_docetaxel_failure_weekly_paclitaxel_is_excluded_as_the_same_class
     rec = recommend(chart.analyse(kb, as_of), kb, as_of)
     (paclitaxel,) = [x for x in rec.excluded if x.regimen == "Paclitaxel"]
     assert any("taxane already failed" in r for r in paclitaxel.reasons)
+
+
+BREAST = "254837009"
+
+
+def _her2(chart: Chart, answer: str) -> None:
+    chart.add(
+        "Observation",
+        status="final",
+        code={"coding": [{"system": "http://loinc.org", "code": "85319-2"}]},
+        effectiveDateTime="2023-05-05",
+        valueCodeableConcept={"coding": [{"system": SNOMED, "code": answer}]},
+    )
+
+
+def _her2_positive_after_thp() -> Chart:
+    chart = Chart(disease_snomed=BREAST)
+    _her2(chart, "10828004")
+    chart.cycles(["docetaxel", "trastuzumab", "pertuzumab"], q21("2024-01-01", 6))
+    chart.status("2024-04-01")
+    return chart
+
+
+def test_her2_positive_disease_after_trastuzumab_and_a_taxane_gets_trastuzumab_deruxtecan(
+    kb,
+) -> None:
+    as_of = date(2024, 4, 15)
+    analysis = _her2_positive_after_thp().analyse(kb, as_of)
+    assert analysis.unmapped == (), "pertuzumab is recognised"
+    rec = recommend(analysis, kb, as_of)
+    assert rec.options[0].regimen == "Trastuzumab deruxtecan"
+    excluded = {x.regimen for x in rec.excluded}
+    assert {"Capecitabine", "Eribulin"} <= excluded  # chemotherapy alone drops anti-HER2 therapy
+
+
+def test_an_unknown_her2_status_labels_the_options_that_need_it(kb) -> None:
+    chart = Chart(disease_snomed=BREAST)
+    chart.cycles(["doxorubicin", "cyclophosphamide"], q21("2023-01-01", 4))
+    chart.cycles(["paclitaxel"], q21("2023-04-01", 4))
+    chart.status("2023-09-01")
+    as_of = date(2023, 9, 15)
+    rec = recommend(chart.analyse(kb, as_of), kb, as_of)
+    branches = {o.regimen: o.branch for o in rec.options}
+    assert branches["Capecitabine"] == "if HER2-negative"
+    assert any("confirm the receptor status" in m for m in rec.missing_data)
+
+
+def test_eribulin_is_not_offered_to_a_patient_without_an_anthracycline_and_a_taxane(kb) -> None:
+    chart = Chart(disease_snomed=BREAST)
+    _her2(chart, "260385009")
+    chart.cycles(["capecitabine"], q21("2024-01-01", 4))
+    chart.status("2024-03-01")
+    as_of = date(2024, 3, 15)
+    rec = recommend(chart.analyse(kb, as_of), kb, as_of)
+    (eribulin,) = [x for x in rec.excluded if x.regimen == "Eribulin"]
+    assert "EMBRACE" in eribulin.reasons[0] and "anthracycline" in eribulin.reasons[0]

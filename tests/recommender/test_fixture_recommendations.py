@@ -62,9 +62,12 @@ EXPECTED = {
     ),
     # Changed 2026-12 (class exclusion): palbociclib failed, and MONARCH 2 enrolled CDK4/6-naive
     # patients, so abemaciclib-fulvestrant is excluded naming the class and the failed line.
+    # Eribulin (EMBRACE: after an anthracycline and a taxane) and trastuzumab deruxtecan
+    # (DESTINY-Breast03: after anti-HER2 therapy and a taxane) are excluded because this patient
+    # had neither; HER2 is unknown, so paclitaxel is labelled "if HER2-negative".
     "breast-cdk46-progression": (
-        ["Eribulin", "Paclitaxel", PALLIATIVE],
-        ["Abemaciclib-fulvestrant", "Capecitabine"],
+        ["Paclitaxel", PALLIATIVE],
+        ["Abemaciclib-fulvestrant", "Trastuzumab deruxtecan", "Capecitabine", "Eribulin"],
         ["fitness for the options"],
     ),
     "nsclc-maintenance": ([PALLIATIVE], ["Docetaxel-ramucirumab", "Docetaxel"], []),
@@ -96,6 +99,7 @@ EXPECTED = {
 }
 EXCLUSION_REASON = {
     ("breast-cdk46-progression", "Abemaciclib-fulvestrant"): "CDK4/6 inhibitor already failed",
+    ("breast-cdk46-progression", "Eribulin"): "not recorded for this patient: anthracycline",
     ("dlbcl-primary-refractory", "Tafasitamab-lenalidomide"): "not for primary refractory",
     ("dlbcl-late-relapse", "R-ICE"): "already given after this failure",
     ("nsclc-maintenance", "Docetaxel"): "already given after this failure",

@@ -112,8 +112,9 @@ def _hbv_caution(ctx: _Context, drugs: list[str]) -> tuple[str, ...]:
     if ctx.hbv is None:
         return ()
     pair = [d for d in drugs if d in ctx.kb.hiv.hbv_tenofovir | ctx.kb.hiv.hbv_partners]
+    what = "Possible hepatitis B" if ctx.hbv.possible else "Hepatitis B co-infection"
     return (
-        f"Hepatitis B co-infection, {ctx.hbv.text}: this regimen keeps {' + '.join(pair)}, the "
+        f"{what}, {ctx.hbv.text}: this regimen keeps {' + '.join(pair)}, the "
         "HBV-active pair; never stop them (risk of hepatitis flare)",
     )
 
@@ -322,8 +323,11 @@ def recommend_hiv(
     bb = hiv_backbone.backbone(record, kb, as_of)
     facts = [failure.detail, *genotype_facts]
     missing = list(susceptibility.unreadable)
+    negative = hiv_backbone.hbsag_negative(record, kb) if hbv is None else None
     if hbv is not None:
         facts.append(f"{hbv.text}: every option keeps the HBV-active pair")
+    elif negative is not None:
+        facts.append(negative)
     else:
         missing.append(
             "no hepatitis B diagnosis or HBsAg result in the record: confirm HBV status before "

@@ -435,7 +435,9 @@ class RecordBuilder:
             raw = r["valueString"]
             text = raw.strip().lower()
             parsed = _number_in_text(raw)
-            if spec.not_detected and text.startswith(spec.not_detected):
+            if spec.text_answers:
+                pass  # qualitative ("REACTIVE"): the rules read it through answers.yaml
+            elif spec.not_detected and text.startswith(spec.not_detected):
                 value = 0.0  # below the assay's detection limit
             elif parsed is not None and (
                 (parsed[2] is None and spec.unitless)

@@ -182,7 +182,6 @@ def build_hiv(hiv: schema.HivFile) -> HivKnowledge:
             )
             for o in regimens.options
         ),
-        hbv_positive_answers=frozenset(a.lower() for a in hiv.hbv.positive_answers),
         hbv_evidence=tuple(hiv.hbv.evidence),
         hbv_tenofovir=frozenset(hiv.hbv.tenofovir),
         hbv_partners=frozenset(hiv.hbv.partners),

@@ -130,7 +130,6 @@ class HivKnowledge:
     boosters: dict[str, str]
     booster_class: str
     options: tuple[HivOptionRule, ...]
-    hbv_positive_answers: frozenset[str]
     hbv_evidence: tuple[str, ...]
     hbv_tenofovir: frozenset[str]
     hbv_partners: frozenset[str]

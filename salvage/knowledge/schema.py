@@ -132,6 +132,7 @@ class ObservationEntry(_Strict):
     unitless: bool = False
     answers: dict[str, float] = {}
     not_detected: list[str] = []
+    text_answers: bool = False
 
 
 class ObservationsFile(_Strict):
@@ -477,7 +478,6 @@ class HivRegimenRules(_Strict):
 
 
 class HbvRules(_Strict):
-    positive_answers: list[str]
     tenofovir: list[str] = Field(min_length=1)
     partners: list[str] = Field(min_length=1)
     evidence: list[str] = Field(min_length=1)

@@ -1,0 +1,81 @@
+"""Findings of an HIV specialist on patients they wrote (tests/hiv_review_bundles, analysed as of
+2024-10-01 as in the review); each test failed before its fix."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from salvage import service
+from salvage.engine.hiv_regimens import HivOption
+from salvage.service import PatientReport
+from tests.conftest import ROOT
+
+BUNDLES = ROOT / "tests" / "hiv_review_bundles"
+AS_OF = date(2024, 10, 1)
+
+
+def resources_of(name: str) -> list[dict[str, Any]]:
+    path = next(BUNDLES.glob(f"{name}-*.json"))
+    return [e["resource"] for e in json.loads(Path(path).read_text())["entry"]]
+
+
+@cache
+def review(name: str) -> PatientReport:
+    return report_of(resources_of(name))
+
+
+def report_of(resources: list[dict[str, Any]]) -> PatientReport:
+    patient = next(r["id"] for r in resources if r["resourceType"] == "Patient")
+    report, skipped = service.report_for_patient(
+        resources, patient, service.knowledge_base(), AS_OF
+    )
+    assert not skipped
+    return report
+
+
+def hiv_options(report: PatientReport) -> list[HivOption]:
+    return [o for o in report.recommendation.options if isinstance(o, HivOption)]
+
+
+# --- 1. HBsAg read through the qualitative answer sets -------------------------------------------
+def test_hbsag_reported_as_reactive_text_is_hepatitis_b_and_every_option_keeps_the_pair() -> None:
+    report = review("p08")
+    options = hiv_options(report)
+    assert options and all(o.keeps_hbv_pair for o in options if o.kind != "test")
+    assert any("HBsAg positive" in f for f in report.recommendation.facts)
+    assert not any("not a number" in w.problem for w in report.analysis.warnings)
+
+
+@pytest.mark.parametrize("name", ["p130", "p131", "p132"])
+def test_a_negative_hbsag_is_read_and_not_reported_missing(name: str) -> None:
+    rec = review(name).recommendation
+    assert any(f.startswith("HBsAg negative") for f in rec.facts)
+    assert not any("HBsAg" in m for m in rec.missing_data)
+
+
+def test_an_unreadable_hbsag_result_is_possible_hepatitis_b_and_keeps_the_pair() -> None:
+    resources = resources_of("p14")  # EFV/FTC/TDF failure, no HBV on record
+    resources.append(
+        {
+            "resourceType": "Observation",
+            "id": "hbsag-equivocal",
+            "status": "final",
+            "subject": {"reference": "Patient/rv14"},
+            "code": {"coding": [{"system": "http://loinc.org", "code": "5196-1"}]},
+            "effectiveDateTime": "2024-08-16",
+            "valueString": "Indeterminate, see comment",
+        }
+    )
+    rec = report_of(resources).recommendation
+    regimens = [o for o in hiv_options(review("p14")) if o.kind == "regimen"]
+    assert any(not o.keeps_hbv_pair for o in regimens)  # without the result: DRV/r + DTG
+    regimens = [o for o in rec.options if isinstance(o, HivOption) and o.kind == "regimen"]
+    assert regimens and all(o.keeps_hbv_pair for o in regimens)
+    assert any("possible hepatitis B" in f for f in rec.facts)
+    assert any("Possible hepatitis B" in c for o in regimens for c in o.cautions)

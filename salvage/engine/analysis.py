@@ -132,7 +132,7 @@ def analyse_patient(
             record.exposures, kb, kb.rules_for("hiv"), as_of, first_number=1
         )
         hiv_lines = [replace(line, disease="hiv") for line in hiv_lines]
-        failures += failure_rules.hiv_failures(record, hiv_lines, kb, as_of)
+        failures += failure_rules.hiv_failures(record, hiv_lines, kb, as_of, warnings)
         lines += hiv_lines
     cautions: list[str] = []
     total = factors.cumulative_anthracycline(record, kb, as_of)

@@ -274,7 +274,12 @@ class RecordBuilder:
             # Continuous therapy is active over the supplied period (supply x (1 + refills)).
             supply = dispense.get("expectedSupplyDuration") or {}
             days = _duration_days(supply)
-            if days is not None:
+            if status == "active":
+                # An active order is still being taken: the prescriber has not stopped it, and
+                # refills are dispensed one after another. Its supply (x refills) says how long it
+                # was authorised, not when the patient stopped (FHIR R4 medicationrequest-status).
+                end = None
+            elif days is not None:
                 repeats = int(dispense.get("numberOfRepeatsAllowed") or 0)
                 end = start + timedelta(days=max(1, round(days * (1 + repeats))) - 1)
             elif status in ACTIVE_STATUS:

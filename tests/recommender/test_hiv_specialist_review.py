@@ -79,3 +79,25 @@ def test_an_unreadable_hbsag_result_is_possible_hepatitis_b_and_keeps_the_pair()
     assert regimens and all(o.keeps_hbv_pair for o in regimens)
     assert any("possible hepatitis B" in f for f in rec.facts)
     assert any("Possible hepatitis B" in c for o in regimens for c in o.cautions)
+
+
+# --- 2. An active order with refills keeps the line running; viraemia is never silent ----------
+def test_an_active_order_with_refills_keeps_the_line_running_and_viraemia_is_a_failure() -> None:
+    report = review("p02")  # Biktarvy active, 90 days x 12 supplies from 2020-09-01
+    (line,) = report.analysis.lines
+    assert line.end is None
+    (failure,) = report.analysis.failures
+    assert failure.kind == "virologic-failure" and failure.line == 1
+    assert failure.when == date(2024, 5, 6)
+
+
+def test_confirmed_viraemia_outside_every_line_is_reported_not_called_no_failure() -> None:
+    resources = resources_of("p02")
+    order = next(r for r in resources if r["resourceType"] == "MedicationRequest")
+    order["status"] = "completed"  # the supplies ran out in August 2023
+    report = report_of(resources)
+    assert report.analysis.failures == () and not report.analysis.failure_assessable
+    (doubt,) = [w for w in report.analysis.warnings if w.failure_doubt]
+    assert "2150" in doubt.problem and "3900" in doubt.problem
+    statement = report.recommendation.statement or ""
+    assert "not a finding" in statement and "viraemia" in statement

@@ -152,7 +152,7 @@ def recommendation_json(rec: Recommendation, kb: KnowledgeBase) -> dict[str, Any
             if rec.transplant
             else None
         ),
-        "disclaimer": kb.disclaimer,
+        "disclaimer": kb.disclaimer_for(rec.disease),
     }
     if rec.statement:
         out["statement"] = rec.statement

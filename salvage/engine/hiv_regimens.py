@@ -23,7 +23,7 @@ from salvage.engine.analysis import PatientAnalysis
 from salvage.engine.model import Failure, Line
 from salvage.engine.recommend import Exclusion, Option, Recommendation
 from salvage.engine.resistance import DrugActivity, Susceptibility
-from salvage.knowledge.hiv_model import HivOptionRule
+from salvage.knowledge.hiv_model import HivOptionRule, HivSetting
 from salvage.knowledge.model import KnowledgeBase
 
 
@@ -37,6 +37,10 @@ class HivOption(Option):
     min_drugs: int = 0  # a suggestion built from this option must create at least this many drugs
     construct: bool = False  # optimised background: a prompt to build a regimen, never an order
     keeps_hbv_pair: bool = False
+    companions: tuple[str, ...] = ()  # the fully active drugs an optimised background names
+    # What every output prints: the count of fully active drugs with each drug named, the
+    # companions of a construct, and why fewer than two fully active drugs is (or is not) enough.
+    summary: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,6 +52,7 @@ class _Context:
     hbv: hiv_backbone.Hbv | None
     backbone: hiv_backbone.Backbone
     taken_classes: dict[str, int]  # class -> first line number that contained it
+    failing_line: int | None  # the number of the failing line
     intolerant: dict[str, str]  # drug -> why
     failing_classes: frozenset[str]  # drug classes of the failing regimen
     facts: tuple[str, ...]
@@ -106,6 +111,49 @@ def _count_sentence(acts: list[DrugActivity]) -> tuple[int, int, str]:
         f" ({unknown} of unknown activity)" if unknown else ""
     )
     return fully, unknown, text + ": " + "; ".join(a.text for a in acts)
+
+
+def _short(act: DrugActivity) -> str:
+    if act.level == resistance.ACTIVE:
+        return f"{act.drug} fully active"
+    if act.level == resistance.UNKNOWN:
+        return f"{act.drug} unknown ({act.basis})"
+    return f"{act.drug} {act.level}" + (f" ({', '.join(act.mutations)})" if act.mutations else "")
+
+
+def _summary(
+    acts: list[DrugActivity], companions: list[str], fewer_note: str | None, needed: int
+) -> tuple[str, ...]:
+    """The count of fully active drugs, each drug named, and a plain word when below two."""
+    fully = sum(a.level == resistance.ACTIVE for a in acts)
+    unknown = [a.drug for a in acts if a.level == resistance.UNKNOWN]
+    lines = [f"Fully active drugs: {fully} of {len(acts)}: " + "; ".join(_short(a) for a in acts)]
+    if companions:
+        lines.append(f"Companions (fully active, named): {', '.join(companions)}")
+    if fully < needed:
+        lines.append(
+            f"Fewer than {needed} drugs are known to be fully active: "
+            + (
+                fewer_note
+                if fewer_note
+                else f"{', '.join(unknown)} of unknown activity; confirm before relying on it"
+            )
+        )
+    return tuple(lines)
+
+
+def _applies(ctx: _Context, setting: HivSetting | None) -> bool:
+    return setting is not None and setting.applies(
+        ctx.failing_classes, frozenset(ctx.taken_classes), ctx.failing_line
+    )
+
+
+def _rationale(ctx: _Context, rule: HivOptionRule) -> str:
+    """The wording that fits this patient's setting (hiv.yaml rationale_variants), else the
+    general one: the NADIA wording only after a first-line NNRTI failure, integrase-naive."""
+    return next(
+        (text for when, text in rule.rationale_variants if _applies(ctx, when)), rule.rationale
+    )
 
 
 def _hbv_caution(ctx: _Context, drugs: list[str]) -> tuple[str, ...]:
@@ -167,9 +215,11 @@ def _regimen_option(ctx: _Context, rule: HivOptionRule) -> HivOption | Exclusion
     reasons = _reasons(ctx, drugs, _antiviral(ctx, list(rule.anchor)))
     acts = [_activity(ctx, d) for d in antiviral]
     fully, unknown, sentence = _count_sentence(acts)
+    two = ctx.kb.order_checks.single_active_drug.min_new_active_drugs
     needed = rule.min_fully_active
-    if rule.recycled_backbone_after and not rule.recycled_backbone_after & ctx.failing_classes:
-        needed = max(needed, ctx.kb.order_checks.single_active_drug.min_new_active_drugs)
+    recycled = _applies(ctx, rule.recycled_backbone_when)
+    if rule.recycled_backbone_when is not None and not recycled:
+        needed = max(needed, two)
     if fully + unknown < needed:
         reasons.append(f"{sentence}; this option needs at least {needed} fully active")
     if reasons:
@@ -184,15 +234,16 @@ def _regimen_option(ctx: _Context, rule: HivOptionRule) -> HivOption | Exclusion
         kind="regimen",
         ingredients=tuple(sorted(drugs)),
         setting="salvage",
-        rationale=(rule.rationale, sentence, *ctx.facts),
+        rationale=(_rationale(ctx, rule), sentence, *ctx.facts),
         cautions=tuple(cautions),
-        evidence=rule.evidence + ctx.susceptibility.evidence,
+        evidence=tuple(dict.fromkeys(rule.evidence + ctx.susceptibility.evidence)),
         sources=ctx.sources,
         activity=tuple(acts),
         fully_active=fully,
         unknown_activity=unknown,
         min_drugs=len(drugs),
         keeps_hbv_pair=hiv_backbone.has_hbv_pair(set(drugs), ctx.kb),
+        summary=_summary(acts, [], rule.recycled_backbone_note if recycled else None, two),
     )
 
 
@@ -256,9 +307,9 @@ def _construct_option(
         kind="construct",
         ingredients=tuple(sorted(drugs)),
         setting="salvage",
-        rationale=(rule.rationale, prompt, sentence, *ctx.facts),
+        rationale=(_rationale(ctx, rule), prompt, sentence, *ctx.facts),
         cautions=tuple(rule.cautions) + _hbv_caution(ctx, drugs),
-        evidence=rule.evidence + hiv.multiclass_evidence,
+        evidence=tuple(dict.fromkeys(rule.evidence + hiv.multiclass_evidence)),
         sources=ctx.sources,
         activity=tuple(acts),
         fully_active=fully,
@@ -266,6 +317,10 @@ def _construct_option(
         min_drugs=len(drugs),
         construct=True,
         keeps_hbv_pair=hiv_backbone.has_hbv_pair(set(drugs), ctx.kb),
+        companions=tuple(companions),
+        summary=_summary(
+            acts, companions, None, ctx.kb.order_checks.single_active_drug.min_new_active_drugs
+        ),
     )
 
 
@@ -347,6 +402,7 @@ def recommend_hiv(
         hbv=hbv,
         backbone=bb,
         taken_classes=_taken_classes(analysis, kb),
+        failing_line=failing.number if failing else None,
         intolerant=_intolerant(analysis),
         failing_classes=frozenset(
             c

@@ -12,6 +12,7 @@ from salvage.knowledge.hiv_model import (
     GenotypeReading,
     HivKnowledge,
     HivOptionRule,
+    HivSetting,
     Interaction,
     Mutation,
     MutationEffect,
@@ -29,6 +30,16 @@ def mutation(token: str) -> Mutation:
 
 def _any_of(words: list[str]) -> re.Pattern[str]:
     return re.compile("|".join(re.escape(w) for w in words), re.IGNORECASE)
+
+
+def _setting(entry: schema.HivSettingEntry | None) -> HivSetting | None:
+    if entry is None:
+        return None
+    return HivSetting(
+        failing_classes_any=frozenset(entry.failing_classes_any),
+        never_taken=frozenset(entry.never_taken),
+        first_line=entry.first_line,
+    )
 
 
 def merge_evidence(raw: dict[str, Any]) -> None:
@@ -57,6 +68,17 @@ def problems(raw: dict[str, Any]) -> list[str]:
         *(k for i in hiv.interactions for k in i.evidence),
     ]
     found += [f"hiv.yaml: unknown evidence {k!r}" for k in keys if k not in evidence]
+    classes = {c for d in drugs.values() for c in d.classes}
+    settings = [
+        *(o.recycled_backbone_when for o in hiv.regimens.options if o.recycled_backbone_when),
+        *(v.when for o in hiv.regimens.options for v in o.rationale_variants),
+    ]
+    found += [
+        f"hiv.yaml: unknown drug class {c!r} in a setting"
+        for st in settings
+        for c in (*st.failing_classes_any, *st.never_taken)
+        if c not in classes
+    ]
     named = [
         *(d for r in hiv.resistance.mutations for d in (*r.partial, *r.inactive)),
         *(d for r in hiv.resistance.combinations for d in (*r.partial, *r.inactive)),
@@ -174,14 +196,19 @@ def build_hiv(hiv: schema.HivFile) -> HivKnowledge:
                 anchor=tuple(o.anchor),
                 nrti_backbone=o.nrti_backbone,
                 min_fully_active=o.min_fully_active,
-                recycled_backbone_after=frozenset(o.recycled_backbone_after),
+                recycled_backbone_when=_setting(o.recycled_backbone_when),
+                recycled_backbone_note=" ".join((o.recycled_backbone_note or "").split()) or None,
                 multidrug_resistance_agent=o.multidrug_resistance_agent,
                 rationale=" ".join(o.rationale.split()),
+                rationale_variants=tuple(
+                    (_setting(v.when), " ".join(v.text.split())) for v in o.rationale_variants
+                ),
                 cautions=tuple(o.cautions),
                 evidence=tuple(o.evidence),
             )
             for o in regimens.options
         ),
+        disclaimer=" ".join(hiv.wording.disclaimer.split()),
         hbv_evidence=tuple(hiv.hbv.evidence),
         hbv_tenofovir=frozenset(hiv.hbv.tenofovir),
         hbv_partners=frozenset(hiv.hbv.partners),

@@ -91,6 +91,24 @@ class GenotypeReading:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class HivSetting:
+    """The clinical setting a rule or a wording applies to; every stated condition must hold."""
+
+    failing_classes_any: frozenset[str] = frozenset()
+    never_taken: frozenset[str] = frozenset()
+    first_line: bool | None = None
+
+    def applies(
+        self, failing_classes: frozenset[str], taken_classes: frozenset[str], line: int | None
+    ) -> bool:
+        return (
+            (not self.failing_classes_any or bool(self.failing_classes_any & failing_classes))
+            and not self.never_taken & taken_classes
+            and (self.first_line is None or self.first_line == (line == 1))
+        )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class HivOptionRule:
     id: str
     kind: str  # test | regimen | construct
@@ -100,9 +118,11 @@ class HivOptionRule:
     anchor: tuple[str, ...]
     nrti_backbone: bool
     min_fully_active: int
-    recycled_backbone_after: frozenset[str]  # classes whose failure allows min_fully_active
+    recycled_backbone_when: HivSetting | None  # where min_fully_active below two is supported
+    recycled_backbone_note: str | None
     multidrug_resistance_agent: bool
     rationale: str
+    rationale_variants: tuple[tuple[HivSetting, str], ...] = ()  # the first that applies wins
     cautions: tuple[str, ...]
     evidence: tuple[str, ...]
 
@@ -130,6 +150,7 @@ class HivKnowledge:
     boosters: dict[str, str]
     booster_class: str
     options: tuple[HivOptionRule, ...]
+    disclaimer: str
     hbv_evidence: tuple[str, ...]
     hbv_tenofovir: frozenset[str]
     hbv_partners: frozenset[str]

@@ -224,6 +224,10 @@ class KnowledgeBase:
     karnofsky_to_ecog: tuple[tuple[int, int], ...] = ()  # (karnofsky_at_least, ecog), descending
     prep_context: CodeSet = field(default_factory=CodeSet)
 
+    def disclaimer_for(self, disease: str | None) -> str:
+        """The disclaimer that fits the advice: HIV advice names HIV specialist review."""
+        return self.hiv.disclaimer if disease == "hiv" else self.disclaimer
+
     def drug_diseases(self, drug: str) -> frozenset[str]:
         """Diseases a drug plausibly treats: the diseases of the regimens that contain it, and
         the diseases whose drug classes it belongs to."""

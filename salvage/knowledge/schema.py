@@ -451,6 +451,19 @@ class MulticlassRule(_Strict):
     evidence: list[str] = Field(min_length=1)
 
 
+class HivSettingEntry(_Strict):
+    """When a variant applies: every stated condition must hold (an empty setting always does)."""
+
+    failing_classes_any: list[str] = []  # the failing regimen contains one of these classes
+    never_taken: list[str] = []  # no line ever contained one of these classes
+    first_line: bool | None = None  # the failing line is (True) or is not (False) line 1
+
+
+class HivRationaleVariant(_Strict):
+    when: HivSettingEntry
+    text: str
+
+
 class HivOptionEntry(_Strict):
     id: str = Field(pattern=r"^[a-z0-9-]+$")
     kind: Literal["test", "regimen", "construct"]
@@ -460,9 +473,12 @@ class HivOptionEntry(_Strict):
     anchor: list[str] = []
     nrti_backbone: bool = False
     min_fully_active: int = Field(default=2, ge=0, le=4)
-    recycled_backbone_after: list[str] = []
+    # The setting in which min_fully_active (below two) is supported by a trial (NADIA).
+    recycled_backbone_when: HivSettingEntry | None = None
+    recycled_backbone_note: str | None = None  # says why fewer than two fully active is accepted
     multidrug_resistance_agent: bool = False
     rationale: str
+    rationale_variants: list[HivRationaleVariant] = []  # the first that applies replaces it
     cautions: list[str] = []
     evidence: list[str] = Field(min_length=1)
 
@@ -475,6 +491,10 @@ class HivRegimenRules(_Strict):
     boosters: dict[str, str]
     booster_class: str
     options: list[HivOptionEntry] = Field(min_length=1)
+
+
+class HivWording(_Strict):
+    disclaimer: str
 
 
 class HbvRules(_Strict):
@@ -514,5 +534,6 @@ class HivFile(_Strict):
     regimens: HivRegimenRules
     hbv: HbvRules
     renal: RenalRules
+    wording: HivWording
     interactions: list[InteractionEntry] = []
     evidence: dict[str, EvidenceEntry] = {}

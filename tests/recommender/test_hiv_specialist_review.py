@@ -101,3 +101,62 @@ def test_confirmed_viraemia_outside_every_line_is_reported_not_called_no_failure
     assert "2150" in doubt.problem and "3900" in doubt.problem
     statement = report.recommendation.statement or ""
     assert "not a finding" in statement and "viraemia" in statement
+
+
+# --- 3. Counts, companions and rationales that fit the patient; 8. wording and citations -------
+@pytest.mark.parametrize("name", ["p01", "p02", "p03", "p04", "p06b", "p14"])
+def test_every_hiv_option_states_its_count_of_fully_active_drugs_naming_each(name: str) -> None:
+    for option in hiv_options(review(name)):
+        if option.kind == "test":
+            continue
+        count = option.summary[0]
+        assert count.startswith(
+            f"Fully active drugs: {option.fully_active} of {len(option.activity)}: "
+        )
+        for act in option.activity:
+            assert act.drug in count
+        below = [s for s in option.summary if s.startswith("Fewer than")]
+        assert bool(below) == (option.fully_active < 2), option.regimen
+
+
+def test_an_optimised_background_names_its_companions_in_text() -> None:
+    (construct, *_) = [o for o in hiv_options(review("p06b")) if o.construct]
+    assert construct.companions
+    assert any(
+        s.startswith("Companions") and all(c in s for c in construct.companions)
+        for s in construct.summary
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("p02", "bictegravir failure (integrase-experienced)"),
+        ("p04", "second-line cabotegravir/rilpivirine failure"),
+        ("p03", "first-line dolutegravir/lamivudine failure"),
+    ],
+)
+def test_nadia_wording_is_not_shown_outside_first_line_nnrti_failure(name: str, why: str) -> None:
+    for option in hiv_options(review(name)):
+        assert "NADIA" not in option.rationale[0] or "outside" in option.rationale[0], why
+        assert "first-line" not in option.rationale[0], why
+        assert not any("NADIA" in s for s in option.summary), why
+
+
+def test_after_first_line_nnrti_failure_the_nadia_wording_and_justification_apply() -> None:
+    (dtg, *_) = [o for o in hiv_options(review("p01")) if o.option_id == "hiv-dtg-2nrti"]
+    assert "first-line NNRTI" in dtg.rationale[0]
+
+
+def test_hiv_text_uses_an_hiv_disclaimer_and_lists_each_citation_once(capsys) -> None:
+    from salvage import cli
+
+    path = next(BUNDLES.glob("p01-*.json"))
+    assert cli.main(["recommend", str(path), "--as-of", AS_OF.isoformat()]) == 0
+    out = capsys.readouterr().out
+    assert "tumour board" not in out and "HIV specialist" in out
+    assert "Fully active drugs: " in out
+    for line in out.splitlines():
+        if line.strip()[:2].rstrip(".").isdigit() and "[" in line:
+            labels = line[line.index("[") + 1 : line.rindex("]")].split(", ")
+            assert len(labels) == len(set(labels)), line

@@ -392,6 +392,7 @@ class RecordBuilder:
         value: float | None = None
         comparator: str | None = None
         readable = True
+        detected = False
         raw = ""
         codes: set[str] = set()
         factor: float | str | None = 1.0
@@ -444,6 +445,19 @@ class RecordBuilder:
                 pass  # qualitative ("REACTIVE"): the rules read it through answers.yaml
             elif spec.not_detected and text.startswith(spec.not_detected):
                 value = 0.0  # below the assay's detection limit
+            elif spec.detected_below and text.startswith(spec.detected_below):
+                # "Detected, <20 copies/mL (below LLOQ)": present, below quantification
+                detected = True
+                phrase = next(p for p in spec.detected_below if text.startswith(p))
+                rest = raw.strip()[len(phrase) :].lstrip(" ,;:-").split("(")[0]
+                below = _number_in_text(rest)
+                below_factor = (
+                    _unit_factor(spec, below[2]) if below and below[1] in ("<", "<=") else None
+                )
+                if below is not None and below_factor is not None:
+                    value, comparator = _convert(below[0], below_factor), below[1]
+                else:
+                    readable = False
             elif parsed is not None and (
                 (parsed[2] is None and spec.unitless)
                 or (parsed[2] is not None and _unit_factor(spec, parsed[2]) is not None)
@@ -477,6 +491,7 @@ class RecordBuilder:
                 raw=raw,
                 comparator=comparator,
                 readable=readable,
+                detected=detected,
                 reference_high=_reference_high(r, spec, factor),
                 focus=tuple(
                     _type_id(f["reference"])

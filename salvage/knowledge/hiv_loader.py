@@ -64,6 +64,8 @@ def problems(raw: dict[str, Any]) -> list[str]:
         *hiv.regimens.multiclass.evidence,
         *hiv.hbv.evidence,
         *hiv.renal.evidence,
+        *hiv.wording.prep_statement_evidence,
+        *hiv.wording.prep_acquisition_evidence,
         *(k for o in hiv.regimens.options for k in o.evidence),
         *(k for i in hiv.interactions for k in i.evidence),
     ]
@@ -209,6 +211,12 @@ def build_hiv(hiv: schema.HivFile) -> HivKnowledge:
             for o in regimens.options
         ),
         disclaimer=" ".join(hiv.wording.disclaimer.split()),
+        prep_statement=" ".join(hiv.wording.prep_statement.split()),
+        prep_acquisition=" ".join(hiv.wording.prep_acquisition.split()),
+        prep_acquisition_integrase=" ".join(hiv.wording.prep_acquisition_integrase.split()),
+        prep_low_level_rna=" ".join(hiv.wording.prep_low_level_rna.split()),
+        prep_statement_evidence=tuple(hiv.wording.prep_statement_evidence),
+        prep_acquisition_evidence=tuple(hiv.wording.prep_acquisition_evidence),
         hbv_evidence=tuple(hiv.hbv.evidence),
         hbv_tenofovir=frozenset(hiv.hbv.tenofovir),
         hbv_partners=frozenset(hiv.hbv.partners),

@@ -151,6 +151,12 @@ class HivKnowledge:
     booster_class: str
     options: tuple[HivOptionRule, ...]
     disclaimer: str
+    prep_statement: str
+    prep_acquisition: str
+    prep_acquisition_integrase: str
+    prep_low_level_rna: str
+    prep_statement_evidence: tuple[str, ...]
+    prep_acquisition_evidence: tuple[str, ...]
     hbv_evidence: tuple[str, ...]
     hbv_tenofovir: frozenset[str]
     hbv_partners: frozenset[str]

@@ -109,6 +109,7 @@ class ObservationKind:
     unitless: bool = False  # a number without a unit is in the canonical unit
     answers: dict[str, float] = field(default_factory=dict)  # "system|code" -> value
     not_detected: tuple[str, ...] = ()  # text meaning below the detection limit
+    detected_below: tuple[str, ...] = ()  # text meaning detected below the quantification limit
     text_answers: bool = False  # a qualitative result: text is kept and read via answers.yaml
 
 

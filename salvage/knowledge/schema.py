@@ -132,6 +132,7 @@ class ObservationEntry(_Strict):
     unitless: bool = False
     answers: dict[str, float] = {}
     not_detected: list[str] = []
+    detected_below: list[str] = []
     text_answers: bool = False
 
 
@@ -495,6 +496,12 @@ class HivRegimenRules(_Strict):
 
 class HivWording(_Strict):
     disclaimer: str
+    prep_statement: str
+    prep_acquisition: str
+    prep_acquisition_integrase: str
+    prep_low_level_rna: str
+    prep_statement_evidence: list[str] = Field(min_length=1)
+    prep_acquisition_evidence: list[str] = Field(min_length=1)
 
 
 class HbvRules(_Strict):

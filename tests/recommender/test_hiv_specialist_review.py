@@ -160,3 +160,34 @@ def test_hiv_text_uses_an_hiv_disclaimer_and_lists_each_citation_once(capsys) ->
         if line.strip()[:2].rstrip(".").isdigit() and "[" in line:
             labels = line[line.index("[") + 1 : line.rindex("]")].split(", ")
             assert len(labels) == len(set(labels)), line
+
+
+# --- 4. PrEP is never a treatment line --------------------------------------------------------
+def test_hiv_acquired_on_prep_is_not_a_failure_of_a_treatment_line() -> None:
+    report = review("p10d")  # Truvada as PrEP (Z20.6), then HIV-1 RNA 45,000 and 61,000
+    assert report.analysis.lines == () and report.analysis.failures == ()
+    statement = report.recommendation.statement or ""
+    assert statement.startswith("HIV first evidenced on 2024-07-01 in a PrEP user")
+    assert "HIV acquisition on PrEP" in statement and "genotypic resistance test" in statement
+    assert "full ART" in statement and "integrase" not in statement  # no cabotegravir PrEP
+
+
+def test_acquisition_on_cabotegravir_prep_asks_for_an_integrase_genotype() -> None:
+    resources = resources_of("p10d")
+    order = next(r for r in resources if r["resourceType"] == "MedicationRequest")
+    order["medicationCodeableConcept"] = {"text": "Apretude 600 mg/3 mL injection"}
+    statement = report_of(resources).recommendation.statement or ""
+    assert "HIV acquisition on PrEP" in statement and "include integrase" in statement
+
+
+def test_prep_users_are_told_prep_is_not_hiv_treatment() -> None:
+    assert (review("p10").recommendation.statement or "").startswith("PrEP - not HIV treatment")
+
+
+def test_rna_detected_below_quantification_in_a_prep_user_asks_for_a_repeat() -> None:
+    report = review("p10c")
+    statement = report.recommendation.statement or ""
+    assert statement.startswith("PrEP - not HIV treatment") and "repeat HIV-1 RNA" in statement
+    assert not any("not a number" in w.problem for w in report.analysis.warnings)
+    (low,) = [m for m in report.analysis.record.measurements if m.detected]
+    assert low.value == 20 and low.comparator == "<"

@@ -175,11 +175,13 @@ def prep_use(
         for m in low[-1:]
     )
     if not evidence.confirmed:
-        statement = " ".join((wording.prep_statement + cited(wording.prep_statement_evidence), *low_notes))
+        statement = " ".join(
+            (wording.prep_statement + cited(wording.prep_statement_evidence), *low_notes)
+        )
         return PrepUse(exposures=(), statement=statement, notes=low_notes)
     days = [m.when for m in record.measurements if m.kind == "hiv-rna" and _detectable(m)]
     if "hiv" in states and states["hiv"].diagnosed is not None:
-        days.append(states["hiv"].diagnosed)  # type: ignore[arg-type]
+        days.append(states["hiv"].diagnosed)
     first = min(days, default=None)
     prep = tuple(e for e in on_arv if first is not None and e.start < first)
     if first is None or not prep:

@@ -33,8 +33,10 @@ def _any_of(words: list[str]) -> re.Pattern[str]:
 
 
 def _setting(entry: schema.HivSettingEntry | None) -> HivSetting | None:
-    if entry is None:
-        return None
+    return None if entry is None else _setting_of(entry)
+
+
+def _setting_of(entry: schema.HivSettingEntry) -> HivSetting:
     return HivSetting(
         failing_classes_any=frozenset(entry.failing_classes_any),
         never_taken=frozenset(entry.never_taken),
@@ -203,7 +205,7 @@ def build_hiv(hiv: schema.HivFile) -> HivKnowledge:
                 multidrug_resistance_agent=o.multidrug_resistance_agent,
                 rationale=" ".join(o.rationale.split()),
                 rationale_variants=tuple(
-                    (_setting(v.when), " ".join(v.text.split())) for v in o.rationale_variants
+                    (_setting_of(v.when), " ".join(v.text.split())) for v in o.rationale_variants
                 ),
                 cautions=tuple(o.cautions),
                 evidence=tuple(o.evidence),

@@ -53,6 +53,7 @@ class _Context:
     backbone: hiv_backbone.Backbone
     taken_classes: dict[str, int]  # class -> first line number that contained it
     failing_line: int | None  # the number of the failing line
+    ever_taken: frozenset[str]  # antiretroviral classes in any exposure, PrEP included
     intolerant: dict[str, str]  # drug -> why
     failing_classes: frozenset[str]  # drug classes of the failing regimen
     facts: tuple[str, ...]
@@ -94,8 +95,33 @@ def _intolerant(analysis: PatientAnalysis) -> dict[str, str]:
 
 
 def _activity(ctx: _Context, drug: str) -> DrugActivity:
-    return ctx.susceptibility.drugs.get(drug) or DrugActivity(
+    act = ctx.susceptibility.drugs.get(drug) or DrugActivity(
         drug=drug, level=resistance.UNKNOWN, mutations=(), sources=(), basis="not assessed"
+    )
+    if act.level == resistance.UNKNOWN and _presumed_active(ctx, drug):
+        # Integrase-naive: DTG/BIC need no integrase genotype (DHHS, drug-resistance testing).
+        return replace(act, level=resistance.ACTIVE, basis=ctx.kb.hiv.presumed_active.label)
+    return act
+
+
+def _presumed_active(ctx: _Context, drug: str) -> bool:
+    rule = ctx.kb.hiv.presumed_active
+    sequenced = any(rule.gene in t.genes for t in ctx.susceptibility.tests)
+    return drug in rule.drugs and rule.class_never_taken not in ctx.ever_taken and not sequenced
+
+
+def _presumed_evidence(ctx: _Context, acts: list[DrugActivity]) -> tuple[str, ...]:
+    rule = ctx.kb.hiv.presumed_active
+    return rule.evidence if any(a.basis == rule.label for a in acts) else ()
+
+
+def _ever_taken(analysis: PatientAnalysis, kb: KnowledgeBase) -> frozenset[str]:
+    return frozenset(
+        c
+        for e in analysis.record.exposures
+        for d in e.ingredients
+        if d in kb.drugs and kb.drugs[d].role == "antiretroviral"
+        for c in kb.drugs[d].classes
     )
 
 
@@ -115,29 +141,38 @@ def _count_sentence(acts: list[DrugActivity]) -> tuple[int, int, str]:
 
 def _short(act: DrugActivity) -> str:
     if act.level == resistance.ACTIVE:
-        return f"{act.drug} fully active"
+        return f"{act.drug} fully active" + ("" if act.sources else f" ({act.basis})")
     if act.level == resistance.UNKNOWN:
         return f"{act.drug} unknown ({act.basis})"
     return f"{act.drug} {act.level}" + (f" ({', '.join(act.mutations)})" if act.mutations else "")
 
 
 def _summary(
-    acts: list[DrugActivity], companions: list[str], fewer_note: str | None, needed: int
+    acts: list[DrugActivity],
+    companions: list[str],
+    needed: int,
+    fewer_note: str | None = None,
+    fewer_min: int = 0,
 ) -> tuple[str, ...]:
-    """The count of fully active drugs, each drug named, and a plain word when below two."""
+    """The count of fully active drugs, each drug named, and a plain word when below `needed`
+    (two): the trial that accepts fewer (`fewer_note`, when at least `fewer_min` are fully
+    active), and the drugs of unknown activity to confirm."""
     fully = sum(a.level == resistance.ACTIVE for a in acts)
     unknown = [a.drug for a in acts if a.level == resistance.UNKNOWN]
     lines = [f"Fully active drugs: {fully} of {len(acts)}: " + "; ".join(_short(a) for a in acts)]
     if companions:
         lines.append(f"Companions (fully active, named): {', '.join(companions)}")
     if fully < needed:
+        why = []
+        if fewer_note and fewer_min and fully >= fewer_min:
+            why.append(fewer_note)
+        if unknown:
+            why.append(
+                f"{', '.join(unknown)} of unknown activity: confirm (genotype) before relying on it"
+            )
         lines.append(
             f"Fewer than {needed} drugs are known to be fully active: "
-            + (
-                fewer_note
-                if fewer_note
-                else f"{', '.join(unknown)} of unknown activity; confirm before relying on it"
-            )
+            + ("; ".join(why) or "the regimen would rest on less than two fully active drugs")
         )
     return tuple(lines)
 
@@ -236,14 +271,24 @@ def _regimen_option(ctx: _Context, rule: HivOptionRule) -> HivOption | Exclusion
         setting="salvage",
         rationale=(_rationale(ctx, rule), sentence, *ctx.facts),
         cautions=tuple(cautions),
-        evidence=tuple(dict.fromkeys(rule.evidence + ctx.susceptibility.evidence)),
+        evidence=tuple(
+            dict.fromkeys(
+                rule.evidence + ctx.susceptibility.evidence + _presumed_evidence(ctx, acts)
+            )
+        ),
         sources=ctx.sources,
         activity=tuple(acts),
         fully_active=fully,
         unknown_activity=unknown,
         min_drugs=len(drugs),
         keeps_hbv_pair=hiv_backbone.has_hbv_pair(set(drugs), ctx.kb),
-        summary=_summary(acts, [], rule.recycled_backbone_note if recycled else None, two),
+        summary=_summary(
+            acts,
+            [],
+            two,
+            rule.recycled_backbone_note if recycled else None,
+            rule.min_fully_active,
+        ),
     )
 
 
@@ -309,7 +354,9 @@ def _construct_option(
         setting="salvage",
         rationale=(_rationale(ctx, rule), prompt, sentence, *ctx.facts),
         cautions=tuple(rule.cautions) + _hbv_caution(ctx, drugs),
-        evidence=tuple(dict.fromkeys(rule.evidence + hiv.multiclass_evidence)),
+        evidence=tuple(
+            dict.fromkeys(rule.evidence + hiv.multiclass_evidence + _presumed_evidence(ctx, acts))
+        ),
         sources=ctx.sources,
         activity=tuple(acts),
         fully_active=fully,
@@ -319,7 +366,7 @@ def _construct_option(
         keeps_hbv_pair=hiv_backbone.has_hbv_pair(set(drugs), ctx.kb),
         companions=tuple(companions),
         summary=_summary(
-            acts, companions, None, ctx.kb.order_checks.single_active_drug.min_new_active_drugs
+            acts, companions, ctx.kb.order_checks.single_active_drug.min_new_active_drugs
         ),
     )
 
@@ -403,6 +450,7 @@ def recommend_hiv(
         backbone=bb,
         taken_classes=_taken_classes(analysis, kb),
         failing_line=failing.number if failing else None,
+        ever_taken=_ever_taken(analysis, kb),
         intolerant=_intolerant(analysis),
         failing_classes=frozenset(
             c

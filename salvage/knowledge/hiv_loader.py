@@ -16,6 +16,7 @@ from salvage.knowledge.hiv_model import (
     Interaction,
     Mutation,
     MutationEffect,
+    PresumedActive,
     parse_mutation,
 )
 
@@ -67,6 +68,7 @@ def problems(raw: dict[str, Any]) -> list[str]:
         *hiv.hbv.evidence,
         *hiv.renal.evidence,
         *hiv.wording.prep_statement_evidence,
+        *hiv.regimens.presumed_active.evidence,
         *hiv.wording.prep_acquisition_evidence,
         *(k for o in hiv.regimens.options for k in o.evidence),
         *(k for i in hiv.interactions for k in i.evidence),
@@ -88,6 +90,7 @@ def problems(raw: dict[str, Any]) -> list[str]:
         *(d for r in hiv.resistance.combinations for d in (*r.partial, *r.inactive)),
         *(d for o in hiv.regimens.options for d in o.anchor),
         *hiv.regimens.companion_preference,
+        *hiv.regimens.presumed_active.drugs,
         *hiv.regimens.boosters,
         *hiv.regimens.boosters.values(),
         *hiv.hbv.tenofovir,
@@ -211,6 +214,13 @@ def build_hiv(hiv: schema.HivFile) -> HivKnowledge:
                 evidence=tuple(o.evidence),
             )
             for o in regimens.options
+        ),
+        presumed_active=PresumedActive(
+            class_never_taken=regimens.presumed_active.class_never_taken,
+            gene=regimens.presumed_active.gene,
+            drugs=frozenset(regimens.presumed_active.drugs),
+            label=regimens.presumed_active.label,
+            evidence=tuple(regimens.presumed_active.evidence),
         ),
         disclaimer=" ".join(hiv.wording.disclaimer.split()),
         prep_statement=" ".join(hiv.wording.prep_statement.split()),

@@ -91,6 +91,17 @@ class GenotypeReading:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class PresumedActive:
+    """Drugs counted active without a genotype of their gene while their class was never taken."""
+
+    class_never_taken: str
+    gene: str
+    drugs: frozenset[str]
+    label: str
+    evidence: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class HivSetting:
     """The clinical setting a rule or a wording applies to; every stated condition must hold."""
 
@@ -149,6 +160,7 @@ class HivKnowledge:
     companion_preference: tuple[str, ...]
     boosters: dict[str, str]
     booster_class: str
+    presumed_active: PresumedActive
     options: tuple[HivOptionRule, ...]
     disclaimer: str
     prep_statement: str

@@ -484,6 +484,14 @@ class HivOptionEntry(_Strict):
     evidence: list[str] = Field(min_length=1)
 
 
+class PresumedActiveEntry(_Strict):
+    class_never_taken: str
+    gene: str
+    drugs: list[str] = Field(min_length=1)
+    label: str
+    evidence: list[str] = Field(min_length=1)
+
+
 class HivRegimenRules(_Strict):
     multiclass: MulticlassRule
     genotype_window_days_after_stop: int = Field(ge=0, le=365)
@@ -491,6 +499,7 @@ class HivRegimenRules(_Strict):
     companion_preference: list[str]
     boosters: dict[str, str]
     booster_class: str
+    presumed_active: PresumedActiveEntry
     options: list[HivOptionEntry] = Field(min_length=1)
 
 

@@ -191,3 +191,31 @@ def test_rna_detected_below_quantification_in_a_prep_user_asks_for_a_repeat() ->
     assert not any("not a number" in w.problem for w in report.analysis.warnings)
     (low,) = [m for m in report.analysis.record.measurements if m.detected]
     assert low.value == 20 and low.comparator == "<"
+
+
+# --- 5. Integrase-naive: dolutegravir and bictegravir presumed active -------------------------
+def test_in_an_integrase_naive_patient_dolutegravir_is_presumed_active_and_counted() -> None:
+    options = {o.option_id: o for o in hiv_options(review("p01"))}  # EFV/FTC/TDF, RT+PR genotype
+    (dtg,) = [a for a in options["hiv-drvr-dtg"].activity if a.drug == "dolutegravir"]
+    assert dtg.level == "active" and dtg.basis == "presumed active: integrase-naive"
+    assert options["hiv-drvr-dtg"].fully_active == 2
+    assert (
+        "dolutegravir fully active (presumed active: integrase-naive)"
+        in (options["hiv-drvr-dtg"].summary[0])
+    )
+    assert "DHHS-ART-resistance" in options["hiv-drvr-dtg"].evidence
+
+
+def test_after_integrase_exposure_an_unsequenced_integrase_stays_unknown() -> None:
+    resources = resources_of("p04")  # BIC/FTC/TAF then CAB/RPV; genotype with IN
+    resources = [
+        r
+        for r in resources
+        if not (r["resourceType"] == "Observation" and "72560-6" in json.dumps(r.get("code")))
+    ]
+    report = report_of(resources)
+    for option in hiv_options(report):
+        for act in option.activity:
+            assert act.basis != "presumed active: integrase-naive"
+    reasons = [r for x in report.recommendation.excluded for r in x.reasons]
+    assert any(r.startswith("dolutegravir: activity unknown") for r in reasons)

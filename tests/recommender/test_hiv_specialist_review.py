@@ -219,3 +219,22 @@ def test_after_integrase_exposure_an_unsequenced_integrase_stays_unknown() -> No
             assert act.basis != "presumed active: integrase-naive"
     reasons = [r for x in report.recommendation.excluded for r in x.reasons]
     assert any(r.startswith("dolutegravir: activity unknown") for r in reasons)
+
+
+# --- 6. Q148 with N155H; nelfinavir ----------------------------------------------------------
+def test_q148r_with_n155h_leaves_no_fully_active_integrase_inhibitor() -> None:
+    from salvage.engine import resistance
+
+    report = review("p04")
+    assessed = resistance.assess(report.analysis.record, service.knowledge_base())
+    assert assessed.level("cabotegravir") == "inactive"  # was partial
+    assert assessed.level("raltegravir") == "inactive"
+    assert assessed.level("dolutegravir") == "partial"  # HIVdb 10.2: 55, below high-level
+    assert all("dolutegravir" not in o.ingredients for o in hiv_options(report))
+
+
+def test_viracept_maps_to_nelfinavir_a_protease_inhibitor() -> None:
+    analysis = review("p06").analysis
+    assert not any("Viracept" in u.text for u in analysis.unmapped)
+    assert any("nelfinavir" in line.ingredients for line in analysis.lines)
+    assert "PI" in service.knowledge_base().drugs["nelfinavir"].classes

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
-from salvage.engine import contraindications, hiv_backbone, resistance
+from salvage.engine import contraindications, hiv_adherence, hiv_backbone, resistance
 from salvage.engine.analysis import PatientAnalysis
 from salvage.engine.model import Failure, Line
 from salvage.engine.recommend import Exclusion, Option, Recommendation
@@ -371,6 +371,39 @@ def _construct_option(
     )
 
 
+def _no_resistance(susceptibility: Susceptibility, kb: KnowledgeBase, failing: Line) -> bool:
+    """Every antiviral drug of the failing regimen is fully active on the genotype."""
+    booster = kb.hiv.booster_class
+    drugs = [d for d in failing.ingredients if d in kb.drugs and booster not in kb.drugs[d].classes]
+    return bool(drugs) and all(susceptibility.level(d) == resistance.ACTIVE for d in drugs)
+
+
+def _continue_option(
+    ctx: _Context, rule: HivOptionRule, failing: Line, found: hiv_adherence.Causes
+) -> HivOption:
+    """Fix adherence or the interaction and keep the regimen: a plan, not an order."""
+    genotype = (
+        f"the genotype shows no resistance to {', '.join(failing.ingredients)} (the failing "
+        f"{failing.regimen})"
+    )
+    return HivOption(
+        rank=rule.rank,
+        option_id=rule.id,
+        regimen=f"{rule.label} ({failing.regimen})",
+        kind="continue",
+        ingredients=(),
+        setting="continue",
+        rationale=(rule.rationale, genotype, *found.adherence, *found.interactions, *ctx.facts),
+        cautions=rule.cautions,
+        evidence=tuple(dict.fromkeys(rule.evidence + ctx.kb.hiv.adherence_evidence)),
+        sources=tuple(dict.fromkeys(ctx.sources + found.sources)),
+        summary=(
+            f"Correctable cause: {'; '.join((*found.adherence, *found.interactions))}",
+            f"No switch needed now: {genotype}",
+        ),
+    )
+
+
 def _genotype_state(
     ctx_tests: Susceptibility, kb: KnowledgeBase, failing: Line | None
 ) -> tuple[bool, bool, list[str]]:
@@ -441,6 +474,17 @@ def recommend_hiv(
         facts.append(bb.reason)
     if not susceptibility.tests:
         missing.append("no readable HIV-1 genotype in the record: drug activity is unknown")
+    found = hiv_adherence.causes(record, kb, failing, failure) if failing else None
+    correctable = found is not None and found.any
+    unresisted = failing is not None and not needed and _no_resistance(susceptibility, kb, failing)
+    if found is not None and correctable:
+        facts += [*found.adherence, *found.interactions]
+        if not unresisted:
+            facts.append(
+                "a correctable cause is recorded, but the genotype on the failing regimen is "
+                + ("missing" if needed else "not free of resistance to it")
+                + ": address it, and choose the regimen by the genotype"
+            )
     ctx = _Context(
         kb=kb,
         analysis=analysis,
@@ -488,6 +532,10 @@ def recommend_hiv(
                     ),
                 )
             )
+            continue
+        if rule.kind == "continue":
+            if correctable and unresisted and found is not None and failing is not None:
+                chosen.append(_continue_option(ctx, rule, failing, found))
             continue
         if rule.kind == "test":
             if needed:

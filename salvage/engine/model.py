@@ -20,6 +20,7 @@ class DrugExposure:
     dose: float | None = None
     dose_unit: str | None = None
     text: str = ""
+    notes: tuple[str, ...] = ()  # the record's free-text notes (Annotation.text)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

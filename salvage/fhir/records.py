@@ -236,6 +236,11 @@ class RecordBuilder:
                 dose=dose[0],
                 dose_unit=dose[1],
                 text=text,
+                notes=tuple(
+                    str(n["text"])
+                    for n in r.get("note") or ()
+                    if isinstance(n, dict) and isinstance(n.get("text"), str)
+                ),
             )
         )
 

@@ -162,6 +162,10 @@ class HivKnowledge:
     booster_class: str
     presumed_active: PresumedActive
     options: tuple[HivOptionRule, ...]
+    adherence_phrases: tuple[str, ...]
+    cation_class: str
+    cation_affected_classes: frozenset[str]
+    adherence_evidence: tuple[str, ...]
     disclaimer: str
     prep_statement: str
     prep_acquisition: str

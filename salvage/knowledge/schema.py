@@ -467,7 +467,7 @@ class HivRationaleVariant(_Strict):
 
 class HivOptionEntry(_Strict):
     id: str = Field(pattern=r"^[a-z0-9-]+$")
-    kind: Literal["test", "regimen", "construct"]
+    kind: Literal["test", "regimen", "construct", "continue"]
     rank: int = Field(ge=1)
     label: str
     label_integrase: str | None = None
@@ -501,6 +501,13 @@ class HivRegimenRules(_Strict):
     booster_class: str
     presumed_active: PresumedActiveEntry
     options: list[HivOptionEntry] = Field(min_length=1)
+
+
+class AdherenceRules(_Strict):
+    note_phrases: list[str] = Field(min_length=1)
+    cation_class: str
+    affected_classes: list[str] = Field(min_length=1)
+    evidence: list[str] = Field(min_length=1)
 
 
 class HivWording(_Strict):
@@ -550,6 +557,7 @@ class HivFile(_Strict):
     regimens: HivRegimenRules
     hbv: HbvRules
     renal: RenalRules
+    adherence: AdherenceRules
     wording: HivWording
     interactions: list[InteractionEntry] = []
     evidence: dict[str, EvidenceEntry] = {}

@@ -107,7 +107,7 @@ def test_confirmed_viraemia_outside_every_line_is_reported_not_called_no_failure
 @pytest.mark.parametrize("name", ["p01", "p02", "p03", "p04", "p06b", "p14"])
 def test_every_hiv_option_states_its_count_of_fully_active_drugs_naming_each(name: str) -> None:
     for option in hiv_options(review(name)):
-        if option.kind == "test":
+        if option.kind in ("test", "continue"):  # a genotype, or keeping the regimen
             continue
         count = option.summary[0]
         assert count.startswith(
@@ -238,3 +238,30 @@ def test_viracept_maps_to_nelfinavir_a_protease_inhibitor() -> None:
     assert not any("Viracept" in u.text for u in analysis.unmapped)
     assert any("nelfinavir" in line.ingredients for line in analysis.lines)
     assert "PI" in service.knowledge_base().drugs["nelfinavir"].classes
+
+
+# --- 7. Adherence and interactions before a switch -------------------------------------------
+@pytest.mark.parametrize("name", ["p02", "p02b"])
+def test_cations_or_missed_doses_without_resistance_put_continue_first(name: str) -> None:
+    first = review(name).recommendation.options[0]
+    assert isinstance(first, HivOption) and first.kind == "continue"
+    assert first.ingredients == ()  # a plan, never an order
+    assert first.regimen.startswith("Address adherence and interactions")
+    assert "BIC/FTC/TAF" in first.regimen
+    assert "iron" in first.summary[0] and "calcium carbonate" in first.summary[0]
+
+
+def test_a_missed_dose_note_is_named_as_the_cause() -> None:
+    (first, *_) = review("p02b").recommendation.options
+    assert "missing doses ~3x/week" in first.summary[0]
+
+
+def test_with_resistance_on_the_genotype_adherence_is_a_fact_not_a_reason_to_continue() -> None:
+    resources = resources_of("p02b")
+    for r in resources:
+        if r["resourceType"] == "Observation" and r.get("valueString") == "RT: none; PR: none":
+            r["valueString"] = "RT: M184V; PR: none"
+    rec = report_of(resources).recommendation
+    assert all(o.kind != "continue" for o in rec.options)
+    assert any(f.startswith("missed doses noted") for f in rec.facts)
+    assert any("not free of resistance" in f for f in rec.facts)

@@ -164,6 +164,8 @@ def cmd_recommend(args: argparse.Namespace) -> int:
             )
         if r.statement:
             out.append(f"  {r.statement}")
+        if r.disease == "hiv" and r.failure:  # HBV status, genotypes, renal function
+            out += [f"  fact: {f}" for f in r.facts if f != r.failure.detail]
         if r.transplant is not None:
             out.append(f"  {r.transplant.summary()}")
         for o in r.options:

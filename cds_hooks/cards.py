@@ -23,7 +23,7 @@ OVERRIDE_REASONS = [
     ("patient-preference", "Patient's informed preference"),
     ("benefit-outweighs-risk", "Expected benefit outweighs the risk for this patient"),
     ("data-incorrect", "The record is incomplete or incorrect"),
-    ("local-pathway", "Following the local pathway or tumour board decision"),
+    ("local-pathway", "Following the local pathway or a multidisciplinary team decision"),
 ]
 
 

@@ -124,6 +124,8 @@ def test_hiv_cards_state_counts_and_companions_with_an_hiv_disclaimer(call) -> N
     assert "Fully active drugs: " in text and "Companions (fully active, named): " in text
     assert "tumour board" not in text and "HIV specialist" in text
     for card in found:
+        assert not any("tumour board" in r["display"] for r in card["overrideReasons"])
+    for card in found:
         for line in card["detail"].splitlines():
             links = [part for part in line.split("; [") if "](" in part]
             assert len(links) == len(set(links)), line

@@ -183,7 +183,11 @@ def prep_use(
     if "hiv" in states and states["hiv"].diagnosed is not None:
         days.append(states["hiv"].diagnosed)
     first = min(days, default=None)
-    prep = tuple(e for e in on_arv if first is not None and e.start < first)
+    prep = tuple(  # PrEP drugs only (never full ART), started before HIV was evidenced
+        e
+        for e in on_arv
+        if first is not None and e.start < first and e.ingredients <= wording.prep_drugs
+    )
     if first is None or not prep:
         return PrepUse(exposures=(), statement=None, notes=())
     drugs = sorted({i for e in prep for i in e.ingredients})

@@ -244,6 +244,11 @@ class RecordBuilder:
             )
         )
 
+    def _is_antiretroviral(self, ingredients: frozenset[str]) -> bool:
+        return any(
+            self.kb.drugs[i].role == "antiretroviral" for i in ingredients if i in self.kb.drugs
+        )
+
     def _is_continuous(self, ingredients: frozenset[str]) -> bool:
         return any(
             self.kb.drugs[i].continuous or self.kb.drugs[i].role == "antiretroviral"
@@ -279,10 +284,11 @@ class RecordBuilder:
             # Continuous therapy is active over the supplied period (supply x (1 + refills)).
             supply = dispense.get("expectedSupplyDuration") or {}
             days = _duration_days(supply)
-            if status == "active":
-                # An active order is still being taken: the prescriber has not stopped it, and
-                # refills are dispensed one after another. Its supply (x refills) says how long it
-                # was authorised, not when the patient stopped (FHIR R4 medicationrequest-status).
+            if status == "active" and self._is_antiretroviral(medication[0]):
+                # An active antiretroviral order is still being taken: the prescriber has not
+                # stopped it, and refills are dispensed one after another. Its supply (x refills)
+                # says how long it was authorised, not when the patient stopped (FHIR R4
+                # medicationrequest-status; antiretrovirals are lifelong, DHHS).
                 end = None
             elif days is not None:
                 repeats = int(dispense.get("numberOfRepeatsAllowed") or 0)

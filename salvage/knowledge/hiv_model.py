@@ -171,6 +171,7 @@ class HivKnowledge:
     prep_acquisition: str
     prep_acquisition_integrase: str
     prep_low_level_rna: str
+    prep_drugs: frozenset[str]
     prep_statement_evidence: tuple[str, ...]
     prep_acquisition_evidence: tuple[str, ...]
     hbv_evidence: tuple[str, ...]

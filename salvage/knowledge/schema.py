@@ -516,6 +516,7 @@ class HivWording(_Strict):
     prep_acquisition: str
     prep_acquisition_integrase: str
     prep_low_level_rna: str
+    prep_drugs: list[str] = Field(min_length=1)
     prep_statement_evidence: list[str] = Field(min_length=1)
     prep_acquisition_evidence: list[str] = Field(min_length=1)
 

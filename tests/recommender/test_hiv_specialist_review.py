@@ -265,3 +265,21 @@ def test_with_resistance_on_the_genotype_adherence_is_a_fact_not_a_reason_to_con
     assert all(o.kind != "continue" for o in rec.options)
     assert any(f.startswith("missed doses noted") for f in rec.facts)
     assert any("not free of resistance" in f for f in rec.facts)
+
+
+def test_full_art_started_before_a_late_coded_diagnosis_is_never_taken_for_prep() -> None:
+    resources = resources_of("p02")  # Biktarvy from 2020-09-01, viraemia in 2024
+    resources = [r for r in resources if r.get("effectiveDateTime") != "2020-08-10"]  # baseline
+    for r in resources:
+        if r["resourceType"] == "Condition":
+            r["onsetDateTime"] = "2024-05-01"  # problem list updated late
+    resources.append(
+        {
+            "resourceType": "Condition",
+            "id": "prep-context",
+            "subject": {"reference": "Patient/rv02"},
+            "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "Z20.6"}]},
+        }
+    )
+    report = report_of(resources)
+    assert [line.regimen for line in report.analysis.lines] == ["BIC/FTC/TAF"]

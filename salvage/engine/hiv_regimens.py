@@ -18,7 +18,13 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
-from salvage.engine import contraindications, hiv_adherence, hiv_backbone, resistance
+from salvage.engine import (
+    contraindications,
+    hiv_adherence,
+    hiv_backbone,
+    hiv_summary,
+    resistance,
+)
 from salvage.engine.analysis import PatientAnalysis
 from salvage.engine.model import Failure, Line
 from salvage.engine.recommend import Exclusion, Option, Recommendation
@@ -130,53 +136,6 @@ def _antiviral(ctx: _Context, drugs: list[str]) -> list[str]:
     return [d for d in drugs if d in ctx.kb.drugs and booster not in ctx.kb.drugs[d].classes]
 
 
-def _count_sentence(acts: list[DrugActivity]) -> tuple[int, int, str]:
-    fully = sum(a.level == resistance.ACTIVE for a in acts)
-    unknown = sum(a.level == resistance.UNKNOWN for a in acts)
-    text = f"fully active drugs: {fully} of {len(acts)}" + (
-        f" ({unknown} of unknown activity)" if unknown else ""
-    )
-    return fully, unknown, text + ": " + "; ".join(a.text for a in acts)
-
-
-def _short(act: DrugActivity) -> str:
-    if act.level == resistance.ACTIVE:
-        return f"{act.drug} fully active" + ("" if act.sources else f" ({act.basis})")
-    if act.level == resistance.UNKNOWN:
-        return f"{act.drug} unknown ({act.basis})"
-    return f"{act.drug} {act.level}" + (f" ({', '.join(act.mutations)})" if act.mutations else "")
-
-
-def _summary(
-    acts: list[DrugActivity],
-    companions: list[str],
-    needed: int,
-    fewer_note: str | None = None,
-    fewer_min: int = 0,
-) -> tuple[str, ...]:
-    """The count of fully active drugs, each drug named, and a plain word when below `needed`
-    (two): the trial that accepts fewer (`fewer_note`, when at least `fewer_min` are fully
-    active), and the drugs of unknown activity to confirm."""
-    fully = sum(a.level == resistance.ACTIVE for a in acts)
-    unknown = [a.drug for a in acts if a.level == resistance.UNKNOWN]
-    lines = [f"Fully active drugs: {fully} of {len(acts)}: " + "; ".join(_short(a) for a in acts)]
-    if companions:
-        lines.append(f"Companions (fully active, named): {', '.join(companions)}")
-    if fully < needed:
-        why = []
-        if fewer_note and fewer_min and fully >= fewer_min:
-            why.append(fewer_note)
-        if unknown:
-            why.append(
-                f"{', '.join(unknown)} of unknown activity: confirm (genotype) before relying on it"
-            )
-        lines.append(
-            f"Fewer than {needed} drugs are known to be fully active: "
-            + ("; ".join(why) or "the regimen would rest on less than two fully active drugs")
-        )
-    return tuple(lines)
-
-
 def _applies(ctx: _Context, setting: HivSetting | None) -> bool:
     return setting is not None and setting.applies(
         ctx.failing_classes, frozenset(ctx.taken_classes), ctx.failing_line
@@ -249,7 +208,7 @@ def _regimen_option(ctx: _Context, rule: HivOptionRule) -> HivOption | Exclusion
     antiviral = _antiviral(ctx, drugs)
     reasons = _reasons(ctx, drugs, _antiviral(ctx, list(rule.anchor)))
     acts = [_activity(ctx, d) for d in antiviral]
-    fully, unknown, sentence = _count_sentence(acts)
+    fully, unknown, sentence = hiv_summary.count_sentence(acts)
     two = ctx.kb.order_checks.single_active_drug.min_new_active_drugs
     needed = rule.min_fully_active
     recycled = _applies(ctx, rule.recycled_backbone_when)
@@ -282,7 +241,7 @@ def _regimen_option(ctx: _Context, rule: HivOptionRule) -> HivOption | Exclusion
         unknown_activity=unknown,
         min_drugs=len(drugs),
         keeps_hbv_pair=hiv_backbone.has_hbv_pair(set(drugs), ctx.kb),
-        summary=_summary(
+        summary=hiv_summary.summary(
             acts,
             [],
             two,
@@ -339,7 +298,7 @@ def _construct_option(
     if ctx.hbv is not None and ctx.backbone.tenofovir is not None:
         drugs += [d for d in ctx.backbone.drugs if d not in drugs]
     acts = [_activity(ctx, d) for d in _antiviral(ctx, drugs)]
-    fully, unknown, sentence = _count_sentence(acts)
+    fully, unknown, sentence = hiv_summary.count_sentence(acts)
     agent = "; ".join(_activity(ctx, d).text for d in rule.anchor)
     prompt = (
         f"Construct the regimen: {' + '.join(rule.anchor)} with the fully active companions "
@@ -365,7 +324,7 @@ def _construct_option(
         construct=True,
         keeps_hbv_pair=hiv_backbone.has_hbv_pair(set(drugs), ctx.kb),
         companions=tuple(companions),
-        summary=_summary(
+        summary=hiv_summary.summary(
             acts, companions, ctx.kb.order_checks.single_active_drug.min_new_active_drugs
         ),
     )

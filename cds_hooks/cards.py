@@ -23,7 +23,7 @@ OVERRIDE_REASONS = [
     ("patient-preference", "Patient's informed preference"),
     ("benefit-outweighs-risk", "Expected benefit outweighs the risk for this patient"),
     ("data-incorrect", "The record is incomplete or incorrect"),
-    ("local-pathway", "Following the local pathway or tumour board decision"),
+    ("local-pathway", "Following the local pathway or a multidisciplinary team decision"),
 ]
 
 
@@ -51,10 +51,10 @@ class CardBuilder:
         detail: list[str],
         suggestions: list[dict[str, Any]] | None = None,
         app_context: dict[str, Any] | None = None,
+        disease: str | None = None,
     ) -> CardOut:
-        detail_text = "\n".join(
-            [*detail, "", f"*Knowledge base {self.kb.version}. {self.kb.disclaimer}*"]
-        )
+        disclaimer = self.kb.disclaimer_for(disease)
+        detail_text = "\n".join([*detail, "", f"*Knowledge base {self.kb.version}. {disclaimer}*"])
         card: dict[str, Any] = {
             "uuid": str(uuid.uuid4()),
             "summary": summary if len(summary) < 140 else summary[:136] + "...",
@@ -148,19 +148,19 @@ class CardBuilder:
 
 def _evidence(kb: KnowledgeBase, keys: tuple[str, ...]) -> str:
     return "; ".join(
-        f"[{kb.evidence[k].label}]({kb.evidence[k].url})" for k in keys if k in kb.evidence
+        f"[{kb.evidence[k].label}]({kb.evidence[k].url})"
+        for k in dict.fromkeys(keys)
+        if k in kb.evidence
     )
 
 
 def _hiv_note(option: Option) -> str:
-    """For HIV options: the drugs, how many are fully active, and whether it is only a prompt."""
+    """For HIV options: the drugs, how many are fully active (each named), the companions of an
+    optimised background, and whether it is only a prompt."""
     if not isinstance(option, HivOption) or not option.ingredients:
         return ""
-    note = (
-        f" Drugs: {', '.join(option.ingredients)}; fully active: {option.fully_active} of "
-        f"{len(option.activity)}"
-        + (f", {option.unknown_activity} unknown" if option.unknown_activity else "")
-        + "."
+    note = f" Drugs: {', '.join(option.ingredients)}. " + " ".join(
+        line.rstrip(".") + "." for line in option.summary
     )
     if option.construct:
         note += (
@@ -213,4 +213,5 @@ def render(
         detail,
         suggestions or None,
         {"line": finding.failure.line if finding.failure else None} if finding.failure else None,
+        disease=rec.disease,
     )

@@ -15,6 +15,7 @@ import orjson
 
 from salvage import output, service
 from salvage.engine.analysis import PatientAnalysis
+from salvage.engine.hiv_regimens import HivOption
 from salvage.errors import KnowledgeError, SalvageError
 from salvage.service import PatientReport
 from salvage.tuning import tune_gc
@@ -155,7 +156,8 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         }
         sys.stdout.buffer.write(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
         return status
-    out = [f"salvage-cds salvage options (knowledge base {kb.version})", kb.disclaimer]
+    disclaimers = list(dict.fromkeys(kb.disclaimer_for(r.disease) for r in recs)) or [kb.disclaimer]
+    out = [f"salvage-cds salvage options (knowledge base {kb.version})", *disclaimers]
     for r in recs:
         out += ["", f"{r.patient}  [{r.disease or 'no coded disease'}]"]
         if r.failure:
@@ -165,16 +167,19 @@ def cmd_recommend(args: argparse.Namespace) -> int:
             )
         if r.statement:
             out.append(f"  {r.statement}")
+        if r.disease == "hiv" and r.failure:  # HBV status, genotypes, renal function
+            out += [f"  fact: {f}" for f in r.facts if f != r.failure.detail]
         if r.transplant is not None:
             out.append(f"  {r.transplant.summary()}")
         for o in r.options:
-            out.append(
-                f"  {o.rank}. {o.regimen}  [{', '.join(kb.evidence[k].label for k in o.evidence)}]"
-            )
+            labels = dict.fromkeys(kb.evidence[k].label for k in o.evidence)
+            out.append(f"  {o.rank}. {o.regimen}  [{', '.join(labels)}]")
             if o.branch:
                 out.append(f"       only {o.branch}")
             out += [f"       {r_}" for r_ in o.recheck]
             out += [f"       why: {line}" for line in o.rationale[:1]]
+            if isinstance(o, HivOption):
+                out += [f"       {line}" for line in o.summary]
             out += [f"       caution: {c}" for c in o.cautions]
         for x in r.excluded:
             out.append(f"  excluded {x.regimen}: {'; '.join(x.reasons)}")

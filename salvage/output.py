@@ -74,6 +74,8 @@ def _hiv_option_json(option: HivOption) -> dict[str, Any]:
         "fully_active": option.fully_active,
         "unknown_activity": option.unknown_activity,
         "construct": option.construct,
+        "companions": list(option.companions),
+        "summary": list(option.summary),
         "activity": [
             {
                 "drug": a.drug,
@@ -152,7 +154,7 @@ def recommendation_json(rec: Recommendation, kb: KnowledgeBase) -> dict[str, Any
             if rec.transplant
             else None
         ),
-        "disclaimer": kb.disclaimer,
+        "disclaimer": kb.disclaimer_for(rec.disease),
     }
     if rec.statement:
         out["statement"] = rec.statement

@@ -58,6 +58,9 @@ class PatientAnalysis:
     not_assessed: tuple[str, ...] = ()  # conclusions that could not be assessed, and why
     notes: tuple[str, ...] = ()  # how diseases were established (HIV from RNA, PrEP context)
     cautions: tuple[str, ...] = ()  # e.g. cumulative anthracycline above the caution level
+    # Said instead of "no documented treatment failure" (PrEP: not HIV treatment; HIV acquired on
+    # PrEP: confirm, genotype, start full ART).
+    statement: str | None = None
 
     @property
     def failure_assessable(self) -> bool:
@@ -127,12 +130,15 @@ def analyse_patient(
             failures += failure_rules.prostate_failures(record, own, kb)
     for own in sorted(per_disease, key=lambda ls: ls[0].start):
         lines += own
+    prep = attribution.prep_use(record, kb, states, hiv)
     if hiv.confirmed:
-        hiv_lines = line_rules.hiv_lines(
-            record.exposures, kb, kb.rules_for("hiv"), as_of, first_number=1
-        )
+        treatment = [e for e in record.exposures if e not in prep.exposures]  # PrEP is no line
+        hiv_lines = line_rules.hiv_lines(treatment, kb, kb.rules_for("hiv"), as_of, first_number=1)
         hiv_lines = [replace(line, disease="hiv") for line in hiv_lines]
-        failures += failure_rules.hiv_failures(record, hiv_lines, kb, as_of)
+        acquisition_explains = bool(prep.exposures) and not hiv_lines
+        failures += failure_rules.hiv_failures(
+            record, hiv_lines, kb, as_of, None if acquisition_explains else warnings
+        )
         lines += hiv_lines
     cautions: list[str] = []
     total = factors.cumulative_anthracycline(record, kb, as_of)
@@ -162,6 +168,7 @@ def analyse_patient(
         active_diseases=tuple(d for d in diseases if d == "hiv" or states[d].active),
         unreadable=frozenset(unreadable),
         not_assessed=not_assessed,
-        notes=tuple(n for n in (hiv.note,) if n),
+        notes=tuple(n for n in (hiv.note, *prep.notes) if n),
+        statement=prep.statement,
         cautions=tuple(cautions),
     )

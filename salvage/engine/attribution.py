@@ -14,7 +14,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from salvage.engine.model import ConditionRecord, DrugExposure, PatientRecord, ProcedureRecord
+from salvage.engine.model import (
+    ConditionRecord,
+    DrugExposure,
+    Measurement,
+    PatientRecord,
+    ProcedureRecord,
+)
 from salvage.knowledge.model import KnowledgeBase
 
 
@@ -123,6 +129,78 @@ def hiv_evidence(
             "or post-exposure prophylaxis): no HIV lines are built; record the indication"
         )
     return HivEvidence(confirmed=False, sources=(), prep_context=prep, note=note)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PrepUse:
+    """Antiretrovirals given as PrEP: never a line of HIV treatment (CDC PrEP guideline 2021)."""
+
+    exposures: tuple[DrugExposure, ...]  # taken as PrEP: excluded from HIV lines
+    statement: str | None  # replaces "no documented treatment failure" for this patient
+    notes: tuple[str, ...]
+
+
+def _detectable(m: Measurement) -> bool:
+    return bool(m.value and m.value > 0 and m.comparator not in ("<", "<="))
+
+
+def prep_use(
+    record: PatientRecord,
+    kb: KnowledgeBase,
+    states: dict[str, DiseaseState],
+    evidence: HivEvidence,
+) -> PrepUse:
+    """With a PrEP context, the antiretrovirals started before HIV was first evidenced (coded
+    diagnosis or detectable HIV-1 RNA) were prevention: HIV found later is acquisition on PrEP,
+    not failure of a treatment line (DHHS, early HIV infection). RNA detected below quantification
+    in a PrEP user asks for a repeat, never silence."""
+    wording = kb.hiv
+
+    def cited(keys: tuple[str, ...]) -> str:
+        return f" ({'; '.join(kb.evidence[k].label for k in keys)})"
+
+    on_arv = [
+        e
+        for e in record.exposures
+        if any(kb.drugs[i].role == "antiretroviral" for i in e.ingredients if i in kb.drugs)
+    ]
+    if not evidence.prep_context or not on_arv:
+        statement = evidence.note if not evidence.confirmed and on_arv else None
+        return PrepUse(exposures=(), statement=statement, notes=())
+    low = [
+        m for m in record.measurements if m.kind == "hiv-rna" and m.detected and not _detectable(m)
+    ]
+    low_notes = tuple(
+        f"{wording.prep_low_level_rna} ({m.raw!r} on {m.when.isoformat()}, {m.source})"
+        for m in low[-1:]
+    )
+    if not evidence.confirmed:
+        statement = " ".join(
+            (wording.prep_statement + cited(wording.prep_statement_evidence), *low_notes)
+        )
+        return PrepUse(exposures=(), statement=statement, notes=low_notes)
+    days = [m.when for m in record.measurements if m.kind == "hiv-rna" and _detectable(m)]
+    if "hiv" in states and states["hiv"].diagnosed is not None:
+        days.append(states["hiv"].diagnosed)
+    first = min(days, default=None)
+    prep = tuple(  # PrEP drugs only (never full ART), started before HIV was evidenced
+        e
+        for e in on_arv
+        if first is not None and e.start < first and e.ingredients <= wording.prep_drugs
+    )
+    if first is None or not prep:
+        return PrepUse(exposures=(), statement=None, notes=())
+    drugs = sorted({i for e in prep for i in e.ingredients})
+    integrase = any(kb.drugs[i].classes & kb.hiv.integrase_classes for i in drugs if i in kb.drugs)
+    advice = " ".join(
+        (wording.prep_acquisition, *((wording.prep_acquisition_integrase,) if integrase else ()))
+    )
+    note = (
+        f"HIV first evidenced on {first.isoformat()} in a PrEP user ({', '.join(drugs)} as PrEP, "
+        f"context {', '.join(evidence.prep_context)}; {', '.join(e.source for e in prep)}): "
+        f"PrEP is not a line of HIV treatment. {advice}{cited(wording.prep_acquisition_evidence)}"
+    )
+    return PrepUse(exposures=prep, statement=note, notes=(note,))
 
 
 def attribute_exposures(

@@ -444,10 +444,16 @@ def _phoenix(
 
 
 def hiv_failures(
-    record: PatientRecord, lines: list[Line], kb: KnowledgeBase, as_of: date
+    record: PatientRecord,
+    lines: list[Line],
+    kb: KnowledgeBase,
+    as_of: date,
+    warnings: list[DataWarning] | None = None,
 ) -> list[Failure]:
     """Two consecutive HIV-1 RNA >= 200 copies/mL after 24 weeks on a regimen or suppression; a
-    value reported as '<x' with x above the threshold cannot be placed and breaks the pair."""
+    value reported as '<x' with x above the threshold cannot be placed and breaks the pair.
+    Confirmed viraemia that no line explains (after therapy began, outside every line, or with no
+    line on record) is never silent: a warning says so and "no failure" is not concluded."""
     spec = kb.failures.hiv
     threshold = float(spec.threshold_copies_per_ml)
     settle = timedelta(weeks=int(spec.min_weeks_on_regimen))
@@ -490,7 +496,47 @@ def hiv_failures(
                     )
                 )
                 break
+    if warnings is not None:
+        warnings += _unattributed_viraemia(loads, lines, threshold, as_of)
     return found
+
+
+def _unattributed_viraemia(
+    loads: list[Measurement], lines: list[Line], threshold: float, as_of: date
+) -> list[DataWarning]:
+    """Two consecutive HIV-1 RNA at or above the threshold that fall outside every HIV line, once
+    therapy has begun (or with no line at all): a regimen may be missing from the record, or it
+    was stopped; either way the viraemia needs review, not a "no failure" statement."""
+    hiv_lines = [ln for ln in lines if ln.domain == "hiv"]
+    first_start = min((ln.start for ln in hiv_lines), default=None)
+
+    def on_a_line(m: Measurement) -> bool:
+        return any(ln.start <= m.when <= (ln.end or as_of) for ln in hiv_lines)
+
+    for first, second in itertools.pairwise(loads):
+        if _side(first, threshold) != "at-or-above" or _side(second, threshold) != "at-or-above":
+            continue
+        if first_start is not None and second.when < first_start:
+            continue  # viraemia before therapy began is the diagnosis, not a failure
+        if on_a_line(first) and on_a_line(second):
+            continue  # the line rules decide (failure, or too early to judge)
+        where = (
+            "no antiretroviral line is on record"
+            if first_start is None
+            else "outside every antiretroviral line on record (stopped, or a regimen missing "
+            "from the record)"
+        )
+        return [
+            DataWarning(
+                source=second.source,
+                problem=f"HIV-1 RNA {first.raw} on {first.when.isoformat()} and {second.raw} on "
+                f"{second.when.isoformat()}, both >= {threshold:g} copies/mL, while {where}: "
+                "confirmed viraemia not attributed to a line; review adherence and the "
+                "current regimen",
+                failure_doubt=True,
+            )
+        ]
+    return []
 
 
 def _v(m: Measurement) -> float:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from salvage.engine import contraindications, factors
-from salvage.engine.model import PatientRecord
+from salvage.engine.model import Measurement, PatientRecord
 from salvage.knowledge.model import KnowledgeBase
 
 
@@ -15,6 +15,7 @@ from salvage.knowledge.model import KnowledgeBase
 class Hbv:
     source: str
     text: str  # "hepatitis B (Chronic hepatitis B, Condition/7)" or "HBsAg positive on ..."
+    possible: bool = False  # an HBsAg result was recorded but reads neither positive nor negative
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -32,21 +33,48 @@ class Backbone:
         return (self.tenofovir, self.partner) if self.tenofovir else ()
 
 
+def _hbsag_results(record: PatientRecord) -> list[Measurement]:
+    return sorted(
+        (m for m in record.measurements if m.kind == "hbsag"), key=lambda m: m.when, reverse=True
+    )
+
+
 def hbv_status(record: PatientRecord, kb: KnowledgeBase) -> Hbv | None:
-    """Hepatitis B co-infection from a Condition, or the latest HBsAg result when positive."""
+    """Hepatitis B co-infection from a Condition or any positive HBsAg result; possible hepatitis B
+    when the latest HBsAg result cannot be read as positive or negative (answers.yaml): with a
+    result that says neither, the HBV-active pair is kept rather than risk a flare (DHHS)."""
     condition = contraindications.hbv_coinfection(record, kb)
     if condition is not None:
         return Hbv(
             source=condition.source,
             text=f"hepatitis B ({condition.text or 'coded condition'}, {condition.source})",
         )
-    results = sorted(
-        (m for m in record.measurements if m.kind == "hbsag"), key=lambda m: m.when, reverse=True
-    )
-    for m in results[:1]:
-        answers = {c.lower() for c in m.codes} | {m.raw.strip().lower()}
-        if answers & kb.hiv.hbv_positive_answers:
-            return Hbv(source=m.source, text=f"HBsAg positive on {m.when.isoformat()} ({m.source})")
+    results = _hbsag_results(record)
+    for m in results:
+        if kb.answers.reading(m.codes, m.raw) == "positive":
+            later = f"; a later result reads {results[0].raw!r}" if m is not results[0] else ""
+            return Hbv(
+                source=m.source,
+                text=f"HBsAg positive on {m.when.isoformat()} ({m.source}){later}",
+            )
+    if results and kb.answers.reading(results[0].codes, results[0].raw) == "unknown":
+        m = results[0]
+        return Hbv(
+            source=m.source,
+            text=f"HBsAg result {m.raw or 'without a value'!r} on {m.when.isoformat()} "
+            f"({m.source}) cannot be read as positive or negative: treated as possible "
+            "hepatitis B until repeated",
+            possible=True,
+        )
+    return None
+
+
+def hbsag_negative(record: PatientRecord, kb: KnowledgeBase) -> str | None:
+    """The latest HBsAg result when it reads negative (and no HBV is otherwise on record)."""
+    results = _hbsag_results(record)
+    if results and kb.answers.reading(results[0].codes, results[0].raw) == "negative":
+        m = results[0]
+        return f"HBsAg negative on {m.when.isoformat()} ({m.raw or 'coded'}, {m.source})"
     return None
 
 

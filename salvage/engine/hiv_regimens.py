@@ -18,12 +18,18 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
-from salvage.engine import contraindications, hiv_backbone, resistance
+from salvage.engine import (
+    contraindications,
+    hiv_adherence,
+    hiv_backbone,
+    hiv_summary,
+    resistance,
+)
 from salvage.engine.analysis import PatientAnalysis
 from salvage.engine.model import Failure, Line
 from salvage.engine.recommend import Exclusion, Option, Recommendation
 from salvage.engine.resistance import DrugActivity, Susceptibility
-from salvage.knowledge.hiv_model import HivOptionRule
+from salvage.knowledge.hiv_model import HivOptionRule, HivSetting
 from salvage.knowledge.model import KnowledgeBase
 
 
@@ -37,6 +43,10 @@ class HivOption(Option):
     min_drugs: int = 0  # a suggestion built from this option must create at least this many drugs
     construct: bool = False  # optimised background: a prompt to build a regimen, never an order
     keeps_hbv_pair: bool = False
+    companions: tuple[str, ...] = ()  # the fully active drugs an optimised background names
+    # What every output prints: the count of fully active drugs with each drug named, the
+    # companions of a construct, and why fewer than two fully active drugs is (or is not) enough.
+    summary: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,6 +58,8 @@ class _Context:
     hbv: hiv_backbone.Hbv | None
     backbone: hiv_backbone.Backbone
     taken_classes: dict[str, int]  # class -> first line number that contained it
+    failing_line: int | None  # the number of the failing line
+    ever_taken: frozenset[str]  # antiretroviral classes in any exposure, PrEP included
     intolerant: dict[str, str]  # drug -> why
     failing_classes: frozenset[str]  # drug classes of the failing regimen
     facts: tuple[str, ...]
@@ -89,8 +101,33 @@ def _intolerant(analysis: PatientAnalysis) -> dict[str, str]:
 
 
 def _activity(ctx: _Context, drug: str) -> DrugActivity:
-    return ctx.susceptibility.drugs.get(drug) or DrugActivity(
+    act = ctx.susceptibility.drugs.get(drug) or DrugActivity(
         drug=drug, level=resistance.UNKNOWN, mutations=(), sources=(), basis="not assessed"
+    )
+    if act.level == resistance.UNKNOWN and _presumed_active(ctx, drug):
+        # Integrase-naive: DTG/BIC need no integrase genotype (DHHS, drug-resistance testing).
+        return replace(act, level=resistance.ACTIVE, basis=ctx.kb.hiv.presumed_active.label)
+    return act
+
+
+def _presumed_active(ctx: _Context, drug: str) -> bool:
+    rule = ctx.kb.hiv.presumed_active
+    sequenced = any(rule.gene in t.genes for t in ctx.susceptibility.tests)
+    return drug in rule.drugs and rule.class_never_taken not in ctx.ever_taken and not sequenced
+
+
+def _presumed_evidence(ctx: _Context, acts: list[DrugActivity]) -> tuple[str, ...]:
+    rule = ctx.kb.hiv.presumed_active
+    return rule.evidence if any(a.basis == rule.label for a in acts) else ()
+
+
+def _ever_taken(analysis: PatientAnalysis, kb: KnowledgeBase) -> frozenset[str]:
+    return frozenset(
+        c
+        for e in analysis.record.exposures
+        for d in e.ingredients
+        if d in kb.drugs and kb.drugs[d].role == "antiretroviral"
+        for c in kb.drugs[d].classes
     )
 
 
@@ -99,21 +136,27 @@ def _antiviral(ctx: _Context, drugs: list[str]) -> list[str]:
     return [d for d in drugs if d in ctx.kb.drugs and booster not in ctx.kb.drugs[d].classes]
 
 
-def _count_sentence(acts: list[DrugActivity]) -> tuple[int, int, str]:
-    fully = sum(a.level == resistance.ACTIVE for a in acts)
-    unknown = sum(a.level == resistance.UNKNOWN for a in acts)
-    text = f"fully active drugs: {fully} of {len(acts)}" + (
-        f" ({unknown} of unknown activity)" if unknown else ""
+def _applies(ctx: _Context, setting: HivSetting | None) -> bool:
+    return setting is not None and setting.applies(
+        ctx.failing_classes, frozenset(ctx.taken_classes), ctx.failing_line
     )
-    return fully, unknown, text + ": " + "; ".join(a.text for a in acts)
+
+
+def _rationale(ctx: _Context, rule: HivOptionRule) -> str:
+    """The wording that fits this patient's setting (hiv.yaml rationale_variants), else the
+    general one: the NADIA wording only after a first-line NNRTI failure, integrase-naive."""
+    return next(
+        (text for when, text in rule.rationale_variants if _applies(ctx, when)), rule.rationale
+    )
 
 
 def _hbv_caution(ctx: _Context, drugs: list[str]) -> tuple[str, ...]:
     if ctx.hbv is None:
         return ()
     pair = [d for d in drugs if d in ctx.kb.hiv.hbv_tenofovir | ctx.kb.hiv.hbv_partners]
+    what = "Possible hepatitis B" if ctx.hbv.possible else "Hepatitis B co-infection"
     return (
-        f"Hepatitis B co-infection, {ctx.hbv.text}: this regimen keeps {' + '.join(pair)}, the "
+        f"{what}, {ctx.hbv.text}: this regimen keeps {' + '.join(pair)}, the "
         "HBV-active pair; never stop them (risk of hepatitis flare)",
     )
 
@@ -165,10 +208,12 @@ def _regimen_option(ctx: _Context, rule: HivOptionRule) -> HivOption | Exclusion
     antiviral = _antiviral(ctx, drugs)
     reasons = _reasons(ctx, drugs, _antiviral(ctx, list(rule.anchor)))
     acts = [_activity(ctx, d) for d in antiviral]
-    fully, unknown, sentence = _count_sentence(acts)
+    fully, unknown, sentence = hiv_summary.count_sentence(acts)
+    two = ctx.kb.order_checks.single_active_drug.min_new_active_drugs
     needed = rule.min_fully_active
-    if rule.recycled_backbone_after and not rule.recycled_backbone_after & ctx.failing_classes:
-        needed = max(needed, ctx.kb.order_checks.single_active_drug.min_new_active_drugs)
+    recycled = _applies(ctx, rule.recycled_backbone_when)
+    if rule.recycled_backbone_when is not None and not recycled:
+        needed = max(needed, two)
     if fully + unknown < needed:
         reasons.append(f"{sentence}; this option needs at least {needed} fully active")
     if reasons:
@@ -183,15 +228,26 @@ def _regimen_option(ctx: _Context, rule: HivOptionRule) -> HivOption | Exclusion
         kind="regimen",
         ingredients=tuple(sorted(drugs)),
         setting="salvage",
-        rationale=(rule.rationale, sentence, *ctx.facts),
+        rationale=(_rationale(ctx, rule), sentence, *ctx.facts),
         cautions=tuple(cautions),
-        evidence=rule.evidence + ctx.susceptibility.evidence,
+        evidence=tuple(
+            dict.fromkeys(
+                rule.evidence + ctx.susceptibility.evidence + _presumed_evidence(ctx, acts)
+            )
+        ),
         sources=ctx.sources,
         activity=tuple(acts),
         fully_active=fully,
         unknown_activity=unknown,
         min_drugs=len(drugs),
         keeps_hbv_pair=hiv_backbone.has_hbv_pair(set(drugs), ctx.kb),
+        summary=hiv_summary.summary(
+            acts,
+            [],
+            two,
+            rule.recycled_backbone_note if recycled else None,
+            rule.min_fully_active,
+        ),
     )
 
 
@@ -242,7 +298,7 @@ def _construct_option(
     if ctx.hbv is not None and ctx.backbone.tenofovir is not None:
         drugs += [d for d in ctx.backbone.drugs if d not in drugs]
     acts = [_activity(ctx, d) for d in _antiviral(ctx, drugs)]
-    fully, unknown, sentence = _count_sentence(acts)
+    fully, unknown, sentence = hiv_summary.count_sentence(acts)
     agent = "; ".join(_activity(ctx, d).text for d in rule.anchor)
     prompt = (
         f"Construct the regimen: {' + '.join(rule.anchor)} with the fully active companions "
@@ -255,9 +311,11 @@ def _construct_option(
         kind="construct",
         ingredients=tuple(sorted(drugs)),
         setting="salvage",
-        rationale=(rule.rationale, prompt, sentence, *ctx.facts),
+        rationale=(_rationale(ctx, rule), prompt, sentence, *ctx.facts),
         cautions=tuple(rule.cautions) + _hbv_caution(ctx, drugs),
-        evidence=rule.evidence + hiv.multiclass_evidence,
+        evidence=tuple(
+            dict.fromkeys(rule.evidence + hiv.multiclass_evidence + _presumed_evidence(ctx, acts))
+        ),
         sources=ctx.sources,
         activity=tuple(acts),
         fully_active=fully,
@@ -265,6 +323,43 @@ def _construct_option(
         min_drugs=len(drugs),
         construct=True,
         keeps_hbv_pair=hiv_backbone.has_hbv_pair(set(drugs), ctx.kb),
+        companions=tuple(companions),
+        summary=hiv_summary.summary(
+            acts, companions, ctx.kb.order_checks.single_active_drug.min_new_active_drugs
+        ),
+    )
+
+
+def _no_resistance(susceptibility: Susceptibility, kb: KnowledgeBase, failing: Line) -> bool:
+    """Every antiviral drug of the failing regimen is fully active on the genotype."""
+    booster = kb.hiv.booster_class
+    drugs = [d for d in failing.ingredients if d in kb.drugs and booster not in kb.drugs[d].classes]
+    return bool(drugs) and all(susceptibility.level(d) == resistance.ACTIVE for d in drugs)
+
+
+def _continue_option(
+    ctx: _Context, rule: HivOptionRule, failing: Line, found: hiv_adherence.Causes
+) -> HivOption:
+    """Fix adherence or the interaction and keep the regimen: a plan, not an order."""
+    genotype = (
+        f"the genotype shows no resistance to {', '.join(failing.ingredients)} (the failing "
+        f"{failing.regimen})"
+    )
+    return HivOption(
+        rank=rule.rank,
+        option_id=rule.id,
+        regimen=f"{rule.label} ({failing.regimen})",
+        kind="continue",
+        ingredients=(),
+        setting="continue",
+        rationale=(rule.rationale, genotype, *found.adherence, *found.interactions, *ctx.facts),
+        cautions=rule.cautions,
+        evidence=tuple(dict.fromkeys(rule.evidence + ctx.kb.hiv.adherence_evidence)),
+        sources=tuple(dict.fromkeys(ctx.sources + found.sources)),
+        summary=(
+            f"Correctable cause: {'; '.join((*found.adherence, *found.interactions))}",
+            f"No switch needed now: {genotype}",
+        ),
     )
 
 
@@ -322,8 +417,11 @@ def recommend_hiv(
     bb = hiv_backbone.backbone(record, kb, as_of)
     facts = [failure.detail, *genotype_facts]
     missing = list(susceptibility.unreadable)
+    negative = hiv_backbone.hbsag_negative(record, kb) if hbv is None else None
     if hbv is not None:
         facts.append(f"{hbv.text}: every option keeps the HBV-active pair")
+    elif negative is not None:
+        facts.append(negative)
     else:
         missing.append(
             "no hepatitis B diagnosis or HBsAg result in the record: confirm HBV status before "
@@ -335,6 +433,17 @@ def recommend_hiv(
         facts.append(bb.reason)
     if not susceptibility.tests:
         missing.append("no readable HIV-1 genotype in the record: drug activity is unknown")
+    found = hiv_adherence.causes(record, kb, failing, failure) if failing else None
+    correctable = found is not None and found.any
+    unresisted = failing is not None and not needed and _no_resistance(susceptibility, kb, failing)
+    if found is not None and correctable:
+        facts += [*found.adherence, *found.interactions]
+        if not unresisted:
+            facts.append(
+                "a correctable cause is recorded, but the genotype on the failing regimen is "
+                + ("missing" if needed else "not free of resistance to it")
+                + ": address it, and choose the regimen by the genotype"
+            )
     ctx = _Context(
         kb=kb,
         analysis=analysis,
@@ -343,6 +452,8 @@ def recommend_hiv(
         hbv=hbv,
         backbone=bb,
         taken_classes=_taken_classes(analysis, kb),
+        failing_line=failing.number if failing else None,
+        ever_taken=_ever_taken(analysis, kb),
         intolerant=_intolerant(analysis),
         failing_classes=frozenset(
             c
@@ -380,6 +491,10 @@ def recommend_hiv(
                     ),
                 )
             )
+            continue
+        if rule.kind == "continue":
+            if correctable and unresisted and found is not None and failing is not None:
+                chosen.append(_continue_option(ctx, rule, failing, found))
             continue
         if rule.kind == "test":
             if needed:

@@ -20,6 +20,7 @@ class DrugExposure:
     dose: float | None = None
     dose_unit: str | None = None
     text: str = ""
+    notes: tuple[str, ...] = ()  # the record's free-text notes (Annotation.text)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -34,6 +35,7 @@ class Measurement:
     readable: bool = True  # False: a value was recorded but could not be read (shown, not missing)
     reference_high: float | None = None  # upper limit of normal from referenceRange, same unit
     focus: tuple[str, ...] = ()  # "Condition/x" the observation is about (mCODE focus)
+    detected: bool = False  # the laboratory said "detected" although below quantification
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

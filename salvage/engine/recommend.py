@@ -215,7 +215,8 @@ def _without_options(
     if failure is None and not analysis.failure_assessable:
         statement = NOT_ASSESSED.format(reasons="; ".join(analysis.not_assessed))
     elif failure is None:
-        statement = set_aside or NO_FAILURE
+        hiv_said = analysis.statement if disease in (None, "hiv") else None  # PrEP
+        statement = set_aside or hiv_said or NO_FAILURE
     else:
         statement = f"no salvage pathway in knowledge base {kb.version} for this patient's disease"
     return Recommendation(

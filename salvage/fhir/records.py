@@ -273,7 +273,17 @@ class RecordBuilder:
                 dose=dose[0],
                 dose_unit=dose[1],
                 text=text,
+                notes=tuple(
+                    str(n["text"])
+                    for n in r.get("note") or ()
+                    if isinstance(n, dict) and isinstance(n.get("text"), str)
+                ),
             )
+        )
+
+    def _is_antiretroviral(self, ingredients: frozenset[str]) -> bool:
+        return any(
+            self.kb.drugs[i].role == "antiretroviral" for i in ingredients if i in self.kb.drugs
         )
 
     def _is_continuous(self, ingredients: frozenset[str]) -> bool:
@@ -311,7 +321,13 @@ class RecordBuilder:
             # Continuous therapy is active over the supplied period (supply x (1 + refills)).
             supply = dispense.get("expectedSupplyDuration") or {}
             days = _duration_days(supply)
-            if days is not None:
+            if status == "active" and self._is_antiretroviral(medication[0]):
+                # An active antiretroviral order is still being taken: the prescriber has not
+                # stopped it, and refills are dispensed one after another. Its supply (x refills)
+                # says how long it was authorised, not when the patient stopped (FHIR R4
+                # medicationrequest-status; antiretrovirals are lifelong, DHHS).
+                end = None
+            elif days is not None:
                 repeats = int(dispense.get("numberOfRepeatsAllowed") or 0)
                 end = start + timedelta(days=max(1, round(days * (1 + repeats))) - 1)
             elif status in ACTIVE_STATUS:
@@ -424,6 +440,7 @@ class RecordBuilder:
         value: float | None = None
         comparator: str | None = None
         readable = True
+        detected = False
         raw = ""
         codes: set[str] = set()
         factor: float | str | None = 1.0
@@ -472,8 +489,23 @@ class RecordBuilder:
             raw = r["valueString"]
             text = raw.strip().lower()
             parsed = _number_in_text(raw)
-            if spec.not_detected and text.startswith(spec.not_detected):
+            if spec.text_answers:
+                pass  # qualitative ("REACTIVE"): the rules read it through answers.yaml
+            elif spec.not_detected and text.startswith(spec.not_detected):
                 value = 0.0  # below the assay's detection limit
+            elif spec.detected_below and text.startswith(spec.detected_below):
+                # "Detected, <20 copies/mL (below LLOQ)": present, below quantification
+                detected = True
+                phrase = next(p for p in spec.detected_below if text.startswith(p))
+                rest = raw.strip()[len(phrase) :].lstrip(" ,;:-").split("(")[0]
+                below = _number_in_text(rest)
+                below_factor = (
+                    _unit_factor(spec, below[2]) if below and below[1] in ("<", "<=") else None
+                )
+                if below is not None and below_factor is not None:
+                    value, comparator = _convert(below[0], below_factor), below[1]
+                else:
+                    readable = False
             elif parsed is not None and (
                 (parsed[2] is None and spec.unitless)
                 or (parsed[2] is not None and _unit_factor(spec, parsed[2]) is not None)
@@ -507,6 +539,7 @@ class RecordBuilder:
                 raw=raw,
                 comparator=comparator,
                 readable=readable,
+                detected=detected,
                 reference_high=_reference_high(r, spec, factor),
                 focus=tuple(
                     _type_id(f["reference"])

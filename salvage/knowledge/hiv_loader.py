@@ -12,9 +12,11 @@ from salvage.knowledge.hiv_model import (
     GenotypeReading,
     HivKnowledge,
     HivOptionRule,
+    HivSetting,
     Interaction,
     Mutation,
     MutationEffect,
+    PresumedActive,
     parse_mutation,
 )
 
@@ -29,6 +31,18 @@ def mutation(token: str) -> Mutation:
 
 def _any_of(words: list[str]) -> re.Pattern[str]:
     return re.compile("|".join(re.escape(w) for w in words), re.IGNORECASE)
+
+
+def _setting(entry: schema.HivSettingEntry | None) -> HivSetting | None:
+    return None if entry is None else _setting_of(entry)
+
+
+def _setting_of(entry: schema.HivSettingEntry) -> HivSetting:
+    return HivSetting(
+        failing_classes_any=frozenset(entry.failing_classes_any),
+        never_taken=frozenset(entry.never_taken),
+        first_line=entry.first_line,
+    )
 
 
 def merge_evidence(raw: dict[str, Any]) -> None:
@@ -53,15 +67,32 @@ def problems(raw: dict[str, Any]) -> list[str]:
         *hiv.regimens.multiclass.evidence,
         *hiv.hbv.evidence,
         *hiv.renal.evidence,
+        *hiv.wording.prep_statement_evidence,
+        *hiv.regimens.presumed_active.evidence,
+        *hiv.adherence.evidence,
+        *hiv.wording.prep_acquisition_evidence,
         *(k for o in hiv.regimens.options for k in o.evidence),
         *(k for i in hiv.interactions for k in i.evidence),
     ]
     found += [f"hiv.yaml: unknown evidence {k!r}" for k in keys if k not in evidence]
+    classes = {c for d in drugs.values() for c in d.classes}
+    settings = [
+        *(o.recycled_backbone_when for o in hiv.regimens.options if o.recycled_backbone_when),
+        *(v.when for o in hiv.regimens.options for v in o.rationale_variants),
+    ]
+    found += [
+        f"hiv.yaml: unknown drug class {c!r} in a setting"
+        for st in settings
+        for c in (*st.failing_classes_any, *st.never_taken)
+        if c not in classes
+    ]
     named = [
         *(d for r in hiv.resistance.mutations for d in (*r.partial, *r.inactive)),
         *(d for r in hiv.resistance.combinations for d in (*r.partial, *r.inactive)),
         *(d for o in hiv.regimens.options for d in o.anchor),
         *hiv.regimens.companion_preference,
+        *hiv.regimens.presumed_active.drugs,
+        *hiv.wording.prep_drugs,
         *hiv.regimens.boosters,
         *hiv.regimens.boosters.values(),
         *hiv.hbv.tenofovir,
@@ -174,15 +205,37 @@ def build_hiv(hiv: schema.HivFile) -> HivKnowledge:
                 anchor=tuple(o.anchor),
                 nrti_backbone=o.nrti_backbone,
                 min_fully_active=o.min_fully_active,
-                recycled_backbone_after=frozenset(o.recycled_backbone_after),
+                recycled_backbone_when=_setting(o.recycled_backbone_when),
+                recycled_backbone_note=" ".join((o.recycled_backbone_note or "").split()) or None,
                 multidrug_resistance_agent=o.multidrug_resistance_agent,
                 rationale=" ".join(o.rationale.split()),
+                rationale_variants=tuple(
+                    (_setting_of(v.when), " ".join(v.text.split())) for v in o.rationale_variants
+                ),
                 cautions=tuple(o.cautions),
                 evidence=tuple(o.evidence),
             )
             for o in regimens.options
         ),
-        hbv_positive_answers=frozenset(a.lower() for a in hiv.hbv.positive_answers),
+        presumed_active=PresumedActive(
+            class_never_taken=regimens.presumed_active.class_never_taken,
+            gene=regimens.presumed_active.gene,
+            drugs=frozenset(regimens.presumed_active.drugs),
+            label=regimens.presumed_active.label,
+            evidence=tuple(regimens.presumed_active.evidence),
+        ),
+        adherence_phrases=tuple(p.lower() for p in hiv.adherence.note_phrases),
+        cation_class=hiv.adherence.cation_class,
+        cation_affected_classes=frozenset(hiv.adherence.affected_classes),
+        adherence_evidence=tuple(hiv.adherence.evidence),
+        disclaimer=" ".join(hiv.wording.disclaimer.split()),
+        prep_statement=" ".join(hiv.wording.prep_statement.split()),
+        prep_acquisition=" ".join(hiv.wording.prep_acquisition.split()),
+        prep_acquisition_integrase=" ".join(hiv.wording.prep_acquisition_integrase.split()),
+        prep_low_level_rna=" ".join(hiv.wording.prep_low_level_rna.split()),
+        prep_drugs=frozenset(hiv.wording.prep_drugs),
+        prep_statement_evidence=tuple(hiv.wording.prep_statement_evidence),
+        prep_acquisition_evidence=tuple(hiv.wording.prep_acquisition_evidence),
         hbv_evidence=tuple(hiv.hbv.evidence),
         hbv_tenofovir=frozenset(hiv.hbv.tenofovir),
         hbv_partners=frozenset(hiv.hbv.partners),

@@ -91,6 +91,35 @@ class GenotypeReading:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class PresumedActive:
+    """Drugs counted active without a genotype of their gene while their class was never taken."""
+
+    class_never_taken: str
+    gene: str
+    drugs: frozenset[str]
+    label: str
+    evidence: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class HivSetting:
+    """The clinical setting a rule or a wording applies to; every stated condition must hold."""
+
+    failing_classes_any: frozenset[str] = frozenset()
+    never_taken: frozenset[str] = frozenset()
+    first_line: bool | None = None
+
+    def applies(
+        self, failing_classes: frozenset[str], taken_classes: frozenset[str], line: int | None
+    ) -> bool:
+        return (
+            (not self.failing_classes_any or bool(self.failing_classes_any & failing_classes))
+            and not self.never_taken & taken_classes
+            and (self.first_line is None or self.first_line == (line == 1))
+        )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class HivOptionRule:
     id: str
     kind: str  # test | regimen | construct
@@ -100,9 +129,11 @@ class HivOptionRule:
     anchor: tuple[str, ...]
     nrti_backbone: bool
     min_fully_active: int
-    recycled_backbone_after: frozenset[str]  # classes whose failure allows min_fully_active
+    recycled_backbone_when: HivSetting | None  # where min_fully_active below two is supported
+    recycled_backbone_note: str | None
     multidrug_resistance_agent: bool
     rationale: str
+    rationale_variants: tuple[tuple[HivSetting, str], ...] = ()  # the first that applies wins
     cautions: tuple[str, ...]
     evidence: tuple[str, ...]
 
@@ -129,8 +160,20 @@ class HivKnowledge:
     companion_preference: tuple[str, ...]
     boosters: dict[str, str]
     booster_class: str
+    presumed_active: PresumedActive
     options: tuple[HivOptionRule, ...]
-    hbv_positive_answers: frozenset[str]
+    adherence_phrases: tuple[str, ...]
+    cation_class: str
+    cation_affected_classes: frozenset[str]
+    adherence_evidence: tuple[str, ...]
+    disclaimer: str
+    prep_statement: str
+    prep_acquisition: str
+    prep_acquisition_integrase: str
+    prep_low_level_rna: str
+    prep_drugs: frozenset[str]
+    prep_statement_evidence: tuple[str, ...]
+    prep_acquisition_evidence: tuple[str, ...]
     hbv_evidence: tuple[str, ...]
     hbv_tenofovir: frozenset[str]
     hbv_partners: frozenset[str]

@@ -377,6 +377,8 @@ def build(raw: dict[str, Any]) -> KnowledgeBase:
             unitless=o.unitless,
             answers=dict(o.answers),
             not_detected=tuple(t.lower() for t in o.not_detected),
+            detected_below=tuple(t.lower() for t in o.detected_below),
+            text_answers=o.text_answers,
         )
         for kind, o in raw["observations"].observations.items()
     }

@@ -109,6 +109,8 @@ class ObservationKind:
     unitless: bool = False  # a number without a unit is in the canonical unit
     answers: dict[str, float] = field(default_factory=dict)  # "system|code" -> value
     not_detected: tuple[str, ...] = ()  # text meaning below the detection limit
+    detected_below: tuple[str, ...] = ()  # text meaning detected below the quantification limit
+    text_answers: bool = False  # a qualitative result: text is kept and read via answers.yaml
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -223,6 +225,10 @@ class KnowledgeBase:
     transplant_rules: dict[str, TransplantRule] = field(default_factory=dict)
     karnofsky_to_ecog: tuple[tuple[int, int], ...] = ()  # (karnofsky_at_least, ecog), descending
     prep_context: CodeSet = field(default_factory=CodeSet)
+
+    def disclaimer_for(self, disease: str | None) -> str:
+        """The disclaimer that fits the advice: HIV advice names HIV specialist review."""
+        return self.hiv.disclaimer if disease == "hiv" else self.disclaimer
 
     def drug_diseases(self, drug: str) -> frozenset[str]:
         """Diseases a drug plausibly treats: the diseases of the regimens that contain it, and

@@ -132,6 +132,8 @@ class ObservationEntry(_Strict):
     unitless: bool = False
     answers: dict[str, float] = {}
     not_detected: list[str] = []
+    detected_below: list[str] = []
+    text_answers: bool = False
 
 
 class ObservationsFile(_Strict):
@@ -468,19 +470,43 @@ class MulticlassRule(_Strict):
     evidence: list[str] = Field(min_length=1)
 
 
+class HivSettingEntry(_Strict):
+    """When a variant applies: every stated condition must hold (an empty setting always does)."""
+
+    failing_classes_any: list[str] = []  # the failing regimen contains one of these classes
+    never_taken: list[str] = []  # no line ever contained one of these classes
+    first_line: bool | None = None  # the failing line is (True) or is not (False) line 1
+
+
+class HivRationaleVariant(_Strict):
+    when: HivSettingEntry
+    text: str
+
+
 class HivOptionEntry(_Strict):
     id: str = Field(pattern=r"^[a-z0-9-]+$")
-    kind: Literal["test", "regimen", "construct"]
+    kind: Literal["test", "regimen", "construct", "continue"]
     rank: int = Field(ge=1)
     label: str
     label_integrase: str | None = None
     anchor: list[str] = []
     nrti_backbone: bool = False
     min_fully_active: int = Field(default=2, ge=0, le=4)
-    recycled_backbone_after: list[str] = []
+    # The setting in which min_fully_active (below two) is supported by a trial (NADIA).
+    recycled_backbone_when: HivSettingEntry | None = None
+    recycled_backbone_note: str | None = None  # says why fewer than two fully active is accepted
     multidrug_resistance_agent: bool = False
     rationale: str
+    rationale_variants: list[HivRationaleVariant] = []  # the first that applies replaces it
     cautions: list[str] = []
+    evidence: list[str] = Field(min_length=1)
+
+
+class PresumedActiveEntry(_Strict):
+    class_never_taken: str
+    gene: str
+    drugs: list[str] = Field(min_length=1)
+    label: str
     evidence: list[str] = Field(min_length=1)
 
 
@@ -491,11 +517,29 @@ class HivRegimenRules(_Strict):
     companion_preference: list[str]
     boosters: dict[str, str]
     booster_class: str
+    presumed_active: PresumedActiveEntry
     options: list[HivOptionEntry] = Field(min_length=1)
 
 
+class AdherenceRules(_Strict):
+    note_phrases: list[str] = Field(min_length=1)
+    cation_class: str
+    affected_classes: list[str] = Field(min_length=1)
+    evidence: list[str] = Field(min_length=1)
+
+
+class HivWording(_Strict):
+    disclaimer: str
+    prep_statement: str
+    prep_acquisition: str
+    prep_acquisition_integrase: str
+    prep_low_level_rna: str
+    prep_drugs: list[str] = Field(min_length=1)
+    prep_statement_evidence: list[str] = Field(min_length=1)
+    prep_acquisition_evidence: list[str] = Field(min_length=1)
+
+
 class HbvRules(_Strict):
-    positive_answers: list[str]
     tenofovir: list[str] = Field(min_length=1)
     partners: list[str] = Field(min_length=1)
     evidence: list[str] = Field(min_length=1)
@@ -532,5 +576,7 @@ class HivFile(_Strict):
     regimens: HivRegimenRules
     hbv: HbvRules
     renal: RenalRules
+    adherence: AdherenceRules
+    wording: HivWording
     interactions: list[InteractionEntry] = []
     evidence: dict[str, EvidenceEntry] = {}

@@ -116,3 +116,16 @@ def test_h9_an_mmae_conjugate_with_a_boosted_regimen_in_use_gets_a_warning(call)
     found = cards(call, "hiv-multiclass-resistance", ["Polivy"])
     (card,) = [c for c in found if c["source"]["topic"]["code"] == "drug-interaction"]
     assert "ritonavir" in card["summary"] and "polatuzumab vedotin" in card["summary"]
+
+
+def test_hiv_cards_state_counts_and_companions_with_an_hiv_disclaimer(call) -> None:
+    found = cards(call, "hiv-multiclass-resistance", [], hook="patient-view")
+    text = " ".join(c["detail"] for c in found)
+    assert "Fully active drugs: " in text and "Companions (fully active, named): " in text
+    assert "tumour board" not in text and "HIV specialist" in text
+    for card in found:
+        assert not any("tumour board" in r["display"] for r in card["overrideReasons"])
+    for card in found:
+        for line in card["detail"].splitlines():
+            links = [part for part in line.split("; [") if "](" in part]
+            assert len(links) == len(set(links)), line

@@ -48,12 +48,19 @@ def judge(option: OptionEntry, ctx: SalvageContext, kb: KnowledgeBase) -> Verdic
     findings = contraindications.drug_findings(components, ctx.analysis.record, kb, ctx.as_of)
     reasons += [f.text for f in findings if f.severity == "contraindicated"]
     receptor_reasons, receptor_branch = _receptor_reasons(option, ctx)
+    reused = sorted(components & ctx.pathway.backbone_drugs & ctx.failed_line_drugs)
+    backbone_note = (
+        (f"reuses {', '.join(reused)} from the failed line: {ctx.pathway.backbone_reason}",)
+        if reused and ctx.pathway.backbone_reason
+        else ()
+    )
     return Verdict(
         option=option,
         name=name,
         reasons=tuple(reasons + receptor_reasons),
         cautions=tuple(f.text for f in findings if f.severity == "caution" and f.basis != "unknown")
-        + by_performance.cautions,
+        + by_performance.cautions
+        + backbone_note,
         recheck=tuple(
             dict.fromkeys([*(f.recheck for f in findings if f.recheck), *by_performance.recheck])
         ),

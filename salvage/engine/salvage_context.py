@@ -42,6 +42,10 @@ class SalvageContext:
     her2_status: receptors.Status | None = None
 
     @property
+    def failed_line_drugs(self) -> frozenset[str]:
+        return frozenset(self.failed_line.ingredients) if self.failed_line else frozenset()
+
+    @property
     def previous_procedures(self) -> set[str]:
         """The local therapy that failed decides the prostate pathway (prostatectomy vs RT)."""
         line = self.failed_line

@@ -205,3 +205,16 @@ def test_eribulin_is_not_offered_to_a_patient_without_an_anthracycline_and_a_tax
     rec = recommend(chart.analyse(kb, as_of), kb, as_of)
     (eribulin,) = [x for x in rec.excluded if x.regimen == "Eribulin"]
     assert "EMBRACE" in eribulin.reasons[0] and "anthracycline" in eribulin.reasons[0]
+
+
+def test_a_backbone_drug_reused_from_the_failed_line_is_explained_with_its_reason(kb) -> None:
+    chart = Chart()
+    chart.cycles(R_CHOP, q21("2022-01-01", 6))
+    chart.status("2024-01-10")  # late relapse
+    as_of = date(2024, 1, 20)
+    rec = recommend(chart.analyse(kb, as_of), kb, as_of)
+    rice = next(o for o in rec.options if "rituximab" in o.ingredients)
+    assert any(
+        c.startswith("reuses rituximab") and kb.pathways["dlbcl"].backbone_reason in c
+        for c in rice.cautions
+    )

@@ -7,6 +7,7 @@ builds the suggestions (delete the drafts, create proposals).
 
 from __future__ import annotations
 
+import itertools
 import json
 import uuid
 from dataclasses import dataclass
@@ -200,8 +201,9 @@ def render(
             "Missing data that could change the advice:",
             *[f"- {m}" for m in finding.missing_data],
         ]
+    # At most three suggestions; each is validated as FHIR R4B, so stop building at three.
     built = (builder.replace_with(option, drafts, False) for option in finding.replacements)
-    suggestions = [s for s in built if s is not None][:3]
+    suggestions = list(itertools.islice((s for s in built if s is not None), 3))
     if suggestions:
         suggestions[0]["isRecommended"] = True
     if finding.suggest_genotype:

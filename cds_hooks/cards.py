@@ -172,9 +172,13 @@ def _hiv_note(option: Option) -> str:
 
 
 def _options_lines(kb: KnowledgeBase, rec: Recommendation, avoid: frozenset[str]) -> list[str]:
+    """One line per fitting option; an option that holds only on one branch of an unknown fact
+    ("if transplant candidate") or rests on a stale value says so, as on the screen."""
     return [
-        f"- **{option.rank}. {option.regimen}**: {option.rationale[0]}{_hiv_note(option)} "
-        f"({_evidence(kb, option.evidence)})"
+        f"- **{option.rank}. {option.regimen}**"
+        + (f" *({option.branch})*" if option.branch else "")
+        + f": {option.rationale[0]}{_hiv_note(option)} "
+        f"({_evidence(kb, option.evidence)})" + "".join(f" **{r}**." for r in option.recheck)
         for option in rec.options
         if not avoid & set(option.ingredients)
     ]

@@ -277,3 +277,16 @@ def test_cisplatin_with_a_stale_low_clearance_gets_a_warning_not_an_info_card(ca
     )
     assert [c["indicator"] for c in found] == ["warning"]
     assert "2022-06-01" in found[0]["detail"] and "re-check" in found[0]["detail"]
+
+
+def test_options_that_hold_on_one_branch_say_so_in_the_card(call) -> None:
+    """dlbcl-early-relapse has no performance status: transplant eligibility is unknown, and
+    the card's option list labels each option's branch as the screen does (never assumed fit)."""
+    found = cards(
+        call,
+        "dlbcl-early-relapse",
+        ["rituximab", "cyclophosphamide", "doxorubicin", "vincristine", "prednisone"],
+    )
+    detail = found[0]["detail"]
+    assert "*(if transplant candidate)*" in detail
+    assert "*(if not a transplant candidate)*" in detail

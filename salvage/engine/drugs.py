@@ -16,6 +16,7 @@ class DrugNormaliser:
     def __init__(self, kb: KnowledgeBase) -> None:
         self._codes = kb.code_index
         self._frozen_cache: dict[tuple[str, ...], frozenset[str]] = {}
+        self._partial_cache: dict[str, str | None] = {}  # drug texts recur across a population
         self._names = kb.name_index
         # Longest names first so "tenofovir alafenamide" wins over a shorter synonym inside it.
         names = sorted(self._names, key=len, reverse=True)
@@ -62,6 +63,11 @@ class DrugNormaliser:
     def unrecognised_parts(self, text: str) -> str | None:
         """For a combination written as text ("elvitegravir/cobicistat/..."), a sentence naming
         the parts no known drug matches while others do; None when every part is recognised."""
+        if text not in self._partial_cache:
+            self._partial_cache[text] = self._unrecognised_parts(text)
+        return self._partial_cache[text]
+
+    def _unrecognised_parts(self, text: str) -> str | None:
         parts = [p.strip() for p in _COMBINATION_SEPARATOR.split(text) if p.strip()]
         if len(parts) < 2:
             return None

@@ -87,6 +87,7 @@ class RecordBuilder:
         self.medications: dict[str, dict[str, Any]] = {}
         self.patients: dict[str, PatientRecord] = {}
         self.skipped: list[Skipped] = []
+        self._genotype_codes: dict[Any, bool] = {}  # see _may_be_genotype
         self._handlers = {
             "Patient": self._patient,
             "MedicationRequest": self._medication_request,
@@ -104,8 +105,12 @@ class RecordBuilder:
         """Convert while streaming; only records referring to a Medication not yet seen wait."""
         deferred: list[tuple[dict[str, Any], Any]] = []
         loinc_index = self.kb.loinc_index
-        for resource, origin in self._typed(resources):
-            rtype = resource.get("resourceType")
+        for resource, origin in resources:
+            rtype = resource.get("resourceType") if type(resource) is dict else None
+            if type(rtype) is not str:  # skipped and counted, never fatal
+                reason = "malformed resource (resourceType is not a string)"
+                self.skipped.append(Skipped(origin_text(origin), "", reason))
+                continue
             if rtype == "Observation":
                 # Most observations in a record are labs no rule reads: drop them before any work.
                 code = resource.get("code")
@@ -120,8 +125,8 @@ class RecordBuilder:
                             self._convert(resource, origin)
                             break
                     else:
-                        if genotypes.is_genotype(resource, self.kb):  # HIV resistance results
-                            self._convert(resource, origin)
+                        if type(code) is dict and self._may_be_genotype(resource, code, coding):
+                            self._convert(resource, origin)  # an HIV resistance result
                     continue
                 self._convert(resource, origin)
             elif rtype == "Medication":
@@ -138,16 +143,23 @@ class RecordBuilder:
             _resolve_onset_ages(record)
         return self.patients
 
-    def _typed(
-        self, resources: Iterable[tuple[dict[str, Any], Any]]
-    ) -> Iterable[tuple[dict[str, Any], Any]]:
-        """Only objects with a resourceType string go on; anything else is skipped and counted."""
-        for resource, origin in resources:
-            if type(resource) is dict and type(resource.get("resourceType")) is str:
-                yield resource, origin
-            else:
-                reason = "malformed resource (resourceType is not a string)"
-                self.skipped.append(Skipped(origin_text(origin), "", reason))
+    def _may_be_genotype(
+        self, resource: dict[str, Any], code: dict[str, Any], coding: list[Any]
+    ) -> bool:
+        """genotypes.is_genotype, remembered per code for Observations without components: the
+        same lab code and wording recur across every patient (most are labs no rule reads)."""
+        first = coding[0] if len(coding) == 1 else None
+        if type(first) is not dict or resource.get("component"):
+            return genotypes.is_genotype(resource, self.kb)
+        key = (code.get("text"), first.get("system"), first.get("code"), first.get("display"))
+        try:
+            hash(key)
+        except TypeError:
+            return genotypes.is_genotype(resource, self.kb)
+        known = self._genotype_codes.get(key)
+        if known is None:
+            known = self._genotype_codes[key] = genotypes.is_genotype(resource, self.kb)
+        return known
 
     def _refers_to_unseen_medication(self, resource: dict[str, Any]) -> bool:
         ref = resource.get("medicationReference")

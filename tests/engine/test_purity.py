@@ -37,7 +37,11 @@ ALLOWED_SALVAGE = (
     "salvage.knowledge.model",
     "salvage.knowledge.hiv_model",
     "salvage.errors",
-    "salvage.fhir.genotypes",  # a pure converter, checked here too
+    "salvage.fhir.genotypes",  # the pure converters, checked here too
+    "salvage.fhir.record_base",
+    "salvage.fhir.medication_records",
+    "salvage.fhir.observation_records",
+    "salvage.fhir.condition_records",
     "salvage.fhir.queries",  # constants and URL building only; the types the converter reads
 )
 FORBIDDEN_CALLS = {"open", "print", "input"}
@@ -45,8 +49,15 @@ CLOCK_ATTRIBUTES = {"today", "now", "utcnow"}
 
 
 PURE_CONVERTERS = [
-    Path(salvage.fhir.records.__file__),
-    Path(salvage.fhir.records.__file__).with_name("genotypes.py"),
+    Path(salvage.fhir.records.__file__).with_name(name)
+    for name in (
+        "records.py",
+        "record_base.py",
+        "medication_records.py",
+        "observation_records.py",
+        "condition_records.py",
+        "genotypes.py",
+    )
 ]
 
 

@@ -105,8 +105,9 @@ def oncology_failures(
     )
 
     def is_primary(number: int, start: date, when: date) -> bool:
-        """First line, in a disease where the term is defined, never recorded as improved."""
-        return defined and number == first and not any(start <= r.when < when for r in remissions)
+        """First line, in a disease where the term is defined (SCHOLAR-1, ZUMA-7). An interim
+        'improved' status is not a complete response, so it does not change this."""
+        return defined and number == first
 
     def progression(signal: _Signal) -> None:
         when = signal.when

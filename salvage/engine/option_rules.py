@@ -101,11 +101,15 @@ def performance_fit(option: OptionEntry, performance: Fact | None, kb: Knowledge
 
 
 def supportive_care_first(performance: Fact | None, kb: KnowledgeBase) -> bool:
-    """Palliative and supportive care leads the options when the last known performance status
-    is poor, even when that value is old: a fit patient is never assumed (the stale value also
-    asks for a re-check)."""
+    """Palliative and supportive care leads the options at a poor, current performance status.
+    An old poor value does not set the order (the patient may have recovered): it asks for a
+    re-check, and every anticancer option carries its caution (performance_fit)."""
     rules = kb.patient_rules.performance_status
-    return performance is not None and performance.value >= rules.supportive_care_first_at_ecog
+    return (
+        performance is not None
+        and not performance.stale
+        and performance.value >= rules.supportive_care_first_at_ecog
+    )
 
 
 def prior_class_fit(option: OptionEntry, received: frozenset[str]) -> Fit:

@@ -63,13 +63,17 @@ def test_primary_refractory_is_not_claimed_outside_the_lymphomas(kb) -> None:
     assert failures and not any(f.primary for f in failures)
 
 
-def test_a_first_line_recorded_as_improved_then_progressing_is_not_primary_refractory(kb) -> None:
+def test_an_interim_response_then_progression_on_first_line_is_still_primary_refractory(
+    kb,
+) -> None:
+    """ZUMA-7 counts no complete response to first line as primary refractory; an interim
+    'improved' status is not a complete response (second specialist review)."""
     chart = Chart()
     chart.cycles(R_CHOP, q21("2024-01-01", 6))
     chart.status("2024-03-01", answer="268910001")  # interim response
     chart.status("2024-05-01")  # progression while the line is still active
     (failure,) = chart.analyse(kb, date(2024, 6, 1)).failures
-    assert failure.kind == "refractory" and not failure.primary
+    assert failure.kind == "refractory" and failure.primary
 
 
 def test_progression_on_first_line_without_response_is_primary_refractory_in_dlbcl(kb) -> None:
@@ -123,8 +127,11 @@ def test_a_stale_poor_ecog_asks_for_a_recheck_instead_of_excluding(kb) -> None:
     rec = recommend(_nsclc_progression(3, "2023-06-01").analyse(kb, as_of), kb, as_of)
     by_name = {o.regimen: o for o in rec.options}
     assert "Docetaxel-ramucirumab" in by_name and by_name["Docetaxel-ramucirumab"].recheck
-    # The last known ECOG is 3: palliative care still leads (fitness is never assumed).
-    assert rec.options[0].regimen == PALLIATIVE
+    # An old ECOG 3 does not set the order (the second review: a patient active again would be
+    # offered palliative care first); it asks for a re-check and cautions every option.
+    assert rec.options[-1].regimen == PALLIATIVE
+    assert any("re-check performance status" in m for m in rec.missing_data)
+    assert any("enrolled ECOG 0-2" in r for r in by_name["Docetaxel"].recheck)
 
 
 def test_after_cd19_car_t_failure_another_cd19_car_t_is_excluded_by_class(kb) -> None:

@@ -33,6 +33,10 @@ def answers(option: OptionEntry, ctx: SalvageContext) -> bool:
         and (when.transplant == "any" or ctx.transplant in ("unknown", when.transplant))
         and (not when.after_procedure or bool(ctx.previous_procedures & set(when.after_procedure)))
         and (not when.min_failed_lines or ctx.failed_lines >= when.min_failed_lines)
+        and (
+            not when.min_line
+            or (ctx.failed_line is not None and ctx.failed_line.number >= when.min_line)
+        )
     )
 
 

@@ -224,6 +224,7 @@ class OptionWhen(_Strict):
     transplant: Literal["eligible", "ineligible", "any"] = "any"
     after_procedure: list[str] = []
     min_failed_lines: int = Field(default=0, ge=0)
+    min_line: int = Field(default=0, ge=0)  # the failed line's number is at least this
     hormone_receptor: Literal["positive", "negative", "any"] = "any"
     her2: Literal["positive", "negative", "any"] = "any"
     primary_refractory: bool | None = None  # False: not for primary refractory disease

@@ -226,3 +226,27 @@ def test_a_backbone_drug_reused_from_the_failed_line_is_explained_with_its_reaso
         c.startswith("reuses rituximab") and kb.pathways["dlbcl"].backbone_reason in c
         for c in rice.cautions
     )
+
+
+def test_after_car_t_failure_bispecific_antibodies_are_offered_not_only_palliative_care(kb) -> None:
+    chart = Chart()
+    chart.cycles(R_CHOP, q21("2022-01-01", 6))
+    chart.status("2022-09-01")
+    chart.give("axicabtagene ciloleucel", "2022-11-01")
+    chart.status("2023-08-01")
+    _ecog(chart, "2023-08-05", 1)
+    as_of = date(2023, 8, 10)
+    rec = recommend(chart.analyse(kb, as_of), kb, as_of)
+    names = [o.regimen for o in rec.options]
+    assert names[:2] == ["Glofitamab", "Epcoritamab"] and names[-1] == PALLIATIVE
+    assert rec.statement is None  # an anticancer option fits
+
+
+def test_bispecific_antibodies_are_not_offered_at_first_relapse(kb) -> None:
+    chart = Chart()
+    chart.cycles(R_CHOP, q21("2024-01-01", 6))
+    chart.status("2024-09-01")
+    _ecog(chart, "2024-09-10", 0)
+    as_of = date(2024, 9, 20)
+    rec = recommend(chart.analyse(kb, as_of), kb, as_of)
+    assert not {"Glofitamab", "Epcoritamab"} & {o.regimen for o in rec.options}

@@ -16,7 +16,11 @@ from typing import Any
 from salvage.engine.hiv_regimens import HivOption
 from salvage.engine.order_checks import DraftOrder, OrderFinding
 from salvage.engine.recommend import Option, Recommendation
-from salvage.fhir.emit import genotype_service_request, proposal_medication_request
+from salvage.fhir.emit import (
+    genotype_service_request,
+    proposal_medication_request,
+    referral_service_request,
+)
 from salvage.knowledge.model import KnowledgeBase
 
 OVERRIDE_REASONS = [
@@ -105,7 +109,16 @@ class CardBuilder:
             for d in drafts
             if d.resource_id  # a draft without an id cannot be named in a delete action
         ]
-        for ingredient in option.ingredients:
+        referral = self._referral(option)
+        if referral is not None:  # CAR-T: a referral to a certified centre, not drug orders
+            actions.append(
+                {
+                    "type": "create",
+                    "description": f"Refer for {option.regimen}",
+                    "resource": referral_service_request(self.patient_id, referral, self.user_id),
+                }
+            )
+        for ingredient in () if referral is not None else option.ingredients:
             drug = self.kb.drugs.get(ingredient)
             if drug is not None and drug.role in ("supportive",):
                 continue
@@ -131,6 +144,16 @@ class CardBuilder:
             "isRecommended": recommended,
             "actions": actions,
         }
+
+    def _referral(self, option: Option) -> str | None:
+        """The referral a therapy needs instead of drug orders (order_checks.yaml referrals)."""
+        referrals = self.kb.order_checks.referrals
+        for ingredient in option.ingredients:
+            drug = self.kb.drugs.get(ingredient)
+            for cls in sorted(drug.classes) if drug else ():
+                if cls in referrals:
+                    return referrals[cls]
+        return None
 
     def genotype_suggestion(self) -> dict[str, Any]:
         return {

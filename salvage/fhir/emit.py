@@ -47,6 +47,28 @@ def proposal_medication_request(
     return resource
 
 
+def referral_service_request(
+    patient_id: str, text: str, requester: str | None = None
+) -> dict[str, Any]:
+    """A draft referral (ServiceRequest, intent 'proposal') for a therapy given by another team."""
+    resource: dict[str, Any] = {
+        "resourceType": "ServiceRequest",
+        "id": f"salvage-{uuid.uuid4().hex[:12]}",
+        "status": "draft",
+        "intent": "proposal",
+        "category": [{"text": "Referral"}],
+        "code": {"text": text},
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "note": [
+            {"text": "Proposed by salvage-cds decision support; to be completed by the team."}
+        ],
+    }
+    if requester:
+        resource["requester"] = {"reference": requester}
+    ServiceRequest.model_validate(resource)
+    return resource
+
+
 def genotype_service_request(patient_id: str) -> dict[str, Any]:
     """A draft order for an HIV-1 genotypic resistance test (coded as text: no verified LOINC)."""
     resource = {

@@ -224,6 +224,12 @@ def _order_check_problems(checks: schema.OrderChecksFile, raw: dict[str, Any]) -
         for d in checks.delay.days_by_disease
         if d not in raw["diseases"].diseases
     ]
+    classes = {c for d in raw["drugs"].drugs.values() for c in d.classes}
+    problems += [
+        f"order_checks.referrals: no drug has class {c!r}"
+        for c in checks.referrals
+        if c not in classes
+    ]
     problems += [
         f"order_checks: unknown companion drug {d!r}"
         for d in checks.companion_drugs
@@ -497,6 +503,7 @@ def build(raw: dict[str, Any]) -> KnowledgeBase:
                 evidence=tuple(checks.single_active_drug.evidence),
             ),
             companion_drugs=frozenset(checks.companion_drugs),
+            referrals=dict(checks.referrals),
         ),
         hiv=hiv_loader.build_hiv(raw["hiv"]),
         evidence={

@@ -178,6 +178,7 @@ class OrderCheckRules:
     delay: DelayRule
     single_active_drug: SingleActiveDrugRule
     companion_drugs: frozenset[str]
+    referrals: dict[str, str]  # drug class -> the referral proposed instead of drug orders
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -389,6 +389,7 @@ class OrderChecksFile(_Strict):
     delay: DelayEntry
     single_active_drug: SingleActiveDrugEntry
     companion_drugs: list[str] = []
+    referrals: dict[str, str] = {}  # drug class -> the referral a suggestion proposes
 
 
 class OverlayDelay(_Strict):

@@ -11,6 +11,7 @@ from urllib.parse import unquote
 
 import pytest
 from fhir.resources.R4B.medicationrequest import MedicationRequest
+from fhir.resources.R4B.servicerequest import ServiceRequest
 from joserfc.jwk import ECKey, OctKey, RSAKey
 
 from tests.cds_hooks.conftest import BASE, FHIR, ISS, draft, fixture_prefetch, hook_body, signed
@@ -133,10 +134,29 @@ def test_h11_actions_delete_the_drafts_and_create_valid_proposals(call) -> None:
     assert deleted == {f"MedicationRequest/{draft(d)['id']}" for d in R_CHOP}
     created = [a["resource"] for a in actions if a["type"] == "create"]
     assert created and all(a["description"] for a in actions)
-    for resource in created:
-        MedicationRequest.model_validate(resource)
-        assert resource["intent"] == "proposal" and "dosageInstruction" not in resource
-        assert resource["subject"]["reference"] == "Patient/dlbcl-early-relapse"
+    # The first suggestion here is axi-cel: CAR-T is a referral to a certified centre, proposed as
+    # one ServiceRequest, not drug orders for the product and its lymphodepletion (issue 15, item
+    # 10). Drug options still create MedicationRequest proposals (next test).
+    (referral,) = created
+    ServiceRequest.model_validate(referral)
+    assert (
+        referral["intent"] == "proposal" and "cellular-therapy centre" in referral["code"]["text"]
+    )
+    assert referral["subject"]["reference"] == "Patient/dlbcl-early-relapse"
+
+
+def test_h11_drug_options_create_valid_medication_request_proposals(call) -> None:
+    (card,) = repeat_rchop(call)["cards"]
+    car_t = ("Replace with Axicabtagene ciloleucel", "Replace with Lisocabtagene maraleucel")
+    drug_options = [s for s in card["suggestions"] if s["label"] not in car_t]
+    assert drug_options, [s["label"] for s in card["suggestions"]]
+    for suggestion in drug_options:
+        created = [a["resource"] for a in suggestion["actions"] if a["type"] == "create"]
+        assert created
+        for resource in created:
+            MedicationRequest.model_validate(resource)
+            assert resource["intent"] == "proposal" and "dosageInstruction" not in resource
+            assert resource["subject"]["reference"] == "Patient/dlbcl-early-relapse"
 
 
 def test_h12_a_smart_link_carries_app_context(call) -> None:

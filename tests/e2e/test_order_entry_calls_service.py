@@ -39,8 +39,10 @@ def test_accepting_a_suggestion_replaces_the_drafts_and_sends_feedback(service, 
     suggestion = re.search(r'name="suggestion" value="([0-9a-f-]{36})"', page).group(1)
     page = browser.post(f"/orders/{PATIENT}/accept", card=card, suggestion=suggestion)
     drafts = {d.strip() for d in re.findall(r'<li data-id="[^"]+">([^<]+)<', page)}
-    # the R-CHOP drafts were deleted and the proposals created (lymphodepletion + CAR-T)
-    assert drafts == {"axicabtagene ciloleucel", "fludarabine", "cyclophosphamide"}
+    # The R-CHOP drafts were deleted and the proposal created. CAR-T is a referral to a certified
+    # centre (issue 15, item 10), no longer drug orders for the product and its lymphodepletion.
+    (referral,) = drafts
+    assert referral.startswith("Referral to a certified cellular-therapy centre for CD19 CAR-T")
     db = service.app.extensions["salvage_db"]
     assert db.execute("SELECT outcome FROM cds_feedback WHERE card = ?", (card,)) == [("accepted",)]
 

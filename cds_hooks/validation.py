@@ -10,6 +10,7 @@ from typing import Any
 
 from salvage.errors import BadRequest, TooLarge
 
+MAX_USER_ID = 512  # a "Practitioner/<id>" reference, with room for absolute URLs
 MAX_DRAFT_ORDERS = 100
 MAX_PREFETCH_ENTRIES = 20_000
 MAX_CONTEXT_DEPTH = 40  # FHIR resources in draft orders nest far less deeply
@@ -27,6 +28,10 @@ def check_hook_request(body: dict[str, Any]) -> None:
         patient_id = context.get("patientId")
         if isinstance(patient_id, str) and not FHIR_ID.fullmatch(patient_id):
             raise BadRequest("context.patientId is not a valid FHIR id")
+        user = context.get("userId")
+        if user is not None and not (isinstance(user, str) and 0 < len(user) <= MAX_USER_ID):
+            # copied into the requester of emitted proposals: a reference string (H4)
+            raise BadRequest("context.userId must be a FHIR reference string")
         if nesting_depth(context, MAX_CONTEXT_DEPTH) > MAX_CONTEXT_DEPTH:
             raise BadRequest(f"context is nested more than {MAX_CONTEXT_DEPTH} levels deep")
         drafts = context.get("draftOrders")

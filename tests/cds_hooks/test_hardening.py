@@ -244,3 +244,13 @@ def test_malformed_override_reasons_are_a_400(post, reason) -> None:
         content_type="application/json",
     )
     assert reply.status_code == 400
+
+
+@pytest.mark.parametrize("user_id", [{"reference": "Practitioner/1"}, 5, "", "x" * 513])
+def test_a_user_id_that_is_not_a_reference_string_is_a_400_not_a_500(post, user_id) -> None:
+    """userId becomes the requester of emitted proposals; before this check a non-string userId
+    gave a 500 as soon as a suggestion was built (found in the final review)."""
+    body = hook_body("order-sign", PATIENT, R_CHOP, fixture_prefetch(PATIENT))
+    body["context"]["userId"] = user_id
+    reply = post(body)
+    assert reply.status_code == 400 and "userId" in reply.json["error"]

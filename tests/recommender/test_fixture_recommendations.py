@@ -21,7 +21,7 @@ MDR_AGENTS = [
 ]
 # Changed 2026-12 (specialist review): every oncology failure also offers palliative care referral
 # and best supportive care, after the anticancer options unless performance status is poor (ASCO
-# guideline, Ferrell 2017).
+# guideline, Ferrell 2017); in the lymphomas only off the transplant-candidate (curative) branch.
 PALLIATIVE = "Palliative care referral and best supportive care"
 EXPECTED = {
     # patient: (options in rank order, excluded regimens, fragments of missing-data statements)
@@ -145,9 +145,15 @@ BRANCHES = {
         "if not a transplant candidate",
         "if not a transplant candidate",
         "if not a transplant candidate",
-        None,
+        "if not a transplant candidate",  # palliative care: only off the curative branch
     ],
-    "hodgkin-relapse": [None, None, None, "if not a transplant candidate", None],
+    "hodgkin-relapse": [
+        None,
+        None,
+        None,
+        "if not a transplant candidate",
+        "if not a transplant candidate",
+    ],
 }
 
 

@@ -55,7 +55,8 @@ def test_relapse_within_12_months_puts_car_t_first(kb) -> None:
 
 
 def test_relapse_after_12_months_in_a_transplant_candidate_offers_salvage_chemo(kb) -> None:
-    assert options(fit(dlbcl_relapse("2024-06-03")), kb) == ["R-ICE", "R-DHAP", "R-GDP", PALLIATIVE]
+    # A transplant candidate: salvage is curative in intent, so no palliative-care option.
+    assert options(fit(dlbcl_relapse("2024-06-03")), kb) == ["R-ICE", "R-DHAP", "R-GDP"]
 
 
 def test_ecog_2_makes_the_patient_transplant_ineligible(kb) -> None:
@@ -239,11 +240,7 @@ def test_overlay_disables_reranks_and_adds_options(tmp_path: Path) -> None:
         ),
     )
     rec = recommend(fit(dlbcl_relapse("2023-12-01")).analyse(kb), kb, AS_OF)
-    assert [o.option_id for o in rec.options] == [
-        "local-trial",
-        "dlbcl-lisocel",
-        "dlbcl-palliative-care",
-    ]
+    assert [o.option_id for o in rec.options] == ["local-trial", "dlbcl-lisocel"]
     (disabled,) = rec.excluded
     assert "disabled by the local pathway of Example Hospital" in disabled.reasons[0]
 

@@ -14,7 +14,7 @@ from cds_hooks import cards as card_rules
 from cds_hooks import drafts as draft_orders
 from cds_hooks import fetch, validation
 from cds_hooks.incomplete import incomplete_data_card
-from cds_hooks.security import load_trusted_clients, verify_request_jwt
+from cds_hooks.security import verify_request_jwt
 from salvage import service
 from salvage.errors import BadRequest, DatabaseUnavailable, TooLarge, Unauthorized
 from salvage.fhir import queries
@@ -64,11 +64,9 @@ def prefetch_templates() -> dict[str, str]:
 
 
 def _clients() -> dict[str, Any]:
-    cached = current_app.extensions.get("salvage_cds_clients")
-    if cached is None:
-        cached = load_trusted_clients(current_app.config.get("CDS_CLIENTS"))
-        current_app.extensions["salvage_cds_clients"] = cached
-    return cached
+    """The trusted clients create_app loaded and validated at start-up."""
+    clients: dict[str, Any] = current_app.extensions["salvage_cds_clients"]
+    return clients
 
 
 def _authenticate() -> Any:

@@ -52,11 +52,11 @@ FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 
 
 def _registrations() -> dict[str, registry.Registration]:
-    cached = current_app.extensions.get("salvage_smart_registrations")
-    if cached is None:
-        cached = registry.load_registrations(current_app.config.get("SMART_CLIENTS"))
-        current_app.extensions["salvage_smart_registrations"] = cached
-    return cached
+    """The registrations create_app loaded and validated at start-up."""
+    registrations: dict[str, registry.Registration] = current_app.extensions[
+        "salvage_smart_registrations"
+    ]
+    return registrations
 
 
 def _sessions() -> SessionStore:

@@ -104,7 +104,7 @@ def oncology_failures(
         record, kb, disease, as_of, unfocused, warnings, episodes[0].start
     )
 
-    def is_primary(number: int, start: date, when: date) -> bool:
+    def is_primary(number: int) -> bool:
         """First line, in a disease where the term is defined (SCHOLAR-1, ZUMA-7). An interim
         'improved' status is not a complete response, so it does not change this."""
         return defined and number == first
@@ -114,7 +114,7 @@ def oncology_failures(
         during = [e for e in episodes if e.start <= when <= e.active_until]
         if during:
             episode = during[-1]
-            primary = is_primary(episode.number, episode.start, when)
+            primary = is_primary(episode.number)
             found.append(
                 Failure(
                     kind="refractory",
@@ -135,7 +135,7 @@ def oncology_failures(
             return  # progression before any treatment is not a treatment failure
         episode = max(before, key=lambda e: e.last_active)
         days = (when - episode.last_active).days
-        if is_primary(episode.number, episode.start, when) and days <= primary_days:
+        if is_primary(episode.number) and days <= primary_days:
             found.append(
                 Failure(
                     kind="refractory",
@@ -180,7 +180,7 @@ def oncology_failures(
             stopped_on = exposure.end or exposure.start
             drugs = ", ".join(sorted(exposure.ingredients))
             if exposure.stop_reasons & no_response:
-                primary = is_primary(line.number, line.start, exposure.end or exposure.start)
+                primary = is_primary(line.number)
                 found.append(
                     Failure(
                         kind="refractory",

@@ -68,7 +68,7 @@ def judge(option: OptionEntry, ctx: SalvageContext, kb: KnowledgeBase) -> Verdic
         recheck=tuple(
             dict.fromkeys([*(f.recheck for f in findings if f.recheck), *by_performance.recheck])
         ),
-        needs_renal=bool(components & set(contraindications.renal_drugs(kb))),
+        needs_renal=bool(components & ctx.renal_drugs),
         receptor_branch=receptor_branch,
     )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 
-from salvage.engine import contraindications, fitness, pathway_options
+from salvage.engine import fitness, pathway_options
 from salvage.engine.analysis import PatientAnalysis
 from salvage.engine.model import Failure
 from salvage.engine.salvage_context import SalvageContext, build_context
@@ -240,7 +240,7 @@ def _after_judging(
             "no recent ER/PR or HER2 result: the options that need a receptor status are shown "
             "for each status, each labelled; confirm the receptor status"
         )
-    renal = sorted(contraindications.renal_drugs(kb))
+    renal = sorted(ctx.renal_drugs)
     if any(v.needs_renal for v in verdicts) and ctx.clearance is None:
         ctx.missing.append(
             "no creatinine with weight and age, and no eGFR, on record: creatinine clearance "

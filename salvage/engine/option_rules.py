@@ -139,3 +139,47 @@ def received_classes(
         if drug in kb.drugs
         for cls in kb.drugs[drug].classes
     )
+
+
+def excluded_prior_fit(option: OptionEntry, received: frozenset[str], kb: KnowledgeBase) -> Fit:
+    """An option whose trial excluded patients who had received a class (AETHERA: brentuximab) is
+    excluded for a patient who received it, whatever the outcome."""
+    had = [c for c in option.when.excluded_prior_classes if c in received]
+    if not had:
+        return Fit()
+    return Fit(
+        reasons=(
+            f"the trial behind it ({', '.join(option.evidence)}) excluded patients who had "
+            f"received {' or '.join(had)} therapy; this patient has",
+        )
+    )
+
+
+def sequencing_fit(
+    components: frozenset[str], received: dict[str, str], kb: KnowledgeBase
+) -> Fit:
+    """Cautions from the order of therapies (class_rules.yaml sequencing): what the patient
+    received before this option, or what may still be needed after it. `received` maps each drug
+    given for the disease to where it was given."""
+    classes_of = {d: kb.drugs[d].classes if d in kb.drugs else frozenset() for d in components}
+    option_classes = frozenset(c for cs in classes_of.values() for c in cs)
+    received_classes = frozenset(
+        c for d in received if d in kb.drugs for c in kb.drugs[d].classes
+    )
+    cautions: list[str] = []
+    for rule in kb.sequencing:
+        if not (set(rule.option_classes) & option_classes or set(rule.option_drugs) & components):
+            continue
+        if rule.not_received_classes and set(rule.not_received_classes) & received_classes:
+            continue
+        prior = [d for d in sorted(received) if d in rule.prior_drugs] + [
+            d
+            for d in sorted(received)
+            if d in kb.drugs and set(rule.prior_classes) & kb.drugs[d].classes
+        ]
+        if (rule.prior_drugs or rule.prior_classes) and not prior:
+            continue
+        given = "; ".join(dict.fromkeys(f"{d}: {received[d]}" for d in prior))
+        cite = ", ".join(kb.evidence[k].label for k in rule.evidence if k in kb.evidence)
+        cautions.append(f"{rule.caution}{f' ({given})' if given else ''} [{cite}]")
+    return Fit(cautions=tuple(cautions))

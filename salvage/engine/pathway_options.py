@@ -37,6 +37,32 @@ def answers(option: OptionEntry, ctx: SalvageContext) -> bool:
             not when.min_line
             or (ctx.failed_line is not None and ctx.failed_line.number >= when.min_line)
         )
+        and (
+            when.max_line is None
+            or ctx.failed_line is None
+            or ctx.failed_line.number <= when.max_line
+        )
+    )
+
+
+def alternative_needed(option: OptionEntry, ctx: SalvageContext, kb: KnowledgeBase) -> bool:
+    """An option written as the alternative to drugs (when.alternative_to) is shown only when
+    every one of them cannot be used: not tolerated, contraindicated, or its renal check needs a
+    re-check or has no value."""
+    drugs = option.when.alternative_to
+    if not drugs:
+        return True
+    findings = contraindications.drug_findings(
+        frozenset(drugs), ctx.analysis.record, kb, ctx.as_of
+    )
+    return all(
+        d in ctx.failed_drugs
+        or any(
+            f.severity == "contraindicated" or f.recheck or f.basis == "unknown"
+            for f in findings
+            if d in f.text
+        )
+        for d in drugs
     )
 
 
@@ -48,7 +74,14 @@ def judge(option: OptionEntry, ctx: SalvageContext, kb: KnowledgeBase) -> Verdic
     by_class = option_rules.class_fit(option, components, ctx.ruled_out_classes, kb)
     by_history = option_rules.prior_class_fit(option, ctx.received_classes)
     by_performance = option_rules.performance_fit(option, ctx.performance, kb)
-    reasons += [*by_class.reasons, *by_history.reasons, *by_performance.reasons]
+    by_exclusion = option_rules.excluded_prior_fit(option, ctx.received_classes, kb)
+    reasons += [
+        *by_class.reasons,
+        *by_history.reasons,
+        *by_exclusion.reasons,
+        *by_performance.reasons,
+    ]
+    sequencing = option_rules.sequencing_fit(components, ctx.received_drugs, kb)
     findings = contraindications.drug_findings(components, ctx.analysis.record, kb, ctx.as_of)
     reasons += [f.text for f in findings if f.severity == "contraindicated"]
     receptor_reasons, receptor_branch = _receptor_reasons(option, ctx)
@@ -64,6 +97,7 @@ def judge(option: OptionEntry, ctx: SalvageContext, kb: KnowledgeBase) -> Verdic
         reasons=tuple(reasons + receptor_reasons),
         cautions=tuple(f.text for f in findings if f.severity == "caution" and f.basis != "unknown")
         + by_performance.cautions
+        + sequencing.cautions
         + backbone_note,
         recheck=tuple(
             dict.fromkeys([*(f.recheck for f in findings if f.recheck), *by_performance.recheck])
@@ -137,8 +171,20 @@ def rank_key(verdict: Verdict, ctx: SalvageContext, kb: KnowledgeBase) -> tuple[
     rank."""
     option = verdict.option
     care_first = option_rules.supportive_care_first(ctx.performance, kb)
-    leads = (0 if care_first else 2) if option.kind == "care" else 1
+    # A staging test before salvage (PSMA PET) comes before the therapies it informs.
+    leads = (0 if care_first else 3) if option.kind == "care" else (1 if option.kind == "test" else 2)
     branch = 1 if ctx.transplant == "unknown" and option.when.transplant == "ineligible" else 0
     branch += 1 if verdict.receptor_branch else 0
     rerank = kb.overlay.rerank if kb.overlay else {}
-    return (leads, branch, 1 if verdict.recheck else 0, rerank.get(option.id, option.rank))
+    rank = rerank.get(option.id, psa_rank(option, ctx)[0])
+    return (leads, branch, 1 if verdict.recheck else 0, rank)
+
+
+def psa_rank(option: OptionEntry, ctx: SalvageContext) -> tuple[int, str | None]:
+    """The option's rank by the PSA at recurrence (pathways.yaml psa_ranks), with the reason."""
+    if ctx.psa_ng_ml is None:
+        return option.rank, None
+    for row in option.psa_ranks:
+        if ctx.psa_ng_ml > float(row.above_ng_per_ml):
+            return row.rank, row.reason
+    return option.rank, None

@@ -170,6 +170,7 @@ def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Reco
         pathway_options.judge(option, ctx, kb)
         for option in ctx.pathway.options
         if pathway_options.answers(option, ctx)
+        and pathway_options.alternative_needed(option, ctx, kb)
     ]
     excluded = [
         Exclusion(regimen=v.name, option_id=v.option.id, reasons=v.reasons)
@@ -256,14 +257,22 @@ def _option(
 ) -> Option:
     option = verdict.option
     regimen = kb.regimens.get(option.regimen or "")
+    _, psa_reason = pathway_options.psa_rank(option, ctx)
+    setting = option.setting or (
+        regimen.setting if regimen else SETTING_OF_KIND.get(option.kind, option.kind)
+    )
     return Option(
         rank=rank,
         option_id=option.id,
         regimen=verdict.name,
         kind=option.kind,
         ingredients=tuple(sorted(regimen.components)) if regimen else (),
-        setting=regimen.setting if regimen else SETTING_OF_KIND.get(option.kind, option.kind),
-        rationale=(" ".join(option.rationale.split()), *ctx.facts),
+        setting=setting,
+        rationale=(
+            " ".join(option.rationale.split()),
+            *((f"ranked by PSA: {psa_reason}",) if psa_reason else ()),
+            *ctx.facts,
+        ),
         cautions=tuple(option.cautions) + verdict.cautions,
         evidence=tuple(option.evidence),
         sources=tuple(dict.fromkeys(ctx.sources)),

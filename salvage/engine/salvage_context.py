@@ -38,6 +38,8 @@ class SalvageContext:
     failed_regimens: dict[str, str] = field(default_factory=dict)
     ruled_out_classes: dict[str, str] = field(default_factory=dict)
     received_classes: frozenset[str] = frozenset()
+    received_drugs: dict[str, str] = field(default_factory=dict)  # drug -> "line 2 (Pola-BR) from ..."
+    psa_ng_ml: float | None = None  # PSA at a biochemical recurrence, in ng/mL
     renal_drugs: frozenset[str] = frozenset()  # drugs with a creatinine-clearance limit
     receptor_status: receptors.Status | None = None
     her2_status: receptors.Status | None = None
@@ -97,6 +99,7 @@ def build_context(
     ctx.failed_drugs, ctx.failed_regimens = what_failed
     ctx.ruled_out_classes = option_rules.failed_classes(analysis, failure, kb, domain)
     ctx.received_classes = option_rules.received_classes(analysis, failure, kb)
+    ctx.received_drugs = _received_drugs(analysis, failure)
     ctx.renal_drugs = frozenset(contraindications.renal_drugs(kb))
     ctx.receptor_status = receptors.hormone_receptor(analysis.record, kb)
     ctx.her2_status = receptors.her2(analysis.record, kb)
@@ -105,8 +108,22 @@ def build_context(
     _eligibility(ctx, kb)
     _anthracycline(ctx, kb)
     _given_after(ctx)
+    _psa(ctx)
     ctx.clearance = factors.creatinine_clearance(analysis.record, kb, as_of)
     return ctx
+
+
+def _received_drugs(analysis: PatientAnalysis, failure: Failure) -> dict[str, str]:
+    """Every drug given for the failing disease, with the first line that gave it."""
+    found: dict[str, str] = {}
+    for line in sorted(analysis.lines, key=lambda ln: ln.start):
+        if not _same_disease(line, failure):
+            continue
+        for drug in sorted(line.ingredients):
+            found.setdefault(
+                drug, f"line {line.number} ({line.regimen}) from {line.start.isoformat()}"
+            )
+    return found
 
 
 def _timing(ctx: SalvageContext, kb: KnowledgeBase) -> None:
@@ -192,6 +209,25 @@ def _anthracycline(ctx: SalvageContext, kb: KnowledgeBase) -> None:
             f"({contraindications.cite(kb, rule.evidence)})"
         )
         ctx.sources += [x for x in total.sources[:3] if x not in ctx.sources]
+
+
+def _psa(ctx: SalvageContext) -> None:
+    """The PSA that confirmed a biochemical recurrence, in ng/mL: it ranks the salvage options
+    (RTOG 9601 secondary analysis, Dess 2020)."""
+    if ctx.failure.kind != "biochemical-recurrence":
+        return
+    by_source = {
+        m.source: m
+        for m in ctx.analysis.record.measurements
+        if m.kind == "psa" and m.value is not None
+    }
+    confirming = [by_source[s] for s in ctx.failure.sources if s in by_source]
+    if confirming:
+        last = max(confirming, key=lambda m: m.when)
+        ctx.psa_ng_ml = last.value
+        ctx.facts.append(
+            f"PSA at recurrence {last.value:g} ng/mL on {last.when.isoformat()} ({last.source})"
+        )
 
 
 def _given_after(ctx: SalvageContext) -> None:

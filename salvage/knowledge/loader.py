@@ -188,6 +188,7 @@ def _cross_check(raw: dict[str, Any]) -> None:
         for c in raw["class_rules"].exclusive_after_failure
         if c not in known_classes
     ]
+    problems += _class_rule_problems(raw["class_rules"], raw, known_classes)
     problems += [
         f"patient_rules.performance_status: unknown evidence {k!r}"
         for k in raw["patient_rules"].performance_status.supportive_care_evidence
@@ -210,6 +211,39 @@ def _cross_check(raw: dict[str, Any]) -> None:
     problems += hiv_loader.problems(raw)
     if problems:
         raise KnowledgeError("; ".join(problems))
+
+
+def _class_rule_problems(
+    rules: schema.ClassRulesFile, raw: dict[str, Any], known_classes: set[str]
+) -> list[str]:
+    """Sequencing cautions and intolerance substitutions name known drugs, classes, diseases and
+    evidence."""
+    drugs = raw["drugs"].drugs
+    evidence = raw["evidence"].evidence
+    problems: list[str] = []
+    for rule in rules.sequencing:
+        problems += [f"sequencing {rule.id}: unknown evidence {k!r}" for k in rule.evidence if k not in evidence]
+        problems += [
+            f"sequencing {rule.id}: unknown drug {d!r}"
+            for d in (*rule.option_drugs, *rule.prior_drugs)
+            if d not in drugs
+        ]
+        problems += [
+            f"sequencing {rule.id}: no drug has class {c!r}"
+            for c in (*rule.option_classes, *rule.prior_classes, *rule.not_received_classes)
+            if c not in known_classes
+        ]
+    for sub in rules.substitutions:
+        where = f"substitution of {sub.not_tolerated} ({sub.disease})"
+        problems += [f"{where}: unknown evidence {k!r}" for k in sub.evidence if k not in evidence]
+        problems += [
+            f"{where}: unknown drug {d!r}"
+            for d in (sub.not_tolerated, sub.substitute)
+            if d is not None and d not in drugs
+        ]
+        if sub.disease not in raw["diseases"].diseases:
+            problems.append(f"{where}: unknown disease")
+    return problems
 
 
 def _order_check_problems(checks: schema.OrderChecksFile, raw: dict[str, Any]) -> list[str]:
@@ -468,6 +502,8 @@ def build(raw: dict[str, Any]) -> KnowledgeBase:
         },
         patient_rules=raw["patient_rules"],
         exclusive_classes=dict(raw["class_rules"].exclusive_after_failure),
+        sequencing=tuple(raw["class_rules"].sequencing),
+        substitutions=tuple(raw["class_rules"].substitutions),
         overlay=(
             Overlay(
                 institution=raw["overlay"].institution,

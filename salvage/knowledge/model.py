@@ -8,6 +8,8 @@ from salvage.knowledge.hiv_model import HivKnowledge
 from salvage.knowledge.schema import (
     FailuresFile,
     OptionEntry,
+    SequencingRule,
+    Substitution,
     PatientRulesFile,
     PostRadiotherapyRule,
 )
@@ -223,6 +225,8 @@ class KnowledgeBase:
     pathways: dict[str, Pathway] = field(default_factory=dict)
     overlay: Overlay | None = None  # the institution overlay applied, if any
     exclusive_classes: dict[str, str] = field(default_factory=dict)  # class -> name (class_rules)
+    sequencing: tuple[SequencingRule, ...] = ()  # class_rules.yaml: cautions from order of therapy
+    substitutions: tuple[Substitution, ...] = ()  # class_rules.yaml: intolerance substitutions
     transplant_rules: dict[str, TransplantRule] = field(default_factory=dict)
     karnofsky_to_ecog: tuple[tuple[int, int], ...] = ()  # (karnofsky_at_least, ecog), descending
     prep_context: CodeSet = field(default_factory=CodeSet)

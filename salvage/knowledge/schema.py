@@ -225,6 +225,14 @@ class OptionWhen(_Strict):
     after_procedure: list[str] = []
     min_failed_lines: int = Field(default=0, ge=0)
     min_line: int = Field(default=0, ge=0)  # the failed line's number is at least this
+    # The failed line's number is at most this: ZUMA-7, TRANSFORM and CORAL enrolled patients
+    # after one line only, so their rationale does not describe a third-line patient.
+    max_line: int | None = Field(default=None, ge=1)
+    # Offered only when every drug named here cannot be used: contraindicated, not tolerated, or
+    # renal function needing a re-check or unknown (R-DHAX as the cisplatin-sparing alternative).
+    alternative_to: list[str] = []
+    # Drug classes the trial excluded whatever their outcome (AETHERA: no prior brentuximab).
+    excluded_prior_classes: list[str] = []
     hormone_receptor: Literal["positive", "negative", "any"] = "any"
     her2: Literal["positive", "negative", "any"] = "any"
     primary_refractory: bool | None = None  # False: not for primary refractory disease
@@ -238,6 +246,12 @@ class OptionWhen(_Strict):
     prior_classes: list[str] = []
 
 
+class PsaRank(_Strict):
+    above_ng_per_ml: float = Field(gt=0)
+    rank: int = Field(ge=1)
+    reason: str
+
+
 class OptionEntry(_Strict):
     id: str = Field(pattern=r"^[a-z0-9-]+$")
     kind: Literal["regimen", "procedure", "test", "care"]
@@ -245,6 +259,12 @@ class OptionEntry(_Strict):
     label: str | None = None
     procedure: str | None = None  # for procedure options: the procedure kind it delivers
     rank: int = Field(ge=1)
+    # Rank by the PSA at recurrence (ng/mL): the first row whose threshold the PSA exceeds sets
+    # the rank (RTOG 9601 secondary analysis, Dess 2020); otherwise `rank`.
+    psa_ranks: list[PsaRank] = []
+    # Shown as the option's setting when it is neither a named regimen nor a local procedure
+    # (an allogeneic transplant referral, consolidation after autologous transplant).
+    setting: str | None = None
     when: OptionWhen
     rationale: str
     cautions: list[str] = []
@@ -280,8 +300,37 @@ class TransplantRule(_Strict):
     evidence: list[str] = Field(min_length=1)
 
 
+class SequencingRule(_Strict):
+    """A caution on an option from what came before it (or may come after it): bendamustine before
+    CAR-T apheresis, CD19-directed therapy before CD19 CAR-T."""
+
+    id: str = Field(pattern=r"^[a-z0-9-]+$")
+    option_classes: list[str] = []  # the option contains a drug of one of these classes
+    option_drugs: list[str] = []  # ... or one of these drugs
+    prior_drugs: list[str] = []  # the patient received one of these drugs before
+    prior_classes: list[str] = []  # ... or a drug of one of these classes
+    # The caution applies only while the patient has not received these classes (a therapy that
+    # may still be needed later, such as CAR-T).
+    not_received_classes: list[str] = []
+    caution: str
+    evidence: list[str] = Field(min_length=1)
+
+
+class Substitution(_Strict):
+    """Intolerance of one drug of a regimen: the regimen with the drug replaced (or omitted), when
+    that is a named regimen and a source supports it."""
+
+    disease: str
+    not_tolerated: str  # drug (drugs.yaml)
+    substitute: str | None = None  # drug that replaces it; None = the regimen without it
+    reason: str
+    evidence: list[str] = Field(min_length=1)
+
+
 class ClassRulesFile(_Strict):
     exclusive_after_failure: dict[str, str]  # drug class -> its name in explanations
+    sequencing: list[SequencingRule] = []
+    substitutions: list[Substitution] = []
 
 
 class KarnofskyRow(_Strict):

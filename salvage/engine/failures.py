@@ -361,6 +361,49 @@ def _close(
     return out
 
 
+def psa_text(m: Measurement) -> str:
+    """A PSA as recorded, with its value in ng/mL when it was recorded in another unit (ug/L,
+    ng/dL, ng/L...): thresholds and options are stated in ng/mL."""
+    raw = m.raw or (f"{m.value:g}" if m.value is not None else "?")
+    if m.value is None or "ng/ml" in raw.lower().replace(" ", ""):
+        return raw
+    return f"{raw} (= {m.value:g} ng/mL)"
+
+
+def unconfirmed_psa_rise(record: PatientRecord, lines: list[Line], kb: KnowledgeBase) -> str | None:
+    """After prostatectomy, a latest PSA at or above the threshold that no later value confirms
+    yet: not a biochemical recurrence, but it asks for a repeat PSA (never silence)."""
+    primary = primary_local_therapy(lines)
+    if primary is None or primary.procedure != "prostatectomy":
+        return None
+    rule = kb.failures.prostate.post_prostatectomy
+    threshold = float(rule.threshold_ng_per_ml)
+    psa = sorted(
+        (
+            m
+            for m in record.measurements
+            if m.kind == "psa" and m.value is not None and m.when > primary.start
+        ),
+        key=lambda m: m.when,
+    )
+    run = 0
+    for m in psa:
+        run = run + 1 if _side(m, threshold) == "at-or-above" else 0
+    if not psa or run == 0 or run >= rule.confirmations:
+        return None
+    last = psa[-1]
+    return (
+        f"rising PSA not yet confirmed: {psa_text(last)} on {last.when.isoformat()} "
+        f"({last.source}) is at or above {threshold:g} ng/mL after prostatectomy, and a "
+        f"biochemical recurrence needs {rule.confirmations} consecutive values "
+        f"({_cite(kb, rule.evidence)}): repeat the PSA"
+    )
+
+
+def _cite(kb: KnowledgeBase, keys: list[str] | tuple[str, ...]) -> str:
+    return ", ".join(kb.evidence[k].label for k in keys if k in kb.evidence)
+
+
 def primary_local_therapy(lines: list[Line]) -> Line | None:
     """The first prostatectomy or radiotherapy line: the therapy a PSA recurrence is judged by."""
     return next(
@@ -403,8 +446,8 @@ def prostate_failures(record: PatientRecord, lines: list[Line], kb: KnowledgeBas
                         line=primary.number,
                         sources=tuple(x.source for x in run),
                         detail=(
-                            f"PSA {first.raw} on {first.when.isoformat()} confirmed by "
-                            f"{last.raw} on {last.when.isoformat()} "
+                            f"PSA {psa_text(first)} on {first.when.isoformat()} confirmed by "
+                            f"{psa_text(last)} on {last.when.isoformat()} "
                             f"(>= {threshold} ng/mL after prostatectomy)"
                         ),
                         evidence=tuple(rule.evidence),
@@ -436,7 +479,7 @@ def _phoenix(
         line=line.number,
         sources=(nadir.source, m.source),
         detail=(
-            f"PSA {m.raw} on {m.when.isoformat()} is >= nadir {nadir.raw} "
+            f"PSA {psa_text(m)} on {m.when.isoformat()} is >= nadir {psa_text(nadir)} "
             f"({nadir.when.isoformat()}) + {rise:g} ng/mL (Phoenix definition)"
         ),
         evidence=tuple(rule.evidence),

@@ -47,8 +47,9 @@ def answers(option: OptionEntry, ctx: SalvageContext) -> bool:
 
 def alternative_needed(option: OptionEntry, ctx: SalvageContext, kb: KnowledgeBase) -> bool:
     """An option written as the alternative to drugs (when.alternative_to) is shown only when
-    every one of them cannot be used: not tolerated, contraindicated, or its renal check needs a
-    re-check or has no value."""
+    every one of them cannot be used: not tolerated, contraindicated, or limited by an old
+    abnormal value that needs a re-check. An unknown renal function does not call for it (the
+    cisplatin options then rank last with that statement)."""
     drugs = option.when.alternative_to
     if not drugs:
         return True
@@ -58,7 +59,7 @@ def alternative_needed(option: OptionEntry, ctx: SalvageContext, kb: KnowledgeBa
     return all(
         d in ctx.failed_drugs
         or any(
-            f.severity == "contraindicated" or f.recheck or f.basis == "unknown"
+            f.severity == "contraindicated" or (bool(f.recheck) and f.abnormal)
             for f in findings
             if d in f.text
         )
@@ -135,6 +136,8 @@ def _history_reasons(
         ),
         None,
     )
+    if given is None and option.kind == "test" and ctx.started_after:
+        given = ctx.started_after[0]  # a staging test before salvage is moot once salvage began
     if given is not None:
         reasons.append(
             f"already given after this failure: line {given.number} "

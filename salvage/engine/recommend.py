@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 
-from salvage.engine import fitness, pathway_options
+from salvage.engine import failures, fitness, pathway_options, substitution
 from salvage.engine.analysis import PatientAnalysis
 from salvage.engine.model import Failure
 from salvage.engine.salvage_context import SalvageContext, build_context
@@ -154,7 +154,12 @@ def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Reco
     out (and why) and the data that is missing or stale."""
     failure, set_aside = _driving_failure(analysis)
     disease = _disease_for(analysis, failure, kb)
-    if disease == "hiv" and failure is not None:
+    swaps = (
+        substitution.swaps(analysis, failure, disease, kb)
+        if failure is not None and disease is not None
+        else []
+    )
+    if disease == "hiv" and failure is not None and not swaps:
         # HIV options follow resistance (hiv_regimens builds on this module's types).
         from salvage.engine import hiv_regimens
 
@@ -163,15 +168,19 @@ def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Reco
         return _without_options(analysis, failure, disease, set_aside, kb)
     domain = "hiv" if disease == "hiv" else "oncology"
     backbone = kb.pathways[disease].backbone_drugs
+    judged_as, intolerance_note = _intolerance_plan(analysis, failure, swaps)
     ctx = build_context(
-        analysis, failure, disease, kb, as_of, what_failed(analysis, domain, backbone)
+        analysis, judged_as, disease, kb, as_of, what_failed(analysis, domain, backbone)
     )
-    verdicts = [
-        pathway_options.judge(option, ctx, kb)
+    if intolerance_note:
+        ctx.facts.append(intolerance_note)
+    candidates = [s.option for s in swaps] or [
+        option
         for option in ctx.pathway.options
         if pathway_options.answers(option, ctx)
         and pathway_options.alternative_needed(option, ctx, kb)
     ]
+    verdicts = [pathway_options.judge(option, ctx, kb) for option in candidates]
     excluded = [
         Exclusion(regimen=v.name, option_id=v.option.id, reasons=v.reasons)
         for v in verdicts
@@ -184,7 +193,14 @@ def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Reco
     _after_judging(verdicts, ctx, kb)
     options = tuple(_option(rank, v, ctx, kb) for rank, v in enumerate(chosen, start=1))
     no_option: str | None = None
-    if not any(o.kind != "care" for o in options):
+    if failure.kind == "intolerance" and not options:
+        no_option = (
+            f"{', '.join(sorted(substitution.not_tolerated(analysis, failure))) or 'a drug'} "
+            f"not tolerated in line {failure.line}: no sourced substitution within the regimen "
+            f"or class is in knowledge base {kb.version}; adjust or omit the drug as the regimen "
+            "allows (salvage options apply at progression)"
+        )
+    elif not any(o.kind != "care" for o in options):
         no_option = (
             f"no anticancer option of knowledge base {kb.version} fits this {failure.kind}"
             + (" once exclusions are applied" if excluded else "")
@@ -204,6 +220,31 @@ def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Reco
     )
 
 
+def _intolerance_plan(
+    analysis: PatientAnalysis, failure: Failure, swaps: list[substitution.Swap]
+) -> tuple[Failure, str | None]:
+    """Intolerance leads to a sourced substitution within the regimen when one exists; otherwise,
+    after a salvage line (line 2 or later), to the options after that line, judged as if it had
+    failed (the drugs not tolerated stay excluded). After a first line without a substitution the
+    options stay empty with a statement: salvage options are for progression."""
+    if failure.kind != "intolerance":
+        return failure, None
+    stopped = ", ".join(sorted(substitution.not_tolerated(analysis, failure))) or "a drug"
+    if swaps:
+        return failure, (
+            f"{stopped} not tolerated: a substitution within the regimen is offered "
+            "(class_rules.yaml substitutions)"
+        )
+    line = substitution.intolerant_line(analysis, failure)
+    if line is not None and line.number >= 2:
+        return replace(failure, kind="relapse", relapse_interval_months=None), (
+            f"{stopped} not tolerated in line {line.number} ({line.regimen}) and no sourced "
+            "substitution within the regimen is on file: the options after this line are shown, "
+            "without the drugs not tolerated"
+        )
+    return failure, None
+
+
 def _without_options(
     analysis: PatientAnalysis,
     failure: Failure | None,
@@ -213,11 +254,16 @@ def _without_options(
 ) -> Recommendation:
     """No failure drives advice (or no pathway exists): say why, never imply 'no failure' from
     incomplete data."""
+    missing: tuple[str, ...] = ()
     if failure is None and not analysis.failure_assessable:
         statement = NOT_ASSESSED.format(reasons="; ".join(analysis.not_assessed))
     elif failure is None:
         hiv_said = analysis.statement if disease in (None, "hiv") else None  # PrEP
         statement = set_aside or hiv_said or NO_FAILURE
+        pending = failures.unconfirmed_psa_rise(analysis.record, list(analysis.lines), kb)
+        if pending and statement == NO_FAILURE:
+            statement = f"{NO_FAILURE} yet; {pending}"
+            missing = (pending,)
     else:
         statement = f"no salvage pathway in knowledge base {kb.version} for this patient's disease"
     return Recommendation(
@@ -226,7 +272,7 @@ def _without_options(
         failure=failure,
         options=(),
         excluded=(),
-        missing_data=(),
+        missing_data=missing,
         statement=statement,
         not_assessed=analysis.not_assessed,
     )

@@ -8,13 +8,14 @@ from salvage.knowledge.hiv_model import HivKnowledge
 from salvage.knowledge.schema import (
     FailuresFile,
     OptionEntry,
+    OptionWhen,
     SequencingRule,
     Substitution,
     PatientRulesFile,
     PostRadiotherapyRule,
 )
 
-__all__ = ["FailuresFile", "OptionEntry", "PatientRulesFile", "PostRadiotherapyRule"]
+__all__ = ["FailuresFile", "OptionEntry", "OptionWhen", "PatientRulesFile", "PostRadiotherapyRule"]
 
 SNOMED = "http://snomed.info/sct"
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"

@@ -82,10 +82,11 @@ def test_cisplatin_with_low_clearance_is_contraindicated_with_alternatives(call)
     # Changed 2026-12 (issue 10, item 6): a clearance of 31 mL/min is a PILOT "transplant not
     # intended" criterion, so axi-cel (ZUMA-7: transplant candidates) is no longer suggested; the
     # alternatives are liso-cel (PILOT) and the options for patients who are not candidates.
+    # Changed 2026-12 (issue 12, item 7): glofitamab-GemOx (STARGLO) now ranks after Pola-BR.
     assert labels == [
         "Replace with Lisocabtagene maraleucel",
         "Replace with Pola-BR",
-        "Replace with Tafasitamab-lenalidomide",
+        "Replace with Glofitamab-GemOx",
     ]
 
 
@@ -102,10 +103,12 @@ def test_with_low_clearance_the_card_offers_the_non_transplant_alternatives(call
     # excluded here. A clearance of 31 mL/min is a PILOT "transplant not intended" criterion, so
     # the options for patients who are not transplant candidates now fit, and the card offers them.
     labels = [s["label"] for s in card["suggestions"]]
+    # Changed 2026-12 (issue 12, item 3): liso-cel is offered for late relapse in patients who are
+    # not transplant candidates (PILOT had no 12-month limit), and glofitamab-GemOx (STARGLO).
     assert labels == [
+        "Replace with Lisocabtagene maraleucel",
         "Replace with Pola-BR",
-        "Replace with Tafasitamab-lenalidomide",
-        "Replace with R-GemOx",
+        "Replace with Glofitamab-GemOx",
     ]
 
 

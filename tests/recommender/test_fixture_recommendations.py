@@ -28,11 +28,15 @@ EXPECTED = {
     # Changed 2026-12 (issue 10, item 5): these DLBCL and Hodgkin patients have no performance
     # status on record, so transplant eligibility is unknown, not assumed; the options of both
     # branches are shown, labelled "if transplant candidate" / "if not a transplant candidate".
+    # Changed 2026-12 (issue 12, items 3 and 7): glofitamab-GemOx (STARGLO: transplant-ineligible,
+    # overall survival over R-GemOx) joins the not-a-candidate branch after Pola-BR; liso-cel is
+    # offered for late relapse off the transplant branch (PILOT had no 12-month limit).
     "dlbcl-early-relapse": (
         [
             "Axicabtagene ciloleucel",
             "Lisocabtagene maraleucel",
             "Pola-BR",
+            "Glofitamab-GemOx",
             "Tafasitamab-lenalidomide",
             "R-GemOx",
             PALLIATIVE,
@@ -41,23 +45,40 @@ EXPECTED = {
         ["transplant eligibility unknown"],
     ),
     "dlbcl-late-relapse": (
-        ["R-DHAP", "R-GDP", "Pola-BR", "Tafasitamab-lenalidomide", "R-GemOx", PALLIATIVE],
+        [
+            "R-DHAP",
+            "R-GDP",
+            "Lisocabtagene maraleucel",
+            "Pola-BR",
+            "Glofitamab-GemOx",
+            "Tafasitamab-lenalidomide",
+            "R-GemOx",
+            PALLIATIVE,
+        ],
         ["R-ICE"],
         ["creatinine clearance unknown", "transplant eligibility unknown"],
     ),
     # Also (item 3): refractory on first-line R-CHOP is primary refractory, and L-MIND excluded
     # primary refractory disease, so tafasitamab-lenalidomide is excluded with that reason.
     "dlbcl-primary-refractory": (
-        ["Lisocabtagene maraleucel", "Pola-BR", "R-GemOx", PALLIATIVE],
+        ["Lisocabtagene maraleucel", "Pola-BR", "Glofitamab-GemOx", "R-GemOx", PALLIATIVE],
         ["Axicabtagene ciloleucel", "Tafasitamab-lenalidomide"],
         ["transplant eligibility unknown"],
     ),
     "dlbcl-intolerance": ([], [], []),
     # Age 66 is outside the HD-R1 population (16-60): eligibility for transplant is a clinical
     # decision, so pembrolizumab (KEYNOTE-204, transplant-ineligible) is shown as the other branch.
+    # Changed 2026-12 (issue 12, item 7): pembrolizumab-GVD (transplant candidates after first
+    # line) leads; brentuximab was given after this relapse, so transplant with AETHERA consolidation
+    # (brentuximab-naive patients) and brentuximab alone are excluded with that reason.
     "hodgkin-relapse": (
-        ["BV-nivolumab", "GVD", "BV-bendamustine", "Pembrolizumab", PALLIATIVE],
-        ["ICE"],
+        ["Pembrolizumab-GVD", "BV-nivolumab", "GVD", "BV-bendamustine", "Pembrolizumab", PALLIATIVE],
+        [
+            "ICE",
+            "High-dose therapy and autologous transplant once the disease responds, then "
+            "brentuximab vedotin consolidation if at high risk",
+            "Brentuximab vedotin",
+        ],
         ["outside the trial evidence"],
     ),
     # Changed 2026-12 (class exclusion): palbociclib failed, and MONARCH 2 enrolled CDK4/6-naive
@@ -71,16 +92,22 @@ EXPECTED = {
         ["fitness for the options"],
     ),
     "nsclc-maintenance": ([PALLIATIVE], ["Docetaxel-ramucirumab", "Docetaxel"], []),
+    # Changed 2026-12 (issue 12, item 4): PSMA PET staging is offered before salvage; here salvage
+    # radiotherapy already began after the recurrence, so it is excluded with that reason too.
     "prostate-rp-recurrence": (
         [],
         [
+            "PSMA PET-CT restaging before salvage therapy",
             "Salvage radiotherapy to the prostate bed with androgen deprivation",
             "Salvage radiotherapy to the prostate bed",
         ],
         [],
     ),
     "prostate-rt-recurrence": (
-        ["Local salvage (prostatectomy, brachytherapy, HIFU or cryotherapy) in selected patients"],
+        [
+            "PSMA PET-CT restaging before salvage therapy",
+            "Local salvage (prostatectomy, brachytherapy, HIFU or cryotherapy) in selected patients",
+        ],
         [],
         [],
     ),
@@ -143,11 +170,13 @@ BRANCHES = {
         "if transplant candidate",
         None,
         "if not a transplant candidate",
+        "if not a transplant candidate",  # glofitamab-GemOx (STARGLO)
         "if not a transplant candidate",
         "if not a transplant candidate",
         "if not a transplant candidate",  # palliative care: only off the curative branch
     ],
     "hodgkin-relapse": [
+        "if transplant candidate",  # pembrolizumab-GVD enrolled transplant candidates
         None,
         None,
         None,

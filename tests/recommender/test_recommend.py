@@ -69,13 +69,17 @@ def test_ecog_2_makes_the_patient_transplant_ineligible(kb) -> None:
         valueInteger=2,
     )
     rec = recommend(chart.analyse(kb), kb, AS_OF)
+    # Changed 2026-12 (issue 12, items 3 and 7): late relapse off the transplant branch gets liso-cel
+    # (PILOT, no 12-month limit) and glofitamab-GemOx (STARGLO).
     assert [o.regimen for o in rec.options] == [
+        "Lisocabtagene maraleucel",
         "Pola-BR",
+        "Glofitamab-GemOx",
         "Tafasitamab-lenalidomide",
         "R-GemOx",
         PALLIATIVE,
     ]
-    assert any("ECOG 2" in r for r in rec.options[0].rationale)
+    assert any("ECOG 2" in r for r in rec.options[1].rationale)
 
 
 # Changed 2026-12 (issue 10, item 6): eligibility follows the PILOT "transplant not intended"

@@ -139,6 +139,7 @@ def analyse_patient(
         failures += failure_rules.hiv_failures(
             record, hiv_lines, kb, as_of, None if acquisition_explains else warnings
         )
+        failures += failure_rules.hiv_intolerance(record, hiv_lines, kb)
         lines += hiv_lines
     cautions: list[str] = []
     total = factors.cumulative_anthracycline(record, kb, as_of)

@@ -487,6 +487,31 @@ def _phoenix(
     )
 
 
+def hiv_intolerance(record: PatientRecord, lines: list[Line], kb: KnowledgeBase) -> list[Failure]:
+    """An antiretroviral stopped as not tolerated (statusReason, as for cancer therapy) is an
+    intolerance of its HIV line; its substitution within the class is in class_rules.yaml.
+    Virologic failure is judged by viral load only (hiv_failures)."""
+    not_tolerated = set(kb.failures.oncology.stop_reasons.not_tolerated)
+    found: list[Failure] = []
+    for line in lines:
+        for exposure in record.exposures:
+            if exposure.source in line.sources and exposure.stop_reasons & not_tolerated:
+                stopped_on = exposure.end or exposure.start
+                found.append(
+                    Failure(
+                        kind="intolerance",
+                        when=stopped_on,
+                        line=line.number,
+                        sources=(exposure.source,),
+                        detail=f"{', '.join(sorted(exposure.ingredients))} stopped as not "
+                        f"tolerated on {stopped_on.isoformat()}",
+                        evidence=tuple(kb.failures.hiv.evidence),
+                        disease=line.disease,
+                    )
+                )
+    return found
+
+
 def hiv_failures(
     record: PatientRecord,
     lines: list[Line],

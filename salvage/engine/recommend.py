@@ -159,7 +159,7 @@ def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Reco
         if failure is not None and disease is not None
         else []
     )
-    if disease == "hiv" and failure is not None and not swaps:
+    if disease == "hiv" and failure is not None and not swaps and failure.kind != "intolerance":
         # HIV options follow resistance (hiv_regimens builds on this module's types).
         from salvage.engine import hiv_regimens
 
@@ -174,6 +174,11 @@ def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Reco
     )
     if intolerance_note:
         ctx.facts.append(intolerance_note)
+    if swaps:
+        # each substitution removes its own drug; the drugs it keeps were stopped only because
+        # they were in the same order or fixed-dose product
+        kept = substitution.not_tolerated(analysis, failure) - {x.drug for x in swaps}
+        ctx.failed_drugs = {d: why for d, why in ctx.failed_drugs.items() if d not in kept}
     candidates = [s.option for s in swaps] or [
         option
         for option in ctx.pathway.options
@@ -236,7 +241,7 @@ def _intolerance_plan(
             "(class_rules.yaml substitutions)"
         )
     line = substitution.intolerant_line(analysis, failure)
-    if line is not None and line.number >= 2:
+    if line is not None and line.number >= 2 and line.domain == "oncology":
         return replace(failure, kind="relapse", relapse_interval_months=None), (
             f"{stopped} not tolerated in line {line.number} ({line.regimen}) and no sourced "
             "substitution within the regimen is on file: the options after this line are shown, "

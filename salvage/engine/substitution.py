@@ -56,6 +56,12 @@ def swaps(
         name = kb.regimen_named(drugs)
         if name is None:
             continue
+        which = (
+            f"if {rule.not_tolerated} is the drug not tolerated (the record stops "
+            f"{', '.join(sorted(stopped))} together): "
+            if len(stopped) > 1
+            else ""
+        )
         found.append(
             Swap(
                 drug=rule.not_tolerated,
@@ -67,9 +73,10 @@ def swaps(
                     setting="substitution-within-regimen",
                     when=OptionWhen(failure=["intolerance"]),
                     rationale=(
-                        f"{line.regimen} (line {line.number}): {rule.reason}; the same regimen "
-                        f"becomes {name}"
+                        f"{line.regimen} (line {line.number}): {which}{rule.reason}; the same "
+                        f"regimen becomes {name}"
                     ),
+                    cautions=list(rule.cautions),
                     evidence=list(rule.evidence),
                 ),
             )

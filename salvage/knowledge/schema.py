@@ -324,6 +324,7 @@ class Substitution(_Strict):
     not_tolerated: str  # drug (drugs.yaml)
     substitute: str | None = None  # drug that replaces it; None = the regimen without it
     reason: str
+    cautions: list[str] = []
     evidence: list[str] = Field(min_length=1)
 
 

@@ -238,3 +238,47 @@ def test_new_evidence_entries_have_an_identifier_and_a_level() -> None:
         entry = kb.evidence[key]
         assert entry.doi or entry.pmid, key
         assert entry.year and entry.level, key
+
+
+def test_bleomycin_intolerance_in_abvd_is_substituted_by_avd() -> None:
+    kb = service.knowledge_base("")
+    chart = Chart(disease_snomed="118599009")
+    abvd = ["doxorubicin", "bleomycin", "vinblastine", "dacarbazine"]
+    chart.cycles(abvd, q21("2024-01-08", 3, every=14))
+    chart.order("bleomycin", "2024-02-05", status="stopped", statusReason=NOT_TOLERATED)
+    rec = recommend(chart.analyse(kb), kb, AS_OF)
+    assert names(rec) == ["AVD"] and rec.options[0].evidence == ("RATHL",)
+
+
+def test_efavirenz_intolerance_switches_the_anchor_within_the_regimen() -> None:
+    kb = service.knowledge_base("")
+    chart = Chart(disease_snomed="86406008")
+    product = "efavirenz / emtricitabine / tenofovir disoproxil"  # Atripla, text only
+    for day in q21("2023-01-02", 20, every=30):
+        chart.order(product, day)
+    dreams = {"coding": NOT_TOLERATED["coding"], "text": "vivid dreams, dizziness"}
+    chart.order(product, "2024-08-01", status="stopped", statusReason=dreams)
+    chart.quantity("20447-9", "2024-07-01", 20, "copies/mL")
+    rec = recommend(chart.analyse(kb), kb, AS_OF)
+    assert rec.failure is not None and rec.failure.kind == "intolerance"
+    assert names(rec) == ["DTG + FTC/TDF"]
+    only = rec.options[0]
+    assert "if efavirenz is the drug not tolerated" in only.rationale[0]
+    assert any("suppressed" in c for c in only.cautions) and only.evidence == ("DHHS-ART",)
+
+
+def test_intolerance_of_a_salvage_line_without_a_substitution_gets_the_next_options() -> None:
+    kb = service.knowledge_base("")
+    chart = Chart()
+    chart.resources[0]["birthDate"] = "1950-01-01"  # 76: not a transplant candidate (PILOT)
+    chart.cycles(R_CHOP, q21("2022-01-03", 6))
+    chart.status("2022-09-05")
+    chart.cycles(["polatuzumab vedotin", "bendamustine", "rituximab"], q21("2022-09-19", 2))
+    chart.order(
+        "polatuzumab vedotin", "2022-10-10", status="stopped", statusReason=NOT_TOLERATED
+    )
+    rec = recommend(chart.analyse(kb), kb, AS_OF)
+    assert rec.failure is not None and rec.failure.kind == "intolerance"
+    assert "Pola-BR" in excluded(rec) and "polatuzumab vedotin" in excluded(rec)["Pola-BR"]
+    assert "Glofitamab-GemOx" in names(rec)
+    assert any("no sourced substitution" in f for f in rec.facts)

@@ -155,17 +155,13 @@ def excluded_prior_fit(option: OptionEntry, received: frozenset[str], kb: Knowle
     )
 
 
-def sequencing_fit(
-    components: frozenset[str], received: dict[str, str], kb: KnowledgeBase
-) -> Fit:
+def sequencing_fit(components: frozenset[str], received: dict[str, str], kb: KnowledgeBase) -> Fit:
     """Cautions from the order of therapies (class_rules.yaml sequencing): what the patient
     received before this option, or what may still be needed after it. `received` maps each drug
     given for the disease to where it was given."""
     classes_of = {d: kb.drugs[d].classes if d in kb.drugs else frozenset() for d in components}
     option_classes = frozenset(c for cs in classes_of.values() for c in cs)
-    received_classes = frozenset(
-        c for d in received if d in kb.drugs for c in kb.drugs[d].classes
-    )
+    received_classes = frozenset(c for d in received if d in kb.drugs for c in kb.drugs[d].classes)
     cautions: list[str] = []
     for rule in kb.sequencing:
         if not (set(rule.option_classes) & option_classes or set(rule.option_drugs) & components):

@@ -53,9 +53,7 @@ def alternative_needed(option: OptionEntry, ctx: SalvageContext, kb: KnowledgeBa
     drugs = option.when.alternative_to
     if not drugs:
         return True
-    findings = contraindications.drug_findings(
-        frozenset(drugs), ctx.analysis.record, kb, ctx.as_of
-    )
+    findings = contraindications.drug_findings(frozenset(drugs), ctx.analysis.record, kb, ctx.as_of)
     return all(
         d in ctx.failed_drugs
         or any(
@@ -175,7 +173,10 @@ def rank_key(verdict: Verdict, ctx: SalvageContext, kb: KnowledgeBase) -> tuple[
     option = verdict.option
     care_first = option_rules.supportive_care_first(ctx.performance, kb)
     # A staging test before salvage (PSMA PET) comes before the therapies it informs.
-    leads = (0 if care_first else 3) if option.kind == "care" else (1 if option.kind == "test" else 2)
+    if option.kind == "care":
+        leads = 0 if care_first else 3
+    else:
+        leads = 1 if option.kind == "test" else 2
     branch = 1 if ctx.transplant == "unknown" and option.when.transplant == "ineligible" else 0
     branch += 1 if verdict.receptor_branch else 0
     rerank = kb.overlay.rerank if kb.overlay else {}

@@ -38,7 +38,8 @@ class SalvageContext:
     failed_regimens: dict[str, str] = field(default_factory=dict)
     ruled_out_classes: dict[str, str] = field(default_factory=dict)
     received_classes: frozenset[str] = frozenset()
-    received_drugs: dict[str, str] = field(default_factory=dict)  # drug -> "line 2 (Pola-BR) from ..."
+    # drug -> "line 2 (Pola-BR) from ...": every drug given for the disease, for sequencing cautions
+    received_drugs: dict[str, str] = field(default_factory=dict)
     psa_ng_ml: float | None = None  # PSA at a biochemical recurrence, in ng/mL
     renal_drugs: frozenset[str] = frozenset()  # drugs with a creatinine-clearance limit
     receptor_status: receptors.Status | None = None

@@ -222,7 +222,11 @@ def _class_rule_problems(
     evidence = raw["evidence"].evidence
     problems: list[str] = []
     for rule in rules.sequencing:
-        problems += [f"sequencing {rule.id}: unknown evidence {k!r}" for k in rule.evidence if k not in evidence]
+        problems += [
+            f"sequencing {rule.id}: unknown evidence {k!r}"
+            for k in rule.evidence
+            if k not in evidence
+        ]
         problems += [
             f"sequencing {rule.id}: unknown drug {d!r}"
             for d in (*rule.option_drugs, *rule.prior_drugs)

@@ -9,10 +9,10 @@ from salvage.knowledge.schema import (
     FailuresFile,
     OptionEntry,
     OptionWhen,
-    SequencingRule,
-    Substitution,
     PatientRulesFile,
     PostRadiotherapyRule,
+    SequencingRule,
+    Substitution,
 )
 
 __all__ = ["FailuresFile", "OptionEntry", "OptionWhen", "PatientRulesFile", "PostRadiotherapyRule"]

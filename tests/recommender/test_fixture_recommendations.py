@@ -23,13 +23,16 @@ MDR_AGENTS = [
 # and best supportive care, after the anticancer options unless performance status is poor (ASCO
 # guideline, Ferrell 2017); in the lymphomas only off the transplant-candidate (curative) branch.
 PALLIATIVE = "Palliative care referral and best supportive care"
+LOCAL_SALVAGE = (
+    "Local salvage (prostatectomy, brachytherapy, HIFU or cryotherapy) in selected patients"
+)
 EXPECTED = {
     # patient: (options in rank order, excluded regimens, fragments of missing-data statements)
     # Changed 2026-12 (issue 10, item 5): these DLBCL and Hodgkin patients have no performance
     # status on record, so transplant eligibility is unknown, not assumed; the options of both
     # branches are shown, labelled "if transplant candidate" / "if not a transplant candidate".
-    # Changed 2026-12 (issue 12, items 3 and 7): glofitamab-GemOx (STARGLO: transplant-ineligible,
-    # overall survival over R-GemOx) joins the not-a-candidate branch after Pola-BR; liso-cel is
+    # Changed 2026-12 (issue 12, items 3 and 7): glofitamab-GemOx (STARGLO: not transplant
+    # candidates, overall survival over R-GemOx) joins that branch after Pola-BR; liso-cel is
     # offered for late relapse off the transplant branch (PILOT had no 12-month limit).
     "dlbcl-early-relapse": (
         [
@@ -69,10 +72,17 @@ EXPECTED = {
     # Age 66 is outside the HD-R1 population (16-60): eligibility for transplant is a clinical
     # decision, so pembrolizumab (KEYNOTE-204, transplant-ineligible) is shown as the other branch.
     # Changed 2026-12 (issue 12, item 7): pembrolizumab-GVD (transplant candidates after first
-    # line) leads; brentuximab was given after this relapse, so transplant with AETHERA consolidation
-    # (brentuximab-naive patients) and brentuximab alone are excluded with that reason.
+    # line) leads; brentuximab was given after this relapse, so transplant with AETHERA
+    # consolidation (brentuximab-naive patients) and brentuximab alone are excluded with that reason.
     "hodgkin-relapse": (
-        ["Pembrolizumab-GVD", "BV-nivolumab", "GVD", "BV-bendamustine", "Pembrolizumab", PALLIATIVE],
+        [
+            "Pembrolizumab-GVD",
+            "BV-nivolumab",
+            "GVD",
+            "BV-bendamustine",
+            "Pembrolizumab",
+            PALLIATIVE,
+        ],
         [
             "ICE",
             "High-dose therapy and autologous transplant once the disease responds, then "
@@ -92,8 +102,8 @@ EXPECTED = {
         ["fitness for the options"],
     ),
     "nsclc-maintenance": ([PALLIATIVE], ["Docetaxel-ramucirumab", "Docetaxel"], []),
-    # Changed 2026-12 (issue 12, item 4): PSMA PET staging is offered before salvage; here salvage
-    # radiotherapy already began after the recurrence, so it is excluded with that reason too.
+    # Changed 2026-12 (issue 12, item 4): PSMA PET staging is offered before salvage; here
+    # salvage radiotherapy already began after the recurrence, so it is excluded with that reason.
     "prostate-rp-recurrence": (
         [],
         [
@@ -106,7 +116,7 @@ EXPECTED = {
     "prostate-rt-recurrence": (
         [
             "PSMA PET-CT restaging before salvage therapy",
-            "Local salvage (prostatectomy, brachytherapy, HIFU or cryotherapy) in selected patients",
+            LOCAL_SALVAGE,
         ],
         [],
         [],

@@ -274,9 +274,7 @@ def test_intolerance_of_a_salvage_line_without_a_substitution_gets_the_next_opti
     chart.cycles(R_CHOP, q21("2022-01-03", 6))
     chart.status("2022-09-05")
     chart.cycles(["polatuzumab vedotin", "bendamustine", "rituximab"], q21("2022-09-19", 2))
-    chart.order(
-        "polatuzumab vedotin", "2022-10-10", status="stopped", statusReason=NOT_TOLERATED
-    )
+    chart.order("polatuzumab vedotin", "2022-10-10", status="stopped", statusReason=NOT_TOLERATED)
     rec = recommend(chart.analyse(kb), kb, AS_OF)
     assert rec.failure is not None and rec.failure.kind == "intolerance"
     assert "Pola-BR" in excluded(rec) and "polatuzumab vedotin" in excluded(rec)["Pola-BR"]

@@ -69,8 +69,8 @@ def test_ecog_2_makes_the_patient_transplant_ineligible(kb) -> None:
         valueInteger=2,
     )
     rec = recommend(chart.analyse(kb), kb, AS_OF)
-    # Changed 2026-12 (issue 12, items 3 and 7): late relapse off the transplant branch gets liso-cel
-    # (PILOT, no 12-month limit) and glofitamab-GemOx (STARGLO).
+    # Changed 2026-12 (issue 12, items 3 and 7): late relapse off the transplant branch gets
+    # liso-cel (PILOT, no 12-month limit) and glofitamab-GemOx (STARGLO).
     assert [o.regimen for o in rec.options] == [
         "Lisocabtagene maraleucel",
         "Pola-BR",

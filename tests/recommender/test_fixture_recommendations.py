@@ -73,7 +73,7 @@ EXPECTED = {
     # decision, so pembrolizumab (KEYNOTE-204, transplant-ineligible) is shown as the other branch.
     # Changed 2026-12 (issue 12, item 7): pembrolizumab-GVD (transplant candidates after first
     # line) leads; brentuximab was given after this relapse, so transplant with AETHERA
-    # consolidation (brentuximab-naive patients) and brentuximab alone are excluded with that reason.
+    # consolidation (brentuximab-naive patients) and brentuximab alone are excluded for it.
     "hodgkin-relapse": (
         [
             "Pembrolizumab-GVD",

@@ -52,7 +52,7 @@ def failed_classes(
                     found.setdefault(
                         cls,
                         f"{drug} (line {line.number}, {line.regimen}) {f.kind} on "
-                        f"{f.when.isoformat()}",
+                        f"{f.when.isoformat()} ({', '.join(f.sources[:2])})",
                     )
     return found
 
@@ -150,7 +150,7 @@ def excluded_prior_fit(option: OptionEntry, received: frozenset[str], kb: Knowle
     return Fit(
         reasons=(
             f"the trial behind it ({', '.join(option.evidence)}) excluded patients who had "
-            f"received {' or '.join(had)} therapy; this patient has",
+            f"received {' or '.join(had)} therapy; this patient has had it",
         )
     )
 

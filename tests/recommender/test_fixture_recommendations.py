@@ -84,6 +84,7 @@ EXPECTED = {
             PALLIATIVE,
         ],
         [
+            "BV-ICE",  # brentuximab and ICE were both given after this relapse
             "ICE",
             "High-dose therapy and autologous transplant once the disease responds, then "
             "brentuximab vedotin consolidation if at high risk",

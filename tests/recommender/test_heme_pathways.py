@@ -89,6 +89,7 @@ def test_bv_avd_is_named_and_refractory_disease_gets_pembrolizumab_gvd() -> None
     assert names(rec) == ["Pembrolizumab-GVD", "ICE", "GVD"]
     consolidation = next(r for n, r in excluded(rec).items() if n.startswith("High-dose"))
     assert "AETHERA" in consolidation and "anti-CD30" in consolidation
+    assert "brentuximab vedotin was part of BV-AVD" in excluded(rec)["BV-ICE"]
 
 
 def test_n_avd_is_named_as_a_first_line_regimen() -> None:
@@ -103,6 +104,8 @@ def test_hodgkin_not_a_candidate_gets_brentuximab_alone_after_pembrolizumab() ->
     ordered = names(rec)
     assert ordered.index("Pembrolizumab") < ordered.index("Brentuximab vedotin")
     assert ordered[0] == "Pembrolizumab-GVD" and rec.options[0].branch == "if transplant candidate"
+    bv_ice = next(o for o in rec.options if o.regimen == "BV-ICE")
+    assert bv_ice.evidence == ("Lynch2021-BV-ICE",) and bv_ice.branch == "if transplant candidate"
 
 
 # --- item 3: liso-cel late, R-DHAX, sequencing cautions -----------------------------------
@@ -233,6 +236,7 @@ def test_new_evidence_entries_have_an_identifier_and_a_level() -> None:
         "LOTIS-2", "STARGLO", "ZUMA-1", "JULIET", "TRANSCEND", "Zurko2022-allo", "Pembro-GVD",
         "AETHERA", "DHAOx-2010", "Iacoboni2024-bendamustine", "Dess2020-RTOG9601", "SPPORT",
         "Fendler2019-PSMA", "MASTER-2021", "RATHL", "Fields2014-RGCVP", "Cochrane2013-cis-carbo",
+        "Lynch2021-BV-ICE",
     ]  # fmt: skip
     for key in added:
         entry = kb.evidence[key]

@@ -76,6 +76,9 @@ def test_messy_record_patient_gets_the_expected_advice(kb, case: str) -> None:
     for regimen, fragment in advice.get("recheck", {}).items():
         (option,) = [o for o in document["options"] if o["regimen"] == regimen]
         assert any(fragment in r for r in option["recheck"]), option["recheck"]
+    for regimen, fragment in advice.get("cautions", {}).items():  # issue 12: sequencing
+        (option,) = [o for o in document["options"] if o["regimen"] == regimen]
+        assert any(fragment in c for c in option["cautions"]), option["cautions"]
     for fragment in advice.get("warnings", []):
         assert any(fragment in w["problem"] for w in document["warnings"])
     if "diseases" in advice:

@@ -284,3 +284,15 @@ def test_intolerance_of_a_salvage_line_without_a_substitution_gets_the_next_opti
     assert "Pola-BR" in excluded(rec) and "polatuzumab vedotin" in excluded(rec)["Pola-BR"]
     assert "Glofitamab-GemOx" in names(rec)
     assert any("no sourced substitution" in f for f in rec.facts)
+
+
+def test_cisplatin_intolerance_in_r_dhap_is_substituted_by_r_dhax() -> None:
+    kb = service.knowledge_base("")
+    chart = Chart()
+    chart.cycles(R_CHOP, q21("2022-01-03", 6))
+    chart.status("2023-09-04")  # late relapse
+    chart.cycles(["rituximab", "dexamethasone", "cytarabine", "cisplatin"], q21("2023-09-18", 1))
+    chart.order("cisplatin", "2023-10-02", status="stopped", statusReason=NOT_TOLERATED)
+    rec = recommend(chart.analyse(kb), kb, AS_OF)
+    assert rec.failure is not None and rec.failure.kind == "intolerance"
+    assert names(rec) == ["R-DHAX"] and rec.options[0].evidence == ("DHAOx-2010",)

@@ -59,7 +59,7 @@ def alternative_needed(option: OptionEntry, ctx: SalvageContext, kb: KnowledgeBa
         or any(
             f.severity == "contraindicated" or (bool(f.recheck) and f.abnormal)
             for f in findings
-            if d in f.text
+            if f.drug == d
         )
         for d in drugs
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import date
 
-from salvage.engine import attribution, contraindications, factors
+from salvage.engine import attribution, contraindications, factors, intent, response
 from salvage.engine import failures as failure_rules
 from salvage.engine import lines as line_rules
 from salvage.engine.model import DataWarning, Failure, Line, PatientRecord, Unmapped
@@ -119,10 +119,13 @@ def analyse_patient(
         own = [replace(line, disease=disease) for line in own]
         if not own:
             continue
-        per_disease.append(own)
+        if disease is not None:
+            own = intent.assign(own, record, kb, disease)
         unfocused = len(active_oncology) <= 1 and (
             disease in active_oncology or not active_oncology
         )
+        own = response.assign(own, record, kb, disease, unfocused=unfocused)
+        per_disease.append(own)
         failures += failure_rules.oncology_failures(
             record, own, kb, disease=disease, as_of=as_of, unfocused=unfocused, warnings=warnings
         )

@@ -26,6 +26,12 @@ class _Episode:
     procedure: ProcedureRecord | None = None
     last_active: date = date.min
     ongoing: bool = False
+    sequence: bool = False  # a planned sequence (AC then a taxane) extended the regimen
+    consolidation: str | None = None
+    consolidation_drugs: set[str] = field(default_factory=set)
+    consolidation_exposures: list[DrugExposure] = field(default_factory=list)
+    consolidation_sources: list[str] = field(default_factory=list)
+    accompanying: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 def _exposure_last_day(e: DrugExposure, as_of: date) -> date:
@@ -45,6 +51,22 @@ def _substitutes(drug: str, line_drugs: set[str], rules: LineRules) -> bool:
     return any(drug in pair and (pair - {drug}) & line_drugs for pair in rules.substitutions)
 
 
+def _continues_sequence(added: set[str], current: _Episode, when: date, rules: LineRules) -> bool:
+    """A planned sequential regimen: the second part follows the first within its gap."""
+    return any(
+        current.drugs == set(seq.first)
+        and added <= set(seq.then)
+        and (when - current.last_active).days <= seq.max_gap_days
+        for seq in rules.sequences
+    ) or (
+        current.sequence
+        and bool(added)
+        and all(
+            added <= set(seq.then) and set(seq.first) <= current.drugs for seq in rules.sequences
+        )
+    )
+
+
 def oncology_lines(
     exposures: list[DrugExposure],
     procedures: list[ProcedureRecord],
@@ -53,17 +75,69 @@ def oncology_lines(
     as_of: date,
     first_number: int = 1,
 ) -> list[Line]:
-    window = timedelta(days=rules.regimen_window_days)
-    gap = timedelta(days=rules.gap_days)
     drug_events = [e for e in exposures if e.start <= as_of]
     main = [e for e in drug_events if _roles(e, kb) & {"anticancer"}]
     steroids = [
         e for e in drug_events if not _roles(e, kb) & {"anticancer"} and _roles(e, kb) & {"steroid"}
     ]
-    events: list[DrugExposure | ProcedureRecord] = list(main)
-    if rules.procedure_lines:
-        events += [p for p in procedures if p.when <= as_of]
+    local = [p for p in procedures if p.when <= as_of and _is_local(p, rules)]
+    transplants = [p for p in procedures if p.when <= as_of and not _is_local(p, rules)]
+    # Drugs that may only accompany a line (CNS prophylaxis, pre-phase) are placed after the
+    # lines are built; those that accompany nothing are counted like any other drug.
+    accompanying_drugs = {d for a in rules.accompanying for d in a.drugs}
+    # A drug of the accompanied regimen itself (vincristine of R-CHOP) is held only on a day
+    # when nothing else is given (a pre-phase); methotrexate is held whenever it comes alone.
+    accompanied = {
+        d
+        for a in rules.accompanying
+        for r in a.with_regimens
+        if r in kb.regimens
+        for d in kb.regimens[r].components
+    }
+    day_drugs: dict[date, set[str]] = {}
+    for e in main:
+        day_drugs.setdefault(e.start, set()).update(e.ingredients)
+    held = [
+        e
+        for e in main
+        if e.ingredients
+        and set(e.ingredients) <= accompanying_drugs
+        and (not e.ingredients & accompanied or day_drugs[e.start] <= accompanying_drugs)
+    ]
+    own_local = local if rules.procedure_lines else []
 
+    def assemble(waiting: list[DrugExposure]) -> tuple[list[_Episode], list[DrugExposure]]:
+        built = _build([e for e in main if e not in waiting], own_local, kb, rules, as_of)
+        unplaced = _attach_steroids(built, steroids, kb, timedelta(rules.regimen_window_days))
+        return built, _attach_accompanying(built, [*waiting, *unplaced], rules, kb, as_of)
+
+    episodes, left = assemble(held)
+    if any(e in held for e in left):
+        episodes, _ = assemble([e for e in held if e not in left])
+    episodes = _consolidate(episodes, transplants, rules, as_of)
+    lines: list[Line] = []
+    for offset, episode in enumerate(episodes):
+        lines += _episode_lines(
+            episode, first_number + offset, kb, rules, as_of, is_last=offset == len(episodes) - 1
+        )
+    return lines
+
+
+def _is_local(procedure: ProcedureRecord, rules: LineRules) -> bool:
+    """Local therapy (prostatectomy, radiotherapy) as opposed to a transplant that consolidates."""
+    return not any(c.procedure == procedure.kind for c in rules.consolidation)
+
+
+def _build(
+    main: list[DrugExposure],
+    procedures: list[ProcedureRecord],
+    kb: KnowledgeBase,
+    rules: LineRules,
+    as_of: date,
+) -> list[_Episode]:
+    window = timedelta(days=rules.regimen_window_days)
+    gap = timedelta(days=rules.gap_days)
+    events: list[DrugExposure | ProcedureRecord] = [*main, *procedures]
     episodes: list[_Episode] = []
     current: _Episode | None = None
     for when, group in _by_day(events):
@@ -85,29 +159,118 @@ def oncology_lines(
         new_drugs: set[str] = set()
         for exposure in drugs_today:
             new_drugs |= set(exposure.ingredients) - _non_line_drugs(exposure, kb)
+        sequence = False
         if current is None or when - current.last_active > gap:
             current = _Episode(start=when)
             episodes.append(current)
         elif when - current.start > window:
             added = new_drugs - current.drugs
-            if added and not all(_substitutes(d, current.drugs, rules) for d in added):
+            if added and _continues_sequence(added, current, when, rules):
+                sequence = current.sequence = True
+            elif added and not all(_substitutes(d, current.drugs, rules) for d in added):
                 current = _Episode(start=when)
                 episodes.append(current)
-        if when - current.start <= window:
+        if when - current.start <= window or sequence:
             current.regimen_drugs |= new_drugs
         current.drugs |= new_drugs
         for exposure in drugs_today:
             current.exposures.append(exposure)
             current.last_active = max(current.last_active, _exposure_last_day(exposure, as_of))
             current.ongoing = current.ongoing or _is_ongoing(exposure, as_of, rules)
+    return episodes
 
-    _attach_steroids(episodes, steroids, kb, window)
-    lines: list[Line] = []
-    for offset, episode in enumerate(episodes):
-        lines += _episode_lines(
-            episode, first_number + offset, kb, rules, as_of, is_last=offset == len(episodes) - 1
-        )
-    return lines
+
+def _attach_accompanying(
+    episodes: list[_Episode],
+    exposures: list[DrugExposure],
+    rules: LineRules,
+    kb: KnowledgeBase,
+    as_of: date,
+) -> list[DrugExposure]:
+    """CNS prophylaxis and a pre-phase join the line they accompany (line_rules.yaml
+    accompanying); returns the exposures that accompany no line."""
+    left: list[DrugExposure] = []
+    for exposure in exposures:
+        placed = False
+        for rule in rules.accompanying:
+            if not exposure.ingredients or not exposure.ingredients <= set(rule.drugs):
+                continue
+            for episode in episodes:
+                named = kb.regimen_named(frozenset(episode.regimen_drugs))
+                if named not in rule.with_regimens:
+                    continue
+                before = (episode.start - exposure.start).days
+                after = (exposure.start - episode.last_active).days
+                if rule.role == "pre-phase":
+                    fits = 0 < before <= rule.before_days
+                else:
+                    fits = exposure.start >= episode.start and after <= rule.after_days
+                if not fits:
+                    continue
+                episode.exposures.append(exposure)
+                episode.accompanying += [
+                    (rule.role, drug, exposure.source) for drug in sorted(exposure.ingredients)
+                ]
+                if rule.role == "cns-prophylaxis":
+                    # Intercalated or end-of-treatment prophylaxis is still this line's therapy.
+                    episode.last_active = max(
+                        episode.last_active, _exposure_last_day(exposure, as_of)
+                    )
+                placed = True
+                break
+            if placed:
+                break
+        if not placed:
+            left.append(exposure)
+    return left
+
+
+def _consolidate(
+    episodes: list[_Episode],
+    transplants: list[ProcedureRecord],
+    rules: LineRules,
+    as_of: date,
+) -> list[_Episode]:
+    """High-dose therapy with a stem-cell transplant, and post-transplant consolidation, belong to
+    the line before them (line_rules.yaml consolidation: CORAL, PARMA, AETHERA)."""
+    for procedure in sorted(transplants, key=lambda p: p.when):
+        rule = next((c for c in rules.consolidation if c.procedure == procedure.kind), None)
+        if rule is None:
+            continue
+        conditioning = set(rule.conditioning)
+        high_dose = [
+            ep
+            for ep in episodes
+            if ep.drugs <= conditioning
+            and 0 <= (procedure.when - ep.start).days <= rule.conditioning_days
+        ]
+        before = [
+            ep
+            for ep in episodes
+            if ep not in high_dose
+            and ep.start < procedure.when
+            and (procedure.when - ep.last_active).days <= rule.after_line_days
+        ]
+        if not before and not high_dose:
+            continue
+        line = before[-1] if before else high_dose.pop(0)
+        after = [
+            ep
+            for ep in episodes
+            if ep is not line
+            and ep.drugs <= set(rule.post_transplant)
+            and 0 < (ep.start - procedure.when).days <= rule.post_transplant_days
+        ]
+        line.consolidation = rule.procedure
+        line.consolidation_sources.append(procedure.source)
+        line.last_active = max(line.last_active, procedure.end)
+        for ep in [*high_dose, *after]:
+            line.consolidation_drugs |= ep.drugs
+            line.consolidation_exposures += ep.exposures
+            line.last_active = max(line.last_active, ep.last_active)
+            line.ongoing = line.ongoing or ep.ongoing
+            episodes.remove(ep)
+    return episodes
 
 
 def _by_day(
@@ -134,9 +297,11 @@ def _non_line_drugs(e: DrugExposure, kb: KnowledgeBase) -> set[str]:
 
 def _attach_steroids(
     episodes: list[_Episode], steroids: list[DrugExposure], kb: KnowledgeBase, window: timedelta
-) -> None:
+) -> list[DrugExposure]:
     """A steroid joins a line only when it completes a named regimen that lists it (R-CHOP, R-DHAP);
-    otherwise it is premedication or antiemetic prophylaxis and, like supportive care, ignored."""
+    otherwise it is premedication or antiemetic prophylaxis and, like supportive care, ignored
+    unless a pre-phase rule places it. Returns the steroids not placed."""
+    left: list[DrugExposure] = []
     for exposure in steroids:
         # Prefer the most recently started line; a line that starts after the steroid comes last.
         candidates = sorted(
@@ -154,6 +319,9 @@ def _attach_steroids(
             # Part of the regimen (dexamethasone days 1-4 of R-DHAP), so it extends the line.
             episode.last_active = max(episode.last_active, exposure.end or exposure.start)
             break
+        else:
+            left.append(exposure)
+    return left
 
 
 def _name(drugs: frozenset[str], kb: KnowledgeBase, procedure: ProcedureRecord | None) -> str:
@@ -177,12 +345,14 @@ def _episode_lines(
 ) -> list[Line]:
     end: date | None = None if (episode.ongoing and is_last) else episode.last_active
     maintenance_start = _maintenance_start(episode, kb, rules)
+    accompanying_sources = {source for _, _, source in episode.accompanying}
+    regimen_exposures = [e for e in episode.exposures if e.source not in accompanying_sources]
     induction = [
-        e for e in episode.exposures if maintenance_start is None or e.start < maintenance_start
+        e for e in regimen_exposures if maintenance_start is None or e.start < maintenance_start
     ]
     upkeep = [
         e
-        for e in episode.exposures
+        for e in regimen_exposures
         if maintenance_start is not None and e.start >= maintenance_start
     ]
     procedure_sources = [episode.procedure.source] if episode.procedure else []
@@ -192,18 +362,37 @@ def _episode_lines(
     )
     if episode.procedure is not None:
         induction_last = max(induction_last, episode.procedure.end)
-    induction_drugs = sorted({i for e in induction for i in e.ingredients} & episode.drugs)
+    induction_drugs = frozenset({i for e in induction for i in e.ingredients} & episode.drugs)
+    # The name always matches the ingredients: the regimen drugs actually given in induction.
+    named_drugs = frozenset(episode.regimen_drugs) & induction_drugs or induction_drugs
+    consolidation_sources = {e.source for e in episode.consolidation_exposures}
     main = Line(
         number=number,
-        regimen=_name(frozenset(episode.regimen_drugs), kb, episode.procedure),
-        ingredients=tuple(induction_drugs),
-        start=episode.start,
+        regimen=_name(named_drugs, kb, episode.procedure),
+        ingredients=tuple(sorted(induction_drugs)),
+        start=min([episode.start, *(e.start for e in episode.exposures)]),
         end=end if not upkeep else induction_last,
         last_active=episode.last_active if not upkeep else induction_last,
         maintenance=False,
-        sources=tuple(sorted(set(procedure_sources) | {e.source for e in induction})),
+        sources=tuple(
+            sorted(
+                set(procedure_sources)
+                | {e.source for e in induction}
+                | accompanying_sources
+                | consolidation_sources
+                | set(episode.consolidation_sources)
+            )
+        ),
         domain="oncology",
         procedure=episode.procedure.kind if episode.procedure else None,
+        consolidation=episode.consolidation,
+        consolidation_regimen=(
+            _name(frozenset(episode.consolidation_drugs), kb, None)
+            if episode.consolidation_drugs
+            else None
+        ),
+        consolidation_ingredients=tuple(sorted(episode.consolidation_drugs)),
+        accompanying=tuple(sorted(set(episode.accompanying))),
     )
     if not upkeep:
         return [main]
@@ -223,7 +412,10 @@ def _episode_lines(
 
 
 def _maintenance_start(episode: _Episode, kb: KnowledgeBase, rules: LineRules) -> date | None:
-    """First exposure after the last non-maintenance drug, when all that follows is maintenance."""
+    """Where maintenance begins: only after induction is complete (min_induction_cycles treatment
+    days with an induction-only drug), never inside the regimen window, and only with drugs of
+    the induction regimen (continuation) or listed switch-maintenance drugs."""
+    window = timedelta(days=rules.regimen_window_days)
     for rule in rules.maintenance:
         line_classes = {
             c for d in episode.regimen_drugs if d in kb.drugs for c in kb.drugs[d].classes
@@ -235,9 +427,17 @@ def _maintenance_start(episode: _Episode, kb: KnowledgeBase, rules: LineRules) -
             continue
         last_induction = max(e.start for e in induction_only)
         after = [e for e in episode.exposures if e.start > last_induction]
-        # Continuation maintenance: the maintained drugs were part of the induction regimen.
-        if after and all(set(e.ingredients) <= rule.drugs & episode.regimen_drugs for e in after):
-            return min(e.start for e in after)
+        if not after:
+            continue
+        first_after = min(e.start for e in after)
+        if first_after - episode.start <= window:
+            continue  # still the regimen window: part of the doublet, not maintenance
+        cycles = len({e.start for e in induction_only})
+        if cycles < rule.min_induction_cycles:
+            continue  # induction incomplete: what follows is the same line, not maintenance
+        allowed = (rule.drugs & episode.regimen_drugs) | rule.switch_drugs
+        if all(set(e.ingredients) - _non_line_drugs(e, kb) <= allowed for e in after):
+            return first_after
     return None
 
 

@@ -126,6 +126,7 @@ def recommendation_json(rec: Recommendation, kb: KnowledgeBase) -> dict[str, Any
     out: dict[str, Any] = {
         "patient": rec.patient,
         "disease": rec.disease,
+        "current_plan": line_json(rec.current_plan) if rec.current_plan else None,
         "failure": (
             {
                 "kind": rec.failure.kind,

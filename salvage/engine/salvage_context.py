@@ -6,7 +6,7 @@ missing or stale input is listed (fitness is never assumed)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 
 from salvage.engine import contraindications, factors, fitness, option_rules, receptors
 from salvage.engine.analysis import PatientAnalysis
@@ -214,3 +214,47 @@ def _given_after(ctx: SalvageContext) -> None:
                 for ln in ctx.started_after
             )
         )
+
+
+def current_plan(ctx: SalvageContext, kb: KnowledgeBase) -> tuple[Line, str] | None:
+    """The latest line begun after the failure answers it, unless a later failure followed it
+    (then that failure drives advice). While it runs, or until its response is assessed, no new
+    line is offered; after salvage chemotherapy in DLBCL or Hodgkin a chemosensitive response
+    leads to consolidation with autologous transplant, a chemorefractory one to the options for
+    refractory disease (line_rules.yaml response: Lugano 2014, CORAL, PARMA)."""
+    if ctx.domain != "oncology" or not ctx.started_after:
+        return None
+    line = max(ctx.started_after, key=lambda ln: ln.start)
+    rules = kb.response_rules
+    regimen = kb.regimens.get(line.regimen)
+    cycle = timedelta(days=kb.cycle_days(line.regimen))
+    running = line.end is None or ctx.as_of - line.last_active <= cycle
+    what = f"line {line.number} ({line.regimen}) from {line.start.isoformat()}"
+    if line.best_response in ("stable", "progression"):
+        # Chemorefractory: the options for refractory disease apply (ZUMA-7 enrolled it).
+        ctx.timing = "early"
+        ctx.facts.append(
+            f"best response to {what}: {line.best_response} "
+            f"({', '.join(line.response_sources)}): chemorefractory disease"
+        )
+        return None
+    if running and line.best_response == "unknown":
+        return line, (
+            f"salvage line in progress: assess response ({what}); no new line is offered until "
+            "the response is known or the disease progresses"
+        )
+    sensitive = rules is not None and line.best_response in rules.chemosensitive
+    if (
+        sensitive
+        and rules is not None
+        and ctx.disease in rules.salvage_diseases
+        and regimen is not None
+        and regimen.setting == "salvage"
+        and line.consolidation is None
+        and ctx.transplant != "ineligible"
+    ):
+        return line, (
+            f"{rules.sensitive_next} ({line.best_response} response to {what}: "
+            f"{', '.join(line.response_sources)})"
+        )
+    return None

@@ -227,7 +227,12 @@ def current_plan(ctx: SalvageContext, kb: KnowledgeBase) -> tuple[Line, str] | N
     line = max(ctx.started_after, key=lambda ln: ln.start)
     rules = kb.response_rules
     regimen = kb.regimens.get(line.regimen)
-    cycle = timedelta(days=kb.cycle_days(line.regimen))
+    cycle = timedelta(
+        days=max(
+            kb.cycle_days(line.regimen),
+            kb.cycle_days(line.consolidation_regimen) if line.consolidation_regimen else 0,
+        )
+    )
     running = line.end is None or ctx.as_of - line.last_active <= cycle
     what = f"line {line.number} ({line.regimen}) from {line.start.isoformat()}"
     if line.best_response in ("stable", "progression"):
@@ -256,5 +261,11 @@ def current_plan(ctx: SalvageContext, kb: KnowledgeBase) -> tuple[Line, str] | N
         return line, (
             f"{rules.sensitive_next} ({line.best_response} response to {what}: "
             f"{', '.join(line.response_sources)})"
+        )
+    if line.best_response == "complete":
+        return line, (
+            f"{what} answered this {ctx.failure.kind} with a complete response "
+            f"({', '.join(line.response_sources)}): no new line is indicated now; reassess at "
+            "progression"
         )
     return None

@@ -232,3 +232,46 @@ def test_lines_of_two_cancers_are_numbered_per_disease(kb) -> None:
     chart.cycles(R_CHOP, q21("2024-01-01", 6))
     analysis = chart.analyse(kb)
     assert [(ln.disease, ln.number) for ln in analysis.lines] == [("breast", 1), ("dlbcl", 1)]
+
+
+# -- the issue 11 fixture patients (fixtures/make_line_fixtures.py) ------------------------------
+def _issue11_cases() -> list[str]:
+    import json
+
+    from tests.conftest import FIXTURES
+
+    return sorted(
+        p.stem
+        for p in (FIXTURES / "expected").glob("line-*.json")
+        if "line_extras" in json.loads(p.read_text()).get("advice", {})
+    )
+
+
+def test_there_are_at_least_10_issue_11_fixture_patients() -> None:
+    from tests.conftest import FIXTURES
+
+    assert len(list((FIXTURES / "expected").glob("line-*.json"))) >= 10
+
+
+def test_issue_11_fixture_lines_carry_the_reviewed_new_keys(kb) -> None:
+    import json
+
+    from salvage import output
+    from salvage.engine import analyse_patient
+    from salvage.fhir.reader import ReadResult, iter_resources
+    from salvage.fhir.records import build_patient_records
+    from tests.conftest import FIXTURES
+
+    for case in _issue11_cases():
+        extras = json.loads((FIXTURES / "expected" / f"{case}.json").read_text())["advice"][
+            "line_extras"
+        ]
+        patients, _ = build_patient_records(
+            iter_resources([str(FIXTURES / f"{case}.json")], ReadResult()), kb
+        )
+        (record,) = patients.values()
+        lines_json = [output.line_json(ln) for ln in analyse_patient(record, kb, AS_OF).lines]
+        main_lines = [ln for ln in lines_json if not ln["maintenance"]]
+        for line, extra in zip(main_lines, extras, strict=True):
+            for key, value in extra.items():
+                assert line.get(key) == value, (case, line["regimen"], key, line.get(key))

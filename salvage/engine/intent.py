@@ -95,8 +95,8 @@ def assign(lines: list[Line], record: PatientRecord, kb: KnowledgeBase, disease:
             if follows:
                 intent = "adjuvant"
                 basis = (
-                    "endocrine therapy begun within "
-                    f"{rules.follow_on_days} days of adjuvant therapy, no advanced disease on record"
+                    f"endocrine therapy begun within {rules.follow_on_days} days of adjuvant "
+                    "therapy, no advanced disease on record"
                 )
             elif early is not None:
                 intent = "adjuvant"

@@ -7,13 +7,15 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 from datetime import date, timedelta
+from typing import Literal
 
 from salvage.engine import failures
 from salvage.engine.model import Line, Measurement, PatientRecord
 from salvage.knowledge.model import KnowledgeBase, ResponseRules
 
 # Best first: the best response observed is the line's best response.
-ORDER = ("complete", "partial", "stable", "progression")
+Response = Literal["complete", "partial", "stable", "progression"]
+ORDER: tuple[Response, ...] = ("complete", "partial", "stable", "progression")
 
 
 def category(m: Measurement, rules: ResponseRules) -> str | None:

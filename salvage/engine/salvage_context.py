@@ -101,6 +101,7 @@ def build_context(
     ctx.receptor_status = receptors.hormone_receptor(analysis.record, kb)
     ctx.her2_status = receptors.her2(analysis.record, kb)
     _timing(ctx, kb)
+    _after_failed_salvage(ctx, kb)
     _performance(ctx, kb)
     _eligibility(ctx, kb)
     _anthracycline(ctx, kb)
@@ -123,6 +124,29 @@ def _timing(ctx: SalvageContext, kb: KnowledgeBase) -> None:
         ctx.timing = "early"
         if failure.primary:
             ctx.facts.append("primary refractory: the first line never controlled the disease")
+
+
+def _after_failed_salvage(ctx: SalvageContext, kb: KnowledgeBase) -> None:
+    """A failure of salvage chemotherapy in DLBCL or Hodgkin lymphoma is chemorefractory disease:
+    the options for early or refractory failure apply, never another salvage of the same kind
+    (line_rules.yaml response.salvage_diseases; CORAL: poor outcome after failed salvage)."""
+    rules = kb.response_rules
+    line = ctx.failed_line
+    regimen = kb.regimens.get(line.regimen) if line else None
+    if (
+        rules is None
+        or line is None
+        or regimen is None
+        or regimen.setting != "salvage"
+        or ctx.disease not in rules.salvage_diseases
+        or ctx.timing == "early"
+    ):
+        return
+    ctx.timing = "early"
+    ctx.facts.append(
+        f"{ctx.failure.kind} after salvage therapy (line {line.number}, {line.regimen}): "
+        "chemorefractory disease, so the options for refractory disease apply"
+    )
 
 
 def _performance(ctx: SalvageContext, kb: KnowledgeBase) -> None:

@@ -275,3 +275,20 @@ def test_issue_11_fixture_lines_carry_the_reviewed_new_keys(kb) -> None:
         for line, extra in zip(main_lines, extras, strict=True):
             for key, value in extra.items():
                 assert line.get(key) == value, (case, line["regimen"], key, line.get(key))
+
+
+def test_after_a_failed_salvage_line_no_other_platinum_salvage_is_offered(kb) -> None:
+    """Item 7: a relapse 14 months after R-ICE (no transplant) is not answered by R-DHAP or
+    R-GDP, but by the options for refractory disease."""
+    chart = Chart()
+    chart.cycles(R_CHOP, q21("2021-01-04", 6))
+    chart.status("2023-09-01")
+    chart.cycles(R_ICE, q21("2023-09-18", 3))
+    chart.status("2024-12-20")
+    chart.quantity("89247-1", "2026-06-01", 1, "{score}")
+    rec = recommend(chart.analyse(kb), kb, AS_OF)
+    names = [o.regimen for o in rec.options]
+    assert rec.failure is not None and rec.failure.line == 2
+    assert "R-DHAP" not in names and "R-GDP" not in names and "R-ICE" not in names
+    assert "Axicabtagene ciloleucel" in names
+    assert any("after salvage therapy" in f for f in rec.facts)

@@ -65,19 +65,21 @@ def _early_stage(
 
 
 def assign(lines: list[Line], record: PatientRecord, kb: KnowledgeBase, disease: str) -> list[Line]:
-    """Lines with intent set, (neo)adjuvant lines numbered 0 and the others renumbered from 1."""
+    """Lines with intent set; early-disease lines ((neo)adjuvant, or curative while staged
+    I-III) numbered 0 and the others renumbered from 1."""
     rules = kb.intent_rules
     if rules is None or disease not in rules.diseases or not lines:
         return lines
     window = timedelta(days=kb.rules_for(disease).regimen_window_days)
     by_source = {e.source: e for e in record.exposures}
-    decided: dict[int, tuple[str | None, str]] = {}
+    decided: dict[int, tuple[str | None, str, bool]] = {}  # intent, basis, early disease
     adjuvant_end: date | None = None
     for line in sorted((ln for ln in lines if not ln.maintenance), key=lambda ln: ln.start):
         exposures = [by_source[s] for s in line.sources if s in by_source]
         recorded = next((e for e in exposures if e.intent), None)
         reasons = {r for e in exposures for r in e.reasons}
         advanced = _advanced_by(record, kb, disease, rules, line.start + window)
+        early = None if advanced else _early_stage(record, kb, disease, rules, reasons)
         intent: str | None = None
         basis = ""
         if recorded is not None:
@@ -85,7 +87,6 @@ def assign(lines: list[Line], record: PatientRecord, kb: KnowledgeBase, disease:
         elif advanced:
             basis = f"advanced disease when the line began: {advanced}"
         else:
-            early = _early_stage(record, kb, disease, rules, reasons)
             classes = {c for d in line.ingredients if d in kb.drugs for c in kb.drugs[d].classes}
             follows = (
                 adjuvant_end is not None
@@ -99,19 +100,24 @@ def assign(lines: list[Line], record: PatientRecord, kb: KnowledgeBase, disease:
                     "therapy, no advanced disease on record"
                 )
             elif early is not None:
-                intent = "adjuvant"
+                # Breast: adjuvant; NSCLC stage I-III: curative (definitive chemoradiotherapy
+                # is not adjuvant), line_rules.yaml intent.inferred.
+                intent = rules.inferred.get(disease, "adjuvant")
                 basis = (
                     f"stage {early.stage} ({early.source}) and no metastatic disease on record "
                     "when the line began"
                 )
-        if intent in EARLY_INTENTS:
+        # Early-disease therapy is not a line of advanced-disease therapy: (neo)adjuvant, or
+        # curative (recorded or inferred) while the disease is staged I-III.
+        early_disease = intent in EARLY_INTENTS or (intent == "curative" and early is not None)
+        if early_disease:
             end = line.end or line.last_active
             adjuvant_end = end if adjuvant_end is None else max(adjuvant_end, end)
-        decided[line.number] = (intent, basis)
+        decided[line.number] = (intent, basis, early_disease)
     renumber: dict[int, int] = {}
     next_number = 1
     for number in sorted(decided):
-        if decided[number][0] in EARLY_INTENTS:
+        if decided[number][2]:
             renumber[number] = 0
         else:
             renumber[number] = next_number
@@ -120,8 +126,8 @@ def assign(lines: list[Line], record: PatientRecord, kb: KnowledgeBase, disease:
         replace(
             line,
             number=renumber.get(line.number, line.number),
-            intent=decided.get(line.number, (None, ""))[0],
-            intent_basis=decided.get(line.number, (None, ""))[1],
+            intent=decided.get(line.number, (None, "", False))[0],
+            intent_basis=decided.get(line.number, (None, "", False))[1],
         )
         for line in lines
     ]

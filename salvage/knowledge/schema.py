@@ -152,6 +152,8 @@ class IntentRules(_Strict):
 
     recorded: IntentCodes
     diseases: list[str]  # diseases where (neo)adjuvant therapy of early disease exists
+    # The intent inferred from an early stage, per disease (default adjuvant).
+    inferred: dict[str, Literal["adjuvant", "curative"]] = {}
     early_stages: list[str] = Field(min_length=1)  # stage groups (roman or arabic, no suffix)
     advanced_stages: list[str] = Field(min_length=1)
     metastatic_snomed: list[str] = []

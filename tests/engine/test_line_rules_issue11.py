@@ -292,3 +292,43 @@ def test_after_a_failed_salvage_line_no_other_platinum_salvage_is_offered(kb) ->
     assert "R-DHAP" not in names and "R-GDP" not in names and "R-ICE" not in names
     assert "Axicabtagene ciloleucel" in names
     assert any("after salvage therapy" in f for f in rec.facts)
+
+
+def test_stage_iii_nsclc_chemoradiotherapy_is_curative_and_not_line_1(kb) -> None:
+    """Definitive therapy of stage III NSCLC is curative in intent (not adjuvant) and is not a
+    line of advanced-disease therapy; second-line docetaxel after metastases is line 1."""
+    chart = Chart(disease_snomed=None)
+    chart.add(
+        "Condition",
+        code={"coding": [{"system": SNOMED, "code": "254637007"}]},
+        onsetDateTime="2023-01-10",
+        stage=[{"summary": {"coding": [{"system": "http://cancerstaging.org", "code": "3B"}]}}],
+    )
+    chart.cycles(["cisplatin", "etoposide"], q21("2023-02-01", 2, 28))
+    chart.add(
+        "Condition",
+        code={"text": "Bone metastases (secondary malignant neoplasm of bone)"},
+        onsetDateTime="2024-03-01",
+    )
+    chart.cycles(["docetaxel"], q21("2024-03-20", 3))
+    analysis = chart.analyse(kb)
+    assert [(ln.number, ln.intent) for ln in analysis.lines] == [(0, "curative"), (1, None)]
+
+
+def test_a_recorded_palliative_intent_keeps_the_line_numbered(kb) -> None:
+    chart = Chart(disease_snomed=None)
+    chart.add(
+        "Condition",
+        code={"coding": [{"system": SNOMED, "code": "254837009"}]},
+        onsetDateTime="2023-01-10",
+        stage=[{"summary": {"text": "II"}}],
+    )
+    palliative = [
+        {
+            "url": MCODE_INTENT,
+            "valueCodeableConcept": {"coding": [{"system": SNOMED, "code": "363676003"}]},
+        }
+    ]
+    for day in q21("2023-02-01", 3):
+        chart.give("capecitabine", day, extension=palliative)
+    assert [(ln.number, ln.intent) for ln in chart.analyse(kb).lines] == [(1, "palliative")]

@@ -135,18 +135,23 @@ class MedicationConverter(ConverterBase):
         """Treatment intent as recorded (mCODE intent extension, else reasonCode) and the
         Conditions the order names as its reason (line_rules.yaml intent)."""
         rules = self.kb.intent_rules
+
+        def listed(key: str) -> list[Any]:  # a malformed element is ignored, never fatal
+            value = r.get(key)
+            return value if isinstance(value, list) else []
+
         reasons = tuple(
             type_id(ref["reference"])
-            for ref in r.get("reasonReference") or ()
+            for ref in listed("reasonReference")
             if isinstance(ref, dict) and isinstance(ref.get("reference"), str)
         )
         if rules is None:
             return None, reasons
         concepts = [
             ext.get("valueCodeableConcept")
-            for ext in r.get("extension") or ()
+            for ext in listed("extension")
             if isinstance(ext, dict) and ext.get("url") in rules.recorded.extension_urls
-        ] + list(r.get("reasonCode") or ())
+        ] + listed("reasonCode")
         for concept in concepts:
             for coding in (concept or {}).get("coding") or () if isinstance(concept, dict) else ():
                 code = str(coding.get("code") or "") if isinstance(coding, dict) else ""

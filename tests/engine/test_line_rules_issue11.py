@@ -332,3 +332,17 @@ def test_a_recorded_palliative_intent_keeps_the_line_numbered(kb) -> None:
     for day in q21("2023-02-01", 3):
         chart.give("capecitabine", day, extension=palliative)
     assert [(ln.number, ln.intent) for ln in chart.analyse(kb).lines] == [(1, "palliative")]
+
+
+def test_malformed_intent_elements_are_ignored_and_lose_no_drug(kb) -> None:
+    chart = Chart(disease_snomed="254837009")
+    chart.add(
+        "Condition",
+        code={"coding": [{"system": SNOMED, "code": "254837009"}]},
+        stage={"summary": "IIA"},  # not a list: ignored
+    )
+    chart.give("capecitabine", "2024-01-01", reasonCode=5, extension="x", reasonReference={})
+    analysis = chart.analyse(kb)
+    assert [(ln.number, ln.regimen, ln.intent) for ln in analysis.lines] == [
+        (1, "Capecitabine", None)
+    ]

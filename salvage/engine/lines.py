@@ -33,18 +33,13 @@ def _substitutes(drug: str, line_drugs: set[str], rules: LineRules) -> bool:
 
 
 def _continues_sequence(added: set[str], current: Episode, when: date, rules: LineRules) -> bool:
-    """A planned sequential regimen: the second part follows the first within its gap."""
+    """A planned sequential regimen: the second part (or a taxane swapped within it) follows the
+    first within its gap (line_rules.yaml sequences: AC-T)."""
     return any(
-        current.drugs == set(seq.first)
+        (current.drugs == set(seq.first) or (current.sequence and set(seq.first) <= current.drugs))
         and added <= set(seq.then)
         and (when - current.last_active).days <= seq.max_gap_days
         for seq in rules.sequences
-    ) or (
-        current.sequence
-        and bool(added)
-        and all(
-            added <= set(seq.then) and set(seq.first) <= current.drugs for seq in rules.sequences
-        )
     )
 
 

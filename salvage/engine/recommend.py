@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import date
 
-from salvage.engine import failures, fitness, pathway_options, substitution
+from salvage.engine import failures, fitness, pathway_options, salvage_context, substitution
 from salvage.engine.analysis import PatientAnalysis
-from salvage.engine.model import Failure
+from salvage.engine.model import Failure, Line
 from salvage.engine.salvage_context import SalvageContext, build_context
 from salvage.knowledge.model import KnowledgeBase
 
@@ -64,6 +64,9 @@ class Recommendation:
     facts: tuple[str, ...] = field(default_factory=tuple)
     transplant: fitness.Eligibility | None = None
     not_assessed: tuple[str, ...] = ()
+    # The salvage line already answering this failure (running, or awaiting its response
+    # assessment, or chemosensitive awaiting consolidation): shown as the current plan.
+    current_plan: Line | None = None
 
 
 def _disease_for(
@@ -179,6 +182,22 @@ def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Reco
         # they were in the same order or fixed-dose product
         kept = substitution.not_tolerated(analysis, failure) - {x.drug for x in swaps}
         ctx.failed_drugs = {d: why for d, why in ctx.failed_drugs.items() if d not in kept}
+    plan = salvage_context.current_plan(ctx, kb)
+    if plan is not None:
+        line, statement = plan
+        return Recommendation(
+            patient=analysis.patient,
+            disease=disease,
+            failure=failure,
+            options=(),
+            excluded=(),
+            missing_data=tuple(dict.fromkeys(ctx.missing)),
+            facts=tuple(ctx.facts),
+            statement=statement,
+            transplant=ctx.eligibility,
+            not_assessed=analysis.not_assessed,
+            current_plan=line,
+        )
     candidates = [s.option for s in swaps] or [
         option
         for option in ctx.pathway.options

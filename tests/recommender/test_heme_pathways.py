@@ -234,7 +234,7 @@ def test_new_evidence_entries_have_an_identifier_and_a_level() -> None:
     kb = service.knowledge_base("")
     added = [
         "LOTIS-2", "STARGLO", "ZUMA-1", "JULIET", "TRANSCEND", "Zurko2022-allo", "Pembro-GVD",
-        "AETHERA", "DHAOx-2010", "Iacoboni2024-bendamustine", "Dess2020-RTOG9601", "SPPORT",
+        "AETHERA-5y", "DHAOx-2010", "Iacoboni2024-bendamustine", "Dess2020-RTOG9601", "SPPORT",
         "Fendler2019-PSMA", "MASTER-2021", "RATHL", "Fields2014-RGCVP", "Cochrane2013-cis-carbo",
         "Lynch2021-BV-ICE",
     ]  # fmt: skip

@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 import orjson
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, current_app, g, request
 
 from cds_hooks import cards as card_rules
 from cds_hooks import drafts as draft_orders
@@ -74,9 +74,17 @@ def _authenticate() -> Any:
         return None
     audience = f"{str(current_app.config['BASE_URL']).rstrip('/')}{request.path}"
     db = current_app.extensions["salvage_db"]
-    return verify_request_jwt(
-        request.headers.get("Authorization"), audience, _clients(), db.first_use_of_jti
+    endpoint = request.path.removeprefix("/cds-services").strip("/")
+    client = verify_request_jwt(
+        request.headers.get("Authorization"),
+        audience,
+        _clients(),
+        db.first_use_of_jti,
+        endpoint=endpoint,
     )
+    if client.dev_only:
+        g.salvage_dev_client = client.iss
+    return client
 
 
 @bp.after_request
@@ -97,6 +105,14 @@ def _cors_and_log(response: Response) -> Response:
             request.method,
             request.path,
             response.status_code,
+        )
+    elif g.get("salvage_dev_client"):
+        log.warning(
+            "%s %s -> %s [DEV-ONLY CLIENT %s: its signing key is public, anyone can call as it]",
+            request.method,
+            request.path,
+            response.status_code,
+            g.salvage_dev_client,
         )
     else:
         log.info("%s %s -> %s", request.method, request.path, response.status_code)

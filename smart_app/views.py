@@ -9,7 +9,7 @@ import secrets
 import time
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import parse_qsl, urlencode, urlparse
 
 import requests
 from authlib.common.errors import AuthlibBaseError  # OAuth2Error and OAuthError alike
@@ -19,6 +19,7 @@ from flask import (
     Blueprint,
     Response,
     current_app,
+    g,
     jsonify,
     make_response,
     redirect,
@@ -26,15 +27,13 @@ from flask import (
     request,
     stream_with_context,
 )
-from joserfc import jwt
 from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
 
 from salvage import service
 from salvage.errors import LaunchError, SalvageError
-from smart_app import chart, discovery, fhir_reader, keys, registry, scopes
+from smart_app import chart, discovery, fhir_reader, id_tokens, keys, registry, scopes
 from smart_app import screen as smart_screen
-from smart_app.sessions import COOKIE, SessionStore
+from smart_app.sessions import COOKIE, LAUNCH_PARAM, SessionStore
 from smart_app.summary import summarise
 
 log = logging.getLogger("salvage.smart")
@@ -132,25 +131,36 @@ def _start(iss: str, launch: str | None) -> Response:
             "not connect to it. Ask your administrator to add it.",
             400,
         )
+    if reg.open_server:
+        raise LaunchError("This is a public test server: open it from the standalone page.", 400)
+    if reg.dev_only:
+        log.warning("launch against a DEV-ONLY registration: %s", reg.iss)
     try:
-        config = discovery.discover(reg.iss)
+        config = discovery.discover(reg.iss, headers=dict(reg.metadata_headers))
     except discovery.DiscoveryError as exc:
         raise LaunchError(f"Could not discover the server's SMART endpoints: {exc}", 502) from exc
     scope = reg.scope or scopes.requested_scope(
         ehr_launch=launch is not None,
         v2=config.supports_v2,
-        offline="offline_access" in config.scopes_supported,
+        offline=reg.offline_access == "auto" and "offline_access" in config.scopes_supported,
     )
     state = secrets.token_urlsafe(32)  # 256 bits (S10)
     verifier = generate_token(64)  # 64 chars of [A-Za-z0-9], fresh per request (S9)
-    params: dict[str, str] = {"aud": reg.iss}
+    params: dict[str, str] = {"aud": reg.aud or reg.iss}
     if launch is not None:
         params["launch"] = launch
     oauth = _oauth_session(reg, config.token_endpoint, scope=scope)
     url, _ = oauth.create_authorization_url(
         config.authorization_endpoint, state=state, code_verifier=verifier, **params
     )
-    sid = _sessions().create(
+    store = _sessions()
+    cookie = request.cookies.get(COOKIE)
+    browser = store.browser(cookie)
+    if cookie is None or browser is None:
+        cookie, browser = store.new_browser()
+    # Keyed by the state: interleaved launches in one browser each find their own sign-in.
+    store.save(
+        store.key(browser, "pending", state),
         {
             "iss": reg.iss,
             "state": state,
@@ -160,9 +170,17 @@ def _start(iss: str, launch: str | None) -> Response:
             "jwks_uri": config.jwks_uri,
             "scope_requested": scope,
             "created": time.time(),
-        }
+        },
     )
-    return _cookie(redirect(url, 302), sid)
+    if reg.authorize_method == "post" and launch is not None:
+        # Epic: launch tokens are long JWTs, so the EHR launch's authorize request is a form
+        # POST (capability authorize-post; standalone launch stays a GET).
+        endpoint, _, query = url.partition("?")
+        page = render_template(
+            "authorize_post.html", action=endpoint, fields=parse_qsl(query, keep_blank_values=True)
+        )
+        return _cookie(make_response(page), cookie)
+    return _cookie(redirect(url, 302), cookie)
 
 
 @bp.get("/")
@@ -192,25 +210,32 @@ def standalone() -> Any:
 @bp.get("/callback")
 def callback() -> Response:
     store = _sessions()
-    sid = request.cookies.get(COOKIE)
-    data = store.load(sid)
-    if data is None or "state" not in data:
+    cookie = request.cookies.get(COOKIE) or ""
+    browser = store.browser(cookie)
+    if browser is None:
         raise LaunchError(
             "This sign-in has no session (it expired or cookies are blocked). Launch the app again."
         )
-    if not hmac.compare_digest(str(data["state"]), request.args.get("state", "")):
+    state = request.args.get("state", "")
+    sid = store.key(browser, "pending", state[:256])
+    data = store.load(sid)
+    if data is None or not hmac.compare_digest(str(data["state"]), state):
         raise LaunchError(
             "The sign-in response does not match this session (state mismatch). "
             "Launch the app again."
         )
     if request.args.get("error"):
-        error = request.args["error"]
+        error = request.args["error"][:64]
+        described = request.args.get("error_description", "")[:300]
+        # The EHR's words (escaped by the template): the SMART launcher's simulated errors and
+        # real EHRs say why in error_description (issue 18, quirk 2).
         text = (
             "Access was declined, so the app cannot show this patient."
             if error == "access_denied"
             else f"The EHR refused the sign-in ({error})."
+            + (f" The EHR said: {described}" if described else "")
         )
-        store.delete(sid or "")
+        store.delete(sid)
         raise LaunchError(text, 403 if error == "access_denied" else 400)
     reg = _registrations()[data["iss"]]
     oauth = _oauth_session(reg, data["token_endpoint"])
@@ -225,7 +250,7 @@ def callback() -> Response:
     except (AuthlibBaseError, requests.RequestException, ValueError, KeyError) as exc:
         # A bogus or reused code, or an EHR that refuses the client: ask for a new launch.
         log.info("token request failed: %s", type(exc).__name__)
-        store.delete(sid or "")
+        store.delete(sid)
         raise LaunchError(
             "The EHR did not issue an access token. Launch the app again.", 401
         ) from exc
@@ -246,9 +271,12 @@ def callback() -> Response:
     }
     if not isinstance(session["patient"], str) or not FHIR_ID.fullmatch(session["patient"]):
         raise LaunchError("The EHR did not say which patient to open.")
-    # A new session id at login: an id planted before sign-in is worth nothing (session fixation).
-    store.delete(sid or "")
-    return _cookie(redirect(f"{_base()}/app", 303), store.create(session))
+    store.delete(sid)
+    launch_id = secrets.token_urlsafe(24)
+    store.save(store.key(browser, "launch", launch_id), session)
+    # A new cookie at login: one planted before sign-in is worth nothing (session fixation).
+    target = f"{_base()}/app?{urlencode({LAUNCH_PARAM: launch_id})}"
+    return _cookie(redirect(target, 303), store.rotate(cookie, browser))
 
 
 def check_token_response(token: dict[str, Any]) -> None:
@@ -261,19 +289,13 @@ def _verify_id_token(
     token: dict[str, Any], data: dict[str, Any], reg: registry.Registration
 ) -> str | None:
     """Verify signature (issuer jwks_uri), iss, aud = client_id and exp (S23); fhirUser = user."""
-    if not data.get("jwks_uri"):
-        raise LaunchError("An id_token was issued but the server publishes no jwks_uri.")
+    issuers, jwks_uri = id_tokens.expectations(data, reg)
     try:
-        reply = requests.get(data["jwks_uri"], timeout=(3.05, 10))
-        claims = jwt.decode(
-            token["id_token"],
-            KeySet.import_key_set(reply.json()),
-            algorithms=["RS256", "RS384", "ES256", "ES384"],
-        ).claims
-    except (JoseError, ValueError, requests.RequestException) as exc:
+        reply = requests.get(jwks_uri, timeout=(3.05, 10))
+        claims = id_tokens.decode(token["id_token"], reply.json())
+    except (JoseError, ValueError, TypeError, requests.RequestException) as exc:
         raise LaunchError("The id_token could not be verified.") from exc
-    expected_iss = data.get("issuer") or data["iss"]
-    if claims.get("iss") != expected_iss or claims.get("aud") not in (
+    if claims.get("iss") not in issuers or claims.get("aud") not in (
         reg.client_id,
         [reg.client_id],
     ):
@@ -281,16 +303,32 @@ def _verify_id_token(
     exp = claims.get("exp")
     if not isinstance(exp, int | float) or isinstance(exp, bool) or exp < time.time() - 60:
         raise LaunchError("The id_token has expired.")
-    user = claims.get("fhirUser")
-    return user if isinstance(user, str) else None
+    return id_tokens.user_reference(claims.get("fhirUser"))
 
 
 def _active_session() -> tuple[str, dict[str, Any]]:
-    sid = request.cookies.get(COOKIE) or ""
-    data = _sessions().load(sid)
+    """The launch this request belongs to: the cookie's browser and the URL's launch id."""
+    store = _sessions()
+    browser = store.browser(request.cookies.get(COOKIE))
+    launch_id = request.args.get(LAUNCH_PARAM, "")
+    if browser is None or not launch_id:
+        raise LaunchError("No launched patient in this session. Launch the app from the EHR.", 401)
+    sid = store.key(browser, "launch", launch_id[:128])
+    data = store.load(sid)
     if not data or "access_token" not in data:
         raise LaunchError("No launched patient in this session. Launch the app from the EHR.", 401)
+    g.salvage_launch = launch_id  # carried by url_for into the page's own links
     return sid, data
+
+
+@bp.url_defaults
+def _launch_in_links(endpoint: str, values: dict[str, Any]) -> None:
+    launch_id = g.get("salvage_launch")
+    if launch_id and endpoint in _LAUNCH_SCOPED:
+        values.setdefault(LAUNCH_PARAM, launch_id)
+
+
+_LAUNCH_SCOPED = frozenset({"smart_app.screen", "smart_app.api_summary", "smart_app.ehr_style"})
 
 
 def _refresher(sid: str, data: dict[str, Any]) -> Any:
@@ -434,17 +472,11 @@ def jwks() -> Response:
 
 @bp.after_request
 def _headers(response: Response) -> Response:
-    ancestors = " ".join(
-        [
-            "'self'",
-            *sorted(
-                {
-                    f"{urlparse(r.iss).scheme}://{urlparse(r.iss).netloc}"
-                    for r in _registrations().values()
-                }
-            ),
-        ]
-    )
+    registrations = _registrations().values()
+    origins = {f"{urlparse(r.iss).scheme}://{urlparse(r.iss).netloc}" for r in registrations}
+    # The EHR's web origin can differ from its FHIR host (Epic Hyperspace, MyChart).
+    origins |= {o for r in registrations for o in r.frame_ancestors}
+    ancestors = " ".join(["'self'", *sorted(origins)])
     response.headers.setdefault(
         "Content-Security-Policy",
         f"default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "

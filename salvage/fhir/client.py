@@ -235,6 +235,7 @@ class FhirReader:
         parts = urlsplit(url)
         port = parts.port or _default_port(parts.scheme)
         connection = _Connection(parts.scheme, parts.hostname or "", port, self.deadline)
+        first = url
         try:
             for _ in range(self.max_pages):
                 document = self._get(connection, url)
@@ -245,6 +246,7 @@ class FhirReader:
                 next_url = _next_link(document)
                 if next_url is None:
                     return
+                next_url = _upgraded(next_url, self.base)
                 if not same_origin(next_url, self.base):
                     raise _Failure(
                         INCOMPLETE,
@@ -253,6 +255,12 @@ class FhirReader:
                     )
                 url = next_url
             raise _Failure(INCOMPLETE, f"more than {self.max_pages} pages: later pages are missing")
+        except _Failure as failure:
+            if result.resources and url != first and failure.kind == FAILED:
+                # HAPI's paging links expire (410 Gone, issue 18 quirk 9): what was read stays,
+                # and the gap says that later pages are missing.
+                raise _Failure(INCOMPLETE, f"{failure.text}: later pages are missing") from None
+            raise
         finally:
             connection.close()
 
@@ -270,6 +278,10 @@ class FhirReader:
                     continue
                 raise _Failure(FAILED, "access was refused and could not be renewed")
             if status in RETRY_STATUSES and attempt < self.retries:
+                if attempt and status == 500 and b"OperationOutcome" in body[:4096]:
+                    # Oracle answers 500 with an OperationOutcome when a record lacks a required
+                    # field (quirk 23): deterministic, so one retry, not the whole budget.
+                    raise _Failure(FAILED, "the FHIR server answered 500 (an error it repeats)")
                 attempt += 1
                 wait = min(retry_after if retry_after is not None else 0.4 * attempt, 3.0)
                 if time.monotonic() + wait >= self.deadline:
@@ -280,6 +292,11 @@ class FhirReader:
                 return {"resourceType": "Bundle"}  # nothing there: an empty search
             if 300 <= status < 400:
                 raise _Failure(FAILED, f"the FHIR server redirected ({status}): not followed")
+            if status == 403:
+                # Epic: WWW-Authenticate: Bearer error="insufficient_scope" (quirk 12).
+                raise _Failure(FAILED, "the FHIR server refused access to it (403, not granted)")
+            if status == 410:
+                raise _Failure(FAILED, "the FHIR server's search has expired (410 Gone)")
             if status != 200:
                 raise _Failure(FAILED, f"the FHIR server answered {status}")
             try:
@@ -297,11 +314,10 @@ class FhirReader:
     ) -> tuple[int, bytes, float | None]:
         """One GET: (status, body, Retry-After seconds). Transport errors become _Failure."""
         try:
-            connection.request(
-                "GET",
-                target,
-                headers={"Authorization": f"Bearer {token}", "Accept": "application/fhir+json"},
-            )
+            headers = {"Accept": "application/fhir+json"}
+            if token:  # an open public server gets no Authorization header at all
+                headers["Authorization"] = f"Bearer {token}"
+            connection.request("GET", target, headers=headers)
             response = connection.getresponse()
             length = response.getheader("Content-Length")
             if length is not None and length.isdigit() and int(length) > self.max_response_bytes:
@@ -328,6 +344,22 @@ class FhirReader:
             if time.monotonic() >= self.deadline:
                 raise _Failure(TIMEOUT, "the FHIR server did not answer in time") from error
             raise _Failure(FAILED, "the FHIR server could not be read") from error
+
+
+def _upgraded(url: str, base: str) -> str:
+    """An http:// next link from an https base on the same host, upgraded to https: HAPI behind
+    a TLS proxy emits http links unless its address is configured (quirk 10). The token is never
+    sent over http; any other link is judged by the same-origin rule."""
+    parts, origin = urlsplit(url), urlsplit(base)
+    if (
+        parts.scheme == "http"
+        and origin.scheme == "https"
+        and parts.hostname
+        and parts.hostname.lower() == (origin.hostname or "").lower()
+        and parts.port in (None, 80)
+    ):
+        return parts._replace(scheme="https", netloc=origin.netloc).geturl()
+    return url
 
 
 def _default_port(scheme: str) -> int:

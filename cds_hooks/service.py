@@ -200,10 +200,13 @@ def _cards_for(service_id: str, body: Any, client: Any) -> list[dict[str, Any]]:
         raise BadRequest("context.draftOrders must be a FHIR Bundle")
     if hook == "order-select" and not isinstance(context.get("selections"), list):
         raise BadRequest("context.selections must be a list")
+    server = body.get("fhirServer")
+    tokenless = client is not None and body.get("fhirAuthorization") is None
     if (
-        body.get("fhirServer") is not None
+        server is not None
         and client is not None
-        and not client.allows_fhir_server(str(body["fhirServer"]))
+        and not client.allows_fhir_server(str(server))
+        and not (tokenless and client.is_open_server(str(server)))
     ):
         raise Unauthorized("fhirServer not on the issuer's allowlist")
 
@@ -216,6 +219,7 @@ def _cards_for(service_id: str, body: Any, client: Any) -> list[dict[str, Any]]:
         float(current_app.config["CDS_FETCH_BUDGET_SECONDS"]),
         allowed,
         draft_resources,
+        client.is_open_server if client is not None else lambda _: False,
     )
     resources = gathered.resources
     _check_patient(resources, patient_id)

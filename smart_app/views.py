@@ -365,7 +365,15 @@ def _analysis() -> tuple[dict[str, Any], dict[str, Any]]:
         if not holder.renew(data["access_token"]) and data["expires_at"] < time.time():
             raise LaunchError(RELAUNCH, 401)
     types = scopes.readable_types(data["scope"])
-    result = fhir_reader.read_patient(data["iss"], data["patient"], types, holder, kb.loinc_index)
+    reg = _registrations().get(data["iss"])
+    result = fhir_reader.read_patient(
+        data["iss"],
+        data["patient"],
+        types,
+        holder,
+        kb.loinc_index,
+        profile=reg.search_profile if reg else None,
+    )
     if holder.refused:
         raise LaunchError(RELAUNCH, 401)  # a 401 the EHR would not let us refresh
     gaps = fhir_reader.data_gaps(result)

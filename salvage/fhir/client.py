@@ -59,6 +59,7 @@ class ReadProblem:
     resource_type: str
     kind: str  # TIMEOUT, FAILED or INCOMPLETE
     text: str
+    status: int | None = None  # the HTTP status that ended the read, when there was one
 
 
 @dataclass
@@ -108,10 +109,11 @@ class TokenHolder:
 
 
 class _Failure(Exception):
-    def __init__(self, kind: str, text: str) -> None:
+    def __init__(self, kind: str, text: str, status: int | None = None) -> None:
         super().__init__(text)
         self.kind = kind
         self.text = text
+        self.status = status
 
 
 class _DeadlineIO(socket.SocketIO):
@@ -202,7 +204,9 @@ class FhirReader:
         try:
             self._read_pages(url, resource_type, result)
         except _Failure as failure:
-            result.problems.append(ReadProblem(resource_type, failure.kind, failure.text))
+            result.problems.append(
+                ReadProblem(resource_type, failure.kind, failure.text, failure.status)
+            )
         except Exception:  # whatever a server sends is a read failure, never a 500
             result.problems.append(
                 ReadProblem(resource_type, FAILED, "the FHIR server's answer could not be read")
@@ -298,7 +302,7 @@ class FhirReader:
             if status == 410:
                 raise _Failure(FAILED, "the FHIR server's search has expired (410 Gone)")
             if status != 200:
-                raise _Failure(FAILED, f"the FHIR server answered {status}")
+                raise _Failure(FAILED, f"the FHIR server answered {status}", status)
             try:
                 document = orjson.loads(body)
             except orjson.JSONDecodeError as error:

@@ -46,6 +46,10 @@ bp = Blueprint(
 )
 
 
+PUBLIC_BANNER = (
+    "Public test server — synthetic or arbitrary data uploaded by anyone; not a medical record; "
+    "for testing only"
+)
 RELAUNCH = "Your access to this patient's record has ended. Launch the app again from the EHR."
 FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 
@@ -203,8 +207,45 @@ def launch() -> Response:
 @bp.route("/standalone", methods=["GET", "POST"])
 def standalone() -> Any:
     if request.method == "POST":
+        reg = _registrations().get(registry.normalise(request.form.get("iss", "")))
+        if reg is not None and reg.open_server:
+            return _open_server(reg, request.form.get("patient", ""))
         return _start(request.form.get("iss", ""), None)
-    return render_template("standalone.html", servers=list(_registrations().values()))
+    return render_template(
+        "standalone.html", servers=list(_registrations().values()), public_banner=PUBLIC_BANNER
+    )
+
+
+def _open_server(reg: registry.Registration, patient: str) -> Response:
+    """An allow-listed unauthenticated public server (issue 18 section 2): read-only, no token
+    is ever sent to it, and every page about it carries the public-test-server banner."""
+    patient = patient.strip()
+    if not FHIR_ID.fullmatch(patient):
+        raise LaunchError("Enter the test patient's id (letters, digits, '-' and '.').")
+    store = _sessions()
+    cookie = request.cookies.get(COOKIE)
+    browser = store.browser(cookie)
+    if cookie is None or browser is None:
+        cookie, browser = store.new_browser()
+    launch_id = secrets.token_urlsafe(24)
+    store.save(
+        store.key(browser, "launch", launch_id),
+        {
+            "iss": reg.iss,
+            "open_server": True,
+            "access_token": "",
+            "refresh_token": None,
+            "expires_at": time.time() + 8 * 3600,
+            "scope": "patient/*.read",
+            "patient": patient,
+            "user": None,
+            "need_patient_banner": True,
+            "smart_style_url": None,
+            "app_context": None,
+        },
+    )
+    target = f"{_base()}/app?{urlencode({LAUNCH_PARAM: launch_id})}"
+    return _cookie(redirect(target, 303), cookie)
 
 
 @bp.get("/callback")
@@ -360,8 +401,12 @@ def _refresher(sid: str, data: dict[str, Any]) -> Any:
 def _analysis() -> tuple[dict[str, Any], dict[str, Any]]:
     sid, data = _active_session()
     kb = current_app.extensions["salvage_kb"]
-    holder = fhir_reader.TokenHolder(data["access_token"], _refresher(sid, data))
-    if data["expires_at"] - time.time() < 60:  # refresh before expiry (S21)
+    if data.get("open_server"):
+        holder = fhir_reader.TokenHolder("")  # no Authorization header at all
+    else:
+        holder = fhir_reader.TokenHolder(data["access_token"], _refresher(sid, data))
+    if not data.get("open_server") and data["expires_at"] - time.time() < 60:
+        # refresh before expiry (S21)
         if not holder.renew(data["access_token"]) and data["expires_at"] < time.time():
             raise LaunchError(RELAUNCH, 401)
     types = scopes.readable_types(data["scope"])
@@ -378,6 +423,8 @@ def _analysis() -> tuple[dict[str, Any], dict[str, Any]]:
         raise LaunchError(RELAUNCH, 401)  # a 401 the EHR would not let us refresh
     gaps = fhir_reader.data_gaps(result)
     summary = summarise(result.resources, data["patient"], kb, gaps, service.today())
+    if data.get("open_server"):
+        summary["public_test_server"] = {"banner": PUBLIC_BANNER, "server": data["iss"]}
     return data, summary
 
 
@@ -398,7 +445,11 @@ def screen() -> Response:
     reading = smart_screen.reading(scopes.readable_types(data["scope"]))
 
     def page() -> Iterator[str]:
-        yield render_template("app_loading.html", reading=reading)
+        yield render_template(
+            "app_loading.html",
+            reading=reading,
+            public_banner=PUBLIC_BANNER if data.get("open_server") else None,
+        )
         try:
             yield _screen_result()
         except (LaunchError, SalvageError) as exc:

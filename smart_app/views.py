@@ -114,13 +114,16 @@ def _oauth_session(reg: registry.Registration, token_endpoint: str, **extra: Any
 
 def _cookie(response: Response, sid: str) -> Response:
     secure = _base().startswith("https://")
-    # Inside an EHR iframe over HTTPS the cookie must be SameSite=None; Secure (S24).
+    # Inside an EHR iframe over HTTPS the cookie must be SameSite=None; Secure (S24): the SMART
+    # launcher's "launch within the EHR UI" frames the app, so the cookie is third-party (issue
+    # 18, quirk 6). Partitioned (CHIPS) keeps it working where third-party cookies are blocked.
     response.set_cookie(
         COOKIE,
         sid,
         httponly=True,
         secure=secure,
         samesite="None" if secure else "Lax",
+        partitioned=secure,
         max_age=8 * 3600,
         path="/",
     )
@@ -526,7 +529,10 @@ def _style(data: dict[str, Any]) -> dict[str, str]:
 
 @bp.get("/.well-known/jwks.json")
 def jwks() -> Response:
-    return jsonify(keys.public_jwks(_app_key()))
+    response = jsonify(keys.public_jwks(_app_key()))
+    # A deliberate lifetime instead of the pages' no-store (quirk 15, key rotation in README).
+    response.headers["Cache-Control"] = f"public, max-age={keys.JWKS_MAX_AGE_SECONDS}"
+    return response
 
 
 @bp.after_request

@@ -140,3 +140,87 @@ def test_q22_the_oracle_profile_never_sends_count_where_it_is_not_listed() -> No
         result = _read(server.base, SearchProfile(drop_params=["_count"]))
     assert result.complete
     assert not any("_count" in t for t, _ in server.requests)
+
+
+def test_q23_an_oracle_order_with_a_contained_medication_coded_absent_is_matched_by_text() -> None:
+    from datetime import date
+
+    from smart_app.summary import summarise
+
+    absent = {
+        "extension": [
+            {
+                "url": "http://hl7.org/fhir/StructureDefinition/data-absent-reason",
+                "valueCode": "unknown",
+            }
+        ]
+    }
+    order = {
+        "resourceType": "MedicationRequest",
+        "id": "mr-1",
+        "status": "completed",
+        "intent": "order",
+        "subject": {"reference": "Patient/p"},
+        "authoredOn": "2025-03-01T10:00:00Z",
+        "contained": [
+            {
+                "resourceType": "Medication",
+                "id": "med1",
+                "code": {"coding": [absent], "text": "riTUXimab 10 mg/mL intravenous solution"},
+            }
+        ],
+        "medicationReference": {"reference": "#med1"},
+    }
+
+    def oracle(target: str, sock: socket.socket) -> None:
+        path = urlsplit(target).path
+        if path.endswith("/MedicationRequest"):
+            return http_answer(_bundle([order]))(target, sock)
+        return _oracle(target, sock)
+
+    with hostile_server() as server:
+        server.route("/fhir", oracle)
+        result = _read(server.base, SearchProfile(drop_params=["_count"]))
+    summary = summarise(result.resources, "p", KB, [], date(2026, 6, 30))
+    exposures = summary["patients"][0]["exposures"]
+    assert [e["ingredients"] for e in exposures] == [["rituximab"]]
+
+
+def test_q4_q19_the_aud_sent_is_the_exact_base_or_the_registered_override(tmp_path) -> None:
+    import json
+    from urllib.parse import parse_qs as qs
+
+    from salvage.app import create_app
+
+    with hostile_server() as server:
+        server.route(
+            "/fhir/.well-known/smart-configuration",
+            http_answer(
+                {
+                    "authorization_endpoint": f"http://127.0.0.1:{server.port}/authorize",
+                    "token_endpoint": f"http://127.0.0.1:{server.port}/token",
+                    "capabilities": ["launch-ehr", "permission-v1"],  # Oracle: no issuer
+                }
+            ),
+        )
+        for name, extra, expected in (
+            ("plain", {"iss": server.base + "/"}, server.base),  # no trailing slash (quirk 4)
+            ("override", {"aud": server.base + "/"}, server.base + "/"),  # Oracle's example
+        ):
+            smart = tmp_path / f"{name}.json"
+            entry = {"iss": server.base, "client_id": "a", "client_type": "public", **extra}
+            smart.write_text(json.dumps({"servers": [entry]}))
+            app = create_app(
+                {
+                    "TESTING": True,
+                    "SMART_CLIENTS": str(smart),
+                    "DATABASE_URL": str(tmp_path / f"{name}.db"),
+                    "INSTANCE_PATH": str(tmp_path / name),
+                }
+            )
+            reply = app.test_client().get(
+                "/launch", query_string={"iss": server.base, "launch": "x"}
+            )
+            query = qs(urlsplit(reply.headers["Location"]).query)
+            assert query["aud"] == [expected]
+            assert "*" not in query["scope"][0]  # never wildcard scopes (Oracle refuses them)

@@ -284,3 +284,13 @@ def test_q28_feedback_without_a_reason_or_display_is_accepted(call, override) ->
     path = f"/cds-services/{SIGN}/feedback"
     reply = call(SIGN, {"feedback": [item]}, path=path)
     assert reply.status_code == 200, reply.get_data()
+
+
+def test_every_request_from_a_dev_only_client_is_logged_as_such(tmp_path, caplog) -> None:
+    app = _app(tmp_path, dev_only=True)
+    body = hook_body(
+        "patient-view", "dlbcl-late-relapse", prefetch=fixture_prefetch("dlbcl-late-relapse")
+    )
+    with caplog.at_level(logging.INFO, logger="salvage.cds"):
+        assert _post(app, f"/cds-services/{VIEW}", body).status_code == 200
+    assert "DEV-ONLY CLIENT" in caplog.text

@@ -154,3 +154,48 @@ def test_q6_over_https_the_cookie_works_when_framed_by_another_site(tmp_path) ->
     cookie = reply.headers["Set-Cookie"]
     for attribute in ("SameSite=None", "Secure", "HttpOnly", "Partitioned"):
         assert attribute in cookie
+
+
+def test_q20_a_570_second_token_is_refreshed_only_near_its_end(tmp_path) -> None:
+    """Oracle may throttle more than one refresh a minute: a token with minutes left is used as
+    is, and one within a minute of expiry is refreshed once."""
+    with hostile_server() as server:
+        server.route(
+            "/token",
+            http_answer({"access_token": "fresh", "token_type": "Bearer", "expires_in": 570}),
+        )
+        app = _app(tmp_path, server.base)
+        client, launch_id, _ = _launched(
+            app,
+            server.base,
+            server.port,
+            refresh_token="r1",  # noqa: S106
+            expires_at=time.time() + 500,
+        )
+        assert client.get("/api/summary", query_string={"ctx": launch_id}).status_code == 200
+        assert client.get("/api/summary", query_string={"ctx": launch_id}).status_code == 200
+        assert not any(t == "/token" for t, _ in server.requests)
+        client, launch_id, _ = _launched(
+            app,
+            server.base,
+            server.port,
+            refresh_token="r1",  # noqa: S106
+            expires_at=time.time() + 30,
+        )
+        assert client.get("/api/summary", query_string={"ctx": launch_id}).status_code == 200
+        assert client.get("/api/summary", query_string={"ctx": launch_id}).status_code == 200
+    assert sum(t == "/token" for t, _ in server.requests) == 1
+
+
+def test_q16_a_long_jwt_access_token_is_used_whole_and_never_decoded(tmp_path) -> None:
+    long_token = "eyJhbGciOiJSUzI1NiJ9." + "a" * 3000 + ".sig-not-verifiable"
+    with hostile_server() as server:
+        server.route(
+            "/token",
+            http_answer({"access_token": long_token, "token_type": "Bearer", "expires_in": 3600}),
+        )
+        app = _app(tmp_path, server.base)
+        client, launch_id, _ = _launched(app, server.base, server.port, refresh_token="r1")  # noqa: S106
+        assert client.get("/api/summary", query_string={"ctx": launch_id}).status_code == 200
+    fhir = [h for t, h in server.requests if t.startswith("/fhir")]
+    assert fhir and all(h.get("Authorization") == f"Bearer {long_token}" for h in fhir)

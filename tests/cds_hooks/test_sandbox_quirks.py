@@ -27,7 +27,7 @@ VIEW = "salvage-patient-view"
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 
 
-def _app(tmp_path: Path, **client: Any) -> Any:
+def _app(tmp_path: Path, allow_dev: bool = False, **client: Any) -> Any:
     clients = write_clients(tmp_path / "clients.json", **client)
     return create_app(
         {
@@ -35,6 +35,7 @@ def _app(tmp_path: Path, **client: Any) -> Any:
             "BASE_URL": BASE,
             "CDS_CLIENTS": str(clients),
             "DATABASE_URL": str(tmp_path / "salvage.db"),
+            "ALLOW_DEV_ENTRIES": allow_dev,
         }
     )
 
@@ -287,7 +288,7 @@ def test_q28_feedback_without_a_reason_or_display_is_accepted(call, override) ->
 
 
 def test_every_request_from_a_dev_only_client_is_logged_as_such(tmp_path, caplog) -> None:
-    app = _app(tmp_path, dev_only=True)
+    app = _app(tmp_path, allow_dev=True, dev_only=True)
     body = hook_body(
         "patient-view", "dlbcl-late-relapse", prefetch=fixture_prefetch("dlbcl-late-relapse")
     )

@@ -44,6 +44,8 @@ log = logging.getLogger("salvage.fhir")
 MAX_PAGES = 50
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+SEARCH_REFUSED = frozenset({400, 403, 405, 501})  # a search the server does not offer
+MAX_MEDICATION_READS = 50
 _CHUNK = 64 * 1024
 
 # ReadProblem kinds
@@ -229,7 +231,24 @@ class FhirReader:
         result = ReadResult()
         ids = referenced_medication_ids(resources, self.base)
         for url in medication_search_urls(self.base, ids):
-            result.extend(self.read(url, "Medication"))
+            batch = url.split("_id=", 1)[1].split("&", 1)[0].split(",")
+            found = self.read(url, "Medication")
+            if any(p.status in SEARCH_REFUSED for p in found.problems):
+                # Epic offers Medication.Read, not Medication.Search (issue 18, quirk 17): read
+                # each one by id instead.
+                found = ReadResult()
+                for mid in batch[:MAX_MEDICATION_READS]:
+                    found.extend(self.read(f"Medication/{mid}", "Medication"))
+                if len(batch) > MAX_MEDICATION_READS:
+                    found.problems.append(
+                        ReadProblem(
+                            "Medication",
+                            INCOMPLETE,
+                            f"{len(batch) - MAX_MEDICATION_READS} referenced medications were "
+                            "not read (the server offers no Medication search)",
+                        )
+                    )
+            result.extend(found)
         return result
 
     # -- paging ---------------------------------------------------------------------------------
@@ -298,9 +317,11 @@ class FhirReader:
                 raise _Failure(FAILED, f"the FHIR server redirected ({status}): not followed")
             if status == 403:
                 # Epic: WWW-Authenticate: Bearer error="insufficient_scope" (quirk 12).
-                raise _Failure(FAILED, "the FHIR server refused access to it (403, not granted)")
+                raise _Failure(
+                    FAILED, "the FHIR server refused access to it (403, not granted)", status
+                )
             if status == 410:
-                raise _Failure(FAILED, "the FHIR server's search has expired (410 Gone)")
+                raise _Failure(FAILED, "the FHIR server's search has expired (410 Gone)", status)
             if status != 200:
                 raise _Failure(FAILED, f"the FHIR server answered {status}", status)
             try:

@@ -224,3 +224,42 @@ def test_q4_q19_the_aud_sent_is_the_exact_base_or_the_registered_override(tmp_pa
             query = qs(urlsplit(reply.headers["Location"]).query)
             assert query["aud"] == [expected]
             assert "*" not in query["scope"][0]  # never wildcard scopes (Oracle refuses them)
+
+
+def test_q17_medications_are_read_by_id_where_no_medication_search_is_offered() -> None:
+    """Epic registers Medication.Read without Medication.Search: the _id search is refused, so
+    each referenced Medication is read by id."""
+    orders = [
+        {
+            "resourceType": "MedicationRequest",
+            "id": f"mr-{i}",
+            "status": "completed",
+            "intent": "order",
+            "subject": {"reference": "Patient/p"},
+            "authoredOn": "2025-03-01",
+            "medicationReference": {"reference": f"Medication/med-{i}"},
+        }
+        for i in (1, 2)
+    ]
+
+    def epic(target: str, sock: socket.socket) -> None:
+        path = urlsplit(target).path
+        if path.endswith("/Medication"):
+            return http_answer(OUTCOME, "403 Forbidden")(target, sock)
+        if "/Medication/" in path:
+            mid = path.rsplit("/", 1)[1]
+            med = {"resourceType": "Medication", "id": mid, "code": {"text": "rituximab"}}
+            return http_answer(med)(target, sock)
+        if path.endswith("/MedicationRequest"):
+            return http_answer(_bundle(orders))(target, sock)
+        return _epic(target, sock)
+
+    profile = SearchProfile(observation_categories=["laboratory"])
+    with hostile_server() as server:
+        server.route("/fhir", epic)
+        result = _read(server.base, profile)
+    assert result.complete, result.problems
+    assert {r["id"] for r in result.resources if r["resourceType"] == "Medication"} == {
+        "med-1",
+        "med-2",
+    }

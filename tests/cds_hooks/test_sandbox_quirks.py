@@ -295,3 +295,69 @@ def test_every_request_from_a_dev_only_client_is_logged_as_such(tmp_path, caplog
     with caplog.at_level(logging.INFO, logger="salvage.cds"):
         assert _post(app, f"/cds-services/{VIEW}", body).status_code == 200
     assert "DEV-ONLY CLIENT" in caplog.text
+
+
+def test_q24_a_jwt_shaped_like_the_sandbox_s_is_accepted(tmp_path) -> None:
+    """ES384, its kid, jku = the allow-listed JWKS URL, exp = iat + 300, no sub, no nbf; aud is
+    the discovery URL as typed plus the service id."""
+    import time
+    import uuid
+
+    from joserfc import jwt as jose_jwt
+    from joserfc.jwk import ECKey
+
+    key = ECKey.generate_key(
+        "P-384", {"alg": "ES384", "kid": "44823f3d-0b01-4a6c-a80e-b9d3e8a7226f"}
+    )
+    with hostile_server() as keys_server:
+        jku = f"http://127.0.0.1:{keys_server.port}/.well-known/jwks.json"
+        keys_server.route(
+            "/.well-known/jwks.json", http_answer({"keys": [key.as_dict(private=False)]})
+        )
+        clients = tmp_path / "cds.json"
+        clients.write_text(
+            json.dumps(
+                {
+                    "clients": [
+                        {
+                            "iss": "https://sandbox.cds-hooks.org",
+                            "jwks_url": jku,
+                            "fhir_servers": [FHIR],
+                            "audience_aliases": ["http://localhost:8700/cds-services/"],
+                            "dev_only": True,
+                        }
+                    ]
+                }
+            )
+        )
+        app = create_app(
+            {
+                "TESTING": True,
+                "BASE_URL": "http://127.0.0.1:8700",
+                "CDS_CLIENTS": str(clients),
+                "DATABASE_URL": str(tmp_path / "s.db"),
+            }
+        )
+        now = int(time.time())
+        token = jose_jwt.encode(
+            {"alg": "ES384", "typ": "JWT", "kid": key.kid, "jku": jku},
+            {
+                "iss": "https://sandbox.cds-hooks.org",
+                "aud": f"http://localhost:8700/cds-services//{VIEW}",
+                "exp": now + 300,
+                "iat": now,
+                "jti": str(uuid.uuid4()),
+            },
+            key,
+            algorithms=["ES384"],
+        )
+        body = hook_body(
+            "patient-view", "dlbcl-late-relapse", prefetch=fixture_prefetch("dlbcl-late-relapse")
+        )
+        reply = app.test_client().post(
+            f"/cds-services/{VIEW}",
+            data=json.dumps(body),
+            headers={"Authorization": f"Bearer {token}"},
+            content_type="application/json",
+        )
+    assert reply.status_code == 200, reply.get_data()

@@ -12,7 +12,7 @@ from typing import Any
 from joserfc import jwt
 
 from salvage.app import create_app
-from smart_app import keys, views
+from smart_app import keys, signin
 from smart_app.sessions import COOKIE
 from tests.fhir.hostile_server import hostile_server, http_answer
 
@@ -37,7 +37,7 @@ def _app(tmp_path: Path, iss: str, base_url: str = "http://127.0.0.1:8700"):
 def _launched(app: Any, iss: str, port: int, **data: Any) -> tuple[Any, str, str]:
     """A test client holding a launch whose access token has expired."""
     with app.app_context():
-        store = views._sessions()
+        store = signin.sessions()
         cookie, browser = store.new_browser()
         launch_id = "launch-1"
         key = store.key(browser, "launch", launch_id)
@@ -108,7 +108,7 @@ def test_q14_q20_a_refresh_answer_without_a_refresh_token_keeps_the_old_one(tmp_
         reply = client.get("/api/summary", query_string={"ctx": launch_id})
         assert reply.status_code == 200, reply.get_data()
         with app.app_context():
-            stored = views._sessions().load(key)
+            stored = signin.sessions().load(key)
     assert stored is not None
     assert stored["refresh_token"] == "r1" and stored["access_token"] == "new-access"
     assert 500 < stored["expires_at"] - time.time() <= 570

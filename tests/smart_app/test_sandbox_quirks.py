@@ -12,7 +12,7 @@ import requests
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
-from smart_app import discovery, registry, scopes, views
+from smart_app import discovery, registry, scopes, signin, views
 from tests.fhir.hostile_server import hostile_server, http_answer
 
 KEY = RSAKey.generate_key(2048, {"kid": "k1"})
@@ -90,7 +90,7 @@ def _id_token(iss: str, *, key: RSAKey = KEY, kid: bool = True, **claims: Any) -
 
 
 def _verify(token: str, data: dict[str, Any], reg: registry.Registration) -> str | None:
-    return views._verify_id_token({"id_token": token}, data, reg)
+    return signin.verify_id_token({"id_token": token}, data, reg)
 
 
 def test_q13_epic_id_token_is_checked_against_the_oauth_server_not_the_fhir_base() -> None:

@@ -20,10 +20,7 @@ sets no timeouts; requests' timeouts apply per socket read, not to the whole exc
 from __future__ import annotations
 
 import http.client
-import io
 import logging
-import socket
-import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -34,6 +31,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from salvage.fhir import transport
 from salvage.fhir.references import (
     medication_search_urls,
     referenced_medication_ids,
@@ -116,62 +114,6 @@ class _Failure(Exception):
         self.kind = kind
         self.text = text
         self.status = status
-
-
-class _DeadlineIO(socket.SocketIO):
-    """Socket reads that may only use the time left before the deadline. A SocketIO, so the
-    socket stays open until the response has been read, as with socket.makefile()."""
-
-    def __init__(self, sock: socket.socket, deadline: float) -> None:
-        super().__init__(sock, "rb")
-        sock._io_refs += 1  # type: ignore[attr-defined]  # as socket.makefile() does
-        self._deadline = deadline
-
-    def readinto(self, buffer: Any) -> int | None:
-        remaining = self._deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError("deadline")
-        self._sock.settimeout(remaining)  # type: ignore[attr-defined]  # SocketIO's socket
-        return super().readinto(buffer)
-
-
-class _DeadlineSocket:
-    """What http.client needs of a socket (sendall, makefile, close), bounded by the deadline."""
-
-    def __init__(self, sock: socket.socket, deadline: float) -> None:
-        self._sock = sock
-        self._deadline = deadline
-
-    def sendall(self, data: bytes) -> None:
-        remaining = self._deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError("deadline")
-        self._sock.settimeout(remaining)
-        self._sock.sendall(data)
-
-    def makefile(self, mode: str, *args: Any, **kwargs: Any) -> io.BufferedReader:
-        return io.BufferedReader(_DeadlineIO(self._sock, self._deadline))
-
-    def close(self) -> None:
-        self._sock.close()
-
-
-class _Connection(http.client.HTTPConnection):
-    def __init__(self, scheme: str, host: str, port: int, deadline: float) -> None:
-        super().__init__(host, port)
-        self._https = scheme == "https"
-        self._deadline = deadline
-
-    def connect(self) -> None:
-        remaining = self._deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError("deadline")
-        sock = socket.create_connection((self.host, self.port), timeout=remaining)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if self._https:
-            sock.settimeout(max(0.01, self._deadline - time.monotonic()))
-            sock = ssl.create_default_context().wrap_socket(sock, server_hostname=self.host)
-        self.sock = _DeadlineSocket(sock, self._deadline)
 
 
 class FhirReader:
@@ -257,7 +199,7 @@ class FhirReader:
             raise _Failure(FAILED, "the read is not on the FHIR server's origin")
         parts = urlsplit(url)
         port = parts.port or _default_port(parts.scheme)
-        connection = _Connection(parts.scheme, parts.hostname or "", port, self.deadline)
+        connection = transport.Connection(parts.scheme, parts.hostname or "", port, self.deadline)
         first = url
         try:
             for _ in range(self.max_pages):
@@ -287,7 +229,7 @@ class FhirReader:
         finally:
             connection.close()
 
-    def _get(self, connection: _Connection, url: str) -> dict[str, Any]:
+    def _get(self, connection: transport.Connection, url: str) -> dict[str, Any]:
         parts = urlsplit(url)
         target = parts.path + (f"?{parts.query}" if parts.query else "")
         refreshed = False
@@ -335,7 +277,7 @@ class FhirReader:
             return document
 
     def _exchange(
-        self, connection: _Connection, target: str, token: str
+        self, connection: transport.Connection, target: str, token: str
     ) -> tuple[int, bytes, float | None]:
         """One GET: (status, body, Retry-After seconds). Transport errors become _Failure."""
         try:

@@ -263,3 +263,27 @@ def test_q17_medications_are_read_by_id_where_no_medication_search_is_offered() 
         "med-1",
         "med-2",
     }
+
+
+def test_q23_a_reported_home_medication_is_counted_and_said_to_be_reported() -> None:
+    from datetime import date
+
+    from smart_app.summary import summarise
+
+    home = {
+        "resourceType": "MedicationRequest",
+        "id": "home-1",
+        "status": "active",
+        "intent": "plan",
+        "reportedBoolean": True,
+        "subject": {"reference": "Patient/p"},
+        "authoredOn": "2025-01-10",
+        "medicationCodeableConcept": {"text": "capecitabine 500 MG Oral Tablet"},
+    }
+    summary = summarise(
+        [{"resourceType": "Patient", "id": "p"}, home], "p", KB, [], date(2026, 6, 30)
+    )
+    patient = summary["patients"][0]
+    assert [e["ingredients"] for e in patient["exposures"]] == [["capecitabine"]]
+    (warning,) = [w for w in patient["warnings"] if w["source"] == "MedicationRequest/home-1"]
+    assert "reported home or historical medication" in warning["problem"]

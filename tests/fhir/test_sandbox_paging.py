@@ -152,3 +152,27 @@ def test_open_servers_get_no_authorization_header_at_all() -> None:
         result = _reader(server.base, token="").read("Observation?patient=p", "Observation")
     assert result.complete
     assert all("Authorization" not in headers for _, headers in server.requests)
+
+
+def test_q2_a_401_with_a_text_plain_body_is_refreshed_once_then_read() -> None:
+    """The SMART launcher answers a bad token with 401 and a text/plain body, not an
+    OperationOutcome."""
+    tokens = iter(["fresh"])
+    holder = TokenHolder("stale", lambda: next(tokens, None))
+    with hostile_server() as server:
+
+        def answer(target: str, sock: Any) -> None:
+            auth = server.requests[-1][1].get("Authorization")
+            if auth == "Bearer fresh":
+                return http_answer(_page(range(2)))(target, sock)
+            head = "HTTP/1.1 401 Unauthorized\r\nContent-Type: text/plain\r\n"
+            body = b"Invalid token"
+            sock.sendall(
+                f"{head}Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body
+            )
+
+        server.route("/fhir/Observation", answer)
+        result = FhirReader(server.base, holder, budget_seconds=5).read(
+            "Observation?patient=p", "Observation"
+        )
+    assert result.complete and len(result.resources) == 2 and holder.refreshed

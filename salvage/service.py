@@ -115,3 +115,19 @@ def reports_for_files(
         if wanted is None or reference == wanted
     ]
     return reports, read, read.skipped + skipped
+
+
+def report_for_resources(
+    resources: Iterable[tuple[dict[str, Any], Any]],
+    reference: str,
+    kb: KnowledgeBase,
+    as_of: date,
+) -> tuple[PatientReport | None, list[Skipped]]:
+    """The report of the patient `reference` ("Patient/<id>") from (resource, origin) pairs read
+    for that patient (population mode: a Spark partition's group of one patient's resources);
+    None when no resource belongs to them. Returns the skipped resources with their origins."""
+    patients, skipped = build_patient_records(resources, kb)
+    record = patients.get(reference)
+    if record is None:
+        return None, skipped
+    return report_for_record(record, kb, as_of), skipped

@@ -53,9 +53,9 @@ class Sandbox:
         )
         try:
             with urllib.request.urlopen(req, timeout=60) as response:
-                return response.status, dict(response.headers), response.read()
+                return response.status, _lower(response.headers), response.read()
         except urllib.error.HTTPError as error:
-            return error.code, dict(error.headers), error.read()
+            return error.code, _lower(error.headers), error.read()
         except (urllib.error.URLError, TimeoutError, ConnectionError):
             return 502, {}, b'{"resourceType": "OperationOutcome"}'
 
@@ -83,6 +83,10 @@ class Sandbox:
 
     def patient_ids(self) -> set[str]:
         return {p["id"] for p in self.patient_list()}
+
+
+def _lower(headers: Any) -> dict[str, str]:
+    return {k.lower(): v for k, v in headers.items()}
 
 
 def create_app(config: SandboxConfig, backend_token: str) -> Flask:

@@ -96,7 +96,7 @@ def _kickoff(operation: str) -> Response:
     )
     response = Response(_proxied(body.decode("utf-8", "replace")), status=status)
     response.mimetype = FHIR_JSON
-    location = answer_headers.get("Content-Location")
+    location = answer_headers.get("content-location")
     if location:
         job = location.rstrip("/").rsplit("/", 1)[-1]
         _sandbox().store.set_value(f"bulk-job:{job}", token["client_id"])
@@ -125,8 +125,8 @@ def status(job: str) -> Response:
     response = Response(_proxied(body.decode("utf-8", "replace")), status=code)
     response.mimetype = "application/json" if code == 200 else FHIR_JSON
     for name in ("Retry-After", "X-Progress", "Expires"):
-        if headers.get(name):
-            response.headers[name] = headers[name]
+        if headers.get(name.lower()):
+            response.headers[name] = headers[name.lower()]
     if faults.get("retry_after") and code == 202:
         response.headers["Retry-After"] = str(faults["retry_after"])
     return response

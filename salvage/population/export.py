@@ -29,7 +29,7 @@ from salvage.fhir.references import FHIR_ID, same_origin
 from salvage.population.backend_auth import BackendServices
 from salvage.population.progress import Meter
 
-STATE_FILE = ".salvage-export.json"
+STATE_FILE = ".salvage-export-state"  # no .json suffix: readers skip it
 STAGING = ".partial"
 NDJSON = "application/fhir+ndjson"
 TIMEOUT = 60

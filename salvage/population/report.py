@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import io
+import re
 from typing import Any
 
 from salvage.population.cohort import Cohort
@@ -26,6 +27,7 @@ def _svg(figure: Any) -> str:
     buffer = io.StringIO()
     figure.savefig(buffer, format="svg", metadata={"Date": None}, bbox_inches="tight")
     text = buffer.getvalue()
+    text = re.sub(r"<metadata>.*?</metadata>", "", text, flags=re.DOTALL)
     return text[text.find("<svg") :]  # inline: no XML prolog or DOCTYPE
 
 

@@ -13,9 +13,9 @@ _TYPES = {
     "line": "int64",
     "days_to_next_line": "int64",
     "delay_threshold_days": "int64",
-    "maintenance": "bool",
-    "primary": "bool",
-    "switch_late": "bool",
+    "maintenance": "bool_",
+    "primary": "bool_",
+    "switch_late": "bool_",
     "relapse_interval_months": "float64",
 }
 

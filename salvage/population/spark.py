@@ -153,13 +153,16 @@ def run(
     payloads: list[tuple[str, bytes]] = []
     skipped: list[Any] = []
     read = ReadResult()
+    ranked: list[tuple[int, int, int, Any]] = []
     for row in result.sort("patient").toLocalIterator():
         read.count += int(row.resources)
         if row.payload is not None:
             payloads.append((row.patient, bytes(row.payload)))
         if row.skipped is not None:
-            skipped += pickle.loads(bytes(row.skipped))  # noqa: S301 (our executors' output)
-    return payloads, read, skipped
+            ranked += pickle.loads(bytes(row.skipped))  # noqa: S301 (our executors' output)
+    # The single process's order: lines the reader rejected first, then resources in input order.
+    ranked.sort(key=lambda item: item[:3])
+    return payloads, read, [item[3] for item in ranked]
 
 
 _CACHE: dict[int, Any] = {}
@@ -230,17 +233,19 @@ def _one_patient(
     from salvage.population.cohort import patient_entry
 
     items: list[tuple[dict[str, Any], Any]] = []
-    skipped: list[Skipped] = []
+    skipped: list[tuple[int, int, int, Skipped]] = []  # (reader or converter, file, line, ...)
     wanted: dict[str, dict[str, Any]] = {}
     for file_index, line, value in rows:
         origin = (files[file_index], line)
         try:
-            resource = orjson.loads(value)
+            resource = orjson.loads(value + "\n")  # the reader's lines keep their newline
         except orjson.JSONDecodeError as exc:
-            skipped.append(Skipped(f"{origin[0]}:{line}", "", f"malformed JSON ({exc.msg})"))
+            reason = f"malformed JSON ({exc.msg})"
+            skipped.append((0, file_index, line, Skipped(f"{origin[0]}:{line}", "", reason)))
             continue
         if not isinstance(resource, dict):
-            skipped.append(Skipped(f"{origin[0]}:{line}", "", "not a JSON object"))
+            reason = "not a JSON object"
+            skipped.append((0, file_index, line, Skipped(f"{origin[0]}:{line}", "", reason)))
             continue
         reference = resource.get("medicationReference")
         target = reference.get("reference") if isinstance(reference, dict) else None
@@ -255,7 +260,8 @@ def _one_patient(
         report, more = service.report_for_resources([*medication_items, *items], patient, kb, as_of)
     else:
         report, more = service.report_for_resources(items, "", kb, as_of)
-    skipped += more
+    where = {f"{files[i]}:{n}": (i, n) for i, n, _ in rows}
+    skipped += [(1, *where.get(s.origin, (len(files), 0)), s) for s in more]
     if report is not None:
         if mode == "cohort":
             payload = orjson.dumps(patient_entry(report))

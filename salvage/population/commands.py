@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from salvage import service
-from salvage.errors import ExportError
+from salvage.errors import ExportError, SalvageError
 from salvage.fhir.reader import ReadResult
 from salvage.population.progress import Meter
 from salvage.service import PatientReport
@@ -37,7 +37,19 @@ def spark_reports(
     return reports, read, skipped
 
 
+def _require_cohort_extra() -> None:
+    try:
+        import lifelines  # noqa: F401
+        import matplotlib  # noqa: F401
+        import pyarrow  # noqa: F401
+    except ImportError as exc:
+        raise SalvageError(
+            "salvage cohort needs the cohort extra: pip install 'salvage-cds[cohort]'"
+        ) from exc
+
+
 def cmd_cohort(args: argparse.Namespace) -> int:
+    _require_cohort_extra()
     from salvage.population.cohort import build_cohort, patient_entry
     from salvage.population.write import write_cohort
 

@@ -151,7 +151,6 @@ def run(
         per_partition, "patient string, payload binary, skipped binary, resources long"
     )
     payloads: list[tuple[str, bytes]] = []
-    skipped: list[Any] = []
     read = ReadResult()
     ranked: list[tuple[int, int, int, Any]] = []
     for row in result.sort("patient").toLocalIterator():

@@ -61,7 +61,7 @@ def test_time_to_next_treatment_is_censored_at_the_last_record_date(kb: Any) -> 
     assert first["median_days"] == 100.0  # b censored at day 50, a's next line at day 100
     second = next(r for r in summary["time_on_treatment"] if r["regimen"] == "Second")
     assert (second["events"], second["median_days"]) == (0, None)  # ongoing: not reached
-    assert sorted(summary["sequences"]["dlbcl"], key=str) == [
+    assert sorted(summary["sequences"]["dlbcl"], key=lambda r: r["sequence"]) == [
         {"sequence": "First", "patients": 1},
         {"sequence": "First -> Second", "patients": 1},
     ]

@@ -25,7 +25,8 @@ EXIT_INPUT_ERROR = 2
 
 
 class Progress:
-    """A progress line on stderr, shown only when the work takes more than a few seconds."""
+    """A progress line on stderr, shown only on a terminal and when the work takes more than a
+    few seconds."""
 
     def __init__(self, delay: float = 3.0) -> None:
         self.stage = "reading input"
@@ -43,6 +44,8 @@ class Progress:
 
     def _run(self) -> None:
         started = time.monotonic()
+        if not sys.stderr.isatty():
+            return  # logs and pipes stay quiet
         if self._done.wait(self._delay):
             return
         while not self._done.wait(2.0):

@@ -208,3 +208,19 @@ def test_another_export_in_the_same_folder_is_refused(
     )
     with pytest.raises(ExportError, match="another export"):
         BulkExport(ExportRequest(base=sandbox.config.fhir_base, out=tmp_path), _auth(sandbox)).run()
+
+
+def test_a_failing_status_url_keeps_the_export_to_resume_without_a_new_kickoff(
+    sandbox: SandboxHandle, tmp_path: Path
+) -> None:
+    request = ExportRequest(base=sandbox.config.fhir_base, out=tmp_path)
+    auth = _auth(sandbox)
+    sandbox.faults(bulk_status=503)
+    with pytest.raises(ExportError, match="resumes"):
+        BulkExport(request, auth, sleep=_Sleeps()).run()
+    status_url = json.loads((tmp_path / STATE_FILE).read_text())["status_url"]
+    assert status_url.startswith(sandbox.config.fhir_base)
+    sandbox.faults()
+    BulkExport(request, auth, sleep=_Sleeps()).run()
+    state = json.loads((tmp_path / STATE_FILE).read_text())
+    assert state["status_url"] == status_url and state["complete"] is True

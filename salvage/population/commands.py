@@ -115,8 +115,9 @@ def cmd_export(args: argparse.Namespace) -> int:
             scope=args.scope or system_scopes(export_types()),
             session=session,
         )
+    export = BulkExport(request, auth, session)  # argument errors: one line, no state talk
     try:
-        result = BulkExport(request, auth, session).run(restart=args.restart)
+        result = export.run(restart=args.restart)
     except ExportError as exc:
         print(f"salvage: export error: {exc}", file=sys.stderr)
         print(

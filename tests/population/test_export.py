@@ -224,3 +224,31 @@ def test_a_failing_status_url_keeps_the_export_to_resume_without_a_new_kickoff(
     BulkExport(request, auth, sleep=_Sleeps()).run()
     state = json.loads((tmp_path / STATE_FILE).read_text())
     assert state["status_url"] == status_url and state["complete"] is True
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--since", "last tuesday"], "--since must be a date or an instant"),
+        (["--group", "../../admin"], "--group must be a FHIR id"),
+        (["--client-id", "only-the-id"], "give both --client-id and --private-key"),
+        (["--client-id", "x", "--private-key", "/nonexistent/key.jwk"], "cannot read the private"),
+    ],
+)
+def test_bad_export_arguments_get_one_clear_line(
+    extra: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["export", "--fhir", "http://127.0.0.1:9/fhir", "--out", str(tmp_path), *extra]
+    try:
+        status = cli.main(argv)
+    except SystemExit as exit_:  # argparse refuses a malformed --since itself
+        status = int(exit_.code or 0)
+    err = capsys.readouterr().err
+    assert status == 2 and message in err and "Traceback" not in err
+
+
+def test_export_refuses_plain_http_to_a_remote_server(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["export", "--fhir", "http://ehr.example/fhir", "--out", str(tmp_path)]) == 2
+    assert "https" in capsys.readouterr().err

@@ -27,6 +27,7 @@ from salvage.knowledge import KnowledgeBase
 PATIENT_PATTERN = r"(?:^|/)Patient/([^/]+?)/?(?:/_history(?:/[^/]*)?)?$"
 COLUMNS = ["patient", "payload", "skipped", "resources"]
 NO_PATIENT = ""  # resources that name no patient: read on the executors for their skip reasons
+LOST = "its patient reference was not recognised in Spark mode: run without --spark"
 
 
 def require_pyspark() -> None:
@@ -228,7 +229,7 @@ def _one_patient(
 
     from salvage import service
     from salvage.fhir.record_base import type_id
-    from salvage.fhir.records import Skipped
+    from salvage.fhir.records import Skipped, patient_reference
     from salvage.population.cohort import patient_entry
 
     items: list[tuple[dict[str, Any], Any]] = []
@@ -259,6 +260,12 @@ def _one_patient(
         report, more = service.report_for_resources([*medication_items, *items], patient, kb, as_of)
     else:
         report, more = service.report_for_resources(items, "", kb, as_of)
+        # Never silent: a resource the JVM could not key but Python reads as a patient's.
+        more += [
+            Skipped(f"{origin[0]}:{origin[1]}", f"{r.get('resourceType')}/{r.get('id', '')}", LOST)
+            for r, origin in items
+            if patient_reference(r) is not None
+        ]
     where = {f"{files[i]}:{n}": (i, n) for i, n, _ in rows}
     skipped += [(1, *where.get(s.origin, (len(files), 0)), s) for s in more]
     if report is not None:

@@ -29,7 +29,9 @@ LINE_COLUMNS = (
     "end",
     "maintenance",
     "consolidation",
+    "consolidation_regimen",
     "best_response",
+    "intent",
     "domain",
 )
 FAILURE_COLUMNS = (
@@ -141,7 +143,9 @@ def build_cohort(entries: Iterable[dict[str, Any]], kb: KnowledgeBase, as_of: da
                     "end": line.get("end"),
                     "maintenance": bool(line.get("maintenance")),
                     "consolidation": _text(line.get("consolidation")),
+                    "consolidation_regimen": _text(line.get("consolidation_regimen")),
                     "best_response": _text(line.get("best_response")),
+                    "intent": _text(line.get("intent")),
                     "domain": line.get("domain"),
                 }
             )

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import functools
+import hashlib
+import os
+import pickle
+import sys
+import tempfile
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -522,11 +527,77 @@ def build(raw: dict[str, Any]) -> KnowledgeBase:
     )
 
 
+# Where the validated knowledge base is kept between processes: a directory, or "off".
+CACHE_VARIABLE = "SALVAGE_KB_CACHE"
+
+
+def cache_dir() -> Path | None:
+    """The knowledge-base cache directory (SALVAGE_KB_CACHE, else the user's cache), or None."""
+    setting = os.environ.get(CACHE_VARIABLE)
+    if setting == "off":
+        return None
+    if setting:
+        return Path(setting)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "salvage-cds"
+
+
+def _cache_key(directory: Path, overlay: str | None) -> str | None:
+    """A digest of everything the built knowledge base depends on: every data file, the overlay,
+    the loader and model code, and the Python version. None when a file cannot be read (the
+    ordinary load then reports the problem)."""
+    digest = hashlib.sha256(sys.version.encode())
+    try:
+        code = sorted(Path(__file__).parent.glob("*.py"))
+        for path in [*code, *sorted(directory.glob("*.yaml"))]:
+            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+        if overlay:
+            digest.update(str(Path(overlay).resolve()).encode() + b"\0")
+            digest.update(Path(overlay).read_bytes())
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
+def _cached(key: str, folder: Path) -> KnowledgeBase | None:
+    try:
+        kb = pickle.loads((folder / f"kb-{key}.pickle").read_bytes())
+    except Exception:  # absent, truncated or from another version: build it again
+        return None
+    return kb if isinstance(kb, KnowledgeBase) else None
+
+
+def _store(key: str, folder: Path, kb: KnowledgeBase) -> None:
+    """Write atomically (another process may read it meanwhile); a cache that cannot be written
+    is not an error."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=folder, prefix=".kb-", suffix=".tmp")
+        with os.fdopen(handle, "wb") as out:
+            out.write(pickle.dumps(kb, protocol=pickle.HIGHEST_PROTOCOL))
+        os.replace(temporary, folder / f"kb-{key}.pickle")
+    except OSError:
+        return
+
+
 @functools.lru_cache(maxsize=8)
 def load_knowledge(directory: str | None = None, overlay: str | None = None) -> KnowledgeBase:
     """The knowledge base from the shipped files (or another directory, for tests), with an
-    institution overlay merged when one is named (SALVAGE_KB_OVERLAY)."""
-    raw = load_raw(Path(directory) if directory else None)
+    institution overlay merged when one is named (SALVAGE_KB_OVERLAY).
+
+    The validated result is cached on disk (SALVAGE_KB_CACHE) under a digest of the data files,
+    the overlay and this package's code, so any change to them builds and validates it again."""
+    folder = cache_dir()
+    source = Path(directory) if directory else data_dir()
+    key = _cache_key(source, overlay) if folder is not None else None
+    if folder is not None and key is not None:
+        kb = _cached(key, folder)
+        if kb is not None:
+            return kb
+    raw = load_raw(source)
     if overlay:
         raw = apply_overlay(raw, Path(overlay))
-    return build(raw)
+    kb = build(raw)
+    if folder is not None and key is not None:
+        _store(key, folder, kb)
+    return kb

@@ -20,6 +20,7 @@ from salvage.engine.markers import MarkerSeries, marker_series
 from salvage.engine.model import PatientRecord
 from salvage.engine.order_checks import DraftOrder, OrderFinding, check_delay, check_orders
 from salvage.engine.recommend import Recommendation, recommend
+from salvage.fhir.decode import ResourceFilter
 from salvage.fhir.reader import ReadResult, iter_resources
 from salvage.fhir.records import Skipped, build_patient_records
 from salvage.knowledge import KnowledgeBase, load_knowledge
@@ -101,11 +102,15 @@ def reports_for_files(
     as_of: date,
     patient: str | None = None,
     progress: Callable[[str], None] | None = None,
+    *,
+    fast: bool = True,
 ) -> tuple[list[PatientReport], ReadResult, list[Skipped]]:
     """Reports of every patient in Bundle / NDJSON files (CLI), or of one patient; returns the
-    reports, what the reader met (errors, counts) and every skipped resource."""
+    reports, what the reader met (errors, counts) and every skipped resource. `fast=False`
+    takes the general decoding path only (the reference the fast path is tested against)."""
     read = ReadResult()
-    patients, skipped = build_patient_records(iter_resources(list(paths), read), kb)
+    only_read = ResourceFilter(kb) if fast else None
+    patients, skipped = build_patient_records(iter_resources(list(paths), read, only_read), kb)
     if progress:
         progress(f"analysing {len(patients)} patients")
     wanted = None if patient is None else f"Patient/{patient.removeprefix('Patient/')}"

@@ -20,12 +20,16 @@ from salvage.engine.markers import MarkerSeries, marker_series
 from salvage.engine.model import PatientRecord
 from salvage.engine.order_checks import DraftOrder, OrderFinding, check_delay, check_orders
 from salvage.engine.recommend import Recommendation, recommend
+from salvage.fhir.buckets import BucketedBuild, bucket_count
 from salvage.fhir.decode import ResourceFilter
 from salvage.fhir.reader import ReadResult, iter_resources
 from salvage.fhir.records import Skipped, build_patient_records
 from salvage.knowledge import KnowledgeBase, load_knowledge
 
 OVERLAY_VARIABLE = "SALVAGE_KB_OVERLAY"
+# Population mode: megabytes of input per on-disk bucket (peak memory follows it); 0: one pass.
+BUCKET_VARIABLE = "SALVAGE_BUCKET_MB"
+DEFAULT_BUCKET_MB = 128.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -96,6 +100,14 @@ def report_for_patient(
     return report_for_record(record, kb, as_of, drafts, unreadable), skipped
 
 
+def bucket_megabytes() -> float:
+    """SALVAGE_BUCKET_MB, or the default when it is unset or not a number."""
+    try:
+        return float(os.environ.get(BUCKET_VARIABLE, DEFAULT_BUCKET_MB))
+    except ValueError:
+        return DEFAULT_BUCKET_MB
+
+
 def reports_for_files(
     paths: Sequence[str],
     kb: KnowledgeBase,
@@ -104,19 +116,39 @@ def reports_for_files(
     progress: Callable[[str], None] | None = None,
     *,
     fast: bool = True,
+    bucket_mb: float | None = None,
 ) -> tuple[list[PatientReport], ReadResult, list[Skipped]]:
     """Reports of every patient in Bundle / NDJSON files (CLI), or of one patient; returns the
-    reports, what the reader met (errors, counts) and every skipped resource. `fast=False`
-    takes the general decoding path only (the reference the fast path is tested against)."""
+    reports, what the reader met (errors, counts) and every skipped resource.
+
+    Input larger than `bucket_mb` megabytes (SALVAGE_BUCKET_MB) is routed into patient buckets
+    on disk and analysed bucket by bucket, in bounded memory, with the same result. `fast=False`
+    takes the general decoding path in one pass (the reference the others are tested against)."""
     read = ReadResult()
+    wanted = None if patient is None else f"Patient/{patient.removeprefix('Patient/')}"
+    megabytes = bucket_megabytes() if bucket_mb is None else bucket_mb
+    buckets = bucket_count(list(paths), megabytes) if fast else 1
+    if buckets > 1:
+        build = BucketedBuild(kb, buckets, read)
+        reports = []
+        for n, patients in enumerate(build.patients(list(paths)), start=1):
+            if progress:
+                progress(f"analysing bucket {n} of {buckets} ({len(patients)} patients)")
+            reports += _reports(patients, kb, as_of, wanted)
+        reports.sort(key=lambda r: r.patient)
+        return reports, read, read.skipped + build.skipped
     only_read = ResourceFilter(kb) if fast else None
     patients, skipped = build_patient_records(iter_resources(list(paths), read, only_read), kb)
     if progress:
         progress(f"analysing {len(patients)} patients")
-    wanted = None if patient is None else f"Patient/{patient.removeprefix('Patient/')}"
-    reports = [
+    return _reports(patients, kb, as_of, wanted), read, read.skipped + skipped
+
+
+def _reports(
+    patients: dict[str, PatientRecord], kb: KnowledgeBase, as_of: date, wanted: str | None
+) -> list[PatientReport]:
+    return [
         report_for_record(record, kb, as_of)
         for reference, record in sorted(patients.items())
         if wanted is None or reference == wanted
     ]
-    return reports, read, read.skipped + skipped

@@ -103,3 +103,27 @@ class ResourceFilter:
                 read = self._observation_codes[raw_code] = self._reads_observation_code(raw_code)
             return read
         return not isinstance(rtype, str) or rtype in self.used_types or rtype == "Bundle"
+
+
+class _Route(msgspec.Struct):
+    """What records.patient_reference reads, to route a raw line to its patient's bucket."""
+
+    resourceType: str
+    id: Any = None
+    subject: Any = None
+    patient: Any = None
+
+
+_decode_route = msgspec.json.Decoder(_Route).decode
+
+
+def routing_fields(raw: bytes) -> dict[str, Any]:
+    """The fields of a raw resource that say which patient it belongs to (a line the first look
+    already decoded, so it is valid JSON with a string resourceType)."""
+    head = _decode_route(raw)
+    return {
+        "resourceType": head.resourceType,
+        "id": head.id,
+        "subject": head.subject,
+        "patient": head.patient,
+    }

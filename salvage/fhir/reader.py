@@ -177,9 +177,25 @@ def _read_ndjson(path: Path, result: ReadResult) -> Iterator[tuple[dict[str, Any
         raise InputError("no line could be read as a FHIR resource", path=str(path))
 
 
+def iter_lines_or_resources(
+    paths: list[str], result: ReadResult, only_read: ResourceFilter
+) -> Iterator[tuple[bytes | dict[str, Any], Origin]]:
+    """iter_resources on the fast path, except that NDJSON lines kept by the first look come as
+    their raw bytes, not yet decoded (to be routed to a bucket on disk, salvage/fhir/buckets.py);
+    everything else comes decoded, as iter_resources gives it."""
+    for path in input_files(paths):
+        try:
+            if path.suffix in (".ndjson", ".jsonl"):
+                yield from _read_ndjson_fast(path, result, only_read, raw=True)
+            else:
+                yield from _read_json(path, result)
+        except InputError as exc:
+            result.errors.append(exc)
+
+
 def _read_ndjson_fast(
-    path: Path, result: ReadResult, only_read: ResourceFilter
-) -> Iterator[tuple[dict[str, Any], Origin]]:
+    path: Path, result: ReadResult, only_read: ResourceFilter, raw: bool = False
+) -> Iterator[tuple[Any, Origin]]:
     """_read_ndjson with a typed first look at each line (salvage/fhir/decode.py): dropped lines
     are counted exactly as the general path counts them; any other line is handled by it."""
     try:
@@ -197,11 +213,21 @@ def _read_ndjson_fast(
                 result.count += 1
                 good += 1
                 continue
-            if verdict == KEEP:
+            if verdict == KEEP and raw:
                 result.count += 1
                 good += 1
-                yield loads(line), (name, number)
+                yield line, (name, number)
                 continue
+            if verdict == KEEP:
+                try:
+                    resource = loads(line)
+                except orjson.JSONDecodeError:
+                    pass  # JSON the first look skipped over but orjson refuses: general path
+                else:
+                    result.count += 1
+                    good += 1
+                    yield resource, (name, number)
+                    continue
             try:
                 resource = loads(line)
             except orjson.JSONDecodeError as exc:

@@ -9,7 +9,7 @@ the pipeline is assembled once, here, and all surfaces answer from the same know
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -108,6 +108,44 @@ def bucket_megabytes() -> float:
         return DEFAULT_BUCKET_MB
 
 
+@dataclass
+class Population:
+    """A population read from files: what the reader met, how many buckets it was split into
+    and, once `records` is exhausted, every skipped resource in input order."""
+
+    read: ReadResult
+    buckets: int
+    skipped: list[Skipped]
+    records: Iterator[dict[str, PatientRecord]]  # patients, one dict per bucket
+
+
+def read_population(
+    paths: Sequence[str], kb: KnowledgeBase, *, fast: bool = True, bucket_mb: float | None = None
+) -> Population:
+    """Patient records from Bundle / NDJSON files. Input larger than `bucket_mb` megabytes
+    (SALVAGE_BUCKET_MB) is routed into patient buckets on disk and converted bucket by bucket,
+    in bounded memory, with the same records. `fast=False` takes the general decoding path in
+    one pass (the reference the fast path and the buckets are tested against)."""
+    read = ReadResult()
+    megabytes = bucket_megabytes() if bucket_mb is None else bucket_mb
+    buckets = bucket_count(list(paths), megabytes) if fast else 1
+    population = Population(read=read, buckets=buckets, skipped=[], records=iter(()))
+
+    def bucketed() -> Iterator[dict[str, PatientRecord]]:
+        build = BucketedBuild(kb, buckets, read)
+        yield from build.patients(list(paths))
+        population.skipped = read.skipped + build.skipped
+
+    def one_pass() -> Iterator[dict[str, PatientRecord]]:
+        only_read = ResourceFilter(kb) if fast else None
+        patients, skipped = build_patient_records(iter_resources(list(paths), read, only_read), kb)
+        population.skipped = read.skipped + skipped
+        yield patients
+
+    population.records = bucketed() if buckets > 1 else one_pass()
+    return population
+
+
 def reports_for_files(
     paths: Sequence[str],
     kb: KnowledgeBase,
@@ -119,29 +157,19 @@ def reports_for_files(
     bucket_mb: float | None = None,
 ) -> tuple[list[PatientReport], ReadResult, list[Skipped]]:
     """Reports of every patient in Bundle / NDJSON files (CLI), or of one patient; returns the
-    reports, what the reader met (errors, counts) and every skipped resource.
-
-    Input larger than `bucket_mb` megabytes (SALVAGE_BUCKET_MB) is routed into patient buckets
-    on disk and analysed bucket by bucket, in bounded memory, with the same result. `fast=False`
-    takes the general decoding path in one pass (the reference the others are tested against)."""
-    read = ReadResult()
+    reports, what the reader met (errors, counts) and every skipped resource (see
+    read_population for `fast` and `bucket_mb`)."""
     wanted = None if patient is None else f"Patient/{patient.removeprefix('Patient/')}"
-    megabytes = bucket_megabytes() if bucket_mb is None else bucket_mb
-    buckets = bucket_count(list(paths), megabytes) if fast else 1
-    if buckets > 1:
-        build = BucketedBuild(kb, buckets, read)
-        reports = []
-        for n, patients in enumerate(build.patients(list(paths)), start=1):
-            if progress:
-                progress(f"analysing bucket {n} of {buckets} ({len(patients)} patients)")
-            reports += _reports(patients, kb, as_of, wanted)
+    population = read_population(paths, kb, fast=fast, bucket_mb=bucket_mb)
+    reports: list[PatientReport] = []
+    for n, patients in enumerate(population.records, start=1):
+        if progress:
+            where = f" (bucket {n} of {population.buckets})" if population.buckets > 1 else ""
+            progress(f"analysing {len(patients)} patients{where}")
+        reports += _reports(patients, kb, as_of, wanted)
+    if population.buckets > 1:
         reports.sort(key=lambda r: r.patient)
-        return reports, read, read.skipped + build.skipped
-    only_read = ResourceFilter(kb) if fast else None
-    patients, skipped = build_patient_records(iter_resources(list(paths), read, only_read), kb)
-    if progress:
-        progress(f"analysing {len(patients)} patients")
-    return _reports(patients, kb, as_of, wanted), read, read.skipped + skipped
+    return reports, population.read, population.skipped
 
 
 def _reports(

@@ -12,7 +12,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from salvage.errors import KnowledgeError
@@ -67,6 +66,8 @@ def read_structured_file(path: Path) -> Any:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise KnowledgeError(f"{path}: cannot read ({exc.strerror})") from exc
+    import yaml  # here: a process that finds the knowledge base cached never needs it
+
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:

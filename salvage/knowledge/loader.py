@@ -560,9 +560,24 @@ def _cache_key(directory: Path, overlay: str | None) -> str | None:
     return digest.hexdigest()
 
 
+def _private(path: Path) -> bool:
+    """Only a file this user owns, in a folder this user owns, that no one else may write, is
+    unpickled: whoever could write it could already run code as this user."""
+    if not hasattr(os, "getuid"):
+        return True
+    for item in (path.parent, path):
+        status = item.stat()
+        if status.st_uid != os.getuid() or status.st_mode & 0o022:
+            return False
+    return True
+
+
 def _cached(key: str, folder: Path) -> KnowledgeBase | None:
+    path = folder / f"kb-{key}.pickle"
     try:
-        kb = pickle.loads((folder / f"kb-{key}.pickle").read_bytes())
+        if not _private(path):
+            return None
+        kb = pickle.loads(path.read_bytes())  # noqa: S301 (our own file, checked by _private)
     except Exception:  # absent, truncated or from another version: build it again
         return None
     return kb if isinstance(kb, KnowledgeBase) else None
@@ -572,13 +587,25 @@ def _store(key: str, folder: Path, kb: KnowledgeBase) -> None:
     """Write atomically (another process may read it meanwhile); a cache that cannot be written
     is not an error."""
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(dir=folder, prefix=".kb-", suffix=".tmp")
         with os.fdopen(handle, "wb") as out:
             out.write(pickle.dumps(kb, protocol=pickle.HIGHEST_PROTOCOL))
         os.replace(temporary, folder / f"kb-{key}.pickle")
+        for old in sorted(folder.glob("kb-*.pickle"), key=_age)[:-_CACHE_KEPT]:
+            old.unlink(missing_ok=True)  # older data files or code: never read again
     except OSError:
         return
+
+
+_CACHE_KEPT = 16  # cached knowledge bases kept (several overlays or checkouts side by side)
+
+
+def _age(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 @functools.lru_cache(maxsize=8)

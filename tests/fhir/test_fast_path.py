@@ -21,9 +21,7 @@ from salvage.knowledge import KnowledgeBase
 from tests.conftest import AS_OF, FIXTURES, LOINC, ROOT, SNOMED
 
 REVIEW_DIRS = (ROOT / "tests" / "onc_review_bundles", ROOT / "tests" / "hiv_review_bundles")
-SOURCES = sorted(FIXTURES.glob("*.json")) + sorted(
-    p for d in REVIEW_DIRS for p in d.glob("*.json")
-)
+SOURCES = sorted(FIXTURES.glob("*.json")) + sorted(p for d in REVIEW_DIRS for p in d.glob("*.json"))
 
 
 def _as_of(path: Path) -> date:
@@ -37,7 +35,8 @@ def _as_of(path: Path) -> date:
 
 
 def _outcome(paths: list[Path], kb: KnowledgeBase, as_of: date, fast: bool) -> Any:
-    reports, read, skipped = service.reports_for_files([str(p) for p in paths], kb, as_of, fast=fast)
+    names = [str(p) for p in paths]
+    reports, read, skipped = service.reports_for_files(names, kb, as_of, fast=fast)
     return reports, read.count, [str(e) for e in read.errors], skipped
 
 
@@ -73,7 +72,8 @@ def test_all_sources_together_as_one_export(kb: KnowledgeBase, tmp_path: Path) -
 
 
 def _bench_population(tmp_path: Path) -> Path:
-    spec = importlib.util.spec_from_file_location("bench_engine", ROOT / "bench" / "bench_engine.py")
+    script = ROOT / "bench" / "bench_engine.py"
+    spec = importlib.util.spec_from_file_location("bench_engine", script)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -50,9 +50,10 @@ def read_patient(
                 )
             )
         reads[query.key] = (relative[query.key], query.resource_type)
-    for read in reader.read_many(reads).values():
-        result.extend(read)
-    _read_referenced_medications(reader, types.get("Medication"), result)
+    with reader:  # one kept connection per concurrent read, reused by pages and Medications
+        for read in reader.read_many(reads).values():
+            result.extend(read)
+        _read_referenced_medications(reader, types.get("Medication"), result)
     return result
 
 

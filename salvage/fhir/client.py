@@ -152,9 +152,14 @@ class _DeadlineSocket:
         self._sock.close()
 
 
+# What a kept connection the server closed while idle raises on its next request.
+_STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
+
+
 class _Connection(http.client.HTTPConnection):
     def __init__(self, scheme: str, host: str, port: int, deadline: float) -> None:
         super().__init__(host, port)
+        self.origin = (scheme, host, port)
         self._https = scheme == "https"
         self._deadline = deadline
 
@@ -189,6 +194,38 @@ class FhirReader:
         self.max_pages = max_pages
         self.max_response_bytes = max_response_bytes
         self.retries = retries
+        # Keep-alive connections between reads (one per concurrent read at most): a summary's
+        # reads and pages reuse them instead of a TCP (and TLS) handshake each.
+        self._idle: list[_Connection] = []
+        self._lock = threading.Lock()
+        self.connections_opened = 0
+
+    def __enter__(self) -> FhirReader:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connections kept for reuse."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for connection in idle:
+            connection.close()
+
+    def _take(self, scheme: str, host: str, port: int) -> _Connection:
+        with self._lock:
+            for index, connection in enumerate(self._idle):
+                if connection.origin == (scheme, host, port):
+                    return self._idle.pop(index)
+            self.connections_opened += 1
+        return _Connection(scheme, host, port, self.deadline)
+
+    def _give_back(self, connection: _Connection) -> None:
+        if connection.sock is None:  # closed after an error or a `Connection: close` answer
+            return
+        with self._lock:
+            self._idle.append(connection)
 
     # -- public API ---------------------------------------------------------------------------
     def read(self, relative_or_url: str, resource_type: str) -> ReadResult:
@@ -234,7 +271,7 @@ class FhirReader:
             raise _Failure(FAILED, "the read is not on the FHIR server's origin")
         parts = urlsplit(url)
         port = parts.port or _default_port(parts.scheme)
-        connection = _Connection(parts.scheme, parts.hostname or "", port, self.deadline)
+        connection = self._take(parts.scheme, parts.hostname or "", port)
         try:
             for _ in range(self.max_pages):
                 document = self._get(connection, url)
@@ -253,8 +290,11 @@ class FhirReader:
                     )
                 url = next_url
             raise _Failure(INCOMPLETE, f"more than {self.max_pages} pages: later pages are missing")
+        except BaseException:
+            connection.close()  # mid-exchange or after an unexpected answer: never reused
+            raise
         finally:
-            connection.close()
+            self._give_back(connection)
 
     def _get(self, connection: _Connection, url: str) -> dict[str, Any]:
         parts = urlsplit(url)
@@ -295,7 +335,9 @@ class FhirReader:
     def _exchange(
         self, connection: _Connection, target: str, token: str
     ) -> tuple[int, bytes, float | None]:
-        """One GET: (status, body, Retry-After seconds). Transport errors become _Failure."""
+        """One GET: (status, body, Retry-After seconds). Transport errors become _Failure. A kept
+        connection the server has closed meanwhile is opened again once (a GET is idempotent)."""
+        reused = connection.sock is not None
         try:
             connection.request(
                 "GET",
@@ -323,8 +365,10 @@ class FhirReader:
             connection.close()
             raise _Failure(TIMEOUT, "the FHIR server did not answer in time") from error
         except (OSError, http.client.HTTPException, ValueError) as error:
-            log.info("FHIR read failed: %s", type(error).__name__)  # never the URL or token
             connection.close()
+            if reused and isinstance(error, _STALE) and time.monotonic() < self.deadline:
+                return self._exchange(connection, target, token)  # now on a new connection
+            log.info("FHIR read failed: %s", type(error).__name__)  # never the URL or token
             if time.monotonic() >= self.deadline:
                 raise _Failure(TIMEOUT, "the FHIR server did not answer in time") from error
             raise _Failure(FAILED, "the FHIR server could not be read") from error

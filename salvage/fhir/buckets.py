@@ -80,18 +80,18 @@ class BucketedBuild:
             for seq, (item, origin) in enumerate(
                 iter_lines_or_resources(paths, self.read, only_read)
             ):
-                if type(item) is bytes:
+                fields: dict[str, Any]
+                if isinstance(item, bytes):
                     fields = routing_fields(item)
                     body = item.rstrip(b"\r\n")
                 else:
-                    fields = item if type(item) is dict else {}
+                    if not only_read.resource(item):
+                        continue  # from a Bundle: a resource the converters ignore
+                    fields = item
                     body = orjson.dumps(item)
                 if fields.get("resourceType") == "Medication":
-                    resource = orjson.loads(body) if type(item) is bytes else item
-                    medications.append((seq, resource, origin))
+                    medications.append((seq, orjson.loads(body), origin))
                     continue
-                if type(item) is dict and not only_read.resource(item):
-                    continue  # from a Bundle: a resource the converters ignore
                 patient = patient_reference(fields)
                 n = (
                     zlib.crc32(patient.encode()) % len(files)

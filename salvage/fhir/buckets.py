@@ -54,36 +54,46 @@ class BucketedBuild:
     skipped: list[Skipped] = field(default_factory=list)
 
     def patients(self, paths: list[str]) -> Iterator[dict[str, PatientRecord]]:
-        only_read = ResourceFilter(self.kb)
+        """Each bucket's patients; a dict is emptied once the next one is asked for, so only one
+        bucket is held at a time."""
+        only_read = ResourceFilter(self.kb, routing=True)
         keyed: list[tuple[tuple[bool, int], Skipped]] = []
         with tempfile.TemporaryDirectory(prefix="salvage-buckets-") as folder:
             files = [Path(folder) / f"bucket-{n}.ndjson" for n in range(self.buckets)]
-            medications = self._route(paths, only_read, files)
+            places: list[str] = []  # the files (and Bundles in NDJSON lines) read, in order
+            medications = self._route(paths, only_read, files, places)
             for bucket in files:
                 builder = RecordBuilder(self.kb)
-                order: dict[str, tuple[bool, int]] = {}
-                stream = heapq.merge(medications, _read_bucket(bucket, self.read))
-                yield builder.build(_noting_order(stream, builder, order))
-                keyed += [(order.get(s.origin, _LAST), s) for s in builder.skipped]
+                noting = _Noting()
+                builder.skipped = noting
+                resources = _read_bucket(bucket, self.read, places)
+                stream = heapq.merge(medications, resources) if medications else resources
+                records = builder.build(noting.stream(stream, builder))
                 bucket.unlink()
+                yield records
+                records.clear()
+                keyed += noting.keyed
+                del builder, noting, records
         # One pass converts every resource in input order, then those that waited for a
         # Medication later in the input, in input order: skipped resources are listed so.
         keyed.sort(key=lambda pair: pair[0])
         self.skipped = [s for _, s in keyed]
 
     def _route(
-        self, paths: list[str], only_read: ResourceFilter, files: list[Path]
+        self, paths: list[str], only_read: ResourceFilter, files: list[Path], places: list[str]
     ) -> list[tuple[int, dict[str, Any], Any]]:
         medications: list[tuple[int, dict[str, Any], Any]] = []
+        place_index: dict[str, int] = {}
         handles: list[BinaryIO] = [f.open("wb") for f in files]
         try:
             for seq, (item, origin) in enumerate(
                 iter_lines_or_resources(paths, self.read, only_read)
             ):
                 fields: dict[str, Any]
-                if isinstance(item, bytes):
-                    fields = routing_fields(item)
-                    body = item.rstrip(b"\r\n")
+                if isinstance(item, tuple):
+                    line, head = item
+                    fields = routing_fields(head)
+                    body = line.rstrip(b"\r\n")
                 else:
                     if not only_read.resource(item):
                         continue  # from a Bundle: a resource the converters ignore
@@ -98,18 +108,23 @@ class BucketedBuild:
                     if patient is not None
                     else _NO_PATIENT
                 )
-                handles[n].write(orjson.dumps([seq, origin[0], origin[1]]) + b"\t" + body + b"\n")
+                where = place_index.get(origin[0])
+                if where is None:
+                    where = place_index[origin[0]] = len(places)
+                    places.append(origin[0])
+                handles[n].write(orjson.dumps([seq, where, origin[1]]) + b"\t" + body + b"\n")
         finally:
             for handle in handles:
                 handle.close()
         return medications
 
 
-def _read_bucket(path: Path, read: ReadResult) -> Iterator[tuple[int, Any, Any]]:
+def _read_bucket(path: Path, read: ReadResult, places: list[str]) -> Iterator[tuple[int, Any, Any]]:
     with path.open("rb") as handle:
         for line in handle:
             meta, _, body = line.partition(b"\t")
-            seq, where, position = orjson.loads(meta)
+            seq, place, position = orjson.loads(meta)
+            where = places[place]
             try:
                 resource = orjson.loads(body)
             except orjson.JSONDecodeError as exc:  # JSON the first look skipped over
@@ -121,19 +136,37 @@ def _read_bucket(path: Path, read: ReadResult) -> Iterator[tuple[int, Any, Any]]
             yield seq, resource, (where, position)
 
 
-def _noting_order(
-    stream: Iterator[tuple[int, Any, Any]],
-    builder: RecordBuilder,
-    order: dict[str, tuple[bool, int]],
-) -> Iterator[tuple[Any, Any]]:
-    """Hand resources on to the builder, noting for each the place the one-pass builder gives
-    its skipped entry: (waits for a later Medication, position in the input)."""
-    for seq, resource, origin in stream:
-        rtype = resource.get("resourceType") if type(resource) is dict else None
-        waits = (
-            rtype in USED_TYPES
-            and rtype not in ("Observation", "Medication")
-            and builder._refers_to_unseen_medication(resource)
-        )
-        order[origin_text(origin)] = (waits, seq)
-        yield resource, origin
+class _Noting(list[Skipped]):
+    """The builder's list of skipped resources, noting for each the place the one-pass builder
+    gives it: (waited for a later Medication, position in the input). A resource converted while
+    the stream is read is the one the stream handed on last; those that waited are converted
+    after the stream ends, and are few: only their positions are kept."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.keyed: list[tuple[tuple[bool, int], Skipped]] = []
+        self._current = -1
+        self._ended = False
+        self._waiting: dict[str, int] = {}
+
+    def append(self, item: Skipped) -> None:
+        super().append(item)
+        if self._ended:
+            self.keyed.append(((True, self._waiting.get(item.origin, _LAST[1])), item))
+        else:
+            self.keyed.append(((False, self._current), item))
+
+    def stream(
+        self, merged: Iterator[tuple[int, Any, Any]], builder: RecordBuilder
+    ) -> Iterator[tuple[Any, Any]]:
+        for seq, resource, origin in merged:
+            rtype = resource.get("resourceType") if type(resource) is dict else None
+            if (
+                rtype in USED_TYPES
+                and rtype not in ("Observation", "Medication")
+                and builder._refers_to_unseen_medication(resource)
+            ):
+                self._waiting[origin_text(origin)] = seq
+            self._current = seq
+            yield resource, origin
+        self._ended = True

@@ -33,8 +33,6 @@ class _Head(msgspec.Struct):
     component: msgspec.Raw = _ABSENT
 
 
-_decode_head = msgspec.json.Decoder(_Head).decode
-
 # What the first look concluded about one NDJSON line.
 KEEP = 0  # decode in full and convert (the general path)
 DROP = 1  # a resource the converters ignore: counted as read, never built
@@ -45,8 +43,10 @@ class ResourceFilter:
     """Which resources the converters read, for one knowledge base (see the module docstring).
     `line` looks at raw NDJSON bytes; `resource` at an already decoded resource (Bundles)."""
 
-    def __init__(self, kb: KnowledgeBase) -> None:
+    def __init__(self, kb: KnowledgeBase, *, routing: bool = False) -> None:
         self.kb = kb
+        self._decode = msgspec.json.Decoder(RoutedHead if routing else _Head).decode
+        self.head: _Head | None = None  # the last line's first look (a RoutedHead if routing)
         self.loinc_index = kb.loinc_index
         self.used_types = queries.USED_TYPES
         self._observation_codes: dict[bytes, bool] = {}  # raw code bytes -> read by a rule
@@ -56,8 +56,9 @@ class ResourceFilter:
         as FHIR resource types (known_types) and Bundles go the general path, which checks them
         and reports what it skips."""
         try:
-            head = _decode_head(raw)
+            head = self.head = self._decode(raw)
         except (msgspec.ValidationError, msgspec.DecodeError):
+            self.head = None
             return GENERAL, ""
         rtype = head.resourceType
         if rtype not in known_types or rtype == "Bundle":
@@ -105,22 +106,17 @@ class ResourceFilter:
         return not isinstance(rtype, str) or rtype in self.used_types or rtype == "Bundle"
 
 
-class _Route(msgspec.Struct):
-    """What records.patient_reference reads, to route a raw line to its patient's bucket."""
+class RoutedHead(_Head):
+    """_Head and what records.patient_reference reads, to route a line to its patient's bucket
+    (salvage/fhir/buckets.py) from the same first look."""
 
-    resourceType: str
     id: Any = None
     subject: Any = None
     patient: Any = None
 
 
-_decode_route = msgspec.json.Decoder(_Route).decode
-
-
-def routing_fields(raw: bytes) -> dict[str, Any]:
-    """The fields of a raw resource that say which patient it belongs to (a line the first look
-    already decoded, so it is valid JSON with a string resourceType)."""
-    head = _decode_route(raw)
+def routing_fields(head: RoutedHead) -> dict[str, Any]:
+    """The fields of a resource that say which patient it belongs to."""
     return {
         "resourceType": head.resourceType,
         "id": head.id,

@@ -179,10 +179,10 @@ def _read_ndjson(path: Path, result: ReadResult) -> Iterator[tuple[dict[str, Any
 
 def iter_lines_or_resources(
     paths: list[str], result: ReadResult, only_read: ResourceFilter
-) -> Iterator[tuple[bytes | dict[str, Any], Origin]]:
+) -> Iterator[tuple[tuple[bytes, Any] | dict[str, Any], Origin]]:
     """iter_resources on the fast path, except that NDJSON lines kept by the first look come as
-    their raw bytes, not yet decoded (to be routed to a bucket on disk, salvage/fhir/buckets.py);
-    everything else comes decoded, as iter_resources gives it."""
+    (raw bytes, the first look), not yet decoded (to be routed to a bucket on disk,
+    salvage/fhir/buckets.py); everything else comes decoded, as iter_resources gives it."""
     for path in input_files(paths):
         try:
             if path.suffix in (".ndjson", ".jsonl"):
@@ -216,7 +216,7 @@ def _read_ndjson_fast(
             if verdict == KEEP and raw:
                 result.count += 1
                 good += 1
-                yield line, (name, number)
+                yield (line, only_read.head), (name, number)
                 continue
             if verdict == KEEP:
                 try:

@@ -418,7 +418,7 @@ def main() -> None:
     parser.add_argument("--shape", choices=["synthetic", "medadmin"], default="synthetic")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--base", help="PYTHONPATH of a checkout to compare the engine with")
-    parser.add_argument("--bucket-mb", type=float, default=128.0)
+    parser.add_argument("--bucket-mb", type=float, default=64.0)
     parser.add_argument("--no-process", dest="process", action="store_false")
     parser.add_argument("--memory-curve", help="population sizes, e.g. 1000,10000,50000")
     parser.add_argument("--phase", choices=["parse", "engine"])

@@ -29,7 +29,7 @@ from salvage.knowledge import KnowledgeBase, load_knowledge
 OVERLAY_VARIABLE = "SALVAGE_KB_OVERLAY"
 # Population mode: megabytes of input per on-disk bucket (peak memory follows it); 0: one pass.
 BUCKET_VARIABLE = "SALVAGE_BUCKET_MB"
-DEFAULT_BUCKET_MB = 128.0
+DEFAULT_BUCKET_MB = 64.0
 
 
 @dataclass(frozen=True, kw_only=True)

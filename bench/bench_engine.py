@@ -400,15 +400,18 @@ def compare(args: argparse.Namespace) -> None:
 
 
 def memory_curve(args: argparse.Namespace) -> None:
-    print(f"peak RSS of the engine phase, SALVAGE_BUCKET_MB={args.bucket_mb} vs one pass (0):")
+    print(f"peak RSS, SALVAGE_BUCKET_MB={args.bucket_mb} vs one pass (0):", flush=True)
     for size in (int(s) for s in args.memory_curve.split(",")):
         directory, meta = population(size, args.shape)
         bucketed = run_phase("engine", directory, env={"SALVAGE_BUCKET_MB": str(args.bucket_mb)})
         one = run_phase("engine", directory, env={"SALVAGE_BUCKET_MB": "0"})
+        whole = run_phase("process", directory, env={"SALVAGE_BUCKET_MB": str(args.bucket_mb)})
         print(
             f"{size:>7} patients {meta['bytes'] / 1e6:7.0f} MB: buckets {bucketed['buckets']:3} "
-            f"{bucketed['peak_rss_mb']:6.0f} MB {bucketed['seconds']:7.2f} s | one pass "
-            f"{one['peak_rss_mb']:6.0f} MB {one['seconds']:7.2f} s"
+            f"{bucketed['peak_rss_mb']:6.0f} MB {bucketed['cpu']:7.2f} s CPU | one pass "
+            f"{one['peak_rss_mb']:6.0f} MB {one['cpu']:7.2f} s CPU | whole `salvage lines "
+            f"--json` with buckets {whole['peak_rss_mb']:6.0f} MB",
+            flush=True,
         )
 
 

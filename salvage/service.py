@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
@@ -155,10 +155,13 @@ def reports_for_files(
     *,
     fast: bool = True,
     bucket_mb: float | None = None,
+    keep_records: bool = True,
 ) -> tuple[list[PatientReport], ReadResult, list[Skipped]]:
     """Reports of every patient in Bundle / NDJSON files (CLI), or of one patient; returns the
     reports, what the reader met (errors, counts) and every skipped resource (see
-    read_population for `fast` and `bucket_mb`)."""
+    read_population for `fast` and `bucket_mb`). With keep_records=False the reports do not hold
+    on to each patient's converted record (analysis.record keeps only the reference), so a
+    population analysed in buckets is not held in memory whole until the output is written."""
     wanted = None if patient is None else f"Patient/{patient.removeprefix('Patient/')}"
     population = read_population(paths, kb, fast=fast, bucket_mb=bucket_mb)
     reports: list[PatientReport] = []
@@ -166,10 +169,16 @@ def reports_for_files(
         if progress:
             where = f" (bucket {n} of {population.buckets})" if population.buckets > 1 else ""
             progress(f"analysing {len(patients)} patients{where}")
-        reports += _reports(patients, kb, as_of, wanted)
+        made = _reports(patients, kb, as_of, wanted)
+        reports += made if keep_records else [_without_record(r) for r in made]
     if population.buckets > 1:
         reports.sort(key=lambda r: r.patient)
     return reports, population.read, population.skipped
+
+
+def _without_record(report: PatientReport) -> PatientReport:
+    empty = PatientRecord(reference=report.analysis.record.reference)
+    return replace(report, analysis=replace(report.analysis, record=empty))
 
 
 def _reports(

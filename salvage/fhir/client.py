@@ -26,6 +26,7 @@ import socket
 import ssl
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -175,6 +176,14 @@ class _Connection(http.client.HTTPConnection):
         self.sock = _DeadlineSocket(sock, self._deadline)
 
 
+def _close_all(idle: list[_Connection], lock: threading.Lock) -> None:
+    with lock:
+        connections = list(idle)
+        idle.clear()
+    for connection in connections:
+        connection.close()
+
+
 class FhirReader:
     """Reads from one FHIR base with one token holder, all reads sharing one deadline."""
 
@@ -199,6 +208,8 @@ class FhirReader:
         self._idle: list[_Connection] = []
         self._lock = threading.Lock()
         self.connections_opened = 0
+        # A reader dropped without close() still closes what it kept.
+        self._finalizer = weakref.finalize(self, _close_all, self._idle, self._lock)
 
     def __enter__(self) -> FhirReader:
         return self
@@ -208,10 +219,7 @@ class FhirReader:
 
     def close(self) -> None:
         """Close the connections kept for reuse."""
-        with self._lock:
-            idle, self._idle = self._idle, []
-        for connection in idle:
-            connection.close()
+        self._finalizer()
 
     def _take(self, scheme: str, host: str, port: int) -> _Connection:
         with self._lock:
@@ -223,6 +231,9 @@ class FhirReader:
 
     def _give_back(self, connection: _Connection) -> None:
         if connection.sock is None:  # closed after an error or a `Connection: close` answer
+            return
+        if not self._finalizer.alive:  # read after close(): nothing is kept any more
+            connection.close()
             return
         with self._lock:
             self._idle.append(connection)

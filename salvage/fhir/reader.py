@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,11 +49,61 @@ _SEEN_TYPES: set[str] = set()  # resource types already confirmed, for the NDJSO
 
 @functools.lru_cache(maxsize=512)
 def is_resource_type(name: str) -> bool:
-    """True for a FHIR R4 resource type name (checked against the fhir.resources R4B models)."""
+    """True for a FHIR R4 resource type name (checked against the fhir.resources R4B models).
+    Answers are remembered on disk next to the knowledge-base cache: importing the models to
+    check a name is most of a small run's start-up."""
     if name in _R4_ONLY_TYPES:
         return True
     if not name or not name[0].isupper() or not name.isalnum():
         return False
+    remembered = _remembered_types()
+    if name in remembered:
+        known = remembered[name]
+    else:
+        known = remembered[name] = _check_resource_type(name)
+        _remember_types(remembered)
+    if known:
+        _SEEN_TYPES.add(name)
+    return known
+
+
+@functools.lru_cache(maxsize=1)
+def _types_file() -> Path | None:
+    import fhir.resources
+
+    from salvage.knowledge.loader import cache_dir
+
+    folder = cache_dir()
+    version = getattr(fhir.resources, "__version__", "unknown")
+    return None if folder is None else folder / f"resource-types-{version}.json"
+
+
+@functools.lru_cache(maxsize=1)
+def _remembered_types() -> dict[str, bool]:
+    path = _types_file()
+    try:
+        data = orjson.loads(path.read_bytes()) if path is not None else {}
+    except (OSError, orjson.JSONDecodeError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, bool)}
+
+
+def _remember_types(types: dict[str, bool]) -> None:
+    path = _types_file()
+    if path is None:
+        return
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        temporary.write_bytes(orjson.dumps(types))
+        os.replace(temporary, path)
+    except OSError:
+        return  # not remembered: checked again next time
+
+
+def _check_resource_type(name: str) -> bool:
     from fhir.resources.R4B import get_fhir_model_class
     from fhir.resources.R4B.resource import Resource
 
@@ -60,10 +111,7 @@ def is_resource_type(name: str) -> bool:
         model = get_fhir_model_class(name)
     except (KeyError, ValueError, ImportError, AttributeError):
         return False
-    known = isinstance(model, type) and issubclass(model, Resource)
-    if known:
-        _SEEN_TYPES.add(name)
-    return known
+    return isinstance(model, type) and issubclass(model, Resource)
 
 
 @dataclass

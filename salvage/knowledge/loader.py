@@ -627,7 +627,13 @@ def _cached(key: str, folder: Path) -> KnowledgeBase | None:
         kb = pickle.loads(path.read_bytes())  # noqa: S301 (our own file, checked by _private)
     except Exception:  # absent, truncated or from another version: build it again
         return None
-    return kb if isinstance(kb, KnowledgeBase) else None
+    if not isinstance(kb, KnowledgeBase):
+        return None
+    try:
+        os.utime(path)  # recently used: pruned last
+    except OSError:
+        pass
+    return kb
 
 
 def _store(key: str, folder: Path, kb: KnowledgeBase) -> None:
@@ -645,7 +651,7 @@ def _store(key: str, folder: Path, kb: KnowledgeBase) -> None:
         return
 
 
-_CACHE_KEPT = 16  # cached knowledge bases kept (several overlays or checkouts side by side)
+_CACHE_KEPT = 64  # cached knowledge bases kept (overlays, checkouts and test runs side by side)
 
 
 def _age(path: Path) -> float:

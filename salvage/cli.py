@@ -83,7 +83,8 @@ def analyse_paths(
         if progress:
             progress.stage = text
 
-    return service.reports_for_files(paths, service.knowledge_base(), as_of, patient, stage)
+    kb = service.knowledge_base()
+    return service.reports_for_files(paths, kb, as_of, patient, stage, keep_records=False)
 
 
 def _report_problems(read: Any, skipped: Any) -> int:

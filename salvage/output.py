@@ -56,6 +56,15 @@ def patient_lines_json(analysis: PatientAnalysis) -> dict[str, Any]:
         "lines": [line_json(line) for line in analysis.lines],
         "failures": [failure_json(f) for f in analysis.failures],
         "unmapped": [{"source": u.source, "text": u.text} for u in analysis.unmapped],
+        "partly_recognised": [
+            {
+                "source": p.source,
+                "text": p.text,
+                "recognised": list(p.recognised),
+                "not_recognised": list(p.not_recognised),
+            }
+            for p in analysis.record.partly_recognised
+        ],
         "warnings": [{"source": w.source, "problem": w.problem} for w in analysis.warnings],
         "active_diseases": list(analysis.active_diseases),
         "not_assessed": list(analysis.not_assessed),

@@ -23,6 +23,23 @@ class DrugNormaliser:
         self._pattern = re.compile(
             r"(?<![\w-])(" + "|".join(re.escape(n) for n in names) + r")(?![\w-])"
         )
+        self._formulations = kb.formulations
+
+    def _formulated(self, found: frozenset[str], concept: dict[str, Any]) -> frozenset[str]:
+        """A qualifier in the medication's words ("doxorubicin hydrochloride liposomal") makes the
+        plain ingredient another agent, even when a code named the plain ingredient."""
+        if not self._formulations or not any(f[0] in found for f in self._formulations):
+            return found
+        texts = [str(concept.get("text") or "")] + [
+            str(c.get("display") or "") for c in concept.get("coding") or () if isinstance(c, dict)
+        ]
+        words = set(_WORDS.findall(" ".join(texts).lower()))
+        changed = set(found)
+        for drug, qualifiers, becomes in self._formulations:
+            if drug in changed and words & qualifiers:
+                changed.discard(drug)
+                changed.add(becomes)
+        return frozenset(changed)
 
     def from_concept(self, concept: dict[str, Any] | None) -> frozenset[str]:
         """Ingredients named by a CodeableConcept: RxNorm codings, else display and text."""
@@ -32,21 +49,22 @@ class DrugNormaliser:
         if len(codings) == 1 and type(codings[0]) is dict and codings[0].get("system") == RXNORM:
             hit = self._codes.get(str(codings[0].get("code")))
             if hit:  # the common case: one RxNorm coding we know
-                return self._frozen(hit)
+                return self._formulated(self._frozen(hit), concept)
         found: set[str] = set()
         for coding in codings:
             if isinstance(coding, dict) and coding.get("system") == RXNORM:
                 hit = self._codes.get(str(coding.get("code")))
                 if hit:
                     found.update(hit)
-        if found:
-            return frozenset(found)
-        for coding in codings:
-            if isinstance(coding, dict) and coding.get("display"):
-                found.update(self.from_text(str(coding["display"])))
+        if not found:
+            # A product-level code we do not hold (SCD, SBD, a local code): its display names the
+            # ingredients ("erlotinib 150 MG Oral Tablet [Tarceva]"), matched as whole words.
+            for coding in codings:
+                if isinstance(coding, dict) and coding.get("display"):
+                    found.update(self.from_text(str(coding["display"])))
         if not found and concept.get("text"):
             found.update(self.from_text(str(concept["text"])))
-        return frozenset(found)
+        return self._formulated(frozenset(found), concept)
 
     def _frozen(self, ingredients: tuple[str, ...]) -> frozenset[str]:
         cached = self._frozen_cache.get(ingredients)
@@ -58,7 +76,18 @@ class DrugNormaliser:
         found: set[str] = set()
         for match in self._pattern.finditer(text.lower()):
             found.update(self._names[match.group(1)])
-        return frozenset(found)
+        return self._formulated(frozenset(found), {"text": text}) if found else frozenset()
+
+    def partly_recognised(self, text: str) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+        """(recognised ingredients, parts not recognised) of a combination written as text, when
+        some parts are recognised and others are not; None otherwise."""
+        parts = [p.strip() for p in _COMBINATION_SEPARATOR.split(text) if p.strip()]
+        if len(parts) < 2:
+            return None
+        missed = [p for p in parts if _WORD.match(p) and not self.from_text(p)]
+        if not missed or len(missed) == len(parts):
+            return None
+        return tuple(sorted(self.from_text(text))), tuple(missed)
 
     def unrecognised_parts(self, text: str) -> str | None:
         """For a combination written as text ("elvitegravir/cobicistat/..."), a sentence naming
@@ -68,13 +97,10 @@ class DrugNormaliser:
         return self._partial_cache[text]
 
     def _unrecognised_parts(self, text: str) -> str | None:
-        parts = [p.strip() for p in _COMBINATION_SEPARATOR.split(text) if p.strip()]
-        if len(parts) < 2:
+        partial = self.partly_recognised(text)
+        if partial is None:
             return None
-        missed = [p for p in parts if _WORD.match(p) and not self.from_text(p)]
-        if not missed or len(missed) == len(parts):
-            return None
-        found = ", ".join(sorted(self.from_text(text)))
+        found, missed = ", ".join(partial[0]), partial[1]
         return (
             f"combination {text!r} recognised only in part ({found}); not recognised: "
             + ", ".join(repr(m) for m in missed)
@@ -83,6 +109,8 @@ class DrugNormaliser:
 
 # Separators of ingredients in a combination's name ("lopinavir/ritonavir", "CAB + RPV").
 _COMBINATION_SEPARATOR = re.compile(r"\s*(?:/|\+)\s*")
+# Words of a medication's text, hyphenated words kept whole ("protein-bound").
+_WORDS = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
 # A part that opens with a word (not a dose such as "300 mg tablet") names an ingredient.
 _WORD = re.compile(r"\W*[A-Za-z]{4,}")
 

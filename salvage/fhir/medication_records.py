@@ -12,6 +12,7 @@ from salvage.engine.drugs import concept_text
 from salvage.engine.model import (
     DataWarning,
     DrugExposure,
+    PartlyRecognised,
     PatientRecord,
     Unmapped,
 )
@@ -47,8 +48,15 @@ class MedicationConverter(ConverterBase):
             if med is not None:
                 found = self.drugs.from_concept(med.get("code"))
                 if not found:  # Medication.ingredient list, each item a concept or a reference
+                    names = []
                     for item in med.get("ingredient") or ():
-                        found |= self.drugs.from_concept(self._ingredient_concept(item, r, med))
+                        concept = self._ingredient_concept(item, r, med)
+                        found |= self.drugs.from_concept(concept)
+                        names.append(concept_text(concept))
+                    if found and len(names) > 1:
+                        # Named ingredient by ingredient, so that one we do not know is reported
+                        # as a part not recognised (a combination read only in part).
+                        return found, " / ".join(n for n in names if n)
                 return found, self._medication_name(med, r) or "a medication without a name"
             display = r["medicationReference"].get("display")
             return frozenset(), str(display) if display else "a medication that could not be read"
@@ -95,6 +103,8 @@ class MedicationConverter(ConverterBase):
         end: date | None,
         stop_reasons: Iterable[dict[str, Any]],
         dose: tuple[float | None, str | None] = (None, None),
+        dose_count: int | None = None,
+        based_on: tuple[str, ...] = (),
     ) -> None:
         ingredients, text = medication
         if not ingredients:
@@ -103,6 +113,16 @@ class MedicationConverter(ConverterBase):
         missed = self.drugs.unrecognised_parts(text)
         if missed:  # a combination read only in part: say so rather than drop an ingredient
             record.warnings.append(DataWarning(source=source, problem=missed))
+            partial = self.drugs.partly_recognised(text)
+            if partial is not None:
+                record.partly_recognised.append(
+                    PartlyRecognised(
+                        source=source,
+                        text=text,
+                        recognised=tuple(sorted(ingredients)),
+                        not_recognised=partial[1],
+                    )
+                )
         reasons: set[str] = set()
         for concept in stop_reasons:
             for coding in (concept or {}).get("coding") or ():
@@ -119,6 +139,8 @@ class MedicationConverter(ConverterBase):
                 stop_reasons=frozenset(reasons),
                 dose=dose[0],
                 dose_unit=dose[1],
+                dose_count=dose_count,
+                based_on=based_on,
                 text=text,
                 notes=tuple(
                     str(n["text"])
@@ -184,6 +206,7 @@ class MedicationConverter(ConverterBase):
         elif end is None:
             end = start
         reason = r.get("statusReason")
+        dose, count = _dosage_dose(r.get("dosageInstruction"))
         self._exposure(
             medication,
             r,
@@ -192,6 +215,8 @@ class MedicationConverter(ConverterBase):
             start=start,
             end=end,
             stop_reasons=[reason] if isinstance(reason, dict) else [],
+            dose=dose,
+            dose_count=count,
         )
 
     def _medication_administration(
@@ -200,8 +225,15 @@ class MedicationConverter(ConverterBase):
         if r.get("status") in IGNORED_STATUS["MedicationAdministration"]:
             return
         start, end = self._effective(r, source, "effective")
-        dose = ((r.get("dosage") or {}).get("dose")) or {}
-        value = dose.get("value")
+        dosage = r.get("dosage")
+        dose = (dosage.get("dose") if isinstance(dosage, dict) else None) or {}
+        value = dose.get("value") if isinstance(dose, dict) else None
+        request = r.get("request")
+        based_on = tuple(
+            ref["reference"]
+            for ref in [*(r.get("basedOn") or ()), *([request] if request else [])]
+            if isinstance(ref, dict) and isinstance(ref.get("reference"), str)
+        )
         self._exposure(
             self._medication(r, source),
             r,
@@ -211,9 +243,10 @@ class MedicationConverter(ConverterBase):
             end=end if end is not None else start,
             stop_reasons=r.get("statusReason") or [],
             dose=(
-                float(value) if isinstance(value, int | float) else None,
-                dose.get("code") or dose.get("unit"),
+                float(value) if isinstance(value, int | float) and value > 0 else None,
+                str(dose.get("code") or dose.get("unit") or "") or None,
             ),
+            based_on=based_on,
         )
 
     def _medication_statement(self, r: dict[str, Any], source: str, record: PatientRecord) -> None:
@@ -229,6 +262,7 @@ class MedicationConverter(ConverterBase):
             start = end = parse_fhir_date(asserted, field_name="dateAsserted", source=source)
         if end is None and status not in ("active", "intended", "on-hold"):
             end = start
+        dose, count = _dosage_dose(r.get("dosage"))
         self._exposure(
             self._medication(r, source),
             r,
@@ -237,6 +271,8 @@ class MedicationConverter(ConverterBase):
             start=start,
             end=end,
             stop_reasons=r.get("statusReason") or [],
+            dose=dose,
+            dose_count=count,
         )
 
 
@@ -261,3 +297,25 @@ def _duration_days(duration: dict[str, Any]) -> float | None:
     if isinstance(value, int | float) and factor is not None and value > 0:
         return float(value) * factor
     return None
+
+
+def _dosage_dose(
+    dosages: Any,
+) -> tuple[tuple[float | None, str | None], int | None]:
+    """The dose of an order's or statement's first Dosage that gives one (doseAndRate.doseQuantity,
+    a positive value with its unit) and how many doses it covers (timing.repeat.count), if said."""
+    for dosage in dosages if isinstance(dosages, list) else ():
+        if not isinstance(dosage, dict):
+            continue
+        for entry in dosage.get("doseAndRate") or ():
+            quantity = entry.get("doseQuantity") if isinstance(entry, dict) else None
+            value = quantity.get("value") if isinstance(quantity, dict) else None
+            if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+                repeat = (dosage.get("timing") or {}).get("repeat") or {}
+                count = repeat.get("count") if isinstance(repeat, dict) else None
+                unit = quantity.get("code") or quantity.get("unit")  # type: ignore[union-attr]
+                return (
+                    (float(value), str(unit) if unit else None),
+                    count if isinstance(count, int) and count > 0 else None,
+                )
+    return (None, None), None

@@ -25,6 +25,7 @@ class Drug:
     classes: frozenset[str]
     continuous: bool = False
     anthracycline_equivalence: float | None = None
+    anthracycline_equivalence_basis: str | None = None  # evidence key, or "assumed"
     rxnorm_ingredient: str | None = None  # verified IN code, used when emitting resources
 
 
@@ -226,6 +227,8 @@ class KnowledgeBase:
     transplant_rules: dict[str, TransplantRule] = field(default_factory=dict)
     karnofsky_to_ecog: tuple[tuple[int, int], ...] = ()  # (karnofsky_at_least, ecog), descending
     prep_context: CodeSet = field(default_factory=CodeSet)
+    # (drug, qualifier words, the agent it becomes): drugs.yaml formulations
+    formulations: tuple[tuple[str, frozenset[str], str], ...] = ()
 
     def disclaimer_for(self, disease: str | None) -> str:
         """The disclaimer that fits the advice: HIV advice names HIV specialist review."""

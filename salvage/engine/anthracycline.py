@@ -38,6 +38,9 @@ class AnthracyclineDose:
     bsa_m2: float | None = None
     bsa_sources: tuple[str, ...] = ()
     problem: str | None = None  # why the dose could not be converted
+    # False when an order or statement spans several days without saying how many doses it
+    # covers: it is counted once, and the total is a lower bound.
+    count_known: bool = True
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,9 +64,13 @@ class AnthracyclineTotal:
         return bool(self.counted)
 
     @property
+    def uncounted(self) -> tuple[AnthracyclineDose, ...]:
+        return tuple(d for d in self.counted if not d.count_known)
+
+    @property
     def at_least(self) -> bool:
         """The total is a lower bound: some anthracycline given was not counted."""
-        return bool(self.unconverted or self.undocumented)
+        return bool(self.unconverted or self.undocumented or self.uncounted)
 
 
 def _is_anthracycline(kb: KnowledgeBase, drug: str) -> bool:
@@ -131,6 +138,11 @@ def cumulative(record: PatientRecord, kb: KnowledgeBase, as_of: date) -> Anthrac
             continue
         unit = (e.dose_unit or "").replace(" ", "").lower()
         count = e.dose_count or 1
+        count_known = (
+            kind == "administration"
+            or e.dose_count is not None
+            or (e.end is not None and e.end <= e.start)
+        )
         for drug in drugs:
             ratio = kb.drugs[drug].anthracycline_equivalence or 0.0
             problem: str | None = None
@@ -161,6 +173,7 @@ def cumulative(record: PatientRecord, kb: KnowledgeBase, as_of: date) -> Anthrac
                     bsa_m2=bsa,
                     bsa_sources=bsa_sources,
                     problem=problem if mg_m2 is None else None,
+                    count_known=count_known,
                 )
             )
     assumed = sorted(
@@ -196,6 +209,11 @@ def describe(total: AnthracyclineTotal, kb: KnowledgeBase) -> str:
             f"{len(total.unconverted)} dose(s) not converted ("
             + "; ".join(f"{d.source}: {d.problem}" for d in total.unconverted[:3])
             + ")"
+        )
+    if total.uncounted:
+        parts.append(
+            f"{len(total.uncounted)} order(s) or statement(s) over several days without the number "
+            "of doses, each counted once (" + ", ".join(d.source for d in total.uncounted[:3]) + ")"
         )
     if total.undocumented:
         parts.append(

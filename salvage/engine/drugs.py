@@ -33,10 +33,13 @@ class DrugNormaliser:
         texts = [str(concept.get("text") or "")] + [
             str(c.get("display") or "") for c in concept.get("coding") or () if isinstance(c, dict)
         ]
-        words = set(_WORDS.findall(" ".join(texts).lower()))
+        lowered = " ".join(texts).lower()
+        words = set(_WORDS.findall(lowered))
+        named = {d for m in self._pattern.finditer(lowered) for d in self._names[m.group(1)]}
         changed = set(found)
         for drug, qualifiers, becomes in self._formulations:
-            if drug in changed and words & qualifiers:
+            # "Doxil" names the liposomal agent itself; "doxorubicin ... liposomal" qualifies it.
+            if drug in changed and (words & qualifiers or becomes in named):
                 changed.discard(drug)
                 changed.add(becomes)
         return frozenset(changed)

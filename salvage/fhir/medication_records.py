@@ -51,8 +51,9 @@ class MedicationConverter(ConverterBase):
                     names = []
                     for item in med.get("ingredient") or ():
                         concept = self._ingredient_concept(item, r, med)
-                        found |= self.drugs.from_concept(concept)
-                        names.append(concept_text(concept))
+                        part = self.drugs.from_concept(concept)
+                        found |= part
+                        names.append(_ingredient_label(concept, part))
                     if found and len(names) > 1:
                         # Named ingredient by ingredient, so that one we do not know is reported
                         # as a part not recognised (a combination read only in part).
@@ -319,3 +320,20 @@ def _dosage_dose(
                     count if isinstance(count, int) and count > 0 else None,
                 )
     return (None, None), None
+
+
+def _ingredient_label(concept: dict[str, Any] | None, found: frozenset[str]) -> str:
+    """How an ingredient of a Medication is named in a report: its text or display, else the
+    ingredients it was recognised as, else its codes (never a system URL, which holds "/")."""
+    if not isinstance(concept, dict):
+        return ""
+    if concept.get("text"):
+        return str(concept["text"])
+    codings = [c for c in concept.get("coding") or () if isinstance(c, dict)]
+    for coding in codings:
+        if coding.get("display"):
+            return str(coding["display"])
+    if found:
+        return " and ".join(sorted(found))
+    codes = [str(c["code"]) for c in codings if c.get("code")]
+    return f"code {', '.join(codes)}" if codes else ""

@@ -3,9 +3,10 @@ doses, stop reasons; referenced, contained and itemReference Medications)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, TypeGuard
 
 from salvage.engine.dates import optional_date, parse_fhir_date
 from salvage.engine.drugs import concept_text
@@ -227,8 +228,10 @@ class MedicationConverter(ConverterBase):
             return
         start, end = self._effective(r, source, "effective")
         dosage = r.get("dosage")
-        dose = (dosage.get("dose") if isinstance(dosage, dict) else None) or {}
-        value = dose.get("value") if isinstance(dose, dict) else None
+        dose = dosage.get("dose") if isinstance(dosage, dict) else None
+        if not isinstance(dose, dict):
+            dose = {}
+        value = dose.get("value")
         request = r.get("request")
         based_on = tuple(
             ref["reference"]
@@ -244,7 +247,7 @@ class MedicationConverter(ConverterBase):
             end=end if end is not None else start,
             stop_reasons=r.get("statusReason") or [],
             dose=(
-                float(value) if isinstance(value, int | float) and value > 0 else None,
+                float(value) if _positive(value) else None,
                 str(dose.get("code") or dose.get("unit") or "") or None,
             ),
             based_on=based_on,
@@ -311,13 +314,14 @@ def _dosage_dose(
         for entry in dosage.get("doseAndRate") or ():
             quantity = entry.get("doseQuantity") if isinstance(entry, dict) else None
             value = quantity.get("value") if isinstance(quantity, dict) else None
-            if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
-                repeat = (dosage.get("timing") or {}).get("repeat") or {}
+            if _positive(value):
+                timing = dosage.get("timing")
+                repeat = timing.get("repeat") if isinstance(timing, dict) else None
                 count = repeat.get("count") if isinstance(repeat, dict) else None
                 unit = quantity.get("code") or quantity.get("unit")  # type: ignore[union-attr]
                 return (
                     (float(value), str(unit) if unit else None),
-                    count if isinstance(count, int) and count > 0 else None,
+                    count if type(count) is int and count > 0 else None,
                 )
     return (None, None), None
 
@@ -337,3 +341,13 @@ def _ingredient_label(concept: dict[str, Any] | None, found: frozenset[str]) -> 
         return " and ".join(sorted(found))
     codes = [str(c["code"]) for c in codings if c.get("code")]
     return f"code {', '.join(codes)}" if codes else ""
+
+
+def _positive(value: object) -> TypeGuard[int | float]:
+    """A documented dose: a finite number above zero (not a boolean, not JSON's Infinity)."""
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+    )

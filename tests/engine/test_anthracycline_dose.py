@@ -209,3 +209,22 @@ def test_height_and_weight_in_other_units_convert(kb) -> None:
     total = anthracycline.cumulative(chart.analyse(kb).record, kb, AS_OF)
     assert total is not None and total.known
     assert total.total == pytest.approx(100 / math.sqrt(170 * 176.4 * 0.45359237 / 3600), rel=1e-3)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"dosage": "50 mg"},
+        {"dosage": {"dose": "50 mg"}},
+        {"dosage": {"dose": {"value": float("inf"), "unit": "mg/m2"}}},
+        {"dosage": {"dose": {"value": True, "unit": "mg/m2"}}},
+        {"dosage": {"dose": {"value": -50, "unit": "mg/m2"}}},
+        {"basedOn": {"reference": 3}},
+    ],
+)
+def test_a_malformed_dose_is_undocumented_never_an_error(kb, fields: dict) -> None:
+    chart = Chart()
+    chart.give("doxorubicin", "2024-01-08", **fields)
+    total = anthracycline.cumulative(chart.analyse(kb).record, kb, AS_OF)
+    assert total is not None and not total.known and total.at_least
+    assert anthracycline.describe(total, kb).startswith("cumulative anthracycline dose unknown")

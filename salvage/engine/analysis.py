@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import date
 
-from salvage.engine import anthracycline, attribution, contraindications, factors
+from salvage.engine import anthracycline, attribution, contraindications
 from salvage.engine import failures as failure_rules
 from salvage.engine import lines as line_rules
 from salvage.engine.model import DataWarning, Failure, Line, PatientRecord, Unmapped
@@ -146,11 +146,11 @@ def analyse_patient(
         lines += hiv_lines
     cautions: list[str] = []
     doses = anthracycline.cumulative(record, kb, as_of)
-    total = factors.cumulative_anthracycline(record, kb, as_of)
+    doses_text = anthracycline.describe(doses, kb) if doses is not None else ""
     caution_level = float(kb.patient_rules.anthracycline.caution_cumulative_doxorubicin_mg_m2)
-    if total is not None and total.value >= caution_level:
+    if doses is not None and doses.known and round(doses.total) >= caution_level:
         cautions.append(
-            f"{total.text}: at or above the caution level of {caution_level:g} mg/m2 "
+            f"{doses_text}: at or above the caution level of {caution_level:g} mg/m2 "
             f"({contraindications.cite(kb, kb.patient_rules.anthracycline.evidence)})"
         )
     not_assessed = tuple(
@@ -177,5 +177,5 @@ def analyse_patient(
         statement=prep.statement,
         cautions=tuple(cautions),
         anthracycline=doses,
-        anthracycline_text=anthracycline.describe(doses, kb) if doses is not None else "",
+        anthracycline_text=doses_text,
     )

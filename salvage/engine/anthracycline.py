@@ -83,11 +83,9 @@ def _nearest(found: list[Measurement], day: date) -> Measurement | None:
 
 
 def _bsa(
-    record: PatientRecord, day: date, as_of: date, window_days: int
+    heights: list[Measurement], weights: list[Measurement], day: date, window_days: int
 ) -> tuple[float | None, tuple[str, ...], str | None]:
     """Mosteller BSA from the height and weight nearest to the dose (weight within the window)."""
-    heights = [m for m in record.measurements if m.kind == "height" and m.value and m.when <= as_of]
-    weights = [m for m in record.measurements if m.kind == "weight" and m.value and m.when <= as_of]
     height, weight = _nearest(heights, day), _nearest(weights, day)
     if height is None or weight is None:
         missing = " and ".join(n for n, m in (("height", height), ("weight", weight)) if m is None)
@@ -126,6 +124,8 @@ def cumulative(record: PatientRecord, kb: KnowledgeBase, as_of: date) -> Anthrac
     given_days = {(i, e.start) for e in administrations for i in e.ingredients}
     doses: list[AnthracyclineDose] = []
     undocumented: list[str] = []
+    heights = [m for m in record.measurements if m.kind == "height" and m.value and m.when <= as_of]
+    weights = [m for m in record.measurements if m.kind == "weight" and m.value and m.when <= as_of]
     for e in given:
         kind = _kind(e)
         drugs = sorted(i for i in e.ingredients if _is_anthracycline(kb, i))
@@ -154,7 +154,7 @@ def cumulative(record: PatientRecord, kb: KnowledgeBase, as_of: date) -> Anthrac
             elif unit in per_area:
                 mg_m2 = e.dose * per_area[unit]
             elif unit in mass and bsa_rule is not None:
-                bsa, bsa_sources, problem = _bsa(record, e.start, as_of, window)
+                bsa, bsa_sources, problem = _bsa(heights, weights, e.start, window)
                 if bsa:
                     mg_m2 = e.dose * mass[unit] / bsa
             else:

@@ -188,3 +188,22 @@ def test_an_erlotinib_only_patient_has_a_line(capsys) -> None:
     (patient,) = json.loads(capsys.readouterr().out)["patients"]
     assert [(ln["number"], ln["ingredients"]) for ln in patient["lines"]] == [(1, ["erlotinib"])]
     assert patient["unmapped"] == []
+
+
+def test_every_name_and_synonym_finds_its_own_ingredients(kb) -> None:
+    normaliser = normaliser_for(kb)
+    for name, ingredients in kb.name_index.items():
+        assert normaliser.from_text(f"{name} 10 mg IV") == set(ingredients), name
+
+
+def test_the_trie_pattern_matches_as_a_longest_first_alternation(kb) -> None:
+    import re
+
+    names = sorted(kb.name_index, key=len, reverse=True)
+    flat = re.compile(r"(?<![\w-])(" + "|".join(re.escape(n) for n in names) + r")(?![\w-])")
+    pattern = normaliser_for(kb)._pattern
+    texts = [f"{a} / {b}-x {a}s" for a, b in zip(names, reversed(names), strict=True)]
+    for text in texts:
+        assert [m.group(1) for m in pattern.finditer(text)] == [
+            m.group(1) for m in flat.finditer(text)
+        ], text

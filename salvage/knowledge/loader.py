@@ -133,6 +133,14 @@ def _cross_check(raw: dict[str, Any]) -> None:
             for c in drug.rxnorm
             if c.verified not in sources
         ]
+    holders: dict[str, str] = {}  # an RxNorm code names one drug or product, never two
+    for holder, codes in [
+        *((name, drug.rxnorm) for name, drug in drugs.items()),
+        *((product.name, product.rxnorm) for product in raw["drugs"].products),
+    ]:
+        for c in codes:
+            if holders.setdefault(c.code, holder) != holder:
+                problems.append(f"RxNorm {c.code} is listed for {holders[c.code]} and {holder}")
     names: dict[str, str] = {}
     for name, drug in drugs.items():
         for label in (name, *drug.synonyms):

@@ -207,3 +207,47 @@ def test_the_trie_pattern_matches_as_a_longest_first_alternation(kb) -> None:
         assert [m.group(1) for m in pattern.finditer(text)] == [
             m.group(1) for m in flat.finditer(text)
         ], text
+
+
+def _knowledge_copy(tmp_path):
+    import shutil
+
+    from salvage.knowledge import loader
+
+    target = tmp_path / "data"
+    shutil.copytree(loader.data_dir(), target)
+    return target
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        # one code for two drugs would silently map the first drug's records to the second
+        lambda doc: doc["drugs"]["gefitinib"]["rxnorm"].append(
+            {"code": "337525", "tty": "IN", "verified": "issue-11"}
+        ),
+        # a synonym naming another drug would silently steal its records
+        lambda doc: doc["drugs"]["erlotinib"]["synonyms"].append("iressa"),
+        # a product synonym equal to a drug name would turn the drug into the product
+        lambda doc: doc["products"][-1]["synonyms"].append("ribociclib"),
+        # an equivalence ratio must name its basis (evidence key or "assumed")
+        lambda doc: doc["drugs"]["daunorubicin"].pop("anthracycline_equivalence_basis"),
+        # a formulation must name known drugs
+        lambda doc: doc["formulations"].append(
+            {"drug": "doxorubicin", "words": ["x"], "becomes": "doxorubicin-ultra"}
+        ),
+    ],
+)
+def test_an_ambiguous_drug_table_is_refused(tmp_path, change) -> None:
+    import yaml
+
+    from salvage.errors import KnowledgeError
+    from salvage.knowledge import loader
+
+    data = _knowledge_copy(tmp_path)
+    path = data / "drugs.yaml"
+    doc = yaml.safe_load(path.read_text())
+    change(doc)
+    path.write_text(yaml.safe_dump(doc))
+    with pytest.raises(KnowledgeError):
+        loader.build(loader.load_raw(data))

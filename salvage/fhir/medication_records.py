@@ -252,6 +252,16 @@ class MedicationConverter(ConverterBase):
             dose=dose,
             dose_count=count,
         )
+        if medication[0] and (r.get("reportedBoolean") is True or r.get("intent") == "plan"):
+            # Oracle's MedicationRequest also carries documented home and historical medications
+            # (reportedBoolean, intent plan; issue 18 quirk 23): counted, and said to be so.
+            record.warnings.append(
+                DataWarning(
+                    source=source,
+                    problem="a reported home or historical medication, not an order placed "
+                    "here: counted as therapy given",
+                )
+            )
 
     def _medication_administration(
         self, r: dict[str, Any], source: str, record: PatientRecord

@@ -146,6 +146,36 @@ def _cross_check(raw: dict[str, Any]) -> None:
             for c in drug.rxnorm
             if c.verified not in sources
         ]
+    holders: dict[str, str] = {}  # an RxNorm code names one drug or product, never two
+    for holder, codes in [
+        *((name, drug.rxnorm) for name, drug in drugs.items()),
+        *((product.name, product.rxnorm) for product in raw["drugs"].products),
+    ]:
+        for c in codes:
+            if holders.setdefault(c.code, holder) != holder:
+                problems.append(f"RxNorm {c.code} is listed for {holders[c.code]} and {holder}")
+    label_owner: dict[str, str] = {}
+    for name, drug in drugs.items():
+        for label in (name, *drug.synonyms):
+            if label_owner.setdefault(label.lower(), name) != name:
+                problems.append(
+                    f"drug {name}: synonym {label!r} already names {label_owner[label.lower()]}"
+                )
+        basis = drug.anthracycline_equivalence_basis
+        if drug.anthracycline_equivalence is not None and basis is None:
+            problems.append(f"drug {name}: anthracycline_equivalence without its basis")
+        if basis is not None and basis != "assumed" and basis not in evidence:
+            problems.append(f"drug {name}: unknown equivalence evidence {basis!r}")
+    for product in raw["drugs"].products:
+        problems += [
+            f"product {product.name}: synonym {label!r} names drug {label_owner[label.lower()]}"
+            for label in (product.name, *product.synonyms)
+            if label.lower() in label_owner
+        ]
+    for rule in raw["drugs"].formulations:
+        problems += [
+            f"formulation: unknown drug {d!r}" for d in (rule.drug, rule.becomes) if d not in drugs
+        ]
     for product in raw["drugs"].products:
         problems += [
             f"product {product.name}: unknown ingredient {i!r}"
@@ -402,6 +432,7 @@ def build(raw: dict[str, Any]) -> KnowledgeBase:
             classes=frozenset(d.classes),
             continuous=d.continuous,
             anthracycline_equivalence=d.anthracycline_equivalence,
+            anthracycline_equivalence_basis=d.anthracycline_equivalence_basis,
             rxnorm_ingredient=next((c.code for c in d.rxnorm if c.tty == "IN"), None),
         )
         for name, d in drugs_file.drugs.items()
@@ -490,6 +521,10 @@ def build(raw: dict[str, Any]) -> KnowledgeBase:
                 ),
                 reverse=True,
             )
+        ),
+        formulations=tuple(
+            (f.drug, frozenset(w.lower() for w in f.words), f.becomes)
+            for f in drugs_file.formulations
         ),
         prep_context=CodeSet(
             snomed=frozenset(raw["diseases"].hiv_status.prep_context.snomed),

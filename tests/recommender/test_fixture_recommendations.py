@@ -55,10 +55,13 @@ EXPECTED = {
     "dlbcl-intolerance": ([], [], []),
     # Age 66 is outside the HD-R1 population (16-60): eligibility for transplant is a clinical
     # decision, so pembrolizumab (KEYNOTE-204, transplant-ineligible) is shown as the other branch.
+    # Changed 2026-12 (issue 12 item 10): the ABVD administrations carry no dose, so the
+    # cumulative anthracycline dose is unknown (missing data, never zero); GVD (liposomal
+    # doxorubicin) asks for the prior doses first and ranks after the options that do not.
     "hodgkin-relapse": (
-        ["BV-nivolumab", "GVD", "BV-bendamustine", "Pembrolizumab", PALLIATIVE],
+        ["BV-nivolumab", "BV-bendamustine", "GVD", "Pembrolizumab", PALLIATIVE],
         ["ICE"],
-        ["outside the trial evidence"],
+        ["outside the trial evidence", "cumulative anthracycline dose unknown"],
     ),
     # Changed 2026-12 (class exclusion): palbociclib failed, and MONARCH 2 enrolled CDK4/6-naive
     # patients, so abemaciclib-fulvestrant is excluded naming the class and the failed line.

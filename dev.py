@@ -65,12 +65,14 @@ def ensure_environment() -> None:
 
 def ensure_system_packages() -> None:
     """Browser tests drive Debian's chromium (never a browser downloaded by a test tool); the
-    database tests start a throwaway server from Debian's postgresql package."""
+    database tests start a throwaway server from Debian's postgresql package; the Spark test
+    (population mode, `--spark local[2]`) needs a Java runtime: Debian's OpenJDK 17."""
     missing = [
         pkg
         for pkg, present in (
             ("chromium", shutil.which("chromium")),
             ("postgresql", list(Path("/usr/lib/postgresql").glob("*/bin/initdb"))),
+            ("openjdk-17-jre-headless", shutil.which("java")),
         )
         if not present
     ]
@@ -84,6 +86,8 @@ def ensure_system_packages() -> None:
             return
     if "chromium" in missing:
         sys.exit("chromium is needed for the browser tests: install Debian's 'chromium' package")
+    if "openjdk-17-jre-headless" in missing:
+        sys.exit("Java 17 is needed for the Spark test: install 'openjdk-17-jre-headless'")
     print(
         "postgresql is not installed: the PostgreSQL half of tests/test_database.py is skipped",
         flush=True,
@@ -103,6 +107,7 @@ def test() -> int:
     ):
         if run(*step) != 0:
             return 1
+    os.environ.setdefault("PYSPARK_PYTHON", str(PYTHON))  # Spark's workers: this venv's Python
     return run(PYTHON, "-m", "pytest", *sys.argv[2:])
 
 

@@ -80,15 +80,16 @@ def gather(
     relative = queries.patient_reads(loinc_codes, patient_id, [q.key for q in to_fetch])
     reads = {q.key: (relative[q.key], q.resource_type) for q in to_fetch}
     reads |= {f"{q.key} (next pages)": (url, q.resource_type) for q, url in more_pages}
-    for key, result in reader.read_many(reads).items():
-        out.resources += result.resources
-        required = key in relative
-        failed = [p for p in result.problems if p.kind == client.FAILED]
-        if required and failed:
-            raise FhirUnavailable(failed[0].text)
-        out.gaps += result.problems
-    out.fetched = [q.key for q in to_fetch]
-    medications = reader.read_referenced_medications([*out.resources, *drafts])
+    with reader:  # kept connections reused by the Medication reads
+        for key, result in reader.read_many(reads).items():
+            out.resources += result.resources
+            required = key in relative
+            failed = [p for p in result.problems if p.kind == client.FAILED]
+            if required and failed:
+                raise FhirUnavailable(failed[0].text)
+            out.gaps += result.problems
+        out.fetched = [q.key for q in to_fetch]
+        medications = reader.read_referenced_medications([*out.resources, *drafts])
     out.resources += medications.resources
     out.gaps += medications.problems
     return out

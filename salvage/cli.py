@@ -1,4 +1,4 @@
-"""The `salvage` command: lines, recommend, serve, demo, feedback."""
+"""The `salvage` command: lines, recommend, cohort, export, serve, demo, feedback."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from salvage import output, service
 from salvage.engine.analysis import PatientAnalysis
 from salvage.engine.hiv_regimens import HivOption
 from salvage.errors import KnowledgeError, SalvageError
+from salvage.population.commands import add_commands, add_spark_argument
 from salvage.service import PatientReport
 from salvage.tuning import tune_gc
 
@@ -24,7 +25,8 @@ EXIT_INPUT_ERROR = 2
 
 
 class Progress:
-    """A progress line on stderr, shown only when the work takes more than a few seconds."""
+    """A progress line on stderr, shown only on a terminal and when the work takes more than a
+    few seconds."""
 
     def __init__(self, delay: float = 3.0) -> None:
         self.stage = "reading input"
@@ -42,6 +44,8 @@ class Progress:
 
     def _run(self) -> None:
         started = time.monotonic()
+        if not sys.stderr.isatty():
+            return  # logs and pipes stay quiet
         if self._done.wait(self._delay):
             return
         while not self._done.wait(2.0):
@@ -62,16 +66,25 @@ def _as_of(value: str | None) -> date:
 
 
 def analyse_paths(
-    paths: Sequence[str], as_of: date, patient: str | None = None, progress: Progress | None = None
+    paths: Sequence[str],
+    as_of: date,
+    patient: str | None = None,
+    progress: Progress | None = None,
+    spark: str | None = None,
 ) -> tuple[list[PatientReport], Any, Any]:
-    """Reports of the patients in the input (through the one service); the read result and the
-    skipped resources come back for the messages."""
+    """Reports of the patients in the input (through the one service, or the same service on
+    Spark executors); the read result and the skipped resources come back for the messages."""
+    if spark:
+        from salvage.population.commands import spark_reports
+
+        return spark_reports(list(paths), as_of, spark, patient)
 
     def stage(text: str) -> None:
         if progress:
             progress.stage = text
 
-    return service.reports_for_files(paths, service.knowledge_base(), as_of, patient, stage)
+    kb = service.knowledge_base()
+    return service.reports_for_files(paths, kb, as_of, patient, stage, keep_records=False)
 
 
 def _report_problems(read: Any, skipped: Any) -> int:
@@ -87,7 +100,9 @@ def _report_problems(read: Any, skipped: Any) -> int:
 
 def cmd_lines(args: argparse.Namespace) -> int:
     with Progress() as progress:
-        reports, read, skipped = analyse_paths(args.paths, args.as_of, args.patient, progress)
+        reports, read, skipped = analyse_paths(
+            args.paths, args.as_of, args.patient, progress, args.spark
+        )
     status = _report_problems(read, skipped)
     if skipped and len(skipped) >= read.count + len(read.skipped):
         status = EXIT_INPUT_ERROR  # nothing usable was read: an error, not a partial analysis
@@ -153,7 +168,9 @@ def render_lines_table(analyses: list[PatientAnalysis], kb_version: str, skipped
 
 def cmd_recommend(args: argparse.Namespace) -> int:
     with Progress() as progress:
-        reports, read, skipped = analyse_paths(args.paths, args.as_of, args.patient, progress)
+        reports, read, skipped = analyse_paths(
+            args.paths, args.as_of, args.patient, progress, args.spark
+        )
     status = _report_problems(read, skipped)
     kb = service.knowledge_base()
     recs = [r.recommendation for r in reports]
@@ -261,6 +278,7 @@ def _add_input_arguments(command: argparse.ArgumentParser) -> None:
         default=None,
         help="analyse as of this date (YYYY-MM-DD; default today)",
     )
+    add_spark_argument(command)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -280,6 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_input_arguments(rec)
     rec.set_defaults(handler=cmd_recommend)
+    add_commands(sub, _as_of)
     srv = sub.add_parser("serve", help="run the SMART app and CDS Hooks service (gunicorn)")
     srv.add_argument("--host", default="127.0.0.1")
     srv.add_argument("--port", type=int, default=8700)

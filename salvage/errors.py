@@ -89,3 +89,8 @@ class DatabaseUnavailable(ServiceUnavailable):
 
 class DiscoveryError(SalvageError):
     """A FHIR server's SMART endpoints could not be discovered."""
+
+
+class ExportError(SalvageError):
+    """A Bulk Data export could not be started, followed or completed (the state file is kept,
+    so the same command resumes it)."""

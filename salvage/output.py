@@ -79,11 +79,56 @@ def patient_lines_json(analysis: PatientAnalysis) -> dict[str, Any]:
         "lines": [line_json(line) for line in analysis.lines],
         "failures": [failure_json(f) for f in analysis.failures],
         "unmapped": [{"source": u.source, "text": u.text} for u in analysis.unmapped],
+        "partly_recognised": [
+            {
+                "source": p.source,
+                "text": p.text,
+                "recognised": list(p.recognised),
+                "not_recognised": list(p.not_recognised),
+            }
+            for p in analysis.record.partly_recognised
+        ],
         "warnings": [{"source": w.source, "problem": w.problem} for w in analysis.warnings],
         "active_diseases": list(analysis.active_diseases),
         "not_assessed": list(analysis.not_assessed),
         "notes": list(analysis.notes),
         "cautions": list(analysis.cautions),
+        "anthracycline_dose": _anthracycline_json(analysis),
+    }
+
+
+def _anthracycline_json(analysis: PatientAnalysis) -> dict[str, Any] | None:
+    """Every anthracycline dose counted (with the kind of record it comes from), the total in
+    reference-drug mg/m2, and whether it is a lower bound or unknown; None when none was given."""
+    total = analysis.anthracycline
+    if total is None:
+        return None
+    return {
+        "total_mg_m2": round(total.total, 1) if total.known else None,
+        "at_least": total.at_least,
+        "known": total.known,
+        "text": analysis.anthracycline_text,
+        "doses": [
+            {
+                "source": d.source,
+                "kind": d.kind,
+                "drug": d.drug,
+                "date": d.day.isoformat(),
+                "dose": d.dose,
+                "unit": d.unit,
+                "count": d.count,
+                "mg_m2": None if d.mg_m2 is None else round(d.mg_m2, 1),
+                "equivalent_mg_m2": None
+                if d.equivalent_mg_m2 is None
+                else round(d.equivalent_mg_m2, 1),
+                "bsa_m2": None if d.bsa_m2 is None else round(d.bsa_m2, 3),
+                "bsa_sources": list(d.bsa_sources),
+                "problem": d.problem,
+                "count_known": d.count_known,
+            }
+            for d in total.doses
+        ],
+        "undocumented": list(total.undocumented),
     }
 
 

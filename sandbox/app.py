@@ -12,7 +12,7 @@ from typing import Any
 
 from flask import Flask
 
-from sandbox import auth_views, ehr, order_entry, proxy
+from sandbox import auth_views, bulk, ehr, order_entry, proxy
 from sandbox.config import SandboxConfig
 from sandbox.keys import SandboxKeys
 from sandbox.oauth import build_authorization_server
@@ -41,6 +41,24 @@ class Sandbox:
         except (urllib.error.URLError, TimeoutError, ConnectionError):
             return 502, b'{"resourceType": "OperationOutcome"}'
 
+    def backend_request(
+        self, method: str, path_and_query: str, headers: dict[str, str], body: bytes | None
+    ) -> tuple[int, dict[str, str], bytes]:
+        """Any request to the FHIR server (Bulk Data kick-off, status, files), backend token."""
+        req = urllib.request.Request(
+            f"{self.config.backend_base}/{path_and_query}",
+            data=body,
+            method=method,
+            headers={**headers, "Authorization": f"Bearer {self.backend_token}"},
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=60) as response:
+                return response.status, _lower(response.headers), response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, _lower(error.headers), error.read()
+        except (urllib.error.URLError, TimeoutError, ConnectionError):
+            return 502, {}, b'{"resourceType": "OperationOutcome"}'
+
     def patient_list(self) -> list[dict[str, str]]:
         status, body = self.backend_get("Patient?_count=200")
         if status != 200:
@@ -67,6 +85,10 @@ class Sandbox:
         return {p["id"] for p in self.patient_list()}
 
 
+def _lower(headers: Any) -> dict[str, str]:
+    return {k.lower(): v for k, v in headers.items()}
+
+
 def create_app(config: SandboxConfig, backend_token: str) -> Flask:
     app = Flask(__name__)
     data_dir = Path(config.data_dir)
@@ -78,6 +100,7 @@ def create_app(config: SandboxConfig, backend_token: str) -> Flask:
         OAUTH2_TOKEN_EXPIRES_IN={
             "authorization_code": config.token_lifetime_seconds,
             "refresh_token": config.token_lifetime_seconds,
+            "client_credentials": config.token_lifetime_seconds,
         },
         OAUTH2_REFRESH_TOKEN_GENERATOR=True,
     )
@@ -90,6 +113,7 @@ def create_app(config: SandboxConfig, backend_token: str) -> Flask:
     app.extensions["sandbox"] = sandbox
     sandbox.oauth = build_authorization_server(app, sandbox)
     app.register_blueprint(auth_views.bp)
+    app.register_blueprint(bulk.bp)  # before the proxy's /fhir/<path> catch-all
     app.register_blueprint(proxy.bp)
     app.register_blueprint(ehr.bp)
     app.register_blueprint(order_entry.bp)

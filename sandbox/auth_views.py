@@ -22,6 +22,8 @@ SCOPES_SUPPORTED = [
     "patient/*.read",
     "user/*.rs",
     "user/*.read",
+    "system/*.rs",
+    "system/*.read",
 ]
 CAPABILITIES = [
     "launch-ehr",
@@ -64,7 +66,11 @@ def smart_configuration() -> Any:
                 "private_key_jwt",
             ],
             "token_endpoint_auth_signing_alg_values_supported": ["RS384", "ES384"],
-            "grant_types_supported": ["authorization_code", "refresh_token"],
+            "grant_types_supported": [
+                "authorization_code",
+                "refresh_token",
+                "client_credentials",
+            ],
             "scopes_supported": SCOPES_SUPPORTED,
             "response_types_supported": ["code"],
             "code_challenge_methods_supported": ["S256"],

@@ -87,7 +87,9 @@ def launch(client_id: str, patient: str) -> Any:
 
 @bp.route("/sandbox/faults", methods=["GET", "POST"])
 def faults() -> Any:
-    """Fault injection for tests: latency_ms, status (5xx), truncate, foreign_next."""
+    """Fault injection for tests: latency_ms, status (5xx), truncate, foreign_next; for Bulk
+    Data: bulk_status (status URL fails), retry_after, bulk_file_fail / bulk_file_truncate (lists
+    of file names)."""
     store = _sandbox().store
     if request.method == "POST":
         if request.remote_addr not in ("127.0.0.1", "::1"):
@@ -95,7 +97,17 @@ def faults() -> Any:
         body = request.get_json(silent=True) or {}
         allowed = {
             k: body[k]
-            for k in ("latency_ms", "status", "truncate", "foreign_next", "no_well_known")
+            for k in (
+                "latency_ms",
+                "status",
+                "truncate",
+                "foreign_next",
+                "no_well_known",
+                "bulk_status",
+                "retry_after",
+                "bulk_file_fail",
+                "bulk_file_truncate",
+            )
             if k in body
         }
         store.set_value("faults", allowed)

@@ -3,7 +3,9 @@
 authlib handles the RFC 6749 protocol (parameter checks, error codes, client authentication,
 token responses); this module supplies the storage, the SMART launch context, the S256-only PKCE
 rule that SMART requires of every client (S9), refresh-token rotation (S22), private_key_jwt client
-assertions with RS384/ES384 only (S18) and an OpenID Connect id_token carrying fhirUser (S23).
+assertions with RS384/ES384 only (S18), an OpenID Connect id_token carrying fhirUser (S23) and
+SMART Backend Services: the client_credentials grant for asymmetric clients registered with
+system/ scopes (no user, no launch context, no refresh token).
 """
 
 from __future__ import annotations
@@ -62,6 +64,11 @@ class SmartClient(ClientMixin):
         return response_type == "code"
 
     def check_grant_type(self, grant_type: str) -> bool:
+        if grant_type == "client_credentials":
+            # SMART Backend Services: asymmetric client authentication only, system/ scopes only.
+            return self.reg.type == "confidential-asymmetric" and any(
+                s.context == "system" for s in smart_scopes.resource_scopes(self.reg.scope)
+            )
         return grant_type in ("authorization_code", "refresh_token")
 
 
@@ -138,10 +145,27 @@ def build_authorization_server(app, sandbox: Any) -> AuthorizationServer:  # typ
         return SmartClient(registration) if registration else None
 
     def save_token(token: dict[str, Any], request: Any) -> None:
-        grant_user: dict[str, Any] = request.user
-        context = grant_user["context"]
         now = time.time()
         scope = token.get("scope", "")
+        if request.user is None:  # client_credentials (Backend Services): no user, no context
+            record = {
+                "client_id": request.client.get_client_id(),
+                "scope": " ".join(s for s in scope.split() if s.startswith("system/")),
+                "user": None,
+                "patient": None,
+                "encounter": None,
+            }
+            token["scope"] = record["scope"]
+            store.put(
+                "token",
+                "access_token",
+                token["access_token"],
+                record,
+                now + current().token_lifetime_seconds,
+            )
+            return
+        grant_user: dict[str, Any] = request.user
+        context = grant_user["context"]
         record = {
             "client_id": request.client.get_client_id(),
             "scope": scope,
@@ -282,8 +306,14 @@ def build_authorization_server(app, sandbox: Any) -> AuthorizationServer:  # typ
                 )
             return token.claims
 
+    class BackendServicesGrant(grants.ClientCredentialsGrant):
+        """SMART Backend Services: client_credentials with a private_key_jwt assertion only."""
+
+        TOKEN_ENDPOINT_AUTH_METHODS = ["private_key_jwt"]  # noqa: RUF012
+
     server = AuthorizationServer(app, query_client=query_client, save_token=save_token)
     server.register_grant(CodeGrant, [S256OnlyChallenge(required=True)])
     server.register_grant(RefreshGrant)
+    server.register_grant(BackendServicesGrant)
     server.register_client_auth_method("private_key_jwt", PrivateKeyJWT(leeway=30))
     return server

@@ -55,21 +55,22 @@ def read_patient(
             )
         reads[query.key] = (relative[query.key], query.resource_type)
     reads = search_profiles.apply(profile, reads, patient)
-    answers = reader.read_many(reads)
-    # A server that refuses an optional parameter with 400 (Oracle: no _count on Condition and
-    # Procedure, quirk 22) is asked once more without it.
-    retry = {
-        label: (search_profiles.without(url, search_profiles.OPTIONAL_PARAMS), rtype)
-        for label, (url, rtype) in reads.items()
-        if any(p.status == 400 for p in answers[label].problems)
-        and search_profiles.without(url, search_profiles.OPTIONAL_PARAMS) != url
-    }
-    answers |= reader.read_many(retry)
-    for read in answers.values():
-        result.extend(read)
-    if profile is not None and profile.observation_categories:
-        result.resources = search_profiles.keep_rule_observations(result.resources, loinc_codes)
-    _read_referenced_medications(reader, types.get("Medication"), result)
+    with reader:  # one kept connection per concurrent read, reused by pages and Medications
+        answers = reader.read_many(reads)
+        # A server that refuses an optional parameter with 400 (Oracle: no _count on Condition
+        # and Procedure, quirk 22) is asked once more without it.
+        retry = {
+            label: (search_profiles.without(url, search_profiles.OPTIONAL_PARAMS), rtype)
+            for label, (url, rtype) in reads.items()
+            if any(p.status == 400 for p in answers[label].problems)
+            and search_profiles.without(url, search_profiles.OPTIONAL_PARAMS) != url
+        }
+        answers |= reader.read_many(retry)
+        for read in answers.values():
+            result.extend(read)
+        if profile is not None and profile.observation_categories:
+            result.resources = search_profiles.keep_rule_observations(result.resources, loinc_codes)
+        _read_referenced_medications(reader, types.get("Medication"), result)
     return result
 
 

@@ -192,6 +192,16 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxHandle]
             "patient/Patient.rs",
         }
     )
+    base.append(
+        {
+            "client_id": "test-backend",  # SMART Backend Services (Bulk Data export)
+            "type": "confidential-asymmetric",
+            "jwks": {"keys": [client_key.as_dict(private=False)]},
+            "redirect_uris": [],
+            "launch_url": "",
+            "scope": "system/*.read",
+        }
+    )
     config_file.write_text(json.dumps({"clients": base}))
     config = load_config(
         str(config_file),

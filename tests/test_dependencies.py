@@ -12,6 +12,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PRODUCT = ("salvage", "cds_hooks", "smart_app")
 OPTIONAL = {"psycopg"}  # PostgreSQL: the postgres extra, imported only for a postgresql:// URL
+# Population mode: the cohort extra (salvage cohort) and the spark extra (--spark), imported only
+# by those commands, which name the extra when it is missing.
+POPULATION = {
+    "pyarrow": "cohort",
+    "pandas": "cohort",
+    "lifelines": "cohort",
+    "matplotlib": "cohort",
+    "pyspark": "spark",
+}
+OPTIONAL |= set(POPULATION)
 
 
 def _declared(names: list[str]) -> set[str]:
@@ -47,3 +57,10 @@ def test_every_package_the_product_imports_is_declared() -> None:
         if not {d.lower() for d in distributions.get(name, [name])} & declared
     }
     assert not missing, f"imported but not declared in pyproject.toml: {sorted(missing)}"
+
+
+def test_population_packages_are_declared_in_their_extras() -> None:
+    extras = _project()["optional-dependencies"]
+    for module, extra in POPULATION.items():
+        assert module in _declared(extras[extra]), f"{module} missing from the {extra} extra"
+    assert "salvage-cds" in _declared(extras["test"])  # the tests install both extras

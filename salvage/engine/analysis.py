@@ -5,7 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import date
 
-from salvage.engine import attribution, contraindications, factors, hiv_lines, intent, response
+from salvage.engine import (
+    anthracycline,
+    attribution,
+    contraindications,
+    hiv_lines,
+    intent,
+    response,
+)
 from salvage.engine import failures as failure_rules
 from salvage.engine import lines as line_rules
 from salvage.engine.model import DataWarning, Failure, Line, PatientRecord, Unmapped
@@ -60,6 +67,10 @@ class PatientAnalysis:
     not_assessed: tuple[str, ...] = ()  # conclusions that could not be assessed, and why
     notes: tuple[str, ...] = ()  # how diseases were established (HIV from RNA, PrEP context)
     cautions: tuple[str, ...] = ()  # e.g. cumulative anthracycline above the caution level
+    # Every documented anthracycline dose and the cumulative total (None: none was given), with
+    # its sentence (total, "at least" or "unknown", what it leaves out).
+    anthracycline: anthracycline.AnthracyclineTotal | None = None
+    anthracycline_text: str = ""
     # Said instead of "no documented treatment failure" (PrEP: not HIV treatment; HIV acquired on
     # PrEP: confirm, genotype, start full ART).
     statement: str | None = None
@@ -147,11 +158,12 @@ def analyse_patient(
         failures += failure_rules.hiv_intolerance(record, own_hiv, kb)
         lines += own_hiv
     cautions: list[str] = []
-    total = factors.cumulative_anthracycline(record, kb, as_of)
+    doses = anthracycline.cumulative(record, kb, as_of)
+    doses_text = anthracycline.describe(doses, kb) if doses is not None else ""
     caution_level = float(kb.patient_rules.anthracycline.caution_cumulative_doxorubicin_mg_m2)
-    if total is not None and total.value >= caution_level:
+    if doses is not None and doses.known and round(doses.total) >= caution_level:
         cautions.append(
-            f"{total.text}: at or above the caution level of {caution_level:g} mg/m2 "
+            f"{doses_text}: at or above the caution level of {caution_level:g} mg/m2 "
             f"({contraindications.cite(kb, kb.patient_rules.anthracycline.evidence)})"
         )
     not_assessed = tuple(
@@ -177,4 +189,6 @@ def analyse_patient(
         notes=tuple(n for n in (hiv.note, *prep.notes) if n),
         statement=prep.statement,
         cautions=tuple(cautions),
+        anthracycline=doses,
+        anthracycline_text=doses_text,
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from salvage.engine import attribution, factors
+from salvage.engine import anthracycline, attribution, factors
 from salvage.engine.measures import side
 from salvage.engine.model import ConditionRecord, PatientRecord
 from salvage.knowledge.model import KnowledgeBase
@@ -198,35 +198,63 @@ def drug_findings(
             )
     anthracyclines = {d for d in drugs if d in kb.drugs and "anthracycline" in kb.drugs[d].classes}
     if anthracyclines:
-        total = factors.cumulative_anthracycline(record, kb, as_of)
-        limit = float(rules.anthracycline.max_cumulative_doxorubicin_mg_m2)
-        caution = float(rules.anthracycline.caution_cumulative_doxorubicin_mg_m2)
-        if total is not None and total.value >= limit:
-            found += [
-                DrugFinding(
-                    drug=drug,
-                    severity="contraindicated",
-                    basis="current",
-                    text=f"{total.text} >= {limit:g} mg/m2 lifetime limit "
-                    f"({cite(kb, rules.anthracycline.evidence)})",
-                    sources=total.sources,
-                    abnormal=True,
-                )
-                for drug in sorted(anthracyclines)
-            ]
-        elif total is not None and total.value >= caution:
-            found += [
-                DrugFinding(
-                    drug=drug,
-                    severity="caution",
-                    basis="current",
-                    text=f"{total.text}: at or above the caution level {caution:g} mg/m2; "
-                    "heart-failure risk rises with the total "
-                    f"({cite(kb, rules.anthracycline.evidence)})",
-                    sources=total.sources,
-                )
-                for drug in sorted(anthracyclines)
-            ]
+        found += _anthracycline_findings(sorted(anthracyclines), record, kb, as_of)
+    return found
+
+
+def _anthracycline_findings(
+    anthracyclines: list[str], record: PatientRecord, kb: KnowledgeBase, as_of: date
+) -> list[DrugFinding]:
+    """The lifetime limit, the caution level below it, and an unknown or partly counted total
+    (never read as zero)."""
+    rules = kb.patient_rules
+    found: list[DrugFinding] = []
+    doses = anthracycline.cumulative(record, kb, as_of)
+    caution_level = float(rules.anthracycline.caution_cumulative_doxorubicin_mg_m2)
+    if doses is not None and doses.at_least and doses.total < caution_level:
+        text = anthracycline.describe(doses, kb)
+        found += [
+            DrugFinding(
+                drug=drug,
+                severity="caution",
+                basis="unknown",
+                text=f"{drug}: {text}; the lifetime total cannot be checked against "
+                f"{rules.anthracycline.max_cumulative_doxorubicin_mg_m2:g} mg/m2 "
+                f"({cite(kb, rules.anthracycline.evidence)})",
+                sources=tuple(dict.fromkeys(d.source for d in doses.doses)) + doses.undocumented,
+                recheck=f"document prior anthracycline doses before {drug}",
+            )
+            for drug in anthracyclines
+        ]
+    total = factors.cumulative_anthracycline(record, kb, as_of)
+    limit = float(rules.anthracycline.max_cumulative_doxorubicin_mg_m2)
+    caution = float(rules.anthracycline.caution_cumulative_doxorubicin_mg_m2)
+    if total is not None and total.value >= limit:
+        found += [
+            DrugFinding(
+                drug=drug,
+                severity="contraindicated",
+                basis="current",
+                text=f"{total.text} >= {limit:g} mg/m2 lifetime limit "
+                f"({cite(kb, rules.anthracycline.evidence)})",
+                sources=total.sources,
+                abnormal=True,
+            )
+            for drug in sorted(anthracyclines)
+        ]
+    elif total is not None and total.value >= caution:
+        found += [
+            DrugFinding(
+                drug=drug,
+                severity="caution",
+                basis="current",
+                text=f"{total.text}: at or above the caution level {caution:g} mg/m2; "
+                "heart-failure risk rises with the total "
+                f"({cite(kb, rules.anthracycline.evidence)})",
+                sources=total.sources,
+            )
+            for drug in sorted(anthracyclines)
+        ]
     return found
 
 

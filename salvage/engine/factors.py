@@ -4,10 +4,10 @@ age; a value older than its recency window (patient_rules.yaml) is flagged stale
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import date
 
+from salvage.engine import anthracycline
 from salvage.engine.model import Measurement, PatientRecord
 from salvage.knowledge.model import KnowledgeBase
 
@@ -187,48 +187,15 @@ def organ(
     )
 
 
-def body_surface_area(record: PatientRecord, as_of: date) -> float | None:
-    """Mosteller: sqrt(height cm x weight kg / 3600), from the latest recorded values."""
-    heights = [m for m in record.measurements if m.kind == "height" and m.value and m.when <= as_of]
-    weights = [m for m in record.measurements if m.kind == "weight" and m.value and m.when <= as_of]
-    if not heights or not weights:
-        return None
-    h = max(heights, key=lambda m: m.when).value or 0.0
-    w = max(weights, key=lambda m: m.when).value or 0.0
-    return math.sqrt(h * w / 3600)
-
-
 def cumulative_anthracycline(record: PatientRecord, kb: KnowledgeBase, as_of: date) -> Fact | None:
-    """Doxorubicin-equivalent mg/m2 from administrations with a recorded dose (mg/m2, or mg with
-    BSA); epirubicin counts by its equivalence factor in drugs.yaml."""
-    bsa = body_surface_area(record, as_of)
-    total = 0.0
-    sources: list[str] = []
-    for e in record.exposures:
-        if e.dose is None or not e.source.startswith("MedicationAdministration/"):
-            continue
-        if e.start > as_of:
-            continue
-        for ingredient in e.ingredients:
-            drug = kb.drugs.get(ingredient)
-            if drug is None or drug.anthracycline_equivalence is None:
-                continue
-            unit = (e.dose_unit or "").replace(" ", "")
-            if unit in ("mg/m2", "mg/m^2", "mg/m[2]"):
-                per_m2 = e.dose
-            elif unit == "mg" and bsa:
-                per_m2 = e.dose / bsa
-            else:
-                continue
-            total += per_m2 * drug.anthracycline_equivalence
-            sources.append(e.source)
-    if not sources:
+    """Doxorubicin-equivalent mg/m2 from every documented anthracycline dose (anthracycline.py);
+    None when no anthracycline was given or none of its doses could be counted."""
+    total = anthracycline.cumulative(record, kb, as_of)
+    if total is None or not total.known:
         return None
     return Fact(
-        value=round(total),
+        value=round(total.total),
         when=None,
-        sources=tuple(sources),
-        text=f"cumulative anthracycline {total:.0f} mg/m2 "
-        f"{kb.patient_rules.anthracycline.reference_drug}-equivalent "
-        f"from {len(sources)} administrations",
+        sources=tuple(dict.fromkeys(d.source for d in total.counted)),
+        text=anthracycline.describe(total, kb),
     )

@@ -17,8 +17,12 @@ class DrugExposure:
     status: str
     active: bool = False  # status says the order may still be running (set by the FHIR converter)
     stop_reasons: frozenset[str] = frozenset()  # SNOMED codes of statusReason
-    dose: float | None = None
+    dose: float | None = None  # one documented dose (administered, ordered or stated)
     dose_unit: str | None = None
+    dose_count: int | None = None  # doses an order covers (timing.repeat.count), when it says
+    based_on: tuple[
+        str, ...
+    ] = ()  # the orders an administration carries out ("MedicationRequest/1")
     text: str = ""
     notes: tuple[str, ...] = ()  # the record's free-text notes (Annotation.text)
     # Treatment intent as recorded (mCODE intent extension or reasonCode): adjuvant |
@@ -74,6 +78,17 @@ class Unmapped:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class PartlyRecognised:
+    """A multi-ingredient medication of which only some ingredients are known: the known ones
+    count, and the rest is reported, never silently dropped."""
+
+    source: str
+    text: str
+    recognised: tuple[str, ...]
+    not_recognised: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class DataWarning:
     source: str
     problem: str
@@ -111,6 +126,7 @@ class PatientRecord:
     genotypes: list[GenotypeResult] = field(default_factory=list)
     unmapped: list[Unmapped] = field(default_factory=list)
     warnings: list[DataWarning] = field(default_factory=list)
+    partly_recognised: list[PartlyRecognised] = field(default_factory=list)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

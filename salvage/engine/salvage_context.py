@@ -8,7 +8,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from salvage.engine import contraindications, factors, fitness, option_rules, receptors
+from salvage.engine import (
+    anthracycline,
+    contraindications,
+    factors,
+    fitness,
+    option_rules,
+    receptors,
+)
 from salvage.engine.analysis import PatientAnalysis
 from salvage.engine.model import Failure, Line
 from salvage.knowledge.model import KnowledgeBase, Pathway
@@ -226,6 +233,13 @@ def _eligibility(ctx: SalvageContext, kb: KnowledgeBase) -> None:
 
 def _anthracycline(ctx: SalvageContext, kb: KnowledgeBase) -> None:
     rule = kb.patient_rules.anthracycline
+    doses = anthracycline.cumulative(ctx.analysis.record, kb, ctx.as_of)
+    if doses is not None and ctx.domain == "oncology" and doses.at_least:
+        # Missing data, not zero: the total is unknown, or a lower bound (issue 12 item 10).
+        ctx.missing.append(
+            anthracycline.describe(doses, kb)
+            + ": document the doses (with height and weight) before another anthracycline"
+        )
     total = factors.cumulative_anthracycline(ctx.analysis.record, kb, ctx.as_of)
     caution_level = float(rule.caution_cumulative_doxorubicin_mg_m2)
     if total is not None and total.value >= caution_level:

@@ -23,6 +23,7 @@ import http.client
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -116,6 +117,20 @@ class _Failure(Exception):
         self.status = status
 
 
+# What a kept connection the server closed while idle raises on its next request.
+_STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
+
+
+def _close_all(
+    idle: list[tuple[tuple[str, str, int], transport.Connection]], lock: threading.Lock
+) -> None:
+    with lock:
+        connections = [connection for _, connection in idle]
+        idle.clear()
+    for connection in connections:
+        connection.close()
+
+
 class FhirReader:
     """Reads from one FHIR base with one token holder, all reads sharing one deadline."""
 
@@ -135,6 +150,42 @@ class FhirReader:
         self.max_pages = max_pages
         self.max_response_bytes = max_response_bytes
         self.retries = retries
+        # Keep-alive connections between reads (one per concurrent read at most): a summary's
+        # reads and pages reuse them instead of a TCP (and TLS) handshake each.
+        self._idle: list[tuple[tuple[str, str, int], transport.Connection]] = []
+        self._lock = threading.Lock()
+        self.connections_opened = 0
+        # A reader dropped without close() still closes what it kept.
+        self._finalizer = weakref.finalize(self, _close_all, self._idle, self._lock)
+
+    def __enter__(self) -> FhirReader:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connections kept for reuse."""
+        self._finalizer()
+
+    def _take(self, scheme: str, host: str, port: int) -> transport.Connection:
+        origin = (scheme, host, port)
+        with self._lock:
+            for index, (kept, connection) in enumerate(self._idle):
+                if kept == origin:
+                    del self._idle[index]
+                    return connection
+            self.connections_opened += 1
+        return transport.Connection(scheme, host, port, self.deadline)
+
+    def _give_back(self, origin: tuple[str, str, int], connection: transport.Connection) -> None:
+        if connection.sock is None:  # closed after an error or a `Connection: close` answer
+            return
+        if not self._finalizer.alive:  # read after close(): nothing is kept any more
+            connection.close()
+            return
+        with self._lock:
+            self._idle.append((origin, connection))
 
     # -- public API ---------------------------------------------------------------------------
     def read(self, relative_or_url: str, resource_type: str) -> ReadResult:
@@ -199,7 +250,8 @@ class FhirReader:
             raise _Failure(FAILED, "the read is not on the FHIR server's origin")
         parts = urlsplit(url)
         port = parts.port or _default_port(parts.scheme)
-        connection = transport.Connection(parts.scheme, parts.hostname or "", port, self.deadline)
+        origin = (parts.scheme, parts.hostname or "", port)
+        connection = self._take(*origin)
         first = url
         try:
             for _ in range(self.max_pages):
@@ -226,8 +278,11 @@ class FhirReader:
                 # and the gap says that later pages are missing.
                 raise _Failure(INCOMPLETE, f"{failure.text}: later pages are missing") from None
             raise
+        except BaseException:
+            connection.close()  # mid-exchange or after an unexpected answer: never reused
+            raise
         finally:
-            connection.close()
+            self._give_back(origin, connection)
 
     def _get(self, connection: transport.Connection, url: str) -> dict[str, Any]:
         parts = urlsplit(url)
@@ -279,7 +334,9 @@ class FhirReader:
     def _exchange(
         self, connection: transport.Connection, target: str, token: str
     ) -> tuple[int, bytes, float | None]:
-        """One GET: (status, body, Retry-After seconds). Transport errors become _Failure."""
+        """One GET: (status, body, Retry-After seconds). Transport errors become _Failure. A kept
+        connection the server has closed meanwhile is opened again once (a GET is idempotent)."""
+        reused = connection.sock is not None
         try:
             headers = {"Accept": "application/fhir+json"}
             if token:  # an open public server gets no Authorization header at all
@@ -306,8 +363,10 @@ class FhirReader:
             connection.close()
             raise _Failure(TIMEOUT, "the FHIR server did not answer in time") from error
         except (OSError, http.client.HTTPException, ValueError) as error:
-            log.info("FHIR read failed: %s", type(error).__name__)  # never the URL or token
             connection.close()
+            if reused and isinstance(error, _STALE) and time.monotonic() < self.deadline:
+                return self._exchange(connection, target, token)  # now on a new connection
+            log.info("FHIR read failed: %s", type(error).__name__)  # never the URL or token
             if time.monotonic() >= self.deadline:
                 raise _Failure(TIMEOUT, "the FHIR server did not answer in time") from error
             raise _Failure(FAILED, "the FHIR server could not be read") from error

@@ -3,15 +3,17 @@ doses, stop reasons; referenced, contained and itemReference Medications)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, TypeGuard
 
 from salvage.engine.dates import optional_date, parse_fhir_date
 from salvage.engine.drugs import concept_text
 from salvage.engine.model import (
     DataWarning,
     DrugExposure,
+    PartlyRecognised,
     PatientRecord,
     Unmapped,
 )
@@ -47,8 +49,16 @@ class MedicationConverter(ConverterBase):
             if med is not None:
                 found = self.drugs.from_concept(med.get("code"))
                 if not found:  # Medication.ingredient list, each item a concept or a reference
+                    names = []
                     for item in med.get("ingredient") or ():
-                        found |= self.drugs.from_concept(self._ingredient_concept(item, r, med))
+                        concept = self._ingredient_concept(item, r, med)
+                        part = self.drugs.from_concept(concept)
+                        found |= part
+                        names.append(_ingredient_label(concept, part))
+                    if found and len(names) > 1:
+                        # Named ingredient by ingredient, so that one we do not know is reported
+                        # as a part not recognised (a combination read only in part).
+                        return found, " / ".join(n for n in names if n)
                 return found, self._medication_name(med, r) or "a medication without a name"
             display = r["medicationReference"].get("display")
             return frozenset(), str(display) if display else "a medication that could not be read"
@@ -95,6 +105,8 @@ class MedicationConverter(ConverterBase):
         end: date | None,
         stop_reasons: Iterable[dict[str, Any]],
         dose: tuple[float | None, str | None] = (None, None),
+        dose_count: int | None = None,
+        based_on: tuple[str, ...] = (),
     ) -> None:
         ingredients, text = medication
         if not ingredients:
@@ -103,6 +115,16 @@ class MedicationConverter(ConverterBase):
         missed = self.drugs.unrecognised_parts(text)
         if missed:  # a combination read only in part: say so rather than drop an ingredient
             record.warnings.append(DataWarning(source=source, problem=missed))
+            partial = self.drugs.partly_recognised(text)
+            if partial is not None:
+                record.partly_recognised.append(
+                    PartlyRecognised(
+                        source=source,
+                        text=text,
+                        recognised=tuple(sorted(ingredients)),
+                        not_recognised=partial[1],
+                    )
+                )
         reasons: set[str] = set()
         for concept in stop_reasons:
             for coding in (concept or {}).get("coding") or ():
@@ -122,6 +144,8 @@ class MedicationConverter(ConverterBase):
                 stop_reasons=frozenset(reasons),
                 dose=dose[0],
                 dose_unit=dose[1],
+                dose_count=dose_count,
+                based_on=based_on,
                 text=text,
                 notes=tuple(
                     str(n["text"])
@@ -216,6 +240,7 @@ class MedicationConverter(ConverterBase):
         elif end is None:
             end = start
         reason = r.get("statusReason")
+        dose, count = _dosage_dose(r.get("dosageInstruction"))
         self._exposure(
             medication,
             r,
@@ -224,6 +249,8 @@ class MedicationConverter(ConverterBase):
             start=start,
             end=end,
             stop_reasons=[reason] if isinstance(reason, dict) else [],
+            dose=dose,
+            dose_count=count,
         )
         if medication[0] and (r.get("reportedBoolean") is True or r.get("intent") == "plan"):
             # Oracle's MedicationRequest also carries documented home and historical medications
@@ -242,8 +269,17 @@ class MedicationConverter(ConverterBase):
         if r.get("status") in IGNORED_STATUS["MedicationAdministration"]:
             return
         start, end = self._effective(r, source, "effective")
-        dose = ((r.get("dosage") or {}).get("dose")) or {}
+        dosage = r.get("dosage")
+        dose = dosage.get("dose") if isinstance(dosage, dict) else None
+        if not isinstance(dose, dict):
+            dose = {}
         value = dose.get("value")
+        request = r.get("request")
+        based_on = tuple(
+            ref["reference"]
+            for ref in [*(r.get("basedOn") or ()), *([request] if request else [])]
+            if isinstance(ref, dict) and isinstance(ref.get("reference"), str)
+        )
         self._exposure(
             self._medication(r, source),
             r,
@@ -253,9 +289,10 @@ class MedicationConverter(ConverterBase):
             end=end if end is not None else start,
             stop_reasons=r.get("statusReason") or [],
             dose=(
-                float(value) if isinstance(value, int | float) else None,
-                dose.get("code") or dose.get("unit"),
+                float(value) if _positive(value) else None,
+                str(dose.get("code") or dose.get("unit") or "") or None,
             ),
+            based_on=based_on,
         )
 
     def _medication_statement(self, r: dict[str, Any], source: str, record: PatientRecord) -> None:
@@ -271,6 +308,7 @@ class MedicationConverter(ConverterBase):
             start = end = parse_fhir_date(asserted, field_name="dateAsserted", source=source)
         if end is None and status not in ("active", "intended", "on-hold"):
             end = start
+        dose, count = _dosage_dose(r.get("dosage"))
         self._exposure(
             self._medication(r, source),
             r,
@@ -279,6 +317,8 @@ class MedicationConverter(ConverterBase):
             start=start,
             end=end,
             stop_reasons=r.get("statusReason") or [],
+            dose=dose,
+            dose_count=count,
         )
 
 
@@ -303,3 +343,53 @@ def _duration_days(duration: dict[str, Any]) -> float | None:
     if isinstance(value, int | float) and factor is not None and value > 0:
         return float(value) * factor
     return None
+
+
+def _dosage_dose(
+    dosages: Any,
+) -> tuple[tuple[float | None, str | None], int | None]:
+    """The dose of an order's or statement's first Dosage that gives one (doseAndRate.doseQuantity,
+    a positive value with its unit) and how many doses it covers (timing.repeat.count), if said."""
+    for dosage in dosages if isinstance(dosages, list) else ():
+        if not isinstance(dosage, dict):
+            continue
+        for entry in dosage.get("doseAndRate") or ():
+            quantity = entry.get("doseQuantity") if isinstance(entry, dict) else None
+            value = quantity.get("value") if isinstance(quantity, dict) else None
+            if _positive(value):
+                timing = dosage.get("timing")
+                repeat = timing.get("repeat") if isinstance(timing, dict) else None
+                count = repeat.get("count") if isinstance(repeat, dict) else None
+                unit = quantity.get("code") or quantity.get("unit")  # type: ignore[union-attr]
+                return (
+                    (float(value), str(unit) if unit else None),
+                    count if type(count) is int and count > 0 else None,
+                )
+    return (None, None), None
+
+
+def _ingredient_label(concept: dict[str, Any] | None, found: frozenset[str]) -> str:
+    """How an ingredient of a Medication is named in a report: its text or display, else the
+    ingredients it was recognised as, else its codes (never a system URL, which holds "/")."""
+    if not isinstance(concept, dict):
+        return ""
+    if concept.get("text"):
+        return str(concept["text"])
+    codings = [c for c in concept.get("coding") or () if isinstance(c, dict)]
+    for coding in codings:
+        if coding.get("display"):
+            return str(coding["display"])
+    if found:
+        return " and ".join(sorted(found))
+    codes = [str(c["code"]) for c in codings if c.get("code")]
+    return f"code {', '.join(codes)}" if codes else ""
+
+
+def _positive(value: object) -> TypeGuard[int | float]:
+    """A documented dose: a finite number above zero (not a boolean, not JSON's Infinity)."""
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 import orjson
 
 from salvage.errors import InputError
+from salvage.fhir.decode import DROP, KEEP, ResourceFilter
 from salvage.fhir.records import Skipped, origin_text
 
 INPUT_SUFFIXES = (".json", ".ndjson", ".jsonl")
@@ -47,11 +49,61 @@ _SEEN_TYPES: set[str] = set()  # resource types already confirmed, for the NDJSO
 
 @functools.lru_cache(maxsize=512)
 def is_resource_type(name: str) -> bool:
-    """True for a FHIR R4 resource type name (checked against the fhir.resources R4B models)."""
+    """True for a FHIR R4 resource type name (checked against the fhir.resources R4B models).
+    Answers are remembered on disk next to the knowledge-base cache: importing the models to
+    check a name is most of a small run's start-up."""
     if name in _R4_ONLY_TYPES:
         return True
     if not name or not name[0].isupper() or not name.isalnum():
         return False
+    remembered = _remembered_types()
+    if name in remembered:
+        known = remembered[name]
+    else:
+        known = remembered[name] = _check_resource_type(name)
+        _remember_types(remembered)
+    if known:
+        _SEEN_TYPES.add(name)
+    return known
+
+
+@functools.lru_cache(maxsize=1)
+def _types_file() -> Path | None:
+    import fhir.resources
+
+    from salvage.knowledge.loader import cache_dir
+
+    folder = cache_dir()
+    version = getattr(fhir.resources, "__version__", "unknown")
+    return None if folder is None else folder / f"resource-types-{version}.json"
+
+
+@functools.lru_cache(maxsize=1)
+def _remembered_types() -> dict[str, bool]:
+    path = _types_file()
+    try:
+        data = orjson.loads(path.read_bytes()) if path is not None else {}
+    except (OSError, orjson.JSONDecodeError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, bool)}
+
+
+def _remember_types(types: dict[str, bool]) -> None:
+    path = _types_file()
+    if path is None:
+        return
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        temporary.write_bytes(orjson.dumps(types))
+        os.replace(temporary, path)
+    except OSError:
+        return  # not remembered: checked again next time
+
+
+def _check_resource_type(name: str) -> bool:
     from fhir.resources.R4B import get_fhir_model_class
     from fhir.resources.R4B.resource import Resource
 
@@ -59,10 +111,7 @@ def is_resource_type(name: str) -> bool:
         model = get_fhir_model_class(name)
     except (KeyError, ValueError, ImportError, AttributeError):
         return False
-    known = isinstance(model, type) and issubclass(model, Resource)
-    if known:
-        _SEEN_TYPES.add(name)
-    return known
+    return isinstance(model, type) and issubclass(model, Resource)
 
 
 @dataclass
@@ -85,12 +134,19 @@ def input_files(paths: list[str]) -> list[Path]:
     return files
 
 
-def iter_resources(paths: list[str], result: ReadResult) -> Iterator[tuple[dict[str, Any], Origin]]:
-    """Stream (resource, origin) from every input file; problems are recorded in ``result``."""
+def iter_resources(
+    paths: list[str], result: ReadResult, only_read: ResourceFilter | None = None
+) -> Iterator[tuple[dict[str, Any], Origin]]:
+    """Stream (resource, origin) from every input file; problems are recorded in ``result``.
+    With `only_read` (the fast path), NDJSON resources the converters would ignore are counted
+    but never decoded in full nor handed on; without it every resource is (the general path)."""
     for path in input_files(paths):
         try:
             if path.suffix in (".ndjson", ".jsonl"):
-                yield from _read_ndjson(path, result)
+                if only_read is not None:
+                    yield from _read_ndjson_fast(path, result, only_read)
+                else:
+                    yield from _read_ndjson(path, result)
             else:
                 yield from _read_json(path, result)
         except InputError as exc:
@@ -161,6 +217,74 @@ def _read_ndjson(path: Path, result: ReadResult) -> Iterator[tuple[dict[str, Any
                 result.count += 1
                 good += 1
                 yield resource, (name, number)
+                continue
+            before = result.count
+            yield from _accept(resource, (name, number), result)
+            good += result.count > before
+    if bad and not good:
+        raise InputError("no line could be read as a FHIR resource", path=str(path))
+
+
+def iter_lines_or_resources(
+    paths: list[str], result: ReadResult, only_read: ResourceFilter
+) -> Iterator[tuple[tuple[bytes, Any] | dict[str, Any], Origin]]:
+    """iter_resources on the fast path, except that NDJSON lines kept by the first look come as
+    (raw bytes, the first look), not yet decoded (to be routed to a bucket on disk,
+    salvage/fhir/buckets.py); everything else comes decoded, as iter_resources gives it."""
+    for path in input_files(paths):
+        try:
+            if path.suffix in (".ndjson", ".jsonl"):
+                yield from _read_ndjson_fast(path, result, only_read, raw=True)
+            else:
+                yield from _read_json(path, result)
+        except InputError as exc:
+            result.errors.append(exc)
+
+
+def _read_ndjson_fast(
+    path: Path, result: ReadResult, only_read: ResourceFilter, raw: bool = False
+) -> Iterator[tuple[Any, Origin]]:
+    """_read_ndjson with a typed first look at each line (salvage/fhir/decode.py): dropped lines
+    are counted exactly as the general path counts them; any other line is handled by it."""
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise InputError(f"cannot read ({exc.strerror})", path=str(path)) from exc
+    name = str(path)
+    loads = orjson.loads
+    look = only_read.line
+    good = bad = 0
+    with handle:
+        for number, line in enumerate(handle, start=1):
+            verdict, _ = look(line, _SEEN_TYPES)
+            if verdict == DROP:
+                result.count += 1
+                good += 1
+                continue
+            if verdict == KEEP and raw:
+                result.count += 1
+                good += 1
+                yield (line, only_read.head), (name, number)
+                continue
+            if verdict == KEEP:
+                try:
+                    resource = loads(line)
+                except orjson.JSONDecodeError:
+                    pass  # JSON the first look skipped over but orjson refuses: general path
+                else:
+                    result.count += 1
+                    good += 1
+                    yield resource, (name, number)
+                    continue
+            try:
+                resource = loads(line)
+            except orjson.JSONDecodeError as exc:
+                if not line.strip():
+                    continue
+                result.skipped.append(
+                    Skipped(f"{name}:{number}", "", f"malformed JSON ({exc.msg})")
+                )
+                bad += 1
                 continue
             before = result.count
             yield from _accept(resource, (name, number), result)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import functools
+import hashlib
+import os
+import pickle
+import sys
+import tempfile
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from salvage.errors import KnowledgeError
@@ -62,6 +66,8 @@ def read_structured_file(path: Path) -> Any:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise KnowledgeError(f"{path}: cannot read ({exc.strerror})") from exc
+    import yaml  # here: a process that finds the knowledge base cached never needs it
+
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -139,6 +145,36 @@ def _cross_check(raw: dict[str, Any]) -> None:
             f"drug {name}: unknown verification source {c.verified!r}"
             for c in drug.rxnorm
             if c.verified not in sources
+        ]
+    holders: dict[str, str] = {}  # an RxNorm code names one drug or product, never two
+    for holder, codes in [
+        *((name, drug.rxnorm) for name, drug in drugs.items()),
+        *((product.name, product.rxnorm) for product in raw["drugs"].products),
+    ]:
+        for c in codes:
+            if holders.setdefault(c.code, holder) != holder:
+                problems.append(f"RxNorm {c.code} is listed for {holders[c.code]} and {holder}")
+    label_owner: dict[str, str] = {}
+    for name, drug in drugs.items():
+        for label in (name, *drug.synonyms):
+            if label_owner.setdefault(label.lower(), name) != name:
+                problems.append(
+                    f"drug {name}: synonym {label!r} already names {label_owner[label.lower()]}"
+                )
+        basis = drug.anthracycline_equivalence_basis
+        if drug.anthracycline_equivalence is not None and basis is None:
+            problems.append(f"drug {name}: anthracycline_equivalence without its basis")
+        if basis is not None and basis != "assumed" and basis not in evidence:
+            problems.append(f"drug {name}: unknown equivalence evidence {basis!r}")
+    for product in raw["drugs"].products:
+        problems += [
+            f"product {product.name}: synonym {label!r} names drug {label_owner[label.lower()]}"
+            for label in (product.name, *product.synonyms)
+            if label.lower() in label_owner
+        ]
+    for rule in raw["drugs"].formulations:
+        problems += [
+            f"formulation: unknown drug {d!r}" for d in (rule.drug, rule.becomes) if d not in drugs
         ]
     for product in raw["drugs"].products:
         problems += [
@@ -434,6 +470,7 @@ def build(raw: dict[str, Any]) -> KnowledgeBase:
             classes=frozenset(d.classes),
             continuous=d.continuous,
             anthracycline_equivalence=d.anthracycline_equivalence,
+            anthracycline_equivalence_basis=d.anthracycline_equivalence_basis,
             rxnorm_ingredient=next((c.code for c in d.rxnorm if c.tty == "IN"), None),
         )
         for name, d in drugs_file.drugs.items()
@@ -523,6 +560,10 @@ def build(raw: dict[str, Any]) -> KnowledgeBase:
                 reverse=True,
             )
         ),
+        formulations=tuple(
+            (f.drug, frozenset(w.lower() for w in f.words), f.becomes)
+            for f in drugs_file.formulations
+        ),
         prep_context=CodeSet(
             snomed=frozenset(raw["diseases"].hiv_status.prep_context.snomed),
             icd10cm=tuple(raw["diseases"].hiv_status.prep_context.icd10cm),
@@ -609,11 +650,110 @@ def build(raw: dict[str, Any]) -> KnowledgeBase:
     )
 
 
+# Where the validated knowledge base is kept between processes: a directory, or "off".
+CACHE_VARIABLE = "SALVAGE_KB_CACHE"
+
+
+def cache_dir() -> Path | None:
+    """The knowledge-base cache directory (SALVAGE_KB_CACHE, else the user's cache), or None."""
+    setting = os.environ.get(CACHE_VARIABLE)
+    if setting == "off":
+        return None
+    if setting:
+        return Path(setting)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "salvage-cds"
+
+
+def _cache_key(directory: Path, overlay: str | None) -> str | None:
+    """A digest of everything the built knowledge base depends on: every data file, the overlay,
+    the loader and model code, and the Python version. None when a file cannot be read (the
+    ordinary load then reports the problem)."""
+    digest = hashlib.sha256(sys.version.encode())
+    try:
+        code = sorted(Path(__file__).parent.glob("*.py"))
+        for path in [*code, *sorted(directory.glob("*.yaml"))]:
+            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+        if overlay:
+            digest.update(str(Path(overlay).resolve()).encode() + b"\0")
+            digest.update(Path(overlay).read_bytes())
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
+def _private(path: Path) -> bool:
+    """Only a file this user owns, in a folder this user owns, that no one else may write, is
+    unpickled: whoever could write it could already run code as this user."""
+    if not hasattr(os, "getuid"):
+        return True
+    for item in (path.parent, path):
+        status = item.stat()
+        if status.st_uid != os.getuid() or status.st_mode & 0o022:
+            return False
+    return True
+
+
+def _cached(key: str, folder: Path) -> KnowledgeBase | None:
+    path = folder / f"kb-{key}.pickle"
+    try:
+        if not _private(path):
+            return None
+        kb = pickle.loads(path.read_bytes())  # noqa: S301 (our own file, checked by _private)
+    except Exception:  # absent, truncated or from another version: build it again
+        return None
+    if not isinstance(kb, KnowledgeBase):
+        return None
+    try:
+        os.utime(path)  # recently used: pruned last
+    except OSError:
+        pass
+    return kb
+
+
+def _store(key: str, folder: Path, kb: KnowledgeBase) -> None:
+    """Write atomically (another process may read it meanwhile); a cache that cannot be written
+    is not an error."""
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=folder, prefix=".kb-", suffix=".tmp")
+        with os.fdopen(handle, "wb") as out:
+            out.write(pickle.dumps(kb, protocol=pickle.HIGHEST_PROTOCOL))
+        os.replace(temporary, folder / f"kb-{key}.pickle")
+        for old in sorted(folder.glob("kb-*.pickle"), key=_age)[:-_CACHE_KEPT]:
+            old.unlink(missing_ok=True)  # older data files or code: never read again
+    except OSError:
+        return
+
+
+_CACHE_KEPT = 64  # cached knowledge bases kept (overlays, checkouts and test runs side by side)
+
+
+def _age(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
 @functools.lru_cache(maxsize=8)
 def load_knowledge(directory: str | None = None, overlay: str | None = None) -> KnowledgeBase:
     """The knowledge base from the shipped files (or another directory, for tests), with an
-    institution overlay merged when one is named (SALVAGE_KB_OVERLAY)."""
-    raw = load_raw(Path(directory) if directory else None)
+    institution overlay merged when one is named (SALVAGE_KB_OVERLAY).
+
+    The validated result is cached on disk (SALVAGE_KB_CACHE) under a digest of the data files,
+    the overlay and this package's code, so any change to them builds and validates it again."""
+    folder = cache_dir()
+    source = Path(directory) if directory else data_dir()
+    key = _cache_key(source, overlay) if folder is not None else None
+    if folder is not None and key is not None:
+        kb = _cached(key, folder)
+        if kb is not None:
+            return kb
+    raw = load_raw(source)
     if overlay:
         raw = apply_overlay(raw, Path(overlay))
-    return build(raw)
+    kb = build(raw)
+    if folder is not None and key is not None:
+        _store(key, folder, kb)
+    return kb

@@ -44,6 +44,7 @@ class Drug:
     classes: frozenset[str]
     continuous: bool = False
     anthracycline_equivalence: float | None = None
+    anthracycline_equivalence_basis: str | None = None  # evidence key, or "assumed"
     rxnorm_ingredient: str | None = None  # verified IN code, used when emitting resources
 
 
@@ -254,6 +255,8 @@ class KnowledgeBase:
     prep_context: CodeSet = field(default_factory=CodeSet)
     intent_rules: IntentRules | None = None  # line_rules.yaml intent
     response_rules: ResponseRules | None = None  # line_rules.yaml response
+    # (drug, qualifier words, the agent it becomes): drugs.yaml formulations
+    formulations: tuple[tuple[str, frozenset[str], str], ...] = ()
 
     def disclaimer_for(self, disease: str | None) -> str:
         """The disclaimer that fits the advice: HIV advice names HIV specialist review."""

@@ -23,7 +23,20 @@ class DrugEntry(_Strict):
     continuous: bool = False
     synonyms: list[str] = []
     rxnorm: list[CodeEntry] = []
-    anthracycline_equivalence: float | None = None
+    anthracycline_equivalence: float | None = Field(default=None, gt=0)
+    # The evidence key the ratio comes from, or "assumed" when no published ratio covers the
+    # agent (then patient_rules.yaml anthracycline.assumed_equivalence_note says how it counts).
+    anthracycline_equivalence_basis: str | None = None
+
+
+class FormulationRule(_Strict):
+    """A drug whose name is qualified in the record ("doxorubicin ... liposomal") is another agent:
+    when one of `words` stands as a whole word in the medication's text, `drug` becomes `becomes`
+    (even when a code named the plain ingredient, as RxNorm does for liposomal products)."""
+
+    drug: str
+    words: list[str] = Field(min_length=1)
+    becomes: str
 
 
 class ProductEntry(_Strict):
@@ -36,6 +49,7 @@ class ProductEntry(_Strict):
 class DrugsFile(_Strict):
     drugs: dict[str, DrugEntry]
     products: list[ProductEntry] = []
+    formulations: list[FormulationRule] = []
 
     @field_validator("drugs")
     @classmethod
@@ -438,11 +452,26 @@ class CisplatinRule(_Strict):
     evidence: list[str] = Field(min_length=1)
 
 
+class BodySurfaceAreaRule(_Strict):
+    formula: Literal["mosteller"]  # sqrt(height cm x weight kg / 3600)
+    evidence: list[str] = Field(min_length=1)
+    # The height and weight nearest in time to the dose are used; a weight further than this from
+    # the dose does not convert it (the total becomes "at least").
+    weight_within_days: int = Field(ge=1)
+
+
 class AnthracyclineRule(_Strict):
     reference_drug: str  # doses are summed as equivalents of this drug (anthracycline_equivalence)
     max_cumulative_doxorubicin_mg_m2: float = Field(gt=0)
     caution_cumulative_doxorubicin_mg_m2: float = Field(gt=0)
     evidence: list[str] = Field(min_length=1)
+    equivalence_evidence: list[str] = Field(default=[], min_length=0)
+    assumed_equivalence_note: str = ""
+    body_surface_area: BodySurfaceAreaRule | None = None
+    # Dose units read: per-area units (mg/m2) and mass units (converted with the BSA), each with
+    # its factor to mg/m2 or mg.
+    per_area_units_mg_m2: dict[str, float] = {}
+    mass_units_mg: dict[str, float] = {}
 
 
 class RenalLimit(_Strict):

@@ -74,12 +74,15 @@ EXPECTED = {
     # Changed 2026-12 (issue 12, item 7): pembrolizumab-GVD (transplant candidates after first
     # line) leads; brentuximab was given after this relapse, so transplant with AETHERA
     # consolidation (brentuximab-naive patients) and brentuximab alone are excluded for it.
+    # Changed 2026-12 (issue 12 item 10, merged): the ABVD administrations carry no dose, so the
+    # cumulative anthracycline dose is unknown; options with liposomal doxorubicin (GVD,
+    # pembrolizumab-GVD) ask for the prior doses first and rank after the others.
     "hodgkin-relapse": (
         [
-            "Pembrolizumab-GVD",
             "BV-nivolumab",
-            "GVD",
             "BV-bendamustine",
+            "Pembrolizumab-GVD",
+            "GVD",
             "Pembrolizumab",
             PALLIATIVE,
         ],
@@ -90,7 +93,7 @@ EXPECTED = {
             "brentuximab vedotin consolidation if at high risk",
             "Brentuximab vedotin",
         ],
-        ["outside the trial evidence"],
+        ["outside the trial evidence", "cumulative anthracycline dose unknown"],
     ),
     # Changed 2026-12 (class exclusion): palbociclib failed, and MONARCH 2 enrolled CDK4/6-naive
     # patients, so abemaciclib-fulvestrant is excluded naming the class and the failed line.
@@ -187,9 +190,9 @@ BRANCHES = {
         "if not a transplant candidate",  # palliative care: only off the curative branch
     ],
     "hodgkin-relapse": [
+        None,
+        None,
         "if transplant candidate",  # pembrolizumab-GVD enrolled transplant candidates
-        None,
-        None,
         None,
         "if not a transplant candidate",
         "if not a transplant candidate",

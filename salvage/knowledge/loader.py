@@ -50,6 +50,7 @@ DATA_FILES: dict[str, type[BaseModel]] = {
     "charts": schema.ChartsFile,
     "class_rules": schema.ClassRulesFile,
     "hiv": schema.HivFile,
+    "option_context": schema.OptionContextFile,
 }
 
 # Built-in line-rule values used when neither the default nor a disease entry sets them.
@@ -89,7 +90,27 @@ def load_raw(directory: Path | None = None) -> dict[str, Any]:
         for stem, model in DATA_FILES.items()
     }
     hiv_loader.merge_evidence(raw)
+    _add_universal_options(raw)
     return raw
+
+
+def _add_universal_options(raw: dict[str, Any]) -> None:
+    """Every oncology pathway ends with the options of option_context.yaml (a clinical trial),
+    each under a disease-prefixed id so an overlay can re-rank or disable it per disease."""
+    pathways = dict(raw["pathways"].pathways)
+    for universal in raw["option_context"].universal_options:
+        for disease in universal.diseases:
+            if disease not in pathways:
+                raise KnowledgeError(
+                    f"option_context.yaml: universal option {universal.option.id!r} names "
+                    f"unknown pathway {disease!r}"
+                )
+            option = universal.option.model_copy(update={"id": f"{disease}-{universal.option.id}"})
+            pathway = pathways[disease]
+            if any(o.id == option.id for o in pathway.options):
+                continue  # the pathway already words it itself
+            pathways[disease] = pathway.model_copy(update={"options": [*pathway.options, option]})
+    raw["pathways"] = schema.PathwaysFile(pathways=pathways)
 
 
 def _rules(entry: schema.LineRulesEntry, base: dict[str, Any]) -> dict[str, Any]:
@@ -169,6 +190,7 @@ def _cross_check(raw: dict[str, Any]) -> None:
             if key not in evidence:
                 problems.append(f"failures.{section}: unknown evidence {key!r}")
     problems += _pathway_problems(raw["pathways"].pathways, raw)
+    problems += _option_context_problems(raw)
     problems += _order_check_problems(raw["order_checks"], raw)
     rules = raw["patient_rules"]
     problems += [
@@ -260,6 +282,27 @@ def _pathway_problems(pathways: dict[str, Any], raw: dict[str, Any]) -> list[str
         if rule_disease not in raw["diseases"].diseases:
             problems.append(f"transplant eligibility: unknown disease {rule_disease!r}")
     return problems
+
+
+def _option_context_problems(raw: dict[str, Any]) -> list[str]:
+    context: schema.OptionContextFile = raw["option_context"]
+    evidence = raw["evidence"].evidence
+    keys = [*context.goals_of_care.evidence]
+    problems: list[str] = []
+    for disease, intent in context.intents.items():
+        keys += intent.evidence
+        if disease not in raw["pathways"].pathways:
+            problems.append(f"option_context intents: unknown pathway {disease!r}")
+        known = {o.id for o in raw["pathways"].pathways.get(disease, schema.DiseasePathway(
+            options=[])).options}
+        problems += [
+            f"option_context intents.{disease}: unknown option {o!r}"
+            for o in intent.options
+            if o not in known
+        ]
+    return problems + [
+        f"option_context: unknown evidence {k!r}" for k in keys if k not in evidence
+    ]
 
 
 def _option_problems(option: Any, raw: dict[str, Any]) -> list[str]:
@@ -467,6 +510,7 @@ def build(raw: dict[str, Any]) -> KnowledgeBase:
             for disease, p in raw["pathways"].pathways.items()
         },
         patient_rules=raw["patient_rules"],
+        option_context=raw["option_context"],
         exclusive_classes=dict(raw["class_rules"].exclusive_after_failure),
         overlay=(
             Overlay(

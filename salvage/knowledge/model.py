@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from salvage.knowledge.hiv_model import HivKnowledge
 from salvage.knowledge.schema import (
     FailuresFile,
+    OptionContextFile,
     OptionEntry,
     PatientRulesFile,
     PostRadiotherapyRule,
@@ -226,6 +227,8 @@ class KnowledgeBase:
     transplant_rules: dict[str, TransplantRule] = field(default_factory=dict)
     karnofsky_to_ecog: tuple[tuple[int, int], ...] = ()  # (karnofsky_at_least, ecog), descending
     prep_context: CodeSet = field(default_factory=CodeSet)
+    # intents, evidence-level order, universal options, goals-of-care rule (option_context.yaml)
+    option_context: OptionContextFile | None = None
 
     def disclaimer_for(self, disease: str | None) -> str:
         """The disclaimer that fits the advice: HIV advice names HIV specialist review."""

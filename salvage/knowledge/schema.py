@@ -112,7 +112,13 @@ class EvidenceEntry(_Strict):
     pmid: str | None = Field(default=None, pattern=r"^\d+$")
     doi: str | None = Field(default=None, pattern=r"^10\.\d{4,9}/\S+$")
     url: str = Field(pattern=r"^https://")
-    level: str | None = None  # evidence level: randomised phase 3, single-arm phase 2, guideline...
+    # Evidence level, one of option_context.yaml evidence_levels (a knowledge test checks it).
+    level: str | None = None
+    # Where the DOI/PMID (or title and year) was checked, and when.
+    verified: str | None = None
+    # Why a source has neither DOI nor PMID (a guideline, label or standard published on the web
+    # only); without it a knowledge test requires a DOI or PMID.
+    no_identifier: str | None = None
 
 
 class EvidenceFile(_Strict):
@@ -238,9 +244,14 @@ class OptionWhen(_Strict):
     prior_classes: list[str] = []
 
 
+Intent = Literal[
+    "curative", "palliative", "supportive", "diagnostic", "investigational", "disease-control"
+]
+
+
 class OptionEntry(_Strict):
     id: str = Field(pattern=r"^[a-z0-9-]+$")
-    kind: Literal["regimen", "procedure", "test", "care"]
+    kind: Literal["regimen", "procedure", "test", "care", "trial"]
     regimen: str | None = None
     label: str | None = None
     procedure: str | None = None  # for procedure options: the procedure kind it delivers
@@ -249,6 +260,8 @@ class OptionEntry(_Strict):
     rationale: str
     cautions: list[str] = []
     evidence: list[str] = Field(min_length=1)
+    # The goal of the option when it differs from the disease's default (option_context.yaml).
+    intent: Intent | None = None
 
 
 class DiseasePathway(_Strict):
@@ -259,6 +272,40 @@ class DiseasePathway(_Strict):
 
 class PathwaysFile(_Strict):
     pathways: dict[str, DiseasePathway]
+
+
+class DiseaseIntent(_Strict):
+    """The goal of a disease's salvage options: a default, per transplant branch of the option
+    (lymphoma salvage towards transplant is curative in intent), and per option id."""
+
+    default: Intent
+    by_branch: dict[Literal["eligible", "ineligible"], Intent] = {}
+    # For options open to both branches: the patient's own candidacy decides (unknown: both named).
+    any_branch_follows_patient: bool = False
+    options: dict[str, Intent] = {}
+    evidence: list[str] = Field(min_length=1)
+
+
+class UniversalOption(_Strict):
+    """An option every oncology pathway ends with; its id is prefixed with the disease."""
+
+    option: OptionEntry
+    diseases: list[str] = Field(min_length=1)
+
+
+class GoalsOfCareRule(_Strict):
+    after_failed_lines: int = Field(ge=1, le=10)  # distinct failed lines of the disease
+    text: str
+    evidence: list[str] = Field(min_length=1)
+
+
+class OptionContextFile(_Strict):
+    evidence_levels: list[str] = Field(min_length=1)  # strongest first
+    intent_labels: dict[Intent, str]
+    intent_by_kind: dict[str, Intent] = {}
+    intents: dict[str, DiseaseIntent]
+    universal_options: list[UniversalOption] = []
+    goals_of_care: GoalsOfCareRule
 
 
 class NotCandidateWhen(_Strict):

@@ -295,6 +295,8 @@ class UniversalOption(_Strict):
 
 class GoalsOfCareRule(_Strict):
     after_failed_lines: int = Field(ge=1, le=10)  # distinct failed lines of the disease
+    # Failures after which the prompt may appear (not a PSA-only recurrence, not intolerance).
+    failure_kinds: list[Literal["refractory", "relapse", "intolerance", "biochemical-recurrence"]]
     text: str
     evidence: list[str] = Field(min_length=1)
 

@@ -43,7 +43,9 @@ def _evidence_reason(keys: tuple[str, ...] | list[str], kb: KnowledgeBase) -> st
     level = evidence_level(keys, kb)
     if level is None:
         return None
-    named = [kb.evidence[k].label for k in keys if k in kb.evidence and kb.evidence[k].level == level]
+    named = [
+        kb.evidence[k].label for k in keys if k in kb.evidence and kb.evidence[k].level == level
+    ]
     return f"evidence: {level} ({', '.join(named)})"
 
 
@@ -65,10 +67,10 @@ def intent(option: OptionEntry, disease: str, transplant: str, kb: KnowledgeBase
         return None
     branch = option.when.transplant
     if branch in rule.by_branch:
-        return rule.by_branch[branch]  # type: ignore[index]
+        return rule.by_branch[branch]
     if rule.any_branch_follows_patient and rule.by_branch:
         if transplant in rule.by_branch:
-            return rule.by_branch[transplant]  # type: ignore[index]
+            return rule.by_branch[transplant]
         if transplant == "unknown":
             return " or ".join(dict.fromkeys(rule.by_branch.values()))
     return rule.default
@@ -188,9 +190,13 @@ def _not_checked(
     when = option.when
     missing: list[str] = []
     if when.max_ecog is not None and ctx.performance is None and ctx.domain == "oncology":
-        missing.append(f"performance status (not recorded; the trial enrolled ECOG 0-{when.max_ecog})")
+        missing.append(
+            f"performance status (not recorded; the trial enrolled ECOG 0-{when.max_ecog})"
+        )
     if when.transplant != "any" and ctx.transplant == "unknown":
-        missing.append(f"transplant eligibility (unknown; the option is for: {BRANCH_WORDS[when.transplant]})")
+        missing.append(
+            f"transplant eligibility (unknown; the option is for: {BRANCH_WORDS[when.transplant]})"
+        )
     if when.transplant == "eligible" and ctx.eligibility and ctx.eligibility.not_checked:
         missing.append("organ function for transplant: " + ", ".join(ctx.eligibility.not_checked))
     if receptor_branch:
@@ -260,8 +266,7 @@ def hiv(rec: Recommendation, kb: KnowledgeBase) -> Recommendation:
         preference = rule.rank if rule is not None else None
         if option.option_id in rerank and kb.overlay:
             reasons.append(
-                f"local pathway of {kb.overlay.institution}: preference "
-                f"{rerank[option.option_id]}"
+                f"local pathway of {kb.overlay.institution}: preference {rerank[option.option_id]}"
             )
         elif preference is not None:
             reasons.append(f"pathway preference {preference} for this virologic failure")

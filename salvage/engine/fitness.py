@@ -33,7 +33,7 @@ class Eligibility:
         if self.status == "candidate":
             text = f"transplant candidate ({cited})"
             if self.not_checked:  # inferred as far as the record goes: say so (issue 15.7)
-                text += "; assumed, not recorded: " + ", ".join(self.not_checked)
+                text += "; assumed, not on record: " + ", ".join(self.not_checked)
             return text
         if self.status == "not-candidate":
             return f"not a transplant candidate: {'; '.join(self.reasons)} ({cited})"

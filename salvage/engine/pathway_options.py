@@ -138,7 +138,10 @@ def rank_key(verdict: Verdict, ctx: SalvageContext, kb: KnowledgeBase) -> tuple[
     option = verdict.option
     care_first = option_rules.supportive_care_first(ctx.performance, kb)
     # Supportive care and the clinical-trial prompt end the list (care first at poor ECOG).
-    leads = (0 if care_first else 2) if option.kind == "care" else 2 if option.kind == "trial" else 1
+    if option.kind == "care":
+        leads = 0 if care_first else 2
+    else:
+        leads = 2 if option.kind == "trial" else 1
     branch = 1 if ctx.transplant == "unknown" and option.when.transplant == "ineligible" else 0
     branch += 1 if verdict.receptor_branch else 0
     rerank = kb.overlay.rerank if kb.overlay else {}

@@ -293,16 +293,18 @@ def _option_context_problems(raw: dict[str, Any]) -> list[str]:
         keys += intent.evidence
         if disease not in raw["pathways"].pathways:
             problems.append(f"option_context intents: unknown pathway {disease!r}")
-        known = {o.id for o in raw["pathways"].pathways.get(disease, schema.DiseasePathway(
-            options=[])).options}
+        known = {
+            o.id
+            for o in raw["pathways"]
+            .pathways.get(disease, schema.DiseasePathway(options=[]))
+            .options
+        }
         problems += [
             f"option_context intents.{disease}: unknown option {o!r}"
             for o in intent.options
             if o not in known
         ]
-    return problems + [
-        f"option_context: unknown evidence {k!r}" for k in keys if k not in evidence
-    ]
+    return problems + [f"option_context: unknown evidence {k!r}" for k in keys if k not in evidence]
 
 
 def _option_problems(option: Any, raw: dict[str, Any]) -> list[str]:

@@ -238,7 +238,11 @@ def _order_check_problems(checks: schema.OrderChecksFile, raw: dict[str, Any]) -
     evidence = raw["evidence"].evidence
     problems = [
         f"order_checks: unknown evidence {k!r}"
-        for k in (*checks.delay.evidence, *checks.single_active_drug.evidence)
+        for k in (
+            *checks.delay.evidence,
+            *(checks.delay.cellular_therapy.evidence if checks.delay.cellular_therapy else ()),
+            *checks.single_active_drug.evidence,
+        )
         if k not in evidence
     ]
     problems += [
@@ -366,6 +370,13 @@ def apply_overlay(raw: dict[str, Any], overlay_path: Path) -> dict[str, Any]:
                     **checks.delay.days_by_disease,
                     **overlay.delay.days_by_disease,
                 },
+                "cellular_therapy": (
+                    checks.delay.cellular_therapy.model_copy(
+                        update={"days": overlay.delay.cellular_therapy_days}
+                    )
+                    if checks.delay.cellular_therapy and overlay.delay.cellular_therapy_days
+                    else checks.delay.cellular_therapy
+                ),
             }
         )
         merged["order_checks"] = checks.model_copy(update={"delay": delay})
@@ -543,6 +554,15 @@ def build(raw: dict[str, Any]) -> KnowledgeBase:
                 default_days=checks.delay.default_days,
                 days_by_disease=dict(checks.delay.days_by_disease),
                 evidence=tuple(checks.delay.evidence),
+                cellular_classes=frozenset(
+                    checks.delay.cellular_therapy.classes if checks.delay.cellular_therapy else ()
+                ),
+                cellular_days=(
+                    checks.delay.cellular_therapy.days if checks.delay.cellular_therapy else 0
+                ),
+                cellular_evidence=tuple(
+                    checks.delay.cellular_therapy.evidence if checks.delay.cellular_therapy else ()
+                ),
             ),
             single_active_drug=SingleActiveDrugRule(
                 min_new_active_drugs=checks.single_active_drug.min_new_active_drugs,

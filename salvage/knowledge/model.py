@@ -166,6 +166,10 @@ class DelayRule:
     default_days: int
     days_by_disease: dict[str, int]
     evidence: tuple[str, ...]
+    # CAR-T: classes, the wait in days, its evidence (order_checks.yaml delay.cellular_therapy)
+    cellular_classes: frozenset[str] = frozenset()
+    cellular_days: int = 0
+    cellular_evidence: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

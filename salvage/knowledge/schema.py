@@ -423,10 +423,21 @@ class ChartsFile(_Strict):
     markers: dict[str, MarkerEntry]
 
 
+class CellularTherapyWait(_Strict):
+    """A longer wait before the reminder when a fitting option is a referral therapy whose
+    product is manufactured for the patient (CAR-T): referral, apheresis, manufacturing and
+    bridging take weeks, and no new line may be recorded meanwhile."""
+
+    classes: list[str] = Field(min_length=1)  # drug classes (drugs.yaml) of such therapies
+    days: int = Field(ge=1, le=365)
+    evidence: list[str] = Field(min_length=1)
+
+
 class DelayEntry(_Strict):
     default_days: int = Field(ge=1, le=3650)
     days_by_disease: dict[str, int] = {}
     evidence: list[str] = Field(min_length=1)
+    cellular_therapy: CellularTherapyWait | None = None
 
 
 class SingleActiveDrugEntry(_Strict):
@@ -444,6 +455,7 @@ class OrderChecksFile(_Strict):
 class OverlayDelay(_Strict):
     default_days: int | None = Field(default=None, ge=1, le=3650)
     days_by_disease: dict[str, int] = {}
+    cellular_therapy_days: int | None = Field(default=None, ge=1, le=365)  # CAR-T referral wait
 
 
 class OverlayFile(_Strict):

@@ -208,44 +208,48 @@ def _hiv_note(option: Option) -> str:
 
 
 def _meta(option: Option) -> str:
-    """Intent and evidence level, as the screen's tags show them."""
-    parts = [p for p in (option.intent_label, option.evidence_level) if p]
+    """Intent and evidence level, as the screen's tags show them (no brackets: a Markdown
+    renderer could read them as a link)."""
+    parts = [option.intent_label or option.intent]
     if option.evidence_level:
-        parts[-1] = f"evidence: {option.evidence_level}"
-    return f" [{'; '.join(parts)}]" if parts else ""
+        parts.append(f"evidence: {option.evidence_level}")
+    shown = [p for p in parts if p]
+    return f" · *{'; '.join(shown)}*" if shown else ""
 
 
-def fit_lines(option: Option, indent: str = "  ") -> list[str]:
-    """What the option's fit rests on and what could not be checked (issue 15 item 8)."""
-    lines = []
+def fit_sentences(option: Option) -> list[str]:
+    """What the option's fit rests on, what could not be checked and what was inferred (issue
+    15 item 8)."""
+    sentences = []
     if option.fits_because:
-        lines.append(f"{indent}- Fits because: {'; '.join(option.fits_because)}.")
+        sentences.append(f"Fits because: {'; '.join(option.fits_because)}.")
     if option.not_checked:
-        lines.append(f"{indent}- **Not checked:** {'; '.join(option.not_checked)}.")
-    lines += [f"{indent}- *Inferred:* {fact}." for fact in option.inferred]
-    return lines
+        sentences.append(f"**Not checked:** {'; '.join(option.not_checked)}.")
+    sentences += [f"*Inferred:* {fact}." for fact in option.inferred]
+    return sentences
 
 
 def _options_lines(
     kb: KnowledgeBase, rec: Recommendation, avoid: frozenset[str], proposed: frozenset[str]
 ) -> list[str]:
-    """One line per fitting option with its intent and evidence level; an option that holds only
-    on one branch of an unknown fact ("if transplant candidate") or rests on a stale value says
-    so, as on the screen; the options the card proposes also say what they fit and what was not
-    checked."""
+    """One list item per fitting option with its intent and evidence level; an option that holds
+    only on one branch of an unknown fact ("if transplant candidate") or rests on a stale value
+    says so, as on the screen; the options the card proposes also say, in the same item (no
+    nested list, which some CDS clients flatten), what they fit and what was not checked."""
     lines: list[str] = []
     for option in rec.options:
         if avoid & set(option.ingredients):
             continue
+        fit = fit_sentences(option) if option.option_id in proposed else []
         lines.append(
             f"- **{option.rank}. {option.regimen}**"
             + (f" *({option.branch})*" if option.branch else "")
             + _meta(option)
             + f": {option.rationale[0]}{_hiv_note(option)} "
-            f"({_evidence(kb, option.evidence)})" + "".join(f" **{r}**." for r in option.recheck)
+            f"({_evidence(kb, option.evidence)})"
+            + "".join(f" **{r}**." for r in option.recheck)
+            + "".join(f" {s}" for s in fit)
         )
-        if option.option_id in proposed:
-            lines += fit_lines(option)
     return lines
 
 
@@ -270,7 +274,7 @@ def render(
             f"The drafts match option {option.rank}, **{option.regimen}**"
             + (f" *({option.branch})*" if option.branch else "")
             + f"{_meta(option)}.",
-            *fit_lines(option, indent=""),
+            *(f"- {s}" for s in fit_sentences(option)),
             "",
             "Monitoring it needs:",
         ]

@@ -205,3 +205,15 @@ def test_an_unknown_option_in_the_intent_table_is_a_knowledge_error(tmp_path) ->
     path.write_text(path.read_text().replace("dlbcl-axicel: curative", "dlbcl-axicell: curative"))
     with pytest.raises(KnowledgeError, match="unknown option 'dlbcl-axicell'"):
         loader.build(loader.load_raw(data))
+
+
+def test_the_cli_text_shows_intent_rank_reasons_and_the_goals_of_care_prompt(capsys) -> None:
+    from salvage import cli
+
+    paths = [str(FIXTURES / "dlbcl-early-relapse.json"), str(FIXTURES / "nsclc-maintenance.json")]
+    assert cli.main(["recommend", *paths, "--as-of", AS_OF.isoformat()]) == 0
+    text = capsys.readouterr().out
+    assert "curative intent; evidence: randomised phase 3" in text
+    assert "rank: pathway preference 1 for this failure" in text
+    assert "not checked: performance status (not recorded" in text
+    assert "goals of care: Discuss goals of care" in text

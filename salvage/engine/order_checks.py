@@ -421,6 +421,8 @@ def check_delay(
     waited = (as_of - failure.when).days
     if started_after or waited <= threshold:
         return ()
+    # The CAR-T wait cites its trials and the HIV threshold DHHS; the others are local defaults.
+    cited = rule.cellular_evidence if note else rule.evidence if rec.disease == "hiv" else ()
     return (
         OrderFinding(
             kind="salvage-delay",
@@ -434,12 +436,7 @@ def check_delay(
             options_heading="Salvage options that fit this patient:",
             suggest_genotype=rec.disease == "hiv" and failure.kind == "virologic-failure",
             missing_data=rec.missing_data,
-            # the CAR-T wait cites its trials; the HIV threshold cites DHHS; others are local
-            evidence=rule.cellular_evidence
-            if note
-            else rule.evidence
-            if rec.disease == "hiv"
-            else (),
+            evidence=cited,
             waited_days=waited,
             threshold_days=threshold,
             threshold_note=note,

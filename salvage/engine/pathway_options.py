@@ -132,9 +132,9 @@ def _receptor_reasons(option: OptionEntry, ctx: SalvageContext) -> tuple[list[st
 
 def rank_key(verdict: Verdict, ctx: SalvageContext, kb: KnowledgeBase) -> tuple[int, ...]:
     """Palliative care first at poor performance status, otherwise after every anticancer
-    option; then the known branch before the 'if not a transplant candidate' branch; options
-    resting on a stale or unknown value after those that do not; then the pathway (or local)
-    rank."""
+    option and the clinical-trial prompt (which follows the anticancer options); then the known
+    branch before the 'if not a transplant candidate' branch; options resting on a stale or
+    unknown value after those that do not; then the pathway (or local) rank."""
     option = verdict.option
     care_first = option_rules.supportive_care_first(ctx.performance, kb)
     # Supportive care and the clinical-trial prompt end the list (care first at poor ECOG).

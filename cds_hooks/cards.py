@@ -147,6 +147,9 @@ class CardBuilder:
                     ),
                 }
             )
+        # Creates first: the CDS Hooks sandbox applies only the first applicable action of a
+        # suggestion (issue 18, quirk 28), and the proposal is what the clinician asked for.
+        actions.sort(key=lambda a: a["type"] != "create")
         created = sum(a["type"] == "create" for a in actions)
         required = option.min_drugs if isinstance(option, HivOption) else 0
         if created == 0 or created < required:
@@ -183,6 +186,18 @@ class CardBuilder:
         }
 
 
+_MARKDOWN_SPECIAL = str.maketrans(
+    {c: f"\\{c}" for c in "\\`*_[]~"} | {"<": "&lt;", ">": "&gt;", "&": "&amp;"}
+)
+
+
+def markdown_text(text: str) -> str:
+    """Text from the record (drug names, free-text reasons) as literal Markdown: the CDS Hooks
+    sandbox renders `detail` as GitHub-flavoured Markdown with raw HTML enabled (quirk 28), so
+    neither markup nor HTML in a record may reach it unescaped; one line, no structure."""
+    return " ".join(text.split()).translate(_MARKDOWN_SPECIAL)
+
+
 def _evidence(kb: KnowledgeBase, keys: tuple[str, ...]) -> str:
     return "; ".join(
         f"[{kb.evidence[k].label}]({kb.evidence[k].url})"
@@ -207,6 +222,11 @@ def _hiv_note(option: Option) -> str:
     return note
 
 
+def _record(text: str) -> str:
+    """Record-derived text as literal Markdown, with comparisons as a reader writes them."""
+    return markdown_text(plain(text))
+
+
 def _meta(option: Option) -> str:
     """Intent and evidence level, as the screen's tags show them (no brackets: a Markdown
     renderer could read them as a link)."""
@@ -222,10 +242,10 @@ def fit_sentences(option: Option) -> list[str]:
     15 item 8)."""
     sentences = []
     if option.fits_because:
-        sentences.append(f"Fits because: {'; '.join(option.fits_because)}.")
+        sentences.append(f"Fits because: {_record('; '.join(option.fits_because))}.")
     if option.not_checked:
-        sentences.append(f"**Not checked:** {'; '.join(option.not_checked)}.")
-    sentences += [f"*Inferred:* {fact}." for fact in option.inferred]
+        sentences.append(f"**Not checked:** {_record('; '.join(option.not_checked))}.")
+    sentences += [f"*Inferred:* {_record(fact)}." for fact in option.inferred]
     return sentences
 
 
@@ -280,7 +300,9 @@ def render(
         ]
         if option.not_checked or option.branch:
             summary = f"{option.regimen}: matches a listed option, but its fit could not be checked"
-    detail += [f"- {fact}" if finding.bullet_facts else fact for fact in finding.facts]
+    detail += [
+        f"- {_record(fact)}" if finding.bullet_facts else _record(fact) for fact in finding.facts
+    ]
     if finding.evidence:
         detail += ["", f"Evidence: {_evidence(kb, finding.evidence)}."]
     # At most three suggestions; each is validated as FHIR R4B, so stop building at three.
@@ -298,7 +320,7 @@ def render(
         detail += [
             "",
             "Missing data that could change the advice:",
-            *[f"- {m}" for m in finding.missing_data],
+            *[f"- {_record(m)}" for m in finding.missing_data],
         ]
     if rec.goals_of_care and finding.kind in ("salvage-delay", "repeats-failed-therapy"):
         detail += [

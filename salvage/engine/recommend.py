@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 
-from salvage.engine import explain, fitness, pathway_options
+from salvage.engine import explain, fitness, pathway_options, salvage_context
 from salvage.engine.analysis import PatientAnalysis
-from salvage.engine.model import Failure
+from salvage.engine.model import Failure, Line
 from salvage.engine.salvage_context import SalvageContext, build_context
 from salvage.knowledge.model import KnowledgeBase
 
@@ -77,6 +77,9 @@ class Recommendation:
     goals_of_care_because: tuple[str, ...] = ()
     goals_of_care_evidence: tuple[str, ...] = ()
     inferred: tuple[str, ...] = ()  # facts stated as known that assume what is not recorded
+    # The salvage line already answering this failure (running, or awaiting its response
+    # assessment, or chemosensitive awaiting consolidation): shown as the current plan.
+    current_plan: Line | None = None
 
 
 def _disease_for(
@@ -179,6 +182,23 @@ def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Reco
     ctx = build_context(
         analysis, failure, disease, kb, as_of, what_failed(analysis, domain, backbone)
     )
+    plan = salvage_context.current_plan(ctx, kb)
+    if plan is not None:
+        line, statement = plan
+        return Recommendation(
+            patient=analysis.patient,
+            disease=disease,
+            failure=failure,
+            options=(),
+            excluded=(),
+            missing_data=tuple(dict.fromkeys(ctx.missing)),
+            facts=tuple(ctx.facts),
+            statement=statement,
+            transplant=ctx.eligibility,
+            not_assessed=analysis.not_assessed,
+            current_plan=line,
+            inferred=explain.inferred_facts(ctx),
+        )
     verdicts = [
         pathway_options.judge(option, ctx, kb)
         for option in ctx.pathway.options

@@ -6,14 +6,29 @@ from dataclasses import dataclass, field
 
 from salvage.knowledge.hiv_model import HivKnowledge
 from salvage.knowledge.schema import (
+    AccompanyingEntry,
+    ConsolidationEntry,
     FailuresFile,
+    IntentRules,
     OptionContextFile,
     OptionEntry,
     PatientRulesFile,
     PostRadiotherapyRule,
+    ResponseRules,
+    SequenceEntry,
 )
 
-__all__ = ["FailuresFile", "OptionEntry", "PatientRulesFile", "PostRadiotherapyRule"]
+__all__ = [
+    "AccompanyingEntry",
+    "ConsolidationEntry",
+    "FailuresFile",
+    "IntentRules",
+    "OptionEntry",
+    "PatientRulesFile",
+    "PostRadiotherapyRule",
+    "ResponseRules",
+    "SequenceEntry",
+]
 
 SNOMED = "http://snomed.info/sct"
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
@@ -44,6 +59,8 @@ class MaintenanceRule:
     after_classes: frozenset[str]
     drugs: frozenset[str]
     evidence: tuple[str, ...] = ()
+    switch_drugs: frozenset[str] = frozenset()
+    min_induction_cycles: int = 1
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -56,6 +73,9 @@ class LineRules:
     min_regimen_days: int
     default_supply_days: int
     evidence: tuple[str, ...]
+    accompanying: tuple[AccompanyingEntry, ...] = ()
+    consolidation: tuple[ConsolidationEntry, ...] = ()
+    sequences: tuple[SequenceEntry, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -233,6 +253,8 @@ class KnowledgeBase:
     prep_context: CodeSet = field(default_factory=CodeSet)
     # intents, evidence-level order, universal options, goals-of-care rule (option_context.yaml)
     option_context: OptionContextFile | None = None
+    intent_rules: IntentRules | None = None  # line_rules.yaml intent
+    response_rules: ResponseRules | None = None  # line_rules.yaml response
 
     def disclaimer_for(self, disease: str | None) -> str:
         """The disclaimer that fits the advice: HIV advice names HIV specialist review."""

@@ -83,9 +83,9 @@ def test_cisplatin_with_low_clearance_is_contraindicated_with_alternatives(call)
     # intended" criterion, so axi-cel (ZUMA-7: transplant candidates) is no longer suggested; the
     # alternatives are liso-cel (PILOT) and the options for patients who are not candidates.
     assert labels == [
-        "Replace with Lisocabtagene maraleucel",
-        "Replace with Pola-BR",
-        "Replace with Tafasitamab-lenalidomide",
+        "Consider Lisocabtagene maraleucel instead",
+        "Consider Pola-BR instead",
+        "Consider Tafasitamab-lenalidomide instead",
     ]
 
 
@@ -103,9 +103,9 @@ def test_with_low_clearance_the_card_offers_the_non_transplant_alternatives(call
     # the options for patients who are not transplant candidates now fit, and the card offers them.
     labels = [s["label"] for s in card["suggestions"]]
     assert labels == [
-        "Replace with Pola-BR",
-        "Replace with Tafasitamab-lenalidomide",
-        "Replace with R-GemOx",
+        "Consider Pola-BR instead",
+        "Consider Tafasitamab-lenalidomide instead",
+        "Consider R-GemOx instead",
     ]
 
 
@@ -151,7 +151,8 @@ def test_hiv_adding_a_single_drug_to_a_failing_regimen_is_flagged(call) -> None:
 
 def test_patient_view_reminds_when_no_new_line_follows_a_failure(call) -> None:
     (card,) = cards(call, "hiv-virologic-failure", [], hook="patient-view")
-    assert card["indicator"] == "info" and "delays may reduce effectiveness" in card["summary"]
+    assert card["indicator"] == "info" and "No new line of therapy recorded" in card["summary"]
+    assert "if a plan is in place, no action is needed" in " ".join(card["detail"].split())
     assert card["suggestions"][0]["label"].startswith("Order an HIV-1 genotypic")
 
 

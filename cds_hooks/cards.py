@@ -32,6 +32,16 @@ OVERRIDE_REASONS = [
 ]
 
 
+# Comparison operators as a reader writes them, not as code does (issue 15 item 9).
+READABLE = {">=": "≥", "<=": "≤"}
+
+
+def plain(text: str) -> str:
+    for code, sign in READABLE.items():
+        text = text.replace(code, sign)
+    return text
+
+
 @dataclass(frozen=True)
 class CardOut:
     kind: str
@@ -59,7 +69,10 @@ class CardBuilder:
         disease: str | None = None,
     ) -> CardOut:
         disclaimer = self.kb.disclaimer_for(disease)
-        detail_text = "\n".join([*detail, "", f"*Knowledge base {self.kb.version}. {disclaimer}*"])
+        detail_text = plain(
+            "\n".join([*detail, "", f"*Knowledge base {self.kb.version}. {disclaimer}*"])
+        )
+        summary = plain(summary)
         card: dict[str, Any] = {
             "uuid": str(uuid.uuid4()),
             "summary": summary if len(summary) < 140 else summary[:136] + "...",
@@ -142,7 +155,7 @@ class CardBuilder:
         if created == 0 or created < required:
             return None
         return {
-            "label": f"Replace with {option.regimen}",
+            "label": f"Consider {option.regimen} instead",
             "uuid": str(uuid.uuid4()),
             "isRecommended": recommended,
             "actions": actions,
@@ -209,17 +222,55 @@ def _hiv_note(option: Option) -> str:
     return note
 
 
-def _options_lines(kb: KnowledgeBase, rec: Recommendation, avoid: frozenset[str]) -> list[str]:
-    """One line per fitting option; an option that holds only on one branch of an unknown fact
-    ("if transplant candidate") or rests on a stale value says so, as on the screen."""
-    return [
-        f"- **{option.rank}. {option.regimen}**"
-        + (f" *({option.branch})*" if option.branch else "")
-        + f": {option.rationale[0]}{_hiv_note(option)} "
-        f"({_evidence(kb, option.evidence)})" + "".join(f" **{r}**." for r in option.recheck)
-        for option in rec.options
-        if not avoid & set(option.ingredients)
-    ]
+def _record(text: str) -> str:
+    """Record-derived text as literal Markdown, with comparisons as a reader writes them."""
+    return markdown_text(plain(text))
+
+
+def _meta(option: Option) -> str:
+    """Intent and evidence level, as the screen's tags show them (no brackets: a Markdown
+    renderer could read them as a link)."""
+    parts = [option.intent_label or option.intent]
+    if option.evidence_level:
+        parts.append(f"evidence: {option.evidence_level}")
+    shown = [p for p in parts if p]
+    return f" · *{'; '.join(shown)}*" if shown else ""
+
+
+def fit_sentences(option: Option) -> list[str]:
+    """What the option's fit rests on, what could not be checked and what was inferred (issue
+    15 item 8)."""
+    sentences = []
+    if option.fits_because:
+        sentences.append(f"Fits because: {_record('; '.join(option.fits_because))}.")
+    if option.not_checked:
+        sentences.append(f"**Not checked:** {_record('; '.join(option.not_checked))}.")
+    sentences += [f"*Inferred:* {_record(fact)}." for fact in option.inferred]
+    return sentences
+
+
+def _options_lines(
+    kb: KnowledgeBase, rec: Recommendation, avoid: frozenset[str], proposed: frozenset[str]
+) -> list[str]:
+    """One list item per fitting option with its intent and evidence level; an option that holds
+    only on one branch of an unknown fact ("if transplant candidate") or rests on a stale value
+    says so, as on the screen; the options the card proposes also say, in the same item (no
+    nested list, which some CDS clients flatten), what they fit and what was not checked."""
+    lines: list[str] = []
+    for option in rec.options:
+        if avoid & set(option.ingredients):
+            continue
+        fit = fit_sentences(option) if option.option_id in proposed else []
+        lines.append(
+            f"- **{option.rank}. {option.regimen}**"
+            + (f" *({option.branch})*" if option.branch else "")
+            + _meta(option)
+            + f": {option.rationale[0]}{_hiv_note(option)} "
+            f"({_evidence(kb, option.evidence)})"
+            + "".join(f" **{r}**." for r in option.recheck)
+            + "".join(f" {s}" for s in fit)
+        )
+    return lines
 
 
 def render(
@@ -228,27 +279,56 @@ def render(
     drafts: tuple[DraftOrder, ...],
     builder: CardBuilder,
 ) -> CardOut:
-    """One card: the summary in bold, the facts, the fitting options, the rule's evidence,
-    missing data; suggestions replace the drafts with up to three options (or order a genotype)."""
+    """One card: the facts (the summary is the card's title, not repeated), the fitting options,
+    the rule's evidence, missing data; suggestions propose up to three options in place of the
+    drafts (or a genotype). An option proposed or endorsed says what it fits and what was not
+    checked."""
     kb = builder.kb
-    detail = [f"**{markdown_text(finding.summary)}.**", ""]
+    summary = finding.summary
+    detail: list[str] = []
+    if finding.kind == "salvage-delay":
+        detail += _delay_lines(finding)
+    if finding.option is not None:  # a draft matches this option: never imply an unchecked fit
+        option = finding.option
+        detail += [
+            f"The drafts match option {option.rank}, **{option.regimen}**"
+            + (f" *({option.branch})*" if option.branch else "")
+            + f"{_meta(option)}.",
+            *(f"- {s}" for s in fit_sentences(option)),
+            "",
+            "Monitoring it needs:",
+        ]
+        if option.not_checked or option.branch:
+            summary = f"{option.regimen}: matches a listed option, but its fit could not be checked"
     detail += [
-        f"- {markdown_text(fact)}" if finding.bullet_facts else markdown_text(fact)
-        for fact in finding.facts
+        f"- {_record(fact)}" if finding.bullet_facts else _record(fact) for fact in finding.facts
     ]
     if finding.evidence:
         detail += ["", f"Evidence: {_evidence(kb, finding.evidence)}."]
+    # At most three suggestions; each is validated as FHIR R4B, so stop building at three.
+    built = (
+        (option, builder.replace_with(option, drafts, False)) for option in finding.replacements
+    )
+    chosen = list(itertools.islice(((o, s) for o, s in built if s is not None), 3))
+    suggestions = [s for _, s in chosen]
+    proposed = frozenset(o.option_id for o, _ in chosen)
+    if finding.kind == "salvage-delay":  # the reminder lists options: say what each rests on
+        proposed = frozenset(o.option_id for o in rec.options[:3])
     if finding.options_heading:
-        detail += ["", finding.options_heading, *_options_lines(kb, rec, finding.avoid)]
+        detail += ["", finding.options_heading, *_options_lines(kb, rec, finding.avoid, proposed)]
     if finding.missing_data:
         detail += [
             "",
             "Missing data that could change the advice:",
-            *[f"- {markdown_text(m)}" for m in finding.missing_data],
+            *[f"- {_record(m)}" for m in finding.missing_data],
         ]
-    # At most three suggestions; each is validated as FHIR R4B, so stop building at three.
-    built = (builder.replace_with(option, drafts, False) for option in finding.replacements)
-    suggestions = list(itertools.islice((s for s in built if s is not None), 3))
+    if rec.goals_of_care and finding.kind in ("salvage-delay", "repeats-failed-therapy"):
+        detail += [
+            "",
+            f"**Goals of care:** {rec.goals_of_care} "
+            f"(shown because {'; '.join(rec.goals_of_care_because)}; "
+            f"{_evidence(kb, rec.goals_of_care_evidence)}).",
+        ]
     if suggestions:
         suggestions[0]["isRecommended"] = True
     if finding.suggest_genotype:
@@ -256,9 +336,31 @@ def render(
     return builder.card(
         finding.kind,
         finding.severity,
-        finding.summary,
+        summary,
         detail,
         suggestions or None,
         {"line": finding.failure.line if finding.failure else None} if finding.failure else None,
         disease=rec.disease,
     )
+
+
+def _delay_lines(finding: OrderFinding) -> list[str]:
+    """The patient-view reminder acknowledges legitimate waits (issue 15 item 9)."""
+    failure = finding.failure
+    since = (
+        f"the {failure.kind.replace('-', ' ')} on {failure.when.isoformat()}"
+        if failure
+        else "the failure"
+    )
+    lines = [
+        f"No new line of therapy is recorded since {since}; if a plan is in place, no action is "
+        "needed (a referral, cell collection, bridging therapy or treatment given elsewhere may "
+        "not be in the record yet).",
+    ]
+    if finding.threshold_days is not None:
+        lines.append(
+            f"This reminder appears {finding.threshold_days} days after a failure"
+            + (f"; it {finding.threshold_note}" if finding.threshold_note else "")
+            + ". A delay in starting salvage may reduce its effectiveness."
+        )
+    return [*lines, ""]

@@ -203,14 +203,30 @@ def cmd_recommend(args: argparse.Namespace) -> int:
             out.append(f"  {o.rank}. {o.regimen}  [{', '.join(labels)}]")
             if o.branch:
                 out.append(f"       only {o.branch}")
+            meta = [
+                m
+                for m in (o.intent_label, o.evidence_level and f"evidence: {o.evidence_level}")
+                if m
+            ]
+            if meta:
+                out.append(f"       {'; '.join(meta)}")
+            if o.rank_reasons:
+                out.append(f"       rank: {'; '.join(o.rank_reasons)}")
             out += [f"       {r_}" for r_ in o.recheck]
             out += [f"       why: {line}" for line in o.rationale[:1]]
+            if o.not_checked:
+                out.append(f"       not checked: {'; '.join(o.not_checked)}")
+            out += [f"       inferred: {f}" for f in o.inferred]
             if isinstance(o, HivOption):
                 out += [f"       {line}" for line in o.summary]
             out += [f"       caution: {c}" for c in o.cautions]
         for x in r.excluded:
             out.append(f"  excluded {x.regimen}: {'; '.join(x.reasons)}")
         out += [f"  missing: {m}" for m in r.missing_data]
+        if r.goals_of_care:
+            out.append(
+                f"  goals of care: {r.goals_of_care} (because {'; '.join(r.goals_of_care_because)})"
+            )
     print("\n".join(out))
     return status
 

@@ -166,6 +166,8 @@ def recommendation_json(rec: Recommendation, kb: KnowledgeBase) -> dict[str, Any
             "url": e.url,
             **({"doi": e.doi} if e.doi else {}),
             **({"pmid": e.pmid} if e.pmid else {}),
+            **({"level": e.level} if e.level else {}),
+            **({"year": e.year} if e.year else {}),
         }
 
     out: dict[str, Any] = {
@@ -198,6 +200,13 @@ def recommendation_json(rec: Recommendation, kb: KnowledgeBase) -> dict[str, Any
                 "sources": list(o.sources),
                 "branch": o.branch,
                 "recheck": list(o.recheck),
+                "intent": o.intent,
+                "intent_label": o.intent_label,
+                "evidence_level": o.evidence_level,
+                "rank_reasons": list(o.rank_reasons),
+                "fits_because": list(o.fits_because),
+                "not_checked": list(o.not_checked),
+                "inferred": list(o.inferred),
                 **(_hiv_option_json(o) if isinstance(o, HivOption) else {}),
             }
             for o in rec.options
@@ -224,6 +233,16 @@ def recommendation_json(rec: Recommendation, kb: KnowledgeBase) -> dict[str, Any
             else None
         ),
         "disclaimer": kb.disclaimer_for(rec.disease),
+        "inferred": list(rec.inferred),
+        "goals_of_care": (
+            {
+                "text": rec.goals_of_care,
+                "because": list(rec.goals_of_care_because),
+                "evidence": [evidence(k) for k in rec.goals_of_care_evidence],
+            }
+            if rec.goals_of_care
+            else None
+        ),
     }
     if rec.statement:
         out["statement"] = rec.statement

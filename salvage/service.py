@@ -177,7 +177,14 @@ def reports_for_files(
 
 
 def _without_record(report: PatientReport) -> PatientReport:
-    empty = PatientRecord(reference=report.analysis.record.reference)
+    # The output still reports what the reader could not map or only partly recognised.
+    kept = report.analysis.record
+    empty = PatientRecord(
+        reference=kept.reference,
+        unmapped=kept.unmapped,
+        warnings=kept.warnings,
+        partly_recognised=kept.partly_recognised,
+    )
     return replace(report, analysis=replace(report.analysis, record=empty))
 
 

@@ -32,8 +32,8 @@ class Eligibility:
         cited = ", ".join(self.evidence)
         if self.status == "candidate":
             text = f"transplant candidate ({cited})"
-            if self.not_checked:
-                text += "; not checked: " + ", ".join(self.not_checked)
+            if self.not_checked:  # inferred as far as the record goes: say so (issue 15.7)
+                text += "; assumed, not on record: " + ", ".join(self.not_checked)
             return text
         if self.status == "not-candidate":
             return f"not a transplant candidate: {'; '.join(self.reasons)} ({cited})"

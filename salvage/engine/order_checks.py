@@ -49,6 +49,11 @@ class OrderFinding:
     suggest_genotype: bool = False
     evidence: tuple[str, ...] = ()  # knowledge evidence keys backing the rule
     missing_data: tuple[str, ...] = ()
+    option: Option | None = None  # the fitting option a draft matches (monitoring note)
+    # patient-view reminder: days waited, the threshold and why it is that long
+    waited_days: int | None = None
+    threshold_days: int | None = None
+    threshold_note: str | None = None
 
 
 def _domain(rec: Recommendation) -> str:
@@ -346,6 +351,7 @@ def _monitoring_finding(
         facts=matching.cautions,
         bullet_facts=True,
         evidence=matching.evidence,
+        option=matching,
     )
 
 
@@ -395,6 +401,19 @@ def check_delay(
         return ()
     rule = kb.order_checks.delay
     threshold = rule.days_by_disease.get(rec.disease or "", rule.default_days)
+    note = None
+    cellular = [
+        o.regimen
+        for o in rec.options
+        if any(rule.cellular_classes & kb.drugs[d].classes for d in o.ingredients if d in kb.drugs)
+    ]
+    if cellular and rule.cellular_days > threshold:
+        # a CAR-T referral may be under way: manufacturing and bridging leave no new line
+        threshold = rule.cellular_days
+        note = (
+            f"waits {threshold} days because {' and '.join(cellular)} may be planned: referral, "
+            "cell collection, manufacturing and bridging take weeks"
+        )
     started_after = any(
         line.start > failure.when and not line.maintenance and line.disease == failure.disease
         for line in analysis.lines
@@ -402,18 +421,24 @@ def check_delay(
     waited = (as_of - failure.when).days
     if started_after or waited <= threshold:
         return ()
+    # The CAR-T wait cites its trials and the HIV threshold DHHS; the others are local defaults.
+    cited = rule.cellular_evidence if note else rule.evidence if rec.disease == "hiv" else ()
     return (
         OrderFinding(
             kind="salvage-delay",
             severity="info",
             summary=(
-                f"No new treatment {waited} days after {failure.kind} on "
-                f"{failure.when.isoformat()}: delays may reduce effectiveness"
+                f"No new line of therapy recorded since the {failure.kind.replace('-', ' ')} on "
+                f"{failure.when.isoformat()} ({waited} days)"
             ),
             facts=(f"{failure.detail}.",),
             failure=failure,
             options_heading="Salvage options that fit this patient:",
             suggest_genotype=rec.disease == "hiv" and failure.kind == "virologic-failure",
             missing_data=rec.missing_data,
+            evidence=cited,
+            waited_days=waited,
+            threshold_days=threshold,
+            threshold_note=note,
         ),
     )

@@ -167,16 +167,19 @@ def _receptor_reasons(option: OptionEntry, ctx: SalvageContext) -> tuple[list[st
 
 def rank_key(verdict: Verdict, ctx: SalvageContext, kb: KnowledgeBase) -> tuple[int, ...]:
     """Palliative care first at poor performance status, otherwise after every anticancer
-    option; then the known branch before the 'if not a transplant candidate' branch; options
-    resting on a stale or unknown value after those that do not; then the pathway (or local)
-    rank."""
+    option and the clinical-trial prompt (which follows the anticancer options); then the known
+    branch before the 'if not a transplant candidate' branch; options resting on a stale or
+    unknown value after those that do not; then the pathway (or local) rank."""
     option = verdict.option
     care_first = option_rules.supportive_care_first(ctx.performance, kb)
-    # A staging test before salvage (PSMA PET) comes before the therapies it informs.
+    # Poor ECOG: care first. A staging test before salvage (PSMA PET) comes before the therapies
+    # it informs; supportive care and the clinical-trial prompt end the list.
     if option.kind == "care":
         leads = 0 if care_first else 3
+    elif option.kind == "test":
+        leads = 1
     else:
-        leads = 1 if option.kind == "test" else 2
+        leads = 3 if option.kind == "trial" else 2
     branch = 1 if ctx.transplant == "unknown" and option.when.transplant == "ineligible" else 0
     branch += 1 if verdict.receptor_branch else 0
     rerank = kb.overlay.rerank if kb.overlay else {}

@@ -5,7 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import date
 
-from salvage.engine import failures, fitness, pathway_options, salvage_context, substitution
+from salvage.engine import (
+    explain,
+    failures,
+    fitness,
+    pathway_options,
+    salvage_context,
+    substitution,
+)
 from salvage.engine.analysis import PatientAnalysis
 from salvage.engine.model import Failure, Line
 from salvage.engine.salvage_context import SalvageContext, build_context
@@ -43,6 +50,14 @@ class Option:
         None  # "if transplant candidate" / "if not ..." when eligibility is unknown
     )
     recheck: tuple[str, ...] = ()  # "re-check X before use (last value ... on ...)"
+    # Why it is offered and where it ranks (engine/explain.py, option_context.yaml).
+    intent: str | None = None  # curative | palliative | supportive | ... ("x or y" when unknown)
+    intent_label: str | None = None
+    evidence_level: str | None = None  # the strongest level among its evidence
+    rank_reasons: tuple[str, ...] = ()
+    fits_because: tuple[str, ...] = ()  # patient facts its conditions were checked against
+    not_checked: tuple[str, ...] = ()  # its conditions the record could not confirm
+    inferred: tuple[str, ...] = ()  # facts it rests on that assume what is not recorded
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,6 +79,11 @@ class Recommendation:
     facts: tuple[str, ...] = field(default_factory=tuple)
     transplant: fitness.Eligibility | None = None
     not_assessed: tuple[str, ...] = ()
+    # A prompt to discuss goals of care, with why it appears (option_context.yaml goals_of_care).
+    goals_of_care: str | None = None
+    goals_of_care_because: tuple[str, ...] = ()
+    goals_of_care_evidence: tuple[str, ...] = ()
+    inferred: tuple[str, ...] = ()  # facts stated as known that assume what is not recorded
     # The salvage line already answering this failure (running, or awaiting its response
     # assessment, or chemosensitive awaiting consolidation): shown as the current plan.
     current_plan: Line | None = None
@@ -166,7 +186,7 @@ def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Reco
         # HIV options follow resistance (hiv_regimens builds on this module's types).
         from salvage.engine import hiv_regimens
 
-        return hiv_regimens.recommend_hiv(analysis, kb, as_of, failure)
+        return explain.hiv(hiv_regimens.recommend_hiv(analysis, kb, as_of, failure), kb)
     if failure is None or disease is None or disease not in kb.pathways:
         return _without_options(analysis, failure, disease, set_aside, kb)
     domain = "hiv" if disease == "hiv" else "oncology"
@@ -197,6 +217,7 @@ def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Reco
             transplant=ctx.eligibility,
             not_assessed=analysis.not_assessed,
             current_plan=line,
+            inferred=explain.inferred_facts(ctx),
         )
     candidates = [s.option for s in swaps] or [
         option
@@ -217,6 +238,8 @@ def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Reco
     _after_judging(verdicts, ctx, kb)
     options = tuple(_option(rank, v, ctx, kb) for rank, v in enumerate(chosen, start=1))
     no_option: str | None = None
+    disease_directed = sum(o.kind not in ("care", "trial") for o in options)
+    prompt = explain.goals_of_care(ctx, disease_directed, kb)
     if failure.kind == "intolerance" and not options:
         no_option = (
             f"{', '.join(sorted(substitution.not_tolerated(analysis, failure))) or 'a drug'} "
@@ -224,7 +247,7 @@ def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Reco
             f"or class is in knowledge base {kb.version}; adjust or omit the drug as the regimen "
             "allows (salvage options apply at progression)"
         )
-    elif not any(o.kind != "care" for o in options):
+    elif not disease_directed:
         no_option = (
             f"no anticancer option of knowledge base {kb.version} fits this {failure.kind}"
             + (" once exclusions are applied" if excluded else "")
@@ -241,6 +264,12 @@ def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Reco
         statement=no_option,
         transplant=ctx.eligibility,
         not_assessed=analysis.not_assessed,
+        goals_of_care=prompt[0] if prompt else None,
+        goals_of_care_because=prompt[1] if prompt else (),
+        goals_of_care_evidence=(
+            tuple(kb.option_context.goals_of_care.evidence) if prompt and kb.option_context else ()
+        ),
+        inferred=explain.inferred_facts(ctx),
     )
 
 
@@ -331,6 +360,14 @@ def _option(
     setting = option.setting or (
         regimen.setting if regimen else SETTING_OF_KIND.get(option.kind, option.kind)
     )
+    why = explain.explain(
+        option,
+        recheck=verdict.recheck,
+        receptor_branch=verdict.receptor_branch,
+        needs_renal=verdict.needs_renal,
+        ctx=ctx,
+        kb=kb,
+    )
     return Option(
         rank=rank,
         option_id=option.id,
@@ -356,4 +393,11 @@ def _option(
         )
         or None,
         recheck=verdict.recheck,
+        intent=why.intent,
+        intent_label=why.intent_label,
+        evidence_level=why.evidence_level,
+        rank_reasons=why.rank_reasons,
+        fits_because=why.fits_because,
+        not_checked=why.not_checked,
+        inferred=why.inferred,
     )

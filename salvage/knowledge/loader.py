@@ -54,6 +54,7 @@ DATA_FILES: dict[str, type[BaseModel]] = {
     "charts": schema.ChartsFile,
     "class_rules": schema.ClassRulesFile,
     "hiv": schema.HivFile,
+    "option_context": schema.OptionContextFile,
 }
 
 # Built-in line-rule values used when neither the default nor a disease entry sets them.
@@ -95,7 +96,27 @@ def load_raw(directory: Path | None = None) -> dict[str, Any]:
         for stem, model in DATA_FILES.items()
     }
     hiv_loader.merge_evidence(raw)
+    _add_universal_options(raw)
     return raw
+
+
+def _add_universal_options(raw: dict[str, Any]) -> None:
+    """Every oncology pathway ends with the options of option_context.yaml (a clinical trial),
+    each under a disease-prefixed id so an overlay can re-rank or disable it per disease."""
+    pathways = dict(raw["pathways"].pathways)
+    for universal in raw["option_context"].universal_options:
+        for disease in universal.diseases:
+            if disease not in pathways:
+                raise KnowledgeError(
+                    f"option_context.yaml: universal option {universal.option.id!r} names "
+                    f"unknown pathway {disease!r}"
+                )
+            option = universal.option.model_copy(update={"id": f"{disease}-{universal.option.id}"})
+            pathway = pathways[disease]
+            if any(o.id == option.id for o in pathway.options):
+                continue  # the pathway already words it itself
+            pathways[disease] = pathway.model_copy(update={"options": [*pathway.options, option]})
+    raw["pathways"] = schema.PathwaysFile(pathways=pathways)
 
 
 def _rules(entry: schema.LineRulesEntry, base: dict[str, Any]) -> dict[str, Any]:
@@ -250,6 +271,7 @@ def _cross_check(raw: dict[str, Any]) -> None:
             if key not in evidence:
                 problems.append(f"failures.{section}: unknown evidence {key!r}")
     problems += _pathway_problems(raw["pathways"].pathways, raw)
+    problems += _option_context_problems(raw)
     problems += _order_check_problems(raw["order_checks"], raw)
     rules = raw["patient_rules"]
     problems += [
@@ -335,7 +357,11 @@ def _order_check_problems(checks: schema.OrderChecksFile, raw: dict[str, Any]) -
     evidence = raw["evidence"].evidence
     problems = [
         f"order_checks: unknown evidence {k!r}"
-        for k in (*checks.delay.evidence, *checks.single_active_drug.evidence)
+        for k in (
+            *checks.delay.evidence,
+            *(checks.delay.cellular_therapy.evidence if checks.delay.cellular_therapy else ()),
+            *checks.single_active_drug.evidence,
+        )
         if k not in evidence
     ]
     problems += [
@@ -379,6 +405,29 @@ def _pathway_problems(pathways: dict[str, Any], raw: dict[str, Any]) -> list[str
         if rule_disease not in raw["diseases"].diseases:
             problems.append(f"transplant eligibility: unknown disease {rule_disease!r}")
     return problems
+
+
+def _option_context_problems(raw: dict[str, Any]) -> list[str]:
+    context: schema.OptionContextFile = raw["option_context"]
+    evidence = raw["evidence"].evidence
+    keys = [*context.goals_of_care.evidence]
+    problems: list[str] = []
+    for disease, intent in context.intents.items():
+        keys += intent.evidence
+        if disease not in raw["pathways"].pathways:
+            problems.append(f"option_context intents: unknown pathway {disease!r}")
+        known = {
+            o.id
+            for o in raw["pathways"]
+            .pathways.get(disease, schema.DiseasePathway(options=[]))
+            .options
+        }
+        problems += [
+            f"option_context intents.{disease}: unknown option {o!r}"
+            for o in intent.options
+            if o not in known
+        ]
+    return problems + [f"option_context: unknown evidence {k!r}" for k in keys if k not in evidence]
 
 
 def _option_problems(option: Any, raw: dict[str, Any]) -> list[str]:
@@ -440,6 +489,13 @@ def apply_overlay(raw: dict[str, Any], overlay_path: Path) -> dict[str, Any]:
                     **checks.delay.days_by_disease,
                     **overlay.delay.days_by_disease,
                 },
+                "cellular_therapy": (
+                    checks.delay.cellular_therapy.model_copy(
+                        update={"days": overlay.delay.cellular_therapy_days}
+                    )
+                    if checks.delay.cellular_therapy and overlay.delay.cellular_therapy_days
+                    else checks.delay.cellular_therapy
+                ),
             }
         )
         merged["order_checks"] = checks.model_copy(update={"delay": delay})
@@ -593,6 +649,7 @@ def build(raw: dict[str, Any]) -> KnowledgeBase:
             for disease, p in raw["pathways"].pathways.items()
         },
         patient_rules=raw["patient_rules"],
+        option_context=raw["option_context"],
         exclusive_classes=dict(raw["class_rules"].exclusive_after_failure),
         sequencing=tuple(raw["class_rules"].sequencing),
         substitutions=tuple(raw["class_rules"].substitutions),
@@ -625,6 +682,15 @@ def build(raw: dict[str, Any]) -> KnowledgeBase:
                 default_days=checks.delay.default_days,
                 days_by_disease=dict(checks.delay.days_by_disease),
                 evidence=tuple(checks.delay.evidence),
+                cellular_classes=frozenset(
+                    checks.delay.cellular_therapy.classes if checks.delay.cellular_therapy else ()
+                ),
+                cellular_days=(
+                    checks.delay.cellular_therapy.days if checks.delay.cellular_therapy else 0
+                ),
+                cellular_evidence=tuple(
+                    checks.delay.cellular_therapy.evidence if checks.delay.cellular_therapy else ()
+                ),
             ),
             single_active_drug=SingleActiveDrugRule(
                 min_new_active_drugs=checks.single_active_drug.min_new_active_drugs,

@@ -10,6 +10,7 @@ from salvage.knowledge.schema import (
     ConsolidationEntry,
     FailuresFile,
     IntentRules,
+    OptionContextFile,
     OptionEntry,
     OptionWhen,
     PatientRulesFile,
@@ -190,6 +191,10 @@ class DelayRule:
     default_days: int
     days_by_disease: dict[str, int]
     evidence: tuple[str, ...]
+    # CAR-T: classes, the wait in days, its evidence (order_checks.yaml delay.cellular_therapy)
+    cellular_classes: frozenset[str] = frozenset()
+    cellular_days: int = 0
+    cellular_evidence: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -253,6 +258,8 @@ class KnowledgeBase:
     transplant_rules: dict[str, TransplantRule] = field(default_factory=dict)
     karnofsky_to_ecog: tuple[tuple[int, int], ...] = ()  # (karnofsky_at_least, ecog), descending
     prep_context: CodeSet = field(default_factory=CodeSet)
+    # intents, evidence-level order, universal options, goals-of-care rule (option_context.yaml)
+    option_context: OptionContextFile | None = None
     intent_rules: IntentRules | None = None  # line_rules.yaml intent
     response_rules: ResponseRules | None = None  # line_rules.yaml response
     # (drug, qualifier words, the agent it becomes): drugs.yaml formulations

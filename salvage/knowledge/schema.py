@@ -209,7 +209,13 @@ class EvidenceEntry(_Strict):
     pmid: str | None = Field(default=None, pattern=r"^\d+$")
     doi: str | None = Field(default=None, pattern=r"^10\.\d{4,9}/\S+$")
     url: str = Field(pattern=r"^https://")
-    level: str | None = None  # evidence level: randomised phase 3, single-arm phase 2, guideline...
+    # Evidence level, one of option_context.yaml evidence_levels (a knowledge test checks it).
+    level: str | None = None
+    # Where the DOI/PMID (or title and year) was checked, and when.
+    verified: str | None = None
+    # Why a source has neither DOI nor PMID (a guideline, label or standard published on the web
+    # only); without it a knowledge test requires a DOI or PMID.
+    no_identifier: str | None = None
 
 
 class EvidenceFile(_Strict):
@@ -349,9 +355,14 @@ class PsaRank(_Strict):
     reason: str
 
 
+Intent = Literal[
+    "curative", "palliative", "supportive", "diagnostic", "investigational", "disease-control"
+]
+
+
 class OptionEntry(_Strict):
     id: str = Field(pattern=r"^[a-z0-9-]+$")
-    kind: Literal["regimen", "procedure", "test", "care"]
+    kind: Literal["regimen", "procedure", "test", "care", "trial"]
     regimen: str | None = None
     label: str | None = None
     procedure: str | None = None  # for procedure options: the procedure kind it delivers
@@ -366,6 +377,8 @@ class OptionEntry(_Strict):
     rationale: str
     cautions: list[str] = []
     evidence: list[str] = Field(min_length=1)
+    # The goal of the option when it differs from the disease's default (option_context.yaml).
+    intent: Intent | None = None
 
 
 class DiseasePathway(_Strict):
@@ -376,6 +389,42 @@ class DiseasePathway(_Strict):
 
 class PathwaysFile(_Strict):
     pathways: dict[str, DiseasePathway]
+
+
+class DiseaseIntent(_Strict):
+    """The goal of a disease's salvage options: a default, per transplant branch of the option
+    (lymphoma salvage towards transplant is curative in intent), and per option id."""
+
+    default: Intent
+    by_branch: dict[Literal["eligible", "ineligible"], Intent] = {}
+    # For options open to both branches: the patient's own candidacy decides (unknown: both named).
+    any_branch_follows_patient: bool = False
+    options: dict[str, Intent] = {}
+    evidence: list[str] = Field(min_length=1)
+
+
+class UniversalOption(_Strict):
+    """An option every oncology pathway ends with; its id is prefixed with the disease."""
+
+    option: OptionEntry
+    diseases: list[str] = Field(min_length=1)
+
+
+class GoalsOfCareRule(_Strict):
+    after_failed_lines: int = Field(ge=1, le=10)  # distinct failed lines of the disease
+    # Failures after which the prompt may appear (not a PSA-only recurrence, not intolerance).
+    failure_kinds: list[Literal["refractory", "relapse", "intolerance", "biochemical-recurrence"]]
+    text: str
+    evidence: list[str] = Field(min_length=1)
+
+
+class OptionContextFile(_Strict):
+    evidence_levels: list[str] = Field(min_length=1)  # strongest first
+    intent_labels: dict[Intent, str]
+    intent_by_kind: dict[str, Intent] = {}
+    intents: dict[str, DiseaseIntent]
+    universal_options: list[UniversalOption] = []
+    goals_of_care: GoalsOfCareRule
 
 
 class NotCandidateWhen(_Strict):
@@ -536,10 +585,21 @@ class ChartsFile(_Strict):
     markers: dict[str, MarkerEntry]
 
 
+class CellularTherapyWait(_Strict):
+    """A longer wait before the reminder when a fitting option is a referral therapy whose
+    product is manufactured for the patient (CAR-T): referral, apheresis, manufacturing and
+    bridging take weeks, and no new line may be recorded meanwhile."""
+
+    classes: list[str] = Field(min_length=1)  # drug classes (drugs.yaml) of such therapies
+    days: int = Field(ge=1, le=365)
+    evidence: list[str] = Field(min_length=1)
+
+
 class DelayEntry(_Strict):
     default_days: int = Field(ge=1, le=3650)
     days_by_disease: dict[str, int] = {}
     evidence: list[str] = Field(min_length=1)
+    cellular_therapy: CellularTherapyWait | None = None
 
 
 class SingleActiveDrugEntry(_Strict):
@@ -557,6 +617,7 @@ class OrderChecksFile(_Strict):
 class OverlayDelay(_Strict):
     default_days: int | None = Field(default=None, ge=1, le=3650)
     days_by_disease: dict[str, int] = {}
+    cellular_therapy_days: int | None = Field(default=None, ge=1, le=365)  # CAR-T referral wait
 
 
 class OverlayFile(_Strict):

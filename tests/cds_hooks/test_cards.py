@@ -84,9 +84,9 @@ def test_cisplatin_with_low_clearance_is_contraindicated_with_alternatives(call)
     # alternatives are liso-cel (PILOT) and the options for patients who are not candidates.
     # Changed 2026-12 (issue 12, item 7): glofitamab-GemOx (STARGLO) now ranks after Pola-BR.
     assert labels == [
-        "Replace with Lisocabtagene maraleucel",
-        "Replace with Pola-BR",
-        "Replace with Glofitamab-GemOx",
+        "Consider Lisocabtagene maraleucel instead",
+        "Consider Pola-BR instead",
+        "Consider Glofitamab-GemOx instead",
     ]
 
 
@@ -106,9 +106,9 @@ def test_with_low_clearance_the_card_offers_the_non_transplant_alternatives(call
     # Changed 2026-12 (issue 12, item 3): liso-cel is offered for late relapse in patients who are
     # not transplant candidates (PILOT had no 12-month limit), and glofitamab-GemOx (STARGLO).
     assert labels == [
-        "Replace with Lisocabtagene maraleucel",
-        "Replace with Pola-BR",
-        "Replace with Glofitamab-GemOx",
+        "Consider Lisocabtagene maraleucel instead",
+        "Consider Pola-BR instead",
+        "Consider Glofitamab-GemOx instead",
     ]
 
 
@@ -154,7 +154,8 @@ def test_hiv_adding_a_single_drug_to_a_failing_regimen_is_flagged(call) -> None:
 
 def test_patient_view_reminds_when_no_new_line_follows_a_failure(call) -> None:
     (card,) = cards(call, "hiv-virologic-failure", [], hook="patient-view")
-    assert card["indicator"] == "info" and "delays may reduce effectiveness" in card["summary"]
+    assert card["indicator"] == "info" and "No new line of therapy recorded" in card["summary"]
+    assert "if a plan is in place, no action is needed" in " ".join(card["detail"].split())
     assert card["suggestions"][0]["label"].startswith("Order an HIV-1 genotypic")
 
 

@@ -44,7 +44,7 @@ def test_h10_with_hepatitis_b_every_suggestion_keeps_taf_and_emtricitabine(call)
         prefetch=_hbv45_prefetch(),
     )
     suggestions = [s for c in found for s in c.get("suggestions", [])]
-    replacing = [s for s in suggestions if s["label"].startswith("Replace with")]
+    replacing = [s for s in suggestions if s["label"].startswith("Consider")]
     assert replacing
     for suggestion in replacing:
         created = _creates(suggestion)

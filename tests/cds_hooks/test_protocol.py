@@ -123,7 +123,7 @@ def test_h9_h10_h13_card_shape(call) -> None:
     for reason in card["overrideReasons"]:
         assert reason["system"] and reason["code"] and reason["display"]
     first = card["suggestions"][0]
-    assert first["isRecommended"] is True and first["label"].startswith("Replace with")
+    assert first["isRecommended"] is True and first["label"].startswith("Consider")
     uuid.UUID(first["uuid"])
 
 
@@ -147,7 +147,10 @@ def test_h11_actions_delete_the_drafts_and_create_valid_proposals(call) -> None:
 
 def test_h11_drug_options_create_valid_medication_request_proposals(call) -> None:
     (card,) = repeat_rchop(call)["cards"]
-    car_t = ("Replace with Axicabtagene ciloleucel", "Replace with Lisocabtagene maraleucel")
+    car_t = (
+        "Consider Axicabtagene ciloleucel instead",
+        "Consider Lisocabtagene maraleucel instead",
+    )
     drug_options = [s for s in card["suggestions"] if s["label"] not in car_t]
     assert drug_options, [s["label"] for s in card["suggestions"]]
     for suggestion in drug_options:

@@ -17,7 +17,7 @@ def test_order_select_with_prefetch_shows_the_repeat_warning(service, browser) -
     browser.post(f"/orders/{PATIENT}/clear")
     page = browser.post(f"/orders/{PATIENT}/add", item="regimen:R-CHOP")
     assert "This order repeats R-CHOP, which failed (relapse, 2023-11-20)" in page
-    assert "Replace with Axicabtagene ciloleucel" in page
+    assert "Consider Axicabtagene ciloleucel instead" in page
 
 
 def test_order_sign_without_prefetch_fetches_with_fhir_authorization(service, browser) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -123,16 +124,40 @@ def _delay(kb, as_of: date):
 
 
 def test_delay_reminder_fires_after_the_knowledge_base_threshold_not_before(kb) -> None:
-    days = kb.order_checks.delay.days_by_disease["dlbcl"]
+    # Changed 2026-12 (issue 15 item 9): CD19 CAR-T fits this early relapse, so the reminder
+    # waits for referral, manufacturing and bridging (order_checks.yaml cellular_therapy).
+    days = max(kb.order_checks.delay.days_by_disease["dlbcl"], kb.order_checks.delay.cellular_days)
+    assert days > kb.order_checks.delay.days_by_disease["dlbcl"]
     relapse = date(2024, 9, 1)
     assert _delay(kb, date.fromordinal(relapse.toordinal() + days)) == ()
     (finding,) = _delay(kb, date.fromordinal(relapse.toordinal() + days + 1))
     assert finding.kind == "salvage-delay" and finding.severity == "info"
+    assert finding.threshold_days == days and "may be planned" in (finding.threshold_note or "")
+    assert set(finding.evidence) == {"ZUMA-7", "TRANSFORM"}
+
+
+def test_without_a_car_t_option_the_disease_threshold_applies(kb) -> None:
+    days = kb.order_checks.delay.days_by_disease["dlbcl"]
+    relapse = date(2024, 9, 1)
+    as_of = date.fromordinal(relapse.toordinal() + days + 1)
+    analysis = _relapsed_dlbcl().analyse(kb, as_of)
+    rec = recommend(analysis, kb, as_of)
+    no_car_t = replace(
+        rec, options=tuple(o for o in rec.options if "car-t" not in _classes(kb, o.ingredients))
+    )
+    (finding,) = check_delay(kb, analysis, no_car_t, as_of)
+    assert finding.threshold_days == days and finding.threshold_note is None
+
+
+def _classes(kb, drugs) -> set[str]:
+    return {c for d in drugs if d in kb.drugs for c in kb.drugs[d].classes}
 
 
 def test_an_overlay_changes_the_delay_threshold(tmp_path: Path) -> None:
     overlay = tmp_path / "overlay.yaml"
-    overlay.write_text("institution: Test\ndelay:\n  days_by_disease: {dlbcl: 7}\n")
+    overlay.write_text(
+        "institution: Test\ndelay:\n  days_by_disease: {dlbcl: 7}\n  cellular_therapy_days: 7\n"
+    )
     local = load_knowledge(None, str(overlay))
     assert local.order_checks.delay.days_by_disease["dlbcl"] == 7
     assert _delay(local, date(2024, 9, 9)), "8 days after relapse is past a 7-day threshold"

@@ -18,6 +18,8 @@ AS_OF_BUNDLE = {
     for name, day in (line.split() for line in (HERE / "asof.txt").read_text().splitlines())
 }
 R_CHOP = ["rituximab", "cyclophosphamide", "doxorubicin", "vincristine", "prednisone"]
+# Since the explain merge every oncology pathway ends with the clinical-trial prompt.
+TRIAL = "Clinical trial: check the trials open to this patient"
 NOT_TOLERATED = {"coding": [{"system": SNOMED, "code": "407563006"}], "text": "not tolerated"}
 
 
@@ -87,7 +89,7 @@ def test_bv_avd_is_named_and_refractory_disease_gets_pembrolizumab_gvd() -> None
     assert report.analysis.lines[0].regimen == "BV-AVD"
     rec = report.recommendation
     # no anthracycline doses documented: the liposomal doxorubicin options rank after ICE
-    assert names(rec) == ["ICE", "Pembrolizumab-GVD", "GVD"]
+    assert names(rec) == ["ICE", "Pembrolizumab-GVD", "GVD", TRIAL]
     consolidation = next(r for n, r in excluded(rec).items() if n.startswith("High-dose"))
     assert "AETHERA" in consolidation and "anti-CD30" in consolidation
     assert "brentuximab vedotin was part of BV-AVD" in excluded(rec)["BV-ICE"]
@@ -170,6 +172,7 @@ def test_psma_pet_leads_and_a_high_psa_ranks_rt_with_adt_first() -> None:
         "PSMA PET-CT restaging before salvage therapy",
         "Salvage radiotherapy to the prostate bed with androgen deprivation",
         "Salvage radiotherapy to the prostate bed",
+        TRIAL,
     ]
     assert "(= 0.9 ng/mL)" in rec.failure.detail
     assert any("ranked by PSA" in r and "Dess 2020" in r for r in rec.options[1].rationale)
@@ -182,6 +185,7 @@ def test_a_low_psa_ranks_rt_alone_before_rt_with_adt() -> None:
     assert names(rec)[1:] == [
         "Salvage radiotherapy to the prostate bed",
         "Salvage radiotherapy to the prostate bed with androgen deprivation",
+        TRIAL,
     ]
 
 

@@ -26,7 +26,7 @@ def report(name: str):
 
 
 def names(rec) -> list[str]:
-    return [o.regimen for o in rec.options]
+    return [o.regimen for o in rec.options if o.kind != "trial"]  # trial: own test
 
 
 def excluded(rec) -> dict[str, str]:

@@ -65,13 +65,51 @@ def class_fit(
     reasons = []
     for drug in sorted(components):
         for cls in sorted(kb.drugs[drug].classes if drug in kb.drugs else ()):
-            if cls in failed and cls not in option.when.after_class_failure:
+            if (
+                cls in failed
+                and cls not in option.when.after_class_failure
+                and cls not in option.when.rechallenge_after_months
+            ):
                 reasons.append(
                     f"{kb.exclusive_classes[cls]} already failed: {failed[cls]}; the evidence "
                     f"for this option ({', '.join(option.evidence)}) is in patients who had "
                     f"not received it"
                 )
     return Fit(reasons=tuple(dict.fromkeys(reasons)))
+
+
+def failed_class_intervals(
+    analysis: PatientAnalysis, failure: Failure, kb: KnowledgeBase, domain: str
+) -> dict[str, float | None]:
+    """For each exclusive class that failed, the shortest interval in months between the end of
+    a line containing it and its failure (None: refractory, or the interval is unknown)."""
+    found: dict[str, float | None] = {}
+    for f in analysis.failures:
+        if f.kind not in FAILURE_KINDS_THAT_RULE_OUT_A_CLASS or f.closed_by:
+            continue
+        if f.disease != failure.disease:
+            continue
+        line = next(
+            (
+                ln
+                for ln in analysis.lines
+                if ln.number == f.line and ln.domain == domain and ln.disease == f.disease
+            ),
+            None,
+        )
+        if line is None:
+            continue
+        interval = f.relapse_interval_months if f.kind == "relapse" else None
+        for drug in line.ingredients:
+            for cls in kb.drugs[drug].classes if drug in kb.drugs else ():
+                if cls not in kb.exclusive_classes:
+                    continue
+                before = found.get(cls, float("inf"))
+                if interval is None or before is None:
+                    found[cls] = None
+                else:
+                    found[cls] = min(before, interval)
+    return found
 
 
 def performance_fit(option: OptionEntry, performance: Fact | None, kb: KnowledgeBase) -> Fit:
@@ -115,16 +153,22 @@ def supportive_care_first(performance: Fact | None, kb: KnowledgeBase) -> bool:
 def prior_class_fit(option: OptionEntry, received: frozenset[str]) -> Fit:
     """An option whose trial enrolled patients after given drug classes is excluded when this
     patient has received none of a required class (its rationale would not describe them)."""
+    reasons: list[str] = []
+    any_of = option.when.prior_any_classes
+    if any_of and not set(any_of) & received:
+        reasons.append(
+            f"the trial behind it ({', '.join(option.evidence)}) enrolled patients who had "
+            f"received chemotherapy (at least one of {', '.join(any_of)}); none recorded for "
+            "this patient"
+        )
     lacking = [c for c in option.when.prior_classes if c not in received]
-    if not lacking:
-        return Fit()
-    return Fit(
-        reasons=(
+    if lacking:
+        reasons.append(
             f"the trial behind it ({', '.join(option.evidence)}) enrolled patients who had "
             f"received {' and '.join(option.when.prior_classes)}; not recorded for this "
-            f"patient: {', '.join(lacking)}",
+            f"patient: {', '.join(lacking)}"
         )
-    )
+    return Fit(reasons=tuple(reasons))
 
 
 def received_classes(
@@ -155,6 +199,21 @@ def excluded_prior_fit(option: OptionEntry, received: frozenset[str], kb: Knowle
     )
 
 
+def naive_class_fit(option: OptionEntry, received: dict[str, str]) -> Fit:
+    """An option whose trial enrolled patients who had not received a class (immunotherapy-naive,
+    CDK4/6-inhibitor-naive) is excluded when this patient has received it."""
+    given = [received[c] for c in option.when.not_after_classes if c in received]
+    if not given:
+        return Fit()
+    return Fit(
+        reasons=(
+            f"the trial behind it ({', '.join(option.evidence)}) enrolled patients who had not "
+            f"received {' or '.join(option.when.not_after_classes)}; this patient received "
+            f"{'; '.join(dict.fromkeys(given))}",
+        )
+    )
+
+
 def sequencing_fit(components: frozenset[str], received: dict[str, str], kb: KnowledgeBase) -> Fit:
     """Cautions from the order of therapies (class_rules.yaml sequencing): what the patient
     received before this option, or what may still be needed after it. `received` maps each drug
@@ -179,3 +238,18 @@ def sequencing_fit(components: frozenset[str], received: dict[str, str], kb: Kno
         cite = ", ".join(kb.evidence[k].label for k in rule.evidence if k in kb.evidence)
         cautions.append(f"{rule.caution}{f' ({given})' if given else ''} [{cite}]")
     return Fit(cautions=tuple(cautions))
+
+
+def received_by_class(
+    analysis: PatientAnalysis, failure: Failure, kb: KnowledgeBase
+) -> dict[str, str]:
+    """For each drug class given in any line of the failing disease, the first drug and line
+    that gave it ("pembrolizumab, line 1 (Carboplatin-pemetrexed-pembrolizumab)")."""
+    found: dict[str, str] = {}
+    for line in sorted(analysis.lines, key=lambda ln: ln.start):
+        if not (line.disease == failure.disease or failure.disease is None):
+            continue
+        for drug in line.ingredients:
+            for cls in sorted(kb.drugs[drug].classes) if drug in kb.drugs else ():
+                found.setdefault(cls, f"{drug} in line {line.number} ({line.regimen})")
+    return found

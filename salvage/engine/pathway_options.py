@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from salvage.engine import contraindications, option_rules
+from salvage.engine import biomarkers, contraindications, option_rules
 from salvage.engine.salvage_context import SalvageContext
 from salvage.knowledge.model import KnowledgeBase, OptionEntry
 
@@ -22,6 +22,11 @@ class Verdict:
     needs_renal: bool  # contains a drug with a creatinine-clearance limit
     # "if HER2-positive" etc. when the option needs a receptor status the record does not give
     receptor_branch: str | None
+    # "if ESR1 mutation detected" when it needs a biomarker result the record does not give
+    biomarker_branch: str | None = None
+    unknowns: int = 0  # 1 per kind of unknown condition (receptor, biomarker): ranks later
+    # biomarkers tested as a panel and not recorded: the option waits on the testing prompt
+    withheld_for: tuple[str, ...] = ()
 
 
 def answers(option: OptionEntry, ctx: SalvageContext) -> bool:
@@ -41,6 +46,10 @@ def answers(option: OptionEntry, ctx: SalvageContext) -> bool:
             when.max_line is None
             or ctx.failed_line is None
             or ctx.failed_line.number <= when.max_line
+        )
+        and all(
+            c in ctx.ruled_out_classes and (ctx.ruled_out_intervals.get(c) or 0) >= months
+            for c, months in when.rechallenge_after_months.items()
         )
     )
 
@@ -69,14 +78,23 @@ def judge(option: OptionEntry, ctx: SalvageContext, kb: KnowledgeBase) -> Verdic
     regimen = kb.regimens.get(option.regimen or "")
     name = option.regimen or option.label or option.id
     components = regimen.components if regimen else frozenset()
-    reasons = _history_reasons(option, name, components, ctx, kb)
+    # A re-challenge (answered only after a long enough interval) gives the failed drugs of its
+    # class again, on purpose.
+    rechallenged = frozenset(
+        d
+        for d in components
+        if d in kb.drugs and kb.drugs[d].classes & set(option.when.rechallenge_after_months)
+    )
+    reasons = _history_reasons(option, name, components, ctx, kb, rechallenged)
     by_class = option_rules.class_fit(option, components, ctx.ruled_out_classes, kb)
     by_history = option_rules.prior_class_fit(option, ctx.received_classes)
+    by_naive = option_rules.naive_class_fit(option, ctx.received_by_class)
     by_performance = option_rules.performance_fit(option, ctx.performance, kb)
     by_exclusion = option_rules.excluded_prior_fit(option, ctx.received_classes, kb)
     reasons += [
         *by_class.reasons,
         *by_history.reasons,
+        *by_naive.reasons,
         *by_exclusion.reasons,
         *by_performance.reasons,
     ]
@@ -84,6 +102,9 @@ def judge(option: OptionEntry, ctx: SalvageContext, kb: KnowledgeBase) -> Verdic
     findings = contraindications.drug_findings(components, ctx.analysis.record, kb, ctx.as_of)
     reasons += [f.text for f in findings if f.severity == "contraindicated"]
     receptor_reasons, receptor_branch = _receptor_reasons(option, ctx)
+    marker_reasons, marker_branches, withheld = _biomarker_reasons(option, ctx, kb)
+    # The receptor subtype is the decisive reason when it does not fit: it is named first.
+    reasons = [*receptor_reasons, *marker_reasons, *reasons]
     reused = sorted(components & ctx.pathway.backbone_drugs & ctx.failed_line_drugs)
     backbone_note = (
         (f"reuses {', '.join(reused)} from the failed line: {ctx.pathway.backbone_reason}",)
@@ -93,7 +114,7 @@ def judge(option: OptionEntry, ctx: SalvageContext, kb: KnowledgeBase) -> Verdic
     return Verdict(
         option=option,
         name=name,
-        reasons=tuple(reasons + receptor_reasons),
+        reasons=tuple(dict.fromkeys(reasons)),
         cautions=tuple(f.text for f in findings if f.severity == "caution" and f.basis != "unknown")
         + by_performance.cautions
         + sequencing.cautions
@@ -103,6 +124,9 @@ def judge(option: OptionEntry, ctx: SalvageContext, kb: KnowledgeBase) -> Verdic
         ),
         needs_renal=bool(components & ctx.renal_drugs),
         receptor_branch=receptor_branch,
+        biomarker_branch=" and ".join(marker_branches) or None,
+        unknowns=(1 if receptor_branch else 0) + (1 if marker_branches else 0),
+        withheld_for=withheld,
     )
 
 
@@ -112,6 +136,7 @@ def _history_reasons(
     components: frozenset[str],
     ctx: SalvageContext,
     kb: KnowledgeBase,
+    rechallenged: frozenset[str] = frozenset(),
 ) -> list[str]:
     """Reasons from the trial population, the local pathway, and what was already given."""
     reasons: list[str] = []
@@ -122,7 +147,7 @@ def _history_reasons(
         )
     if kb.overlay and option.id in kb.overlay.disable:
         reasons.append(f"disabled by the local pathway of {kb.overlay.institution}")
-    if name in ctx.failed_regimens:
+    if name in ctx.failed_regimens and not (components and components <= rechallenged):
         reasons.append(f"this regimen already failed: {ctx.failed_regimens[name]}")
     given = next(
         (
@@ -142,7 +167,11 @@ def _history_reasons(
             f"({given.regimen}) from {given.start.isoformat()} "
             f"({', '.join(given.sources[:3])})"
         )
-    reasons += [ctx.failed_drugs[d] for d in sorted(components) if d in ctx.failed_drugs]
+    reasons += [
+        ctx.failed_drugs[d]
+        for d in sorted(components)
+        if d in ctx.failed_drugs and d not in rechallenged
+    ]
     return reasons
 
 
@@ -165,6 +194,36 @@ def _receptor_reasons(option: OptionEntry, ctx: SalvageContext) -> tuple[list[st
     return reasons, " and ".join(branches) or None
 
 
+def _biomarker_reasons(
+    option: OptionEntry, ctx: SalvageContext, kb: KnowledgeBase
+) -> tuple[list[str], list[str], tuple[str, ...]]:
+    """A known other biomarker result excludes the option; an unknown one makes it a labelled
+    branch ("if ESR1 mutation detected") or, for targets tested as a panel (the NSCLC drivers),
+    withholds it behind one testing prompt. Never assumed negative."""
+    reasons: list[str] = []
+    branches: list[str] = []
+    withheld: list[str] = []
+    markers = kb.biomarkers
+    for marker_id, accepted in option.when.biomarkers.items():
+        status = ctx.biomarkers.get(marker_id)
+        entry = markers.biomarkers.get(marker_id) if markers else None
+        if status is None or entry is None or status.result in accepted:
+            continue
+        wanted = f"{entry.label} {' or '.join(a.replace('-', ' ') for a in accepted)}"
+        if status.result != biomarkers.UNKNOWN:
+            ruled_out = set(accepted) == {biomarkers.NOT_DETECTED, biomarkers.UNKNOWN}
+            reasons.append(
+                (f"not for disease with {entry.label}" if ruled_out else f"needs {wanted}")
+                + f": {status.text}"
+                + (f" ({', '.join(status.sources)})" if status.sources else "")
+            )
+        elif entry.when_unknown == "branch":
+            branches.append(f"if {wanted}")
+        else:
+            withheld.append(marker_id)
+    return reasons, branches, tuple(withheld)
+
+
 def rank_key(verdict: Verdict, ctx: SalvageContext, kb: KnowledgeBase) -> tuple[int, ...]:
     """Palliative care first at poor performance status, otherwise after every anticancer
     option and the clinical-trial prompt (which follows the anticancer options); then the known
@@ -181,7 +240,7 @@ def rank_key(verdict: Verdict, ctx: SalvageContext, kb: KnowledgeBase) -> tuple[
     else:
         leads = 3 if option.kind == "trial" else 2
     branch = 1 if ctx.transplant == "unknown" and option.when.transplant == "ineligible" else 0
-    branch += 1 if verdict.receptor_branch else 0
+    branch += verdict.unknowns
     rerank = kb.overlay.rerank if kb.overlay else {}
     rank = rerank.get(option.id, psa_rank(option, ctx)[0])
     return (leads, branch, 1 if verdict.recheck else 0, rank)

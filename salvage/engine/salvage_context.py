@@ -10,6 +10,7 @@ from datetime import date, timedelta
 
 from salvage.engine import (
     anthracycline,
+    biomarkers,
     contraindications,
     factors,
     fitness,
@@ -44,13 +45,16 @@ class SalvageContext:
     failed_drugs: dict[str, str] = field(default_factory=dict)
     failed_regimens: dict[str, str] = field(default_factory=dict)
     ruled_out_classes: dict[str, str] = field(default_factory=dict)
+    ruled_out_intervals: dict[str, float | None] = field(default_factory=dict)  # class -> months
     received_classes: frozenset[str] = frozenset()
     # drug -> "line 2 (Pola-BR) from ...": every drug given for the disease, for sequencing cautions
     received_drugs: dict[str, str] = field(default_factory=dict)
     psa_ng_ml: float | None = None  # PSA at a biochemical recurrence, in ng/mL
+    received_by_class: dict[str, str] = field(default_factory=dict)  # class -> drug and line
     renal_drugs: frozenset[str] = frozenset()  # drugs with a creatinine-clearance limit
     receptor_status: receptors.Status | None = None
     her2_status: receptors.Status | None = None
+    biomarkers: dict[str, biomarkers.BiomarkerStatus] = field(default_factory=dict)
 
     @property
     def failed_line_drugs(self) -> frozenset[str]:
@@ -106,11 +110,14 @@ def build_context(
     )
     ctx.failed_drugs, ctx.failed_regimens = what_failed
     ctx.ruled_out_classes = option_rules.failed_classes(analysis, failure, kb, domain)
+    ctx.ruled_out_intervals = option_rules.failed_class_intervals(analysis, failure, kb, domain)
     ctx.received_classes = option_rules.received_classes(analysis, failure, kb)
     ctx.received_drugs = _received_drugs(analysis, failure)
+    ctx.received_by_class = option_rules.received_by_class(analysis, failure, kb)
     ctx.renal_drugs = frozenset(contraindications.renal_drugs(kb))
     ctx.receptor_status = receptors.hormone_receptor(analysis.record, kb)
     ctx.her2_status = receptors.her2(analysis.record, kb)
+    _biomarkers(ctx, kb)
     _timing(ctx, kb)
     _after_failed_salvage(ctx, kb)
     _performance(ctx, kb)
@@ -133,6 +140,26 @@ def _received_drugs(analysis: PatientAnalysis, failure: Failure) -> dict[str, st
                 drug, f"line {line.number} ({line.regimen}) from {line.start.isoformat()}"
             )
     return found
+
+
+def _biomarkers(ctx: SalvageContext, kb: KnowledgeBase) -> None:
+    """Tumour biomarkers of this disease; a HER2 level (IHC 1+) also settles HER2 status when no
+    coded positive/negative answer does."""
+    ctx.biomarkers = biomarkers.statuses(ctx.analysis.record, kb, ctx.disease, ctx.failure.when)
+    for status in ctx.biomarkers.values():
+        implied = biomarkers.her2_receptor(status, kb)
+        if implied and (ctx.her2_status is None or ctx.her2_status.value == "unknown"):
+            ctx.her2_status = receptors.Status(implied, status.sources, status.text)
+    known = [s.text for s in ctx.biomarkers.values() if s.result != biomarkers.UNKNOWN]
+    if known:
+        ctx.facts.append("biomarkers: " + "; ".join(known))
+        ctx.sources += [
+            x
+            for s in ctx.biomarkers.values()
+            if s.result != biomarkers.UNKNOWN
+            for x in s.sources
+            if x not in ctx.sources
+        ]
 
 
 def _timing(ctx: SalvageContext, kb: KnowledgeBase) -> None:

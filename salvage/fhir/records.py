@@ -7,13 +7,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import salvage.fhir.genotypes as genotypes
-from salvage.engine.dates import optional_date
+from salvage.engine.dates import optional_date, parse_fhir_date
 from salvage.engine.drugs import normaliser_for
 from salvage.engine.model import (
     PatientRecord,
     ProcedureRecord,
 )
 from salvage.errors import ResourceError
+from salvage.fhir.biomarker_records import TumourMarkerReader
 from salvage.fhir.condition_records import ConditionConverter, _resolve_onset_ages
 from salvage.fhir.medication_records import MedicationConverter
 from salvage.fhir.observation_records import ObservationConverter
@@ -78,6 +79,7 @@ class RecordBuilder(MedicationConverter, ObservationConverter, ConditionConverte
             "DiagnosticReport": self._diagnostic_report,
         }
         self.genotypes = genotypes.GenotypeReader(kb, self.drugs)
+        self.tumour_markers = TumourMarkerReader(kb)
 
     # -- entry point -----------------------------------------------------------------------------
     def build(self, resources: Iterable[tuple[dict[str, Any], Any]]) -> dict[str, PatientRecord]:
@@ -104,8 +106,11 @@ class RecordBuilder(MedicationConverter, ObservationConverter, ConditionConverte
                             self._convert(resource, origin)
                             break
                     else:
-                        if type(code) is dict and self._may_be_genotype(resource, code, coding):
-                            self._convert(resource, origin)  # an HIV resistance result
+                        if type(code) is dict and (
+                            self.tumour_markers.claims(resource)
+                            or self._may_be_genotype(resource, code, coding)
+                        ):
+                            self._convert(resource, origin)  # a tumour or HIV genotype result
                     continue
                 self._convert(resource, origin)
             elif rtype == "Medication":
@@ -171,10 +176,18 @@ class RecordBuilder(MedicationConverter, ObservationConverter, ConditionConverte
         record.gender = r.get("gender")
 
     def _diagnostic_report(self, r: dict[str, Any], source: str, record: PatientRecord) -> None:
-        if r.get("status") not in IGNORED_STATUS["Observation"] and genotypes.is_genotype(
-            r, self.kb
-        ):
+        if r.get("status") in IGNORED_STATUS["Observation"]:
+            return
+        if genotypes.is_genotype(r, self.kb):
             self.genotypes.report(r, source, record)
+        elif self.tumour_markers.claims_report(r):
+            self.tumour_markers.read_report(r, source, self._report_date(r, source), record)
+
+    def _report_date(self, r: dict[str, Any], source: str) -> Any:
+        if r.get("effectiveDateTime") is None and r.get("effectivePeriod") is None:
+            return parse_fhir_date(r.get("issued"), field_name="issued", source=source)
+        when, _ = self._effective(r, source, "effective")
+        return when
 
     def _procedure(self, r: dict[str, Any], source: str, record: PatientRecord) -> None:
         if r.get("status") in IGNORED_STATUS["Procedure"]:

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from salvage.knowledge.hiv_model import HivKnowledge
 from salvage.knowledge.schema import (
     AccompanyingEntry,
+    BiomarkerEntry,
+    BiomarkersFile,
     ConsolidationEntry,
     FailuresFile,
     IntentRules,
@@ -23,6 +25,8 @@ from salvage.knowledge.schema import (
 
 __all__ = [
     "AccompanyingEntry",
+    "BiomarkerEntry",
+    "BiomarkersFile",
     "ConsolidationEntry",
     "FailuresFile",
     "IntentRules",
@@ -264,6 +268,7 @@ class KnowledgeBase:
     response_rules: ResponseRules | None = None  # line_rules.yaml response
     # (drug, qualifier words, the agent it becomes): drugs.yaml formulations
     formulations: tuple[tuple[str, frozenset[str], str], ...] = ()
+    biomarkers: BiomarkersFile | None = None  # tumour biomarkers the pathways read
 
     def disclaimer_for(self, disease: str | None) -> str:
         """The disclaimer that fits the advice: HIV advice names HIV specialist review."""

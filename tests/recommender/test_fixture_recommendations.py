@@ -100,12 +100,46 @@ EXPECTED = {
     # Eribulin (EMBRACE: after an anthracycline and a taxane) and trastuzumab deruxtecan
     # (DESTINY-Breast03: after anti-HER2 therapy and a taxane) are excluded because this patient
     # had neither; HER2 is unknown, so paclitaxel is labelled "if HER2-negative".
+    # Issue 12 item 5 (hand-reviewed): refractory on palbociclib-letrozole, receptor status and
+    # biomarkers not recorded. Abemaciclib-fulvestrant stays, now on postMONARCH (after a
+    # different CDK4/6 inhibitor) while the MONARCH 2 (CDK4/6-naive) option is excluded; the
+    # endocrine options after an aromatase inhibitor come before chemotherapy; options that need
+    # an untested biomarker are labelled "if ..." and rank after them, each with a testing prompt.
     "breast-cdk46-progression": (
-        ["Paclitaxel", PALLIATIVE],
-        ["Abemaciclib-fulvestrant", "Trastuzumab deruxtecan", "Capecitabine", "Eribulin"],
-        ["fitness for the options"],
+        [
+            "Abemaciclib-fulvestrant",
+            "Everolimus-exemestane",
+            "Datopotamab deruxtecan",  # endocrine therapy, then capecitabine: TROPION-Breast01
+            "Paclitaxel",
+            "Elacestrant",
+            "Imlunestrant",
+            "Capivasertib-fulvestrant",
+            "Alpelisib-fulvestrant",
+            "Trastuzumab deruxtecan",
+            "Trastuzumab deruxtecan",
+            PALLIATIVE,
+        ],
+        [
+            "Abemaciclib-fulvestrant",
+            "Olaparib",  # OlympiAD and EMBRACA enrolled patients after an anthracycline/taxane
+            "Talazoparib",
+            "Sacituzumab govitecan",
+            "Trastuzumab deruxtecan",
+            "Tucatinib-trastuzumab-capecitabine",
+            "Trastuzumab emtansine",
+            "Capecitabine",
+            "Eribulin",
+        ],
+        ["fitness for the options", "ESR1 mutation: not recorded", "PIK3CA mutation"],
     ),
-    "nsclc-maintenance": ([PALLIATIVE], ["Docetaxel-ramucirumab", "Docetaxel"], []),
+    # Issue 12 item 6 (hand-reviewed): after carboplatin-pemetrexed-pembrolizumab, no other
+    # checkpoint inhibitor (CheckMate 017/057 and OAK enrolled immunotherapy-naive patients);
+    # drivers and histology not recorded: one testing prompt, targeted options wait on it.
+    "nsclc-maintenance": (
+        [PALLIATIVE],
+        ["Nivolumab", "Atezolizumab", "Pembrolizumab", "Docetaxel-ramucirumab", "Docetaxel"],
+        ["broad molecular testing", "NSCLC histology: not recorded"],
+    ),
     # Changed 2026-12 (issue 12, item 4): PSMA PET staging is offered before salvage; here
     # salvage radiotherapy already began after the recurrence, so it is excluded with that reason.
     "prostate-rp-recurrence": (
@@ -139,7 +173,8 @@ EXPECTED = {
     ),
 }
 EXCLUSION_REASON = {
-    ("breast-cdk46-progression", "Abemaciclib-fulvestrant"): "CDK4/6 inhibitor already failed",
+    ("breast-cdk46-progression", "Abemaciclib-fulvestrant"): "MONARCH-2",
+    ("nsclc-maintenance", "Atezolizumab"): "pembrolizumab in line 1",
     ("breast-cdk46-progression", "Eribulin"): "not recorded for this patient: anthracycline",
     ("dlbcl-primary-refractory", "Tafasitamab-lenalidomide"): "not for primary refractory",
     ("dlbcl-late-relapse", "R-ICE"): "already given after this failure",

@@ -92,6 +92,24 @@ class GenotypeResult:
     text: str = ""
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TumourMarkerResult:
+    """One tumour biomarker result as recorded (a variant Observation with gene and variant
+    components, a HER2 or PD-L1 result, or a result written only as text). The engine decides
+    what it says about each biomarker (engine/biomarkers.py)."""
+
+    source: str
+    when: date
+    codes: frozenset[str] = frozenset()  # LOINC codes of Observation.code
+    genes: tuple[str, ...] = ()  # gene-studied component values (symbols or displays)
+    variant: str = ""  # c.HGVS / p.HGVS / variant components, joined
+    value_codes: frozenset[str] = frozenset()  # "system|code" of valueCodeableConcept
+    number: float | None = None  # a numeric value (PD-L1 %, score)
+    comparator: str | None = None
+    label: str = ""  # what was tested (Observation.code text): names genes, never a result
+    text: str = ""  # value, component and note texts, for reading by words
+
+
 @dataclass(kw_only=True)
 class PatientRecord:
     """Everything the rules need about one patient, gathered from many resources."""
@@ -104,6 +122,7 @@ class PatientRecord:
     conditions: list[ConditionRecord] = field(default_factory=list)
     procedures: list[ProcedureRecord] = field(default_factory=list)
     genotypes: list[GenotypeResult] = field(default_factory=list)
+    tumour_markers: list[TumourMarkerResult] = field(default_factory=list)
     unmapped: list[Unmapped] = field(default_factory=list)
     warnings: list[DataWarning] = field(default_factory=list)
 

@@ -139,3 +139,18 @@ def received_classes(
         if drug in kb.drugs
         for cls in kb.drugs[drug].classes
     )
+
+
+def naive_class_fit(option: OptionEntry, received: frozenset[str]) -> Fit:
+    """An option whose trial enrolled patients who had not received a class (immunotherapy-naive,
+    CDK4/6-inhibitor-naive) is excluded when this patient has received it."""
+    given = [c for c in option.when.not_after_classes if c in received]
+    if not given:
+        return Fit()
+    return Fit(
+        reasons=(
+            f"the trial behind it ({', '.join(option.evidence)}) enrolled patients who had not "
+            f"received {' or '.join(option.when.not_after_classes)}; this patient has received "
+            f"{', '.join(given)}",
+        )
+    )

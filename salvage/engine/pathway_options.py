@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from salvage.engine import contraindications, option_rules
+from salvage.engine import biomarkers, contraindications, option_rules
 from salvage.engine.salvage_context import SalvageContext
 from salvage.knowledge.model import KnowledgeBase, OptionEntry
 
@@ -22,6 +22,11 @@ class Verdict:
     needs_renal: bool  # contains a drug with a creatinine-clearance limit
     # "if HER2-positive" etc. when the option needs a receptor status the record does not give
     receptor_branch: str | None
+    # "if ESR1 mutation detected" when it needs a biomarker result the record does not give
+    biomarker_branch: str | None = None
+    unknowns: int = 0  # 1 per kind of unknown condition (receptor, biomarker): ranks later
+    # biomarkers tested as a panel and not recorded: the option waits on the testing prompt
+    withheld_for: tuple[str, ...] = ()
 
 
 def answers(option: OptionEntry, ctx: SalvageContext) -> bool:
@@ -47,11 +52,19 @@ def judge(option: OptionEntry, ctx: SalvageContext, kb: KnowledgeBase) -> Verdic
     reasons = _history_reasons(option, name, components, ctx, kb)
     by_class = option_rules.class_fit(option, components, ctx.ruled_out_classes, kb)
     by_history = option_rules.prior_class_fit(option, ctx.received_classes)
+    by_naive = option_rules.naive_class_fit(option, ctx.received_classes)
     by_performance = option_rules.performance_fit(option, ctx.performance, kb)
-    reasons += [*by_class.reasons, *by_history.reasons, *by_performance.reasons]
+    reasons += [
+        *by_class.reasons,
+        *by_history.reasons,
+        *by_naive.reasons,
+        *by_performance.reasons,
+    ]
     findings = contraindications.drug_findings(components, ctx.analysis.record, kb, ctx.as_of)
     reasons += [f.text for f in findings if f.severity == "contraindicated"]
     receptor_reasons, receptor_branch = _receptor_reasons(option, ctx)
+    marker_reasons, marker_branches, withheld = _biomarker_reasons(option, ctx, kb)
+    receptor_reasons += marker_reasons
     reused = sorted(components & ctx.pathway.backbone_drugs & ctx.failed_line_drugs)
     backbone_note = (
         (f"reuses {', '.join(reused)} from the failed line: {ctx.pathway.backbone_reason}",)
@@ -70,6 +83,9 @@ def judge(option: OptionEntry, ctx: SalvageContext, kb: KnowledgeBase) -> Verdic
         ),
         needs_renal=bool(components & ctx.renal_drugs),
         receptor_branch=receptor_branch,
+        biomarker_branch=" and ".join(marker_branches) or None,
+        unknowns=(1 if receptor_branch else 0) + (1 if marker_branches else 0),
+        withheld_for=withheld,
     )
 
 
@@ -130,6 +146,34 @@ def _receptor_reasons(option: OptionEntry, ctx: SalvageContext) -> tuple[list[st
     return reasons, " and ".join(branches) or None
 
 
+def _biomarker_reasons(
+    option: OptionEntry, ctx: SalvageContext, kb: KnowledgeBase
+) -> tuple[list[str], list[str], tuple[str, ...]]:
+    """A known other biomarker result excludes the option; an unknown one makes it a labelled
+    branch ("if ESR1 mutation detected") or, for targets tested as a panel (the NSCLC drivers),
+    withholds it behind one testing prompt. Never assumed negative."""
+    reasons: list[str] = []
+    branches: list[str] = []
+    withheld: list[str] = []
+    markers = kb.biomarkers
+    for marker_id, accepted in option.when.biomarkers.items():
+        status = ctx.biomarkers.get(marker_id)
+        entry = markers.biomarkers.get(marker_id) if markers else None
+        if status is None or entry is None or status.result in accepted:
+            continue
+        wanted = f"{entry.label} {' or '.join(accepted)}"
+        if status.result != biomarkers.UNKNOWN:
+            reasons.append(
+                f"needs {wanted}: {status.text}"
+                + (f" ({', '.join(status.sources)})" if status.sources else "")
+            )
+        elif entry.when_unknown == "branch":
+            branches.append(f"if {wanted}")
+        else:
+            withheld.append(marker_id)
+    return reasons, branches, tuple(withheld)
+
+
 def rank_key(verdict: Verdict, ctx: SalvageContext, kb: KnowledgeBase) -> tuple[int, ...]:
     """Palliative care first at poor performance status, otherwise after every anticancer
     option; then the known branch before the 'if not a transplant candidate' branch; options
@@ -139,6 +183,6 @@ def rank_key(verdict: Verdict, ctx: SalvageContext, kb: KnowledgeBase) -> tuple[
     care_first = option_rules.supportive_care_first(ctx.performance, kb)
     leads = (0 if care_first else 2) if option.kind == "care" else 1
     branch = 1 if ctx.transplant == "unknown" and option.when.transplant == "ineligible" else 0
-    branch += 1 if verdict.receptor_branch else 0
+    branch += verdict.unknowns
     rerank = kb.overlay.rerank if kb.overlay else {}
     return (leads, branch, 1 if verdict.recheck else 0, rerank.get(option.id, option.rank))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 
-from salvage.engine import fitness, pathway_options
+from salvage.engine import biomarkers, fitness, pathway_options
 from salvage.engine.analysis import PatientAnalysis
 from salvage.engine.model import Failure
 from salvage.engine.salvage_context import SalvageContext, build_context
@@ -166,11 +166,13 @@ def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Reco
     ctx = build_context(
         analysis, failure, disease, kb, as_of, what_failed(analysis, domain, backbone)
     )
-    verdicts = [
+    judged = [
         pathway_options.judge(option, ctx, kb)
         for option in ctx.pathway.options
         if pathway_options.answers(option, ctx)
     ]
+    # Options waiting on an untested panel biomarker are named by the testing prompt only.
+    verdicts = [v for v in judged if not v.withheld_for]
     excluded = [
         Exclusion(regimen=v.name, option_id=v.option.id, reasons=v.reasons)
         for v in verdicts
@@ -181,6 +183,7 @@ def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Reco
         key=lambda v: pathway_options.rank_key(v, ctx, kb),
     )
     _after_judging(verdicts, ctx, kb)
+    ctx.missing += biomarker_prompts(judged, ctx, kb)
     options = tuple(_option(rank, v, ctx, kb) for rank, v in enumerate(chosen, start=1))
     no_option: str | None = None
     if not any(o.kind != "care" for o in options):
@@ -251,6 +254,37 @@ def _after_judging(
         ctx.facts.append(ctx.clearance.text)
 
 
+def biomarker_prompts(
+    verdicts: list[pathway_options.Verdict], ctx: SalvageContext, kb: KnowledgeBase
+) -> list[str]:
+    """One testing prompt per test that would settle an unknown biomarker, naming the options
+    that wait on it (options otherwise fit for this patient only); never a silent 'negative'."""
+    markers = kb.biomarkers
+    if markers is None:
+        return []
+    groups: dict[str, tuple[list[str], list[str], list[str]]] = {}  # test -> texts, options, refs
+    for marker_id, status in ctx.biomarkers.items():
+        if status.result != biomarkers.UNKNOWN:
+            continue
+        waiting = list(
+            dict.fromkeys(
+                v.name for v in verdicts if marker_id in v.option.when.biomarkers and not v.reasons
+            )
+        )
+        if not waiting:
+            continue
+        entry = markers.biomarkers[marker_id]
+        texts, names, refs = groups.setdefault(entry.test, ([], [], []))
+        texts.append(status.text)
+        names += [w for w in waiting if w not in names]
+        refs += [e for e in entry.evidence if e not in refs]
+    return [
+        f"{'; '.join(texts)}: {test} ({', '.join(refs)}); options that wait on the result: "
+        f"{', '.join(names)}; not assumed negative"
+        for test, (texts, names, refs) in groups.items()
+    ]
+
+
 def _option(
     rank: int, verdict: pathway_options.Verdict, ctx: SalvageContext, kb: KnowledgeBase
 ) -> Option:
@@ -272,6 +306,7 @@ def _option(
             for b in (
                 BRANCH.get(option.when.transplant) if ctx.transplant == "unknown" else None,
                 verdict.receptor_branch,
+                verdict.biomarker_branch,
             )
             if b
         )

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 
-from salvage.engine import contraindications, factors, fitness, option_rules, receptors
+from salvage.engine import biomarkers, contraindications, factors, fitness, option_rules, receptors
 from salvage.engine.analysis import PatientAnalysis
 from salvage.engine.model import Failure, Line
 from salvage.knowledge.model import KnowledgeBase, Pathway
@@ -41,6 +41,7 @@ class SalvageContext:
     renal_drugs: frozenset[str] = frozenset()  # drugs with a creatinine-clearance limit
     receptor_status: receptors.Status | None = None
     her2_status: receptors.Status | None = None
+    biomarkers: dict[str, biomarkers.BiomarkerStatus] = field(default_factory=dict)
 
     @property
     def failed_line_drugs(self) -> frozenset[str]:
@@ -100,6 +101,7 @@ def build_context(
     ctx.renal_drugs = frozenset(contraindications.renal_drugs(kb))
     ctx.receptor_status = receptors.hormone_receptor(analysis.record, kb)
     ctx.her2_status = receptors.her2(analysis.record, kb)
+    _biomarkers(ctx, kb)
     _timing(ctx, kb)
     _performance(ctx, kb)
     _eligibility(ctx, kb)
@@ -107,6 +109,26 @@ def build_context(
     _given_after(ctx)
     ctx.clearance = factors.creatinine_clearance(analysis.record, kb, as_of)
     return ctx
+
+
+def _biomarkers(ctx: SalvageContext, kb: KnowledgeBase) -> None:
+    """Tumour biomarkers of this disease; a HER2 level (IHC 1+) also settles HER2 status when no
+    coded positive/negative answer does."""
+    ctx.biomarkers = biomarkers.statuses(ctx.analysis.record, kb, ctx.disease, ctx.failure.when)
+    for status in ctx.biomarkers.values():
+        implied = biomarkers.her2_receptor(status, kb)
+        if implied and (ctx.her2_status is None or ctx.her2_status.value == "unknown"):
+            ctx.her2_status = receptors.Status(implied, status.sources, status.text)
+    known = [s.text for s in ctx.biomarkers.values() if s.result != biomarkers.UNKNOWN]
+    if known:
+        ctx.facts.append("biomarkers: " + "; ".join(known))
+        ctx.sources += [
+            x
+            for s in ctx.biomarkers.values()
+            if s.result != biomarkers.UNKNOWN
+            for x in s.sources
+            if x not in ctx.sources
+        ]
 
 
 def _timing(ctx: SalvageContext, kb: KnowledgeBase) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import math
 import re
+from datetime import date
 from typing import Any
 
 import salvage.fhir.genotypes as genotypes
@@ -17,6 +18,7 @@ from salvage.engine.model import (
     PatientRecord,
 )
 from salvage.errors import ResourceError
+from salvage.fhir.biomarker_records import TumourMarkerReader
 from salvage.fhir.record_base import IGNORED_STATUS, LOINC, ConverterBase, type_id
 
 # A number written as text, with an optional label before it and a unit after it ("ECOG 2",
@@ -29,6 +31,8 @@ _COMPARATOR_TEXT = {"\u2264": "<=", "\u2265": ">="}
 
 
 class ObservationConverter(ConverterBase):
+    tumour_markers: TumourMarkerReader
+
     def _observation(self, r: dict[str, Any], source: str, record: PatientRecord) -> None:
         kind = None
         for coding in (r.get("code") or {}).get("coding") or ():
@@ -38,6 +42,9 @@ class ObservationConverter(ConverterBase):
                     break
         if r.get("status") in IGNORED_STATUS["Observation"]:
             return
+        if kind is None and self.tumour_markers.claims(r):
+            self.tumour_markers.read(r, source, self._observation_date(r, source), record)
+            return
         if kind == self.kb.hiv.reading.observation_kind or (
             kind is None and genotypes.is_genotype(r, self.kb)
         ):
@@ -45,18 +52,7 @@ class ObservationConverter(ConverterBase):
             return
         if kind is None:
             return  # an observation no rule reads is not an error
-        if r.get("effectiveInstant") is not None:
-            when = parse_fhir_date(
-                r["effectiveInstant"], field_name="effectiveInstant", source=source
-            )
-        elif (
-            r.get("effectiveDateTime") is None
-            and r.get("effectivePeriod") is None
-            and r.get("issued")
-        ):
-            when = parse_fhir_date(r["issued"], field_name="issued", source=source)
-        else:
-            when, _ = self._effective(r, source, "effective")
+        when = self._observation_date(r, source)
         spec = self.kb.observation_kinds[kind]
         value: float | None = None
         comparator: str | None = None
@@ -169,6 +165,19 @@ class ObservationConverter(ConverterBase):
                 ),
             )
         )
+
+
+    def _observation_date(self, r: dict[str, Any], source: str) -> date:
+        if r.get("effectiveInstant") is not None:
+            return parse_fhir_date(
+                r["effectiveInstant"], field_name="effectiveInstant", source=source
+            )
+        if r.get("effectiveDateTime") is None and r.get("effectivePeriod") is None and r.get(
+            "issued"
+        ):
+            return parse_fhir_date(r["issued"], field_name="issued", source=source)
+        when, _ = self._effective(r, source, "effective")
+        return when
 
 
 @functools.lru_cache(maxsize=1024)

@@ -15,6 +15,7 @@ from salvage.engine.model import (
 )
 from salvage.errors import ResourceError
 from salvage.fhir.condition_records import ConditionConverter, _resolve_onset_ages
+from salvage.fhir.biomarker_records import TumourMarkerReader
 from salvage.fhir.medication_records import MedicationConverter
 from salvage.fhir.observation_records import ObservationConverter
 from salvage.fhir.record_base import (
@@ -78,6 +79,7 @@ class RecordBuilder(MedicationConverter, ObservationConverter, ConditionConverte
             "DiagnosticReport": self._diagnostic_report,
         }
         self.genotypes = genotypes.GenotypeReader(kb, self.drugs)
+        self.tumour_markers = TumourMarkerReader(kb)
 
     # -- entry point -----------------------------------------------------------------------------
     def build(self, resources: Iterable[tuple[dict[str, Any], Any]]) -> dict[str, PatientRecord]:
@@ -104,8 +106,11 @@ class RecordBuilder(MedicationConverter, ObservationConverter, ConditionConverte
                             self._convert(resource, origin)
                             break
                     else:
-                        if type(code) is dict and self._may_be_genotype(resource, code, coding):
-                            self._convert(resource, origin)  # an HIV resistance result
+                        if type(code) is dict and (
+                            self.tumour_markers.claims(resource)
+                            or self._may_be_genotype(resource, code, coding)
+                        ):
+                            self._convert(resource, origin)  # a tumour or HIV genotype result
                     continue
                 self._convert(resource, origin)
             elif rtype == "Medication":

@@ -50,6 +50,7 @@ DATA_FILES: dict[str, type[BaseModel]] = {
     "charts": schema.ChartsFile,
     "class_rules": schema.ClassRulesFile,
     "hiv": schema.HivFile,
+    "biomarkers": schema.BiomarkersFile,
 }
 
 # Built-in line-rule values used when neither the default nor a disease entry sets them.
@@ -251,6 +252,17 @@ def _pathway_problems(pathways: dict[str, Any], raw: dict[str, Any]) -> list[str
             for d in pathway.backbone_drugs
             if d not in raw["drugs"].drugs
         ]
+    for marker_id, marker in raw["biomarkers"].biomarkers.items():
+        problems += [
+            f"biomarker {marker_id}: unknown evidence {k!r}"
+            for k in marker.evidence
+            if k not in evidence
+        ]
+        problems += [
+            f"biomarker {marker_id}: unknown disease {d!r}"
+            for d in marker.diseases
+            if d not in raw["diseases"].diseases
+        ]
     for ref in _evidence_keys(raw["patient_rules"].model_dump()) + list(
         raw["diseases"].hiv_status.evidence
     ):
@@ -278,6 +290,23 @@ def _option_problems(option: Any, raw: dict[str, Any]) -> list[str]:
         for c in option.when.prior_classes
         if c not in classes
     ]
+    problems += [
+        f"option {option.id}: not_after_classes names {c!r}, a class no drug has"
+        for c in option.when.not_after_classes
+        if c not in classes
+    ]
+    markers = raw["biomarkers"].biomarkers
+    for marker, accepted in option.when.biomarkers.items():
+        if marker not in markers:
+            problems.append(f"option {option.id}: unknown biomarker {marker!r}")
+            continue
+        known = {"detected", "not-detected"} | {lv.level for lv in markers[marker].levels}
+        known |= {level for _, level in markers[marker].percent_levels}
+        problems += [
+            f"option {option.id}: biomarker {marker} has no result {a!r}"
+            for a in accepted
+            if a not in known
+        ]
     problems += [
         f"option {option.id}: after_class_failure names {c!r}, not in class_rules.yaml"
         for c in option.when.after_class_failure
@@ -506,6 +535,7 @@ def build(raw: dict[str, Any]) -> KnowledgeBase:
             referrals=dict(checks.referrals),
         ),
         hiv=hiv_loader.build_hiv(raw["hiv"]),
+        biomarkers=raw["biomarkers"],
         evidence={
             key: Evidence(
                 key=key,

@@ -6,13 +6,18 @@ from dataclasses import dataclass, field
 
 from salvage.knowledge.hiv_model import HivKnowledge
 from salvage.knowledge.schema import (
+    BiomarkerEntry,
+    BiomarkersFile,
     FailuresFile,
     OptionEntry,
     PatientRulesFile,
     PostRadiotherapyRule,
 )
 
-__all__ = ["FailuresFile", "OptionEntry", "PatientRulesFile", "PostRadiotherapyRule"]
+__all__ = [
+    "BiomarkerEntry",
+    "BiomarkersFile",
+    "FailuresFile", "OptionEntry", "PatientRulesFile", "PostRadiotherapyRule"]
 
 SNOMED = "http://snomed.info/sct"
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
@@ -226,6 +231,7 @@ class KnowledgeBase:
     transplant_rules: dict[str, TransplantRule] = field(default_factory=dict)
     karnofsky_to_ecog: tuple[tuple[int, int], ...] = ()  # (karnofsky_at_least, ecog), descending
     prep_context: CodeSet = field(default_factory=CodeSet)
+    biomarkers: BiomarkersFile | None = None  # tumour biomarkers the pathways read
 
     def disclaimer_for(self, disease: str | None) -> str:
         """The disclaimer that fits the advice: HIV advice names HIV specialist review."""

@@ -236,6 +236,13 @@ class OptionWhen(_Strict):
     # taxane; DESTINY-Breast03: anti-HER2 therapy and a taxane): without them the option is
     # excluded, since its evidence does not describe this patient.
     prior_classes: list[str] = []
+    # Drug classes whose earlier receipt (any line of this disease) puts the patient outside the
+    # trial behind the option (immunotherapy for checkpoint-inhibitor-naive patients; MONARCH 2 for
+    # CDK4/6-inhibitor-naive ones).
+    not_after_classes: list[str] = []
+    # Tumour biomarkers (biomarkers.yaml ids) and the results the trial enrolled: a known other
+    # result excludes the option; an unknown one shows it as a labelled branch or a testing prompt.
+    biomarkers: dict[str, list[str]] = {}
 
 
 class OptionEntry(_Strict):
@@ -582,3 +589,58 @@ class HivFile(_Strict):
     wording: HivWording
     interactions: list[InteractionEntry] = []
     evidence: dict[str, EvidenceEntry] = {}
+
+
+class BiomarkerCodes(_Strict):
+    """LOINC codes of results that carry tumour biomarkers (mCODE / Genomics Reporting IG)."""
+
+    variant_panels: list[str] = Field(min_length=1)  # Observation.code of a variant result
+    gene_studied: list[str] = Field(min_length=1)  # component code: gene studied
+    variant_text: list[str] = Field(min_length=1)  # component codes: c.HGVS, p.HGVS, variant
+    present: list[str] = Field(min_length=1)  # "system|code" answers meaning present
+    absent: list[str] = Field(min_length=1)
+    not_tested_text: list[str] = Field(min_length=1)  # words meaning no result (not tested...)
+    negative_text: list[str] = Field(min_length=1)  # words meaning the target was not found
+    positive_text: list[str] = Field(min_length=1)  # words meaning the target was found
+    verified: str
+
+
+class BiomarkerLevel(_Strict):
+    """A named result level ("low" for HER2 IHC 1+) and the text patterns that mean it."""
+
+    level: str = Field(pattern=r"^[a-z0-9-]+$")
+    patterns: list[str] = Field(min_length=1)  # regular expressions, case-insensitive
+    means_unknown: bool = False  # a result that needs another test first (HER2 IHC 2+ without ISH)
+
+
+class BiomarkerEntry(_Strict):
+    label: str
+    diseases: list[str] = Field(min_length=1)
+    # variant: a gene alteration (detected / not-detected); level: a scored result read as one of
+    # `levels` (HER2 IHC, PD-L1); histology: read from the disease Condition's text and codes.
+    kind: Literal["variant", "level", "histology"]
+    genes: list[str] = []  # HGNC symbols, matched as whole words
+    aliases: list[str] = []  # other names seen in reports ("HER2" for ERBB2)
+    # variant patterns (regular expressions) that must match for "detected"; empty: any
+    # alteration of the genes counts. A result naming the gene with another variant is
+    # not-detected for this biomarker.
+    variants: list[str] = []
+    loinc: list[str] = []  # result codes that carry this biomarker directly
+    observation_kinds: list[str] = []  # observations.yaml kinds whose text is this result (her2)
+    # level -> HER2 receptor status it implies for the anti-HER2 pathways (IHC 1+ is negative)
+    receptor_status: dict[str, Literal["positive", "negative"]] = {}
+    levels: list[BiomarkerLevel] = []
+    percent_levels: list[tuple[float, str]] = []  # (at least %, level), for a numeric score
+    # A not-detected result dated before the failure does not rule the target out: it may have
+    # been acquired under treatment (ESR1 under aromatase inhibitors, EGFR T790M under TKIs).
+    retest_after_progression: bool = False
+    # branch: an option needing this biomarker is shown labelled "if ..." while it is unknown;
+    # prompt: it is listed as excluded until tested, and one testing prompt names every target.
+    when_unknown: Literal["branch", "prompt"] = "branch"
+    test: str  # what to order, in our words
+    evidence: list[str] = Field(min_length=1)
+
+
+class BiomarkersFile(_Strict):
+    codes: BiomarkerCodes
+    biomarkers: dict[str, BiomarkerEntry]

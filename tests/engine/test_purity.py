@@ -42,6 +42,7 @@ ALLOWED_SALVAGE = (
     "salvage.fhir.medication_records",
     "salvage.fhir.observation_records",
     "salvage.fhir.condition_records",
+    "salvage.fhir.biomarker_records",
     "salvage.fhir.queries",  # constants and URL building only; the types the converter reads
 )
 FORBIDDEN_CALLS = {"open", "print", "input"}
@@ -57,6 +58,7 @@ PURE_CONVERTERS = [
         "observation_records.py",
         "condition_records.py",
         "genotypes.py",
+        "biomarker_records.py",
     )
 ]
 

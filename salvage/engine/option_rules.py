@@ -141,16 +141,31 @@ def received_classes(
     )
 
 
-def naive_class_fit(option: OptionEntry, received: frozenset[str]) -> Fit:
+def naive_class_fit(option: OptionEntry, received: dict[str, str]) -> Fit:
     """An option whose trial enrolled patients who had not received a class (immunotherapy-naive,
     CDK4/6-inhibitor-naive) is excluded when this patient has received it."""
-    given = [c for c in option.when.not_after_classes if c in received]
+    given = [received[c] for c in option.when.not_after_classes if c in received]
     if not given:
         return Fit()
     return Fit(
         reasons=(
             f"the trial behind it ({', '.join(option.evidence)}) enrolled patients who had not "
-            f"received {' or '.join(option.when.not_after_classes)}; this patient has received "
-            f"{', '.join(given)}",
+            f"received {' or '.join(option.when.not_after_classes)}; this patient received "
+            f"{'; '.join(dict.fromkeys(given))}",
         )
     )
+
+
+def received_by_class(
+    analysis: PatientAnalysis, failure: Failure, kb: KnowledgeBase
+) -> dict[str, str]:
+    """For each drug class given in any line of the failing disease, the first drug and line
+    that gave it ("pembrolizumab, line 1 (Carboplatin-pemetrexed-pembrolizumab)")."""
+    found: dict[str, str] = {}
+    for line in sorted(analysis.lines, key=lambda ln: ln.start):
+        if not (line.disease == failure.disease or failure.disease is None):
+            continue
+        for drug in line.ingredients:
+            for cls in sorted(kb.drugs[drug].classes) if drug in kb.drugs else ():
+                found.setdefault(cls, f"{drug} in line {line.number} ({line.regimen})")
+    return found

@@ -52,7 +52,7 @@ def judge(option: OptionEntry, ctx: SalvageContext, kb: KnowledgeBase) -> Verdic
     reasons = _history_reasons(option, name, components, ctx, kb)
     by_class = option_rules.class_fit(option, components, ctx.ruled_out_classes, kb)
     by_history = option_rules.prior_class_fit(option, ctx.received_classes)
-    by_naive = option_rules.naive_class_fit(option, ctx.received_classes)
+    by_naive = option_rules.naive_class_fit(option, ctx.received_by_class)
     by_performance = option_rules.performance_fit(option, ctx.performance, kb)
     reasons += [
         *by_class.reasons,
@@ -64,7 +64,8 @@ def judge(option: OptionEntry, ctx: SalvageContext, kb: KnowledgeBase) -> Verdic
     reasons += [f.text for f in findings if f.severity == "contraindicated"]
     receptor_reasons, receptor_branch = _receptor_reasons(option, ctx)
     marker_reasons, marker_branches, withheld = _biomarker_reasons(option, ctx, kb)
-    receptor_reasons += marker_reasons
+    # The receptor subtype is the decisive reason when it does not fit: it is named first.
+    reasons = [*receptor_reasons, *marker_reasons, *reasons]
     reused = sorted(components & ctx.pathway.backbone_drugs & ctx.failed_line_drugs)
     backbone_note = (
         (f"reuses {', '.join(reused)} from the failed line: {ctx.pathway.backbone_reason}",)
@@ -74,7 +75,7 @@ def judge(option: OptionEntry, ctx: SalvageContext, kb: KnowledgeBase) -> Verdic
     return Verdict(
         option=option,
         name=name,
-        reasons=tuple(reasons + receptor_reasons),
+        reasons=tuple(dict.fromkeys(reasons)),
         cautions=tuple(f.text for f in findings if f.severity == "caution" and f.basis != "unknown")
         + by_performance.cautions
         + backbone_note,
@@ -161,7 +162,7 @@ def _biomarker_reasons(
         entry = markers.biomarkers.get(marker_id) if markers else None
         if status is None or entry is None or status.result in accepted:
             continue
-        wanted = f"{entry.label} {' or '.join(accepted)}"
+        wanted = f"{entry.label} {' or '.join(a.replace('-', ' ') for a in accepted)}"
         if status.result != biomarkers.UNKNOWN:
             reasons.append(
                 f"needs {wanted}: {status.text}"

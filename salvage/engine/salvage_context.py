@@ -38,6 +38,7 @@ class SalvageContext:
     failed_regimens: dict[str, str] = field(default_factory=dict)
     ruled_out_classes: dict[str, str] = field(default_factory=dict)
     received_classes: frozenset[str] = frozenset()
+    received_by_class: dict[str, str] = field(default_factory=dict)  # class -> drug and line
     renal_drugs: frozenset[str] = frozenset()  # drugs with a creatinine-clearance limit
     receptor_status: receptors.Status | None = None
     her2_status: receptors.Status | None = None
@@ -98,6 +99,7 @@ def build_context(
     ctx.failed_drugs, ctx.failed_regimens = what_failed
     ctx.ruled_out_classes = option_rules.failed_classes(analysis, failure, kb, domain)
     ctx.received_classes = option_rules.received_classes(analysis, failure, kb)
+    ctx.received_by_class = option_rules.received_by_class(analysis, failure, kb)
     ctx.renal_drugs = frozenset(contraindications.renal_drugs(kb))
     ctx.receptor_status = receptors.hormone_receptor(analysis.record, kb)
     ctx.her2_status = receptors.her2(analysis.record, kb)

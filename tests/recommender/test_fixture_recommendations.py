@@ -65,12 +65,45 @@ EXPECTED = {
     # Eribulin (EMBRACE: after an anthracycline and a taxane) and trastuzumab deruxtecan
     # (DESTINY-Breast03: after anti-HER2 therapy and a taxane) are excluded because this patient
     # had neither; HER2 is unknown, so paclitaxel is labelled "if HER2-negative".
+    # Issue 12 item 5 (hand-reviewed): refractory on palbociclib-letrozole, receptor status and
+    # biomarkers not recorded. Abemaciclib-fulvestrant stays, now on postMONARCH (after a
+    # different CDK4/6 inhibitor) while the MONARCH 2 (CDK4/6-naive) option is excluded; the
+    # endocrine options after an aromatase inhibitor come before chemotherapy; options that need
+    # an untested biomarker are labelled "if ..." and rank after them, each with a testing prompt.
     "breast-cdk46-progression": (
-        ["Paclitaxel", PALLIATIVE],
-        ["Abemaciclib-fulvestrant", "Trastuzumab deruxtecan", "Capecitabine", "Eribulin"],
-        ["fitness for the options"],
+        [
+            "Abemaciclib-fulvestrant",
+            "Everolimus-exemestane",
+            "Paclitaxel",
+            "Elacestrant",
+            "Imlunestrant",
+            "Capivasertib-fulvestrant",
+            "Olaparib",
+            "Alpelisib-fulvestrant",
+            "Talazoparib",
+            "Trastuzumab deruxtecan",
+            "Trastuzumab deruxtecan",
+            PALLIATIVE,
+        ],
+        [
+            "Abemaciclib-fulvestrant",
+            "Sacituzumab govitecan",
+            "Trastuzumab deruxtecan",
+            "Tucatinib-trastuzumab-capecitabine",
+            "Trastuzumab emtansine",
+            "Capecitabine",
+            "Eribulin",
+        ],
+        ["fitness for the options", "ESR1 mutation: not recorded", "germline BRCA1/2"],
     ),
-    "nsclc-maintenance": ([PALLIATIVE], ["Docetaxel-ramucirumab", "Docetaxel"], []),
+    # Issue 12 item 6 (hand-reviewed): after carboplatin-pemetrexed-pembrolizumab, no other
+    # checkpoint inhibitor (CheckMate 017/057 and OAK enrolled immunotherapy-naive patients);
+    # drivers and histology not recorded: one testing prompt, targeted options wait on it.
+    "nsclc-maintenance": (
+        [PALLIATIVE],
+        ["Nivolumab", "Atezolizumab", "Pembrolizumab", "Docetaxel-ramucirumab", "Docetaxel"],
+        ["broad molecular testing", "NSCLC histology: not recorded"],
+    ),
     "prostate-rp-recurrence": (
         [],
         [
@@ -98,7 +131,8 @@ EXPECTED = {
     ),
 }
 EXCLUSION_REASON = {
-    ("breast-cdk46-progression", "Abemaciclib-fulvestrant"): "CDK4/6 inhibitor already failed",
+    ("breast-cdk46-progression", "Abemaciclib-fulvestrant"): "MONARCH-2",
+    ("nsclc-maintenance", "Atezolizumab"): "pembrolizumab in line 1",
     ("breast-cdk46-progression", "Eribulin"): "not recorded for this patient: anthracycline",
     ("dlbcl-primary-refractory", "Tafasitamab-lenalidomide"): "not for primary refractory",
     ("dlbcl-late-relapse", "R-ICE"): "already given after this failure",

@@ -371,14 +371,14 @@ def test_cdk46_endocrine_option_needs_hormone_receptor_positive_her2_negative(kb
 def test_triple_negative_disease_excludes_the_endocrine_option(kb) -> None:
     rec, sources = _breast_progression(kb, ("85337-4", NEG), ("85339-0", NEG), ("85319-2", NEG))
     assert "Abemaciclib-fulvestrant" not in [o.regimen for o in rec.options]
-    (excluded,) = [x for x in rec.excluded if x.regimen == "Abemaciclib-fulvestrant"]
+    (excluded,) = [x for x in rec.excluded if x.option_id == "breast-abema-fulv"]
     assert "needs hormone-receptor-positive disease" in excluded.reasons[0]
     assert sources[0] in excluded.reasons[0]
 
 
 def test_her2_positive_disease_excludes_the_endocrine_option(kb) -> None:
     rec, _ = _breast_progression(kb, ("85337-4", POS), ("85319-2", POS))
-    (excluded,) = [x for x in rec.excluded if x.regimen == "Abemaciclib-fulvestrant"]
+    (excluded,) = [x for x in rec.excluded if x.option_id == "breast-abema-fulv"]
     assert "needs HER2-negative disease" in excluded.reasons[0]
 
 

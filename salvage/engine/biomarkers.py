@@ -23,6 +23,7 @@ _SCORE = re.compile(
     r"(?:TPS|CPS|score)[^0-9<>\u2264\u2265]{0,12}(<=|>=|<|>|\u2264|\u2265)?\s*(\d+(?:[.,]\d+)?)",
     re.IGNORECASE,
 )
+_LEADING_NO = re.compile(r"^\W*(no|without|negative for)\b", re.IGNORECASE)  # "No EGFR mutation"
 _NEGATED_BEFORE = re.compile(r"\b(no|without|negative for|absence of)\s*$", re.IGNORECASE)
 _NEGATED_AFTER = re.compile(
     r"^[\s:,-]*(not detected|negative|absent|not identified|not found|wild[- ]?type)",
@@ -183,7 +184,7 @@ def _result_reading(
     patterns = _patterns(marker)
     structured_genes = [g for g in result.genes if patterns.gene.search(g)]
     named_in_label = bool(patterns.gene.search(result.label)) or bool(
-        patterns.variant and patterns.variant.search(result.label)
+        marker.variants_name_the_gene and patterns.variant and patterns.variant.search(result.label)
     )
     if marker.kind == "level":
         if not (named_in_label or structured_genes or patterns.gene.search(result.text)):
@@ -214,7 +215,7 @@ def _result_reading(
     for clause in _CLAUSE.split(result.text):
         names_any_gene = bool(_any_gene(markers).search(clause))
         mentions = bool(patterns.gene.search(clause)) or bool(
-            patterns.variant and patterns.variant.search(clause)
+            marker.variants_name_the_gene and patterns.variant and patterns.variant.search(clause)
         )
         if not (mentions or (named_in_label and not names_any_gene)):
             continue
@@ -255,7 +256,7 @@ def _clause_state(markers: BiomarkersFile, text: str) -> str | None:
     "not detected" contains "detected")."""
     if _has(markers.codes.not_tested_text, text):
         return "not-tested"
-    if _has(markers.codes.negative_text, text):
+    if _has(markers.codes.negative_text, text) or _LEADING_NO.match(text):
         return NOT_DETECTED
     if _has(markers.codes.positive_text, text):
         return DETECTED

@@ -57,6 +57,9 @@ class TumourMarkerReader:
         names = [str(code.get("text") or "")] + [
             str(c.get("display") or "") for c in code.get("coding") or () if isinstance(c, dict)
         ]
+        # A report coded only as a generic panel ("Tumour NGS panel") names the genes in its value.
+        if isinstance(r.get("valueString"), str):
+            names.append(r["valueString"])
         return any(self.names.search(n) for n in names if n)
 
     def read(self, r: dict[str, Any], source: str, when: Any, record: PatientRecord) -> None:

@@ -625,6 +625,9 @@ class BiomarkerEntry(_Strict):
     # alteration of the genes counts. A result naming the gene with another variant is
     # not-detected for this biomarker.
     variants: list[str] = []
+    # The variant names the target on its own ("T790M", "G12C"): a clause naming only the
+    # variant speaks for this biomarker. Generic words ("fusion") never do.
+    variants_name_the_gene: bool = False
     loinc: list[str] = []  # result codes that carry this biomarker directly
     observation_kinds: list[str] = []  # observations.yaml kinds whose text is this result (her2)
     # level -> HER2 receptor status it implies for the anti-HER2 pathways (IHC 1+ is negative)

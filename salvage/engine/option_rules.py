@@ -115,16 +115,22 @@ def supportive_care_first(performance: Fact | None, kb: KnowledgeBase) -> bool:
 def prior_class_fit(option: OptionEntry, received: frozenset[str]) -> Fit:
     """An option whose trial enrolled patients after given drug classes is excluded when this
     patient has received none of a required class (its rationale would not describe them)."""
+    reasons: list[str] = []
+    any_of = option.when.prior_any_classes
+    if any_of and not set(any_of) & received:
+        reasons.append(
+            f"the trial behind it ({', '.join(option.evidence)}) enrolled patients who had "
+            f"received chemotherapy (at least one of {', '.join(any_of)}); none recorded for "
+            "this patient"
+        )
     lacking = [c for c in option.when.prior_classes if c not in received]
-    if not lacking:
-        return Fit()
-    return Fit(
-        reasons=(
+    if lacking:
+        reasons.append(
             f"the trial behind it ({', '.join(option.evidence)}) enrolled patients who had "
             f"received {' and '.join(option.when.prior_classes)}; not recorded for this "
-            f"patient: {', '.join(lacking)}",
+            f"patient: {', '.join(lacking)}"
         )
-    )
+    return Fit(reasons=tuple(reasons))
 
 
 def received_classes(

@@ -263,8 +263,14 @@ def biomarker_prompts(
     if markers is None:
         return []
     groups: dict[str, tuple[list[str], list[str], list[str]]] = {}  # test -> texts, options, refs
+    # A driver found by a panel settles the panel: its other targets are not asked for again.
+    settled = {
+        markers.biomarkers[m].test
+        for m, status in ctx.biomarkers.items()
+        if status.result == biomarkers.DETECTED and markers.biomarkers[m].when_unknown == "prompt"
+    }
     for marker_id, status in ctx.biomarkers.items():
-        if status.result != biomarkers.UNKNOWN:
+        if status.result != biomarkers.UNKNOWN or markers.biomarkers[marker_id].test in settled:
             continue
         waiting = list(
             dict.fromkeys(

@@ -291,8 +291,9 @@ def _option_problems(option: Any, raw: dict[str, Any]) -> list[str]:
         if c not in classes
     ]
     problems += [
-        f"option {option.id}: not_after_classes names {c!r}, a class no drug has"
-        for c in option.when.not_after_classes
+        f"option {option.id}: not_after_classes or prior_any_classes names {c!r}, a class no "
+        "drug has"
+        for c in [*option.when.not_after_classes, *option.when.prior_any_classes]
         if c not in classes
     ]
     markers = raw["biomarkers"].biomarkers

@@ -240,6 +240,9 @@ class OptionWhen(_Strict):
     # trial behind the option (immunotherapy for checkpoint-inhibitor-naive patients; MONARCH 2 for
     # CDK4/6-inhibitor-naive ones).
     not_after_classes: list[str] = []
+    # At least one of these classes received before (TROPION-Breast01: earlier chemotherapy of any
+    # kind, named by the cytotoxic classes).
+    prior_any_classes: list[str] = []
     # Tumour biomarkers (biomarkers.yaml ids) and the results the trial enrolled: a known other
     # result excludes the option; an unknown one shows it as a labelled branch or a testing prompt.
     biomarkers: dict[str, list[str]] = {}

@@ -74,6 +74,7 @@ EXPECTED = {
         [
             "Abemaciclib-fulvestrant",
             "Everolimus-exemestane",
+            "Datopotamab deruxtecan",  # endocrine therapy, then capecitabine: TROPION-Breast01
             "Paclitaxel",
             "Elacestrant",
             "Imlunestrant",

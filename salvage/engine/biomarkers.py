@@ -198,7 +198,7 @@ def _result_reading(
         # by the coded answer (LOINC LA9633-4 Present / LA9634-2 Absent) or its text.
         words = " ".join([*structured_genes, result.variant, result.text]).strip()
         if result.value_codes & set(markers.codes.absent):
-            state: str | None = NOT_DETECTED
+            state = NOT_DETECTED
         elif result.value_codes & set(markers.codes.present):
             state = DETECTED
         else:
@@ -219,11 +219,11 @@ def _result_reading(
         )
         if not (mentions or (named_in_label and not names_any_gene)):
             continue
-        state = _clause_state(markers, clause)
-        if state is None:
+        clause_state = _clause_state(markers, clause)
+        if clause_state is None:
             continue
         context = clause if mentions else f"{clause} {result.label}"
-        readings.append((_specific(patterns, state, context), clause.strip()))
+        readings.append((_specific(patterns, clause_state, context), clause.strip()))
     if not readings:
         return None
     chosen = next(
@@ -274,7 +274,9 @@ def _specific(patterns: _Patterns, state: str, text: str) -> str:
             return DETECTED
     if patterns.variant.search(text):
         return NOT_DETECTED  # only negated mentions
-    return NOT_DETECTED if re.search(r"\b[A-Z]\d+[A-Z*]|p\.|c\.|exon|del|ins", text) else "equivocal"
+    return (
+        NOT_DETECTED if re.search(r"\b[A-Z]\d+[A-Z*]|p\.|c\.|exon|del|ins", text) else "equivocal"
+    )
 
 
 def _level(
@@ -322,7 +324,9 @@ def _compiled(genes: tuple[str, ...], variants: tuple[str, ...]) -> _Patterns:
         if genes
         else r"(?!x)x"
     )
-    variant = re.compile("|".join(f"(?:{v})" for v in variants), re.IGNORECASE) if variants else None
+    variant = (
+        re.compile("|".join(f"(?:{v})" for v in variants), re.IGNORECASE) if variants else None
+    )
     return _Patterns(gene, variant)
 
 

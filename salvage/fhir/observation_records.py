@@ -166,14 +166,15 @@ class ObservationConverter(ConverterBase):
             )
         )
 
-
     def _observation_date(self, r: dict[str, Any], source: str) -> date:
         if r.get("effectiveInstant") is not None:
             return parse_fhir_date(
                 r["effectiveInstant"], field_name="effectiveInstant", source=source
             )
-        if r.get("effectiveDateTime") is None and r.get("effectivePeriod") is None and r.get(
-            "issued"
+        if (
+            r.get("effectiveDateTime") is None
+            and r.get("effectivePeriod") is None
+            and r.get("issued")
         ):
             return parse_fhir_date(r["issued"], field_name="issued", source=source)
         when, _ = self._effective(r, source, "effective")

@@ -14,8 +14,8 @@ from salvage.engine.model import (
     ProcedureRecord,
 )
 from salvage.errors import ResourceError
-from salvage.fhir.condition_records import ConditionConverter, _resolve_onset_ages
 from salvage.fhir.biomarker_records import TumourMarkerReader
+from salvage.fhir.condition_records import ConditionConverter, _resolve_onset_ages
 from salvage.fhir.medication_records import MedicationConverter
 from salvage.fhir.observation_records import ObservationConverter
 from salvage.fhir.record_base import (

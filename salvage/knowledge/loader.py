@@ -301,7 +301,9 @@ def _option_problems(option: Any, raw: dict[str, Any]) -> list[str]:
         if marker not in markers:
             problems.append(f"option {option.id}: unknown biomarker {marker!r}")
             continue
-        known = {"detected", "not-detected", "unknown"} | {lv.level for lv in markers[marker].levels}
+        known = {"detected", "not-detected", "unknown"} | {
+            lv.level for lv in markers[marker].levels
+        }
         known |= {level for _, level in markers[marker].percent_levels}
         problems += [
             f"option {option.id}: biomarker {marker} has no result {a!r}"

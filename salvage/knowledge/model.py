@@ -17,7 +17,11 @@ from salvage.knowledge.schema import (
 __all__ = [
     "BiomarkerEntry",
     "BiomarkersFile",
-    "FailuresFile", "OptionEntry", "PatientRulesFile", "PostRadiotherapyRule"]
+    "FailuresFile",
+    "OptionEntry",
+    "PatientRulesFile",
+    "PostRadiotherapyRule",
+]
 
 SNOMED = "http://snomed.info/sct"
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"

@@ -79,7 +79,10 @@ def test_an_absent_answer_is_not_detected(kb) -> None:
 
 def test_an_esr1_negative_before_the_failure_is_unknown_and_says_why(kb) -> None:
     old = TumourMarkerResult(
-        source="Observation/old", when=date(2023, 1, 5), genes=("ESR1",), value_codes=frozenset({ABSENT})
+        source="Observation/old",
+        when=date(2023, 1, 5),
+        genes=("ESR1",),
+        value_codes=frozenset({ABSENT}),
     )
     status = _status(kb, "breast", old)["esr1"]
     assert status.result == "unknown" and "before the progression" in status.text
@@ -105,7 +108,12 @@ def test_her2_scores_written_as_text(kb, raw, level) -> None:
 @pytest.mark.parametrize(
     ("result", "level"),
     [
-        (TumourMarkerResult(source="O/p", when=date(2024, 1, 1), label="PD-L1 22C3", number=60.0), "50-percent-or-more"),
+        (
+            TumourMarkerResult(
+                source="O/p", when=date(2024, 1, 1), label="PD-L1 22C3", number=60.0
+            ),
+            "50-percent-or-more",
+        ),
         (_text("PD-L1 TPS <1%", label="PD-L1"), "below-1-percent"),
         (_text("Tumour proportion score 20 %", label="PD-L1 (22C3)"), "1-to-49-percent"),
     ],

@@ -8,7 +8,15 @@ import pytest
 
 from salvage.knowledge.loader import load_knowledge, load_raw
 
-LEVELS = {"randomised phase 3", "randomised phase 2", "single-arm", "observational", "guideline", "consensus", "standard"}
+LEVELS = {
+    "randomised phase 3",
+    "randomised phase 2",
+    "single-arm",
+    "observational",
+    "guideline",
+    "consensus",
+    "standard",
+}
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +31,15 @@ def _solid_options(kb):
 def test_every_breast_and_nsclc_option_cites_evidence_with_doi_or_pmid_year_and_level(kb) -> None:
     cited = {e for o in _solid_options(kb) for e in o.evidence}
     cited |= {e for m in kb.biomarkers.biomarkers.values() for e in m.evidence}
-    legacy = {"MONARCH-2", "DESTINY-Breast03", "ESMO-ABC5", "EMBRACE", "REVEL", "TAX317", "Ferrell2017"}
+    legacy = {
+        "MONARCH-2",
+        "DESTINY-Breast03",
+        "ESMO-ABC5",
+        "EMBRACE",
+        "REVEL",
+        "TAX317",
+        "Ferrell2017",
+    }
     for key in sorted(cited - legacy):  # the legacy entries get their DOIs from the citations work
         entry = kb.evidence[key]
         assert entry.doi or entry.pmid, key
@@ -84,7 +100,10 @@ def test_issue_12_options_exist_with_their_regimen_drugs_known(kb, option_id: st
 def test_abemaciclib_after_a_cdk46_inhibitor_cites_postmonarch(kb) -> None:
     (option,) = [o for o in _solid_options(kb) if o.id == "breast-abema-fulv-after-cdk46"]
     assert option.evidence == ["postMONARCH"] and "cdk4/6-inhibitor" in option.when.prior_classes
-    assert kb.evidence["postMONARCH"].year == 2025 and "J Clin Oncol" in kb.evidence["postMONARCH"].citation
+    assert (
+        kb.evidence["postMONARCH"].year == 2025
+        and "J Clin Oncol" in kb.evidence["postMONARCH"].citation
+    )
 
 
 def test_biomarker_codes_name_their_verification_source() -> None:

@@ -22,7 +22,9 @@ PALLIATIVE = "Palliative care referral and best supportive care"
 
 def report(name: str):
     kb = service.knowledge_base("")
-    (only,), _, _ = service.reports_for_files([str(HERE / f"{name}.json")], kb, AS_OF[f"{name}.json"])
+    (only,), _, _ = service.reports_for_files(
+        [str(HERE / f"{name}.json")], kb, AS_OF[f"{name}.json"]
+    )
     return only.recommendation
 
 

@@ -33,7 +33,9 @@ class Patient:
         self.entries.append({"fullUrl": f"urn:uuid:{rtype}-{rid}", "resource": resource})
         return f"{rtype}/{rid}"
 
-    def condition(self, system: str, code: str, text: str, onset: str, status: str = "active") -> str:
+    def condition(
+        self, system: str, code: str, text: str, onset: str, status: str = "active"
+    ) -> str:
         return self.add(
             "Condition",
             code={"coding": [{"system": system, "code": code, "display": text}], "text": text},
@@ -84,22 +86,46 @@ class Patient:
         concept: dict[str, Any] = {"text": text}
         if code:
             concept["coding"] = [{"system": LOINC, "code": code, "display": text}]
-        return self.add("Observation", status="final", code=concept, effectiveDateTime=when, **value)
+        return self.add(
+            "Observation", status="final", code=concept, effectiveDateTime=when, **value
+        )
 
-    def variant(self, gene: str, protein: str, when: str, present: bool = True, note: str = "") -> str:
+    def variant(
+        self, gene: str, protein: str, when: str, present: bool = True, note: str = ""
+    ) -> str:
         """A coded variant result (HL7 Genomics Reporting: 69548-6 with components)."""
         answer = ("LA9633-4", "Present") if present else ("LA9634-2", "Absent")
         fields: dict[str, Any] = {
-            "valueCodeableConcept": {"coding": [{"system": LOINC, "code": answer[0], "display": answer[1]}]},
+            "valueCodeableConcept": {
+                "coding": [{"system": LOINC, "code": answer[0], "display": answer[1]}]
+            },
             "component": [
                 {
-                    "code": {"coding": [{"system": LOINC, "code": "48018-6", "display": "Gene studied [ID]"}]},
+                    "code": {
+                        "coding": [
+                            {"system": LOINC, "code": "48018-6", "display": "Gene studied [ID]"}
+                        ]
+                    },
                     "valueCodeableConcept": {
-                        "coding": [{"system": "http://www.genenames.org/geneId", "code": f"HGNC:{gene}", "display": gene}]
+                        "coding": [
+                            {
+                                "system": "http://www.genenames.org/geneId",
+                                "code": f"HGNC:{gene}",
+                                "display": gene,
+                            }
+                        ]
                     },
                 },
                 {
-                    "code": {"coding": [{"system": LOINC, "code": "48005-3", "display": "Amino acid change (pHGVS)"}]},
+                    "code": {
+                        "coding": [
+                            {
+                                "system": LOINC,
+                                "code": "48005-3",
+                                "display": "Amino acid change (pHGVS)",
+                            }
+                        ]
+                    },
                     "valueCodeableConcept": {"text": protein},
                 },
             ],
@@ -113,7 +139,15 @@ class Patient:
             "97509-4",
             "Cancer disease status",
             when,
-            valueCodeableConcept={"coding": [{"system": SNOMED, "code": "271299001", "display": "Patient's condition worsened"}]},
+            valueCodeableConcept={
+                "coding": [
+                    {
+                        "system": SNOMED,
+                        "code": "271299001",
+                        "display": "Patient's condition worsened",
+                    }
+                ]
+            },
             focus=[{"reference": condition}],
         )
 
@@ -126,11 +160,21 @@ class Patient:
 
 
 def positive(text: str) -> dict[str, Any]:
-    return {"valueCodeableConcept": {"coding": [{"system": SNOMED, "code": "10828004", "display": "Positive"}], "text": text}}
+    return {
+        "valueCodeableConcept": {
+            "coding": [{"system": SNOMED, "code": "10828004", "display": "Positive"}],
+            "text": text,
+        }
+    }
 
 
 def negative(text: str) -> dict[str, Any]:
-    return {"valueCodeableConcept": {"coding": [{"system": SNOMED, "code": "260385009", "display": "Negative"}], "text": text}}
+    return {
+        "valueCodeableConcept": {
+            "coding": [{"system": SNOMED, "code": "260385009", "display": "Negative"}],
+            "text": text,
+        }
+    }
 
 
 def breast_esr1_her2_low() -> None:
@@ -141,7 +185,9 @@ def breast_esr1_her2_low() -> None:
     p.condition(SNOMED, "38341003", "Hypertensive disorder", "2015-06-01")
     p.observation("85337-4", "ER IHC", "2022-03-10", **positive("ER positive, 95 %"))
     p.observation("85339-0", "PR IHC", "2022-03-10", valueString="negative (<1 %)")
-    p.observation("85319-2", "HER2 IHC", "2022-03-10", valueString="Score 1+ (HER2-low), ISH not done")
+    p.observation(
+        "85319-2", "HER2 IHC", "2022-03-10", valueString="Score 1+ (HER2-low), ISH not done"
+    )
     p.variant("ESR1", "not detected", "2022-04-01", present=False, note="tissue panel at diagnosis")
     p.oral("letrozole 2.5 MG Oral Tablet", "2022-04-15", 30, code="72965")
     p.oral("Ibrance 125 mg capsule", "2022-04-15", 30)
@@ -164,7 +210,9 @@ def breast_pik3ca_text_stale_esr1() -> None:
         None,
         "Tumour NGS panel (FoundationOne CDx)",
         "2022-02-14",
-        valueString="PIK3CA p.H1047R mutation detected; AKT1 and PTEN: no alterations; ESR1 not detected",
+        valueString=(
+            "PIK3CA p.H1047R mutation detected; AKT1 and PTEN: no alterations; ESR1 not detected"
+        ),
     )
     p.progression("2024-03-18", cond)
     p.ecog("2024-03-20", 1)
@@ -175,14 +223,24 @@ def breast_tnbc_gbrca_pdl1() -> None:
     """Triple-negative, germline BRCA1 (text result), PD-L1 CPS 15 as a sentence; relapse 14
     months after adjuvant AC then paclitaxel; a treated thyroid cancer in remission."""
     p = Patient("st03", "1979-05-19", "female")
-    cond = p.condition(ICD10, "C50.412", "Malignant neoplasm of upper-outer quadrant of left female breast", "2021-06-01")
+    cond = p.condition(
+        ICD10,
+        "C50.412",
+        "Malignant neoplasm of upper-outer quadrant of left female breast",
+        "2021-06-01",
+    )
     p.condition(ICD10, "C73", "Papillary thyroid carcinoma", "2012-01-10", status="remission")
     p.observation("85337-4", "ER", "2021-06-05", **negative("Negative (0 %)"))
     p.observation("85339-0", "PR", "2021-06-05", **negative("Negative"))
     p.observation("85319-2", "HER2", "2021-06-05", valueString="HER2 0 (no staining)")
     p.infusions(["doxorubicin 60 mg/m2", "cyclophosphamide 600 mg/m2"], "2021-07-01", 4)
     p.infusions(["paclitaxel 80 mg/m2 weekly"], "2021-09-15", 12, every=7)
-    p.observation(None, "Hereditary breast cancer panel (germline)", "2021-08-02", valueString="BRCA1 c.68_69del (p.Glu23fs) pathogenic variant detected (germline)")
+    p.observation(
+        None,
+        "Hereditary breast cancer panel (germline)",
+        "2021-08-02",
+        valueString="BRCA1 c.68_69del (p.Glu23fs) pathogenic variant detected (germline)",
+    )
     p.progression("2023-02-20", cond)
     p.observation("83052-1", "PD-L1 22C3 IHC", "2023-03-01", valueString="PD-L1 (22C3) CPS 15")
     p.ecog("2023-03-02", 0)
@@ -210,7 +268,14 @@ def breast_her2_ultralow() -> None:
     p = Patient("st05", "1955-03-14", "female")
     cond = p.condition(SNOMED, "254837009", "Malignant neoplasm of breast", "2020-02-01")
     p.observation("85337-4", "ER", "2020-02-03", **positive("Positive (80 %)"))
-    p.observation("85319-2", "HER2 IHC", "2023-05-02", valueString="IHC 0 with faint incomplete membrane staining in <10 % of cells (HER2-ultralow)")
+    p.observation(
+        "85319-2",
+        "HER2 IHC",
+        "2023-05-02",
+        valueString=(
+            "IHC 0 with faint incomplete membrane staining in <10 % of cells (HER2-ultralow)"
+        ),
+    )
     p.oral("letrozole 2.5 MG Oral Tablet", "2020-03-01", 36, code="72965")
     p.progression("2023-03-01", cond)
     p.infusions(["fulvestrant 500 mg IM"], "2023-03-15", 12, every=28)
@@ -224,7 +289,12 @@ def nsclc_egfr_t790m() -> None:
     """EGFR exon 19 deletion (text) on erlotinib; T790M found in plasma at progression (coded)."""
     p = Patient("st06", "1958-07-07", "female")
     cond = p.condition(SNOMED, "254637007", "Adenocarcinoma of lung, stage IV", "2022-01-10")
-    p.observation(None, "EGFR mutation analysis (cobas)", "2022-01-20", valueString="Exon 19 deletion DETECTED. T790M not detected.")
+    p.observation(
+        None,
+        "EGFR mutation analysis (cobas)",
+        "2022-01-20",
+        valueString="Exon 19 deletion DETECTED. T790M not detected.",
+    )
     p.oral("Tarceva 150 mg tablet", "2022-02-01", 24)
     p.progression("2023-12-05", cond)
     p.variant("EGFR", "p.Thr790Met", "2023-12-12", note="plasma ctDNA")
@@ -235,7 +305,9 @@ def nsclc_egfr_t790m() -> None:
 def nsclc_egfr_after_osimertinib() -> None:
     """EGFR L858R (coded) on first-line osimertinib; progression; no T790M question."""
     p = Patient("st07", "1963-10-21", "male")
-    cond = p.condition(ICD10, "C34.11", "Malignant neoplasm of upper lobe, right bronchus or lung", "2022-05-02")
+    cond = p.condition(
+        ICD10, "C34.11", "Malignant neoplasm of upper lobe, right bronchus or lung", "2022-05-02"
+    )
     p.variant("EGFR", "p.Leu858Arg", "2022-05-10")
     p.oral("osimertinib 80 MG Oral Tablet", "2022-05-20", 26)
     p.progression("2024-04-30", cond)
@@ -247,11 +319,20 @@ def nsclc_kras_g12c() -> None:
     """KRAS G12C (coded); relapse after carboplatin-pemetrexed-pembrolizumab; squamous? no:
     adenocarcinoma on the problem list; COPD."""
     p = Patient("st08", "1955-01-30", "male")
-    cond = p.condition(SNOMED, "254637007", "Non-small cell lung cancer (adenocarcinoma)", "2023-01-05")
+    cond = p.condition(
+        SNOMED, "254637007", "Non-small cell lung cancer (adenocarcinoma)", "2023-01-05"
+    )
     p.condition(SNOMED, "13645005", "Chronic obstructive lung disease", "2016-01-01")
     p.variant("KRAS", "p.Gly12Cys", "2023-01-20")
-    p.observation(None, "NGS lung panel", "2023-01-20", valueString="EGFR, ALK, ROS1, BRAF, MET, RET, ERBB2, NTRK1/2/3: no alterations detected")
-    p.observation("83052-1", "PD-L1 22C3", "2023-01-20", valueQuantity={"value": 5, "unit": "%", "code": "%"})
+    p.observation(
+        None,
+        "NGS lung panel",
+        "2023-01-20",
+        valueString="EGFR, ALK, ROS1, BRAF, MET, RET, ERBB2, NTRK1/2/3: no alterations detected",
+    )
+    p.observation(
+        "83052-1", "PD-L1 22C3", "2023-01-20", valueQuantity={"value": 5, "unit": "%", "code": "%"}
+    )
     p.infusions(["carboplatin AUC5", "pemetrexed 500 mg/m2", "Keytruda 200 mg"], "2023-02-01", 4)
     p.infusions(["pemetrexed 500 mg/m2", "Keytruda 200 mg"], "2023-04-05", 10)
     p.progression("2024-01-15", cond)
@@ -264,8 +345,21 @@ def nsclc_io_naive_squamous() -> None:
     after carboplatin-paclitaxel without immunotherapy."""
     p = Patient("st09", "1950-09-09", "male")
     cond = p.condition(SNOMED, "254637007", "Squamous cell carcinoma of lung", "2023-06-01")
-    p.observation(None, "Lung cancer molecular panel", "2023-06-10", valueString="No EGFR mutation; ALK and ROS1 rearrangements not detected; KRAS, BRAF, MET, RET, ERBB2, NTRK: wild-type")
-    p.observation("83052-1", "PD-L1 (22C3) tumour proportion score", "2023-06-10", valueQuantity={"value": 60, "unit": "%", "code": "%"})
+    p.observation(
+        None,
+        "Lung cancer molecular panel",
+        "2023-06-10",
+        valueString=(
+            "No EGFR mutation; ALK and ROS1 rearrangements not detected; "
+            "KRAS, BRAF, MET, RET, ERBB2, NTRK: wild-type"
+        ),
+    )
+    p.observation(
+        "83052-1",
+        "PD-L1 (22C3) tumour proportion score",
+        "2023-06-10",
+        valueQuantity={"value": 60, "unit": "%", "code": "%"},
+    )
     p.infusions(["carboplatin AUC6", "paclitaxel 200 mg/m2"], "2023-07-01", 4)
     p.progression("2023-11-02", cond)
     p.ecog("2023-11-05", 1)
@@ -276,7 +370,12 @@ def nsclc_alk_after_crizotinib() -> None:
     """ALK rearrangement by FISH (text); progression on crizotinib."""
     p = Patient("st10", "1976-04-04", "female")
     cond = p.condition(SNOMED, "254637007", "Lung adenocarcinoma", "2021-03-01")
-    p.observation(None, "ALK (FISH)", "2021-03-10", valueString="ALK rearrangement POSITIVE (break-apart, 42 % of nuclei)")
+    p.observation(
+        None,
+        "ALK (FISH)",
+        "2021-03-10",
+        valueString="ALK rearrangement POSITIVE (break-apart, 42 % of nuclei)",
+    )
     p.oral("Xalkori 250 mg capsule", "2021-04-01", 30)
     p.progression("2023-08-14", cond)
     p.ecog("2023-08-15", 1)
@@ -288,7 +387,12 @@ def nsclc_drivers_not_tested() -> None:
     cisplatin-pemetrexed; ECOG 1."""
     p = Patient("st11", "1960-06-16", "male")
     cond = p.condition(SNOMED, "254637007", "Adenocarcinoma of lung", "2023-09-01")
-    p.observation(None, "EGFR/ALK/ROS1 testing", "2023-09-12", valueString="Not performed - insufficient tumour tissue")
+    p.observation(
+        None,
+        "EGFR/ALK/ROS1 testing",
+        "2023-09-12",
+        valueString="Not performed - insufficient tumour tissue",
+    )
     p.infusions(["cisplatin 75 mg/m2", "pemetrexed 500 mg/m2"], "2023-10-01", 4)
     p.progression("2024-04-02", cond)
     p.ecog("2024-04-04", 1)

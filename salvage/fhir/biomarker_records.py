@@ -22,8 +22,10 @@ class TumourMarkerReader:
         self.gene_codes: frozenset[str] = frozenset()
         self.variant_codes: frozenset[str] = frozenset()
         self.names: re.Pattern[str] | None = None
+        self.kind: str | None = None
         if markers is None:
             return
+        self.kind = markers.codes.observation_kind
         self.codes = frozenset(
             [*markers.codes.variant_panels]
             + [c for m in markers.biomarkers.values() for c in m.loinc]
@@ -38,6 +40,10 @@ class TumourMarkerReader:
         )
         # Gene symbols are matched as written (upper case): "RET" is a gene, "ret" is not.
         self.names = re.compile(r"(?<![A-Za-z0-9])(" + "|".join(map(re.escape, words)) + r")\b")
+
+    def reads(self, kind: str | None) -> bool:
+        """The observation kind of the biomarker result codes (fetched live by their LOINC)."""
+        return kind is not None and kind == self.kind
 
     def claims(self, r: dict[str, Any]) -> bool:
         """A biomarker result: its LOINC code is a biomarker code, or its name says so."""

@@ -42,7 +42,7 @@ class ObservationConverter(ConverterBase):
                     break
         if r.get("status") in IGNORED_STATUS["Observation"]:
             return
-        if kind is None and self.tumour_markers.claims(r):
+        if self.tumour_markers.reads(kind) or (kind is None and self.tumour_markers.claims(r)):
             self.tumour_markers.read(r, source, self._observation_date(r, source), record)
             return
         if kind == self.kb.hiv.reading.observation_kind or (

@@ -252,6 +252,18 @@ def _pathway_problems(pathways: dict[str, Any], raw: dict[str, Any]) -> list[str
             for d in pathway.backbone_drugs
             if d not in raw["drugs"].drugs
         ]
+    marker_codes = raw["biomarkers"].codes
+    marker_kind = raw["observations"].observations.get(marker_codes.observation_kind)
+    wanted = {*marker_codes.variant_panels} | {
+        c for m in raw["biomarkers"].biomarkers.values() for c in m.loinc
+    }
+    if marker_kind is None:
+        problems.append(f"biomarkers: unknown observation kind {marker_codes.observation_kind!r}")
+    else:
+        problems += [
+            f"biomarkers: result code {c} is not listed under {marker_codes.observation_kind}"
+            for c in sorted(wanted - set(marker_kind.loinc))
+        ]
     for marker_id, marker in raw["biomarkers"].biomarkers.items():
         problems += [
             f"biomarker {marker_id}: unknown evidence {k!r}"

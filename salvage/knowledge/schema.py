@@ -597,6 +597,9 @@ class HivFile(_Strict):
 class BiomarkerCodes(_Strict):
     """LOINC codes of results that carry tumour biomarkers (mCODE / Genomics Reporting IG)."""
 
+    # observations.yaml kind listing every result code below: the live FHIR searches request
+    # Observations by the codes the rules read, so these must be among them.
+    observation_kind: str
     variant_panels: list[str] = Field(min_length=1)  # Observation.code of a variant result
     gene_studied: list[str] = Field(min_length=1)  # component code: gene studied
     variant_text: list[str] = Field(min_length=1)  # component codes: c.HGVS, p.HGVS, variant

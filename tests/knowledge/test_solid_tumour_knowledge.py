@@ -109,3 +109,11 @@ def test_abemaciclib_after_a_cdk46_inhibitor_cites_postmonarch(kb) -> None:
 def test_biomarker_codes_name_their_verification_source() -> None:
     raw = load_raw()
     assert raw["biomarkers"].codes.verified in raw["manifest"].verification_sources
+
+
+def test_live_observation_searches_request_the_biomarker_result_codes(kb) -> None:
+    from salvage.fhir import queries
+
+    reads = " ".join(str(r) for r in queries.patient_reads(kb.loinc_index, "p1"))
+    for code in ("69548-6", "83052-1", "85319-2"):
+        assert code in reads

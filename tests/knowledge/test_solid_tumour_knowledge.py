@@ -114,6 +114,8 @@ def test_biomarker_codes_name_their_verification_source() -> None:
 def test_live_observation_searches_request_the_biomarker_result_codes(kb) -> None:
     from salvage.fhir import queries
 
-    reads = " ".join(str(r) for r in queries.patient_reads(kb.loinc_index, "p1"))
+    from urllib.parse import unquote
+
+    reads = unquote(queries.patient_reads(kb.loinc_index, "p1")["observations"])
     for code in ("69548-6", "83052-1", "85319-2"):
-        assert code in reads
+        assert f"http://loinc.org|{code}" in reads

@@ -112,9 +112,9 @@ def test_biomarker_codes_name_their_verification_source() -> None:
 
 
 def test_live_observation_searches_request_the_biomarker_result_codes(kb) -> None:
-    from salvage.fhir import queries
-
     from urllib.parse import unquote
+
+    from salvage.fhir import queries
 
     reads = unquote(queries.patient_reads(kb.loinc_index, "p1")["observations"])
     for code in ("69548-6", "83052-1", "85319-2"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from salvage.engine.model import Measurement, PatientRecord
@@ -16,7 +17,13 @@ class Status:
 
 
 def _result(m: Measurement, kb: KnowledgeBase) -> str:
-    return kb.answers.reading(m.codes, m.raw)  # unknown when equivocal or not coded
+    """positive / negative from the coded answer or the whole text; else from the first word of
+    a text result ("negative (<1 %)", "Positive, 95 %"); unknown when equivocal or unreadable."""
+    said = kb.answers.reading(m.codes, m.raw)
+    if said != "unknown" or not m.raw:
+        return said
+    first = re.split(r"[^a-z ]", m.raw.strip().lower(), maxsplit=1)[0].strip()
+    return kb.answers.reading(frozenset(), first)
 
 
 def _latest(record: PatientRecord, kind: str) -> Measurement | None:

@@ -126,3 +126,24 @@ def test_nothing_recorded_is_unknown_never_negative(kb) -> None:
     statuses = _status(kb, "nsclc")
     assert {s.result for s in statuses.values()} == {"unknown"}
     assert all("not recorded" in s.text for s in statuses.values())
+
+
+@pytest.mark.parametrize(
+    ("er", "pr", "expected"),
+    [
+        ("negative (<1 %)", "Negative", "negative"),
+        ("Positive, 95 %", "negative (<1 %)", "positive"),
+        ("Equivocal", "negative", "unknown"),
+    ],
+)
+def test_receptor_results_written_as_text(kb, er, pr, expected) -> None:
+    from salvage.engine import receptors
+
+    record = PatientRecord(reference="Patient/x")
+    for kind, raw in (("estrogen-receptor", er), ("progesterone-receptor", pr)):
+        record.measurements.append(
+            Measurement(
+                source=f"Observation/{kind}", kind=kind, when=date(2024, 1, 1), value=None, raw=raw
+            )
+        )
+    assert receptors.hormone_receptor(record, kb).value == expected

@@ -79,15 +79,15 @@ EXPECTED = {
             "Elacestrant",
             "Imlunestrant",
             "Capivasertib-fulvestrant",
-            "Olaparib",
             "Alpelisib-fulvestrant",
-            "Talazoparib",
             "Trastuzumab deruxtecan",
             "Trastuzumab deruxtecan",
             PALLIATIVE,
         ],
         [
             "Abemaciclib-fulvestrant",
+            "Olaparib",  # OlympiAD and EMBRACA enrolled patients after an anthracycline/taxane
+            "Talazoparib",
             "Sacituzumab govitecan",
             "Trastuzumab deruxtecan",
             "Tucatinib-trastuzumab-capecitabine",
@@ -95,7 +95,7 @@ EXPECTED = {
             "Capecitabine",
             "Eribulin",
         ],
-        ["fitness for the options", "ESR1 mutation: not recorded", "germline BRCA1/2"],
+        ["fitness for the options", "ESR1 mutation: not recorded", "PIK3CA mutation"],
     ),
     # Issue 12 item 6 (hand-reviewed): after carboplatin-pemetrexed-pembrolizumab, no other
     # checkpoint inhibitor (CheckMate 017/057 and OAK enrolled immunotherapy-naive patients);

@@ -39,6 +39,7 @@ def excluded(rec) -> dict[str, str]:
 EXPECTED = {
     # ESR1 Y537S in ctDNA after letrozole + palbociclib (an older tissue ESR1 'absent' does not
     # matter), HER2 1+: oral SERDs first, then abemaciclib on postMONARCH, everolimus, T-DXd.
+    # No anthracycline or taxane yet: the PARP inhibitor trials' populations do not fit.
     "st01-breast-hrpos-her2low-esr1-after-palbociclib": [
         ("breast-elacestrant", None),
         ("breast-imlunestrant", None),
@@ -48,9 +49,7 @@ EXPECTED = {
         ("breast-capecitabine", None),
         ("breast-paclitaxel", None),
         ("breast-capivasertib-fulv", "if PIK3CA, AKT1 or PTEN alteration detected"),
-        ("breast-olaparib", "if germline BRCA1/2 pathogenic variant detected"),
         ("breast-alpelisib-fulv", "if PIK3CA mutation detected"),
-        ("breast-talazoparib", "if germline BRCA1/2 pathogenic variant detected"),
         ("breast-palliative-care", None),
     ],
     # PIK3CA H1047R in a text-only NGS report: capivasertib and alpelisib; ESR1 'not detected'
@@ -64,8 +63,6 @@ EXPECTED = {
         ("breast-paclitaxel", None),
         ("breast-elacestrant", "if ESR1 mutation detected"),
         ("breast-imlunestrant", "if ESR1 mutation detected"),
-        ("breast-olaparib", "if germline BRCA1/2 pathogenic variant detected"),
-        ("breast-talazoparib", "if germline BRCA1/2 pathogenic variant detected"),
         ("breast-palliative-care", None),
     ],
     # Triple-negative, germline BRCA1, CPS 15, relapse 15 months after adjuvant AC-paclitaxel.
@@ -92,8 +89,6 @@ EXPECTED = {
         ("breast-paclitaxel", None),
         ("breast-elacestrant", "if ESR1 mutation detected"),
         ("breast-imlunestrant", "if ESR1 mutation detected"),
-        ("breast-olaparib", "if germline BRCA1/2 pathogenic variant detected"),
-        ("breast-talazoparib", "if germline BRCA1/2 pathogenic variant detected"),
         ("breast-palliative-care", None),
     ],
     # EGFR exon 19 deletion (text) on erlotinib, T790M in plasma (coded): osimertinib (AURA3).
@@ -220,3 +215,9 @@ def test_failed_driver_testing_is_missing_data_never_a_negative() -> None:
 def test_a_found_driver_settles_the_panel_prompt() -> None:
     rec = report("st07-nsclc-egfr-l858r-after-osimertinib")
     assert not any("broad molecular testing" in m for m in rec.missing_data)
+
+
+def test_parp_inhibitors_need_the_chemotherapy_their_trials_required() -> None:
+    rec = report("st01-breast-hrpos-her2low-esr1-after-palbociclib")
+    assert "anthracycline and taxane" in excluded(rec)["breast-olaparib"]
+    assert not any("BRCA" in m for m in rec.missing_data)  # no prompt for an option that cannot fit

@@ -65,13 +65,51 @@ def class_fit(
     reasons = []
     for drug in sorted(components):
         for cls in sorted(kb.drugs[drug].classes if drug in kb.drugs else ()):
-            if cls in failed and cls not in option.when.after_class_failure:
+            if (
+                cls in failed
+                and cls not in option.when.after_class_failure
+                and cls not in option.when.rechallenge_after_months
+            ):
                 reasons.append(
                     f"{kb.exclusive_classes[cls]} already failed: {failed[cls]}; the evidence "
                     f"for this option ({', '.join(option.evidence)}) is in patients who had "
                     f"not received it"
                 )
     return Fit(reasons=tuple(dict.fromkeys(reasons)))
+
+
+def failed_class_intervals(
+    analysis: PatientAnalysis, failure: Failure, kb: KnowledgeBase, domain: str
+) -> dict[str, float | None]:
+    """For each exclusive class that failed, the shortest interval in months between the end of
+    a line containing it and its failure (None: refractory, or the interval is unknown)."""
+    found: dict[str, float | None] = {}
+    for f in analysis.failures:
+        if f.kind not in FAILURE_KINDS_THAT_RULE_OUT_A_CLASS or f.closed_by:
+            continue
+        if f.disease != failure.disease:
+            continue
+        line = next(
+            (
+                ln
+                for ln in analysis.lines
+                if ln.number == f.line and ln.domain == domain and ln.disease == f.disease
+            ),
+            None,
+        )
+        if line is None:
+            continue
+        interval = f.relapse_interval_months if f.kind == "relapse" else None
+        for drug in line.ingredients:
+            for cls in kb.drugs[drug].classes if drug in kb.drugs else ():
+                if cls not in kb.exclusive_classes:
+                    continue
+                before = found.get(cls, float("inf"))
+                if interval is None or before is None:
+                    found[cls] = None
+                else:
+                    found[cls] = min(before, interval)
+    return found
 
 
 def performance_fit(option: OptionEntry, performance: Fact | None, kb: KnowledgeBase) -> Fit:

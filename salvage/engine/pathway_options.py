@@ -42,6 +42,10 @@ def answers(option: OptionEntry, ctx: SalvageContext) -> bool:
             not when.min_line
             or (ctx.failed_line is not None and ctx.failed_line.number >= when.min_line)
         )
+        and all(
+            c in ctx.ruled_out_classes and (ctx.ruled_out_intervals.get(c) or 0) >= months
+            for c, months in when.rechallenge_after_months.items()
+        )
     )
 
 
@@ -49,7 +53,14 @@ def judge(option: OptionEntry, ctx: SalvageContext, kb: KnowledgeBase) -> Verdic
     regimen = kb.regimens.get(option.regimen or "")
     name = option.regimen or option.label or option.id
     components = regimen.components if regimen else frozenset()
-    reasons = _history_reasons(option, name, components, ctx, kb)
+    # A re-challenge (answered only after a long enough interval) gives the failed drugs of its
+    # class again, on purpose.
+    rechallenged = frozenset(
+        d
+        for d in components
+        if d in kb.drugs and kb.drugs[d].classes & set(option.when.rechallenge_after_months)
+    )
+    reasons = _history_reasons(option, name, components, ctx, kb, rechallenged)
     by_class = option_rules.class_fit(option, components, ctx.ruled_out_classes, kb)
     by_history = option_rules.prior_class_fit(option, ctx.received_classes)
     by_naive = option_rules.naive_class_fit(option, ctx.received_by_class)
@@ -96,6 +107,7 @@ def _history_reasons(
     components: frozenset[str],
     ctx: SalvageContext,
     kb: KnowledgeBase,
+    rechallenged: frozenset[str] = frozenset(),
 ) -> list[str]:
     """Reasons from the trial population, the local pathway, and what was already given."""
     reasons: list[str] = []
@@ -106,7 +118,7 @@ def _history_reasons(
         )
     if kb.overlay and option.id in kb.overlay.disable:
         reasons.append(f"disabled by the local pathway of {kb.overlay.institution}")
-    if name in ctx.failed_regimens:
+    if name in ctx.failed_regimens and not (components and components <= rechallenged):
         reasons.append(f"this regimen already failed: {ctx.failed_regimens[name]}")
     given = next(
         (
@@ -124,7 +136,11 @@ def _history_reasons(
             f"({given.regimen}) from {given.start.isoformat()} "
             f"({', '.join(given.sources[:3])})"
         )
-    reasons += [ctx.failed_drugs[d] for d in sorted(components) if d in ctx.failed_drugs]
+    reasons += [
+        ctx.failed_drugs[d]
+        for d in sorted(components)
+        if d in ctx.failed_drugs and d not in rechallenged
+    ]
     return reasons
 
 

@@ -37,6 +37,7 @@ class SalvageContext:
     failed_drugs: dict[str, str] = field(default_factory=dict)
     failed_regimens: dict[str, str] = field(default_factory=dict)
     ruled_out_classes: dict[str, str] = field(default_factory=dict)
+    ruled_out_intervals: dict[str, float | None] = field(default_factory=dict)  # class -> months
     received_classes: frozenset[str] = frozenset()
     received_by_class: dict[str, str] = field(default_factory=dict)  # class -> drug and line
     renal_drugs: frozenset[str] = frozenset()  # drugs with a creatinine-clearance limit
@@ -98,6 +99,7 @@ def build_context(
     )
     ctx.failed_drugs, ctx.failed_regimens = what_failed
     ctx.ruled_out_classes = option_rules.failed_classes(analysis, failure, kb, domain)
+    ctx.ruled_out_intervals = option_rules.failed_class_intervals(analysis, failure, kb, domain)
     ctx.received_classes = option_rules.received_classes(analysis, failure, kb)
     ctx.received_by_class = option_rules.received_by_class(analysis, failure, kb)
     ctx.renal_drugs = frozenset(contraindications.renal_drugs(kb))

@@ -323,8 +323,9 @@ def _option_problems(option: Any, raw: dict[str, Any]) -> list[str]:
             if a not in known
         ]
     problems += [
-        f"option {option.id}: after_class_failure names {c!r}, not in class_rules.yaml"
-        for c in option.when.after_class_failure
+        f"option {option.id}: after_class_failure or rechallenge_after_months names {c!r}, not "
+        "in class_rules.yaml"
+        for c in [*option.when.after_class_failure, *option.when.rechallenge_after_months]
         if c not in raw["class_rules"].exclusive_after_failure
     ]
     return problems

@@ -240,6 +240,11 @@ class OptionWhen(_Strict):
     # trial behind the option (immunotherapy for checkpoint-inhibitor-naive patients; MONARCH 2 for
     # CDK4/6-inhibitor-naive ones).
     not_after_classes: list[str] = []
+    # Re-challenge: an exclusive class (class_rules.yaml) that failed may be given again when the
+    # failure came at least this many months after its line ended (a long disease-free interval,
+    # e.g. a taxane 12 months after adjuvant paclitaxel). The option answers only such failures,
+    # so a shorter interval leaves the class exclusion of the first-time option as the reason.
+    rechallenge_after_months: dict[str, float] = {}
     # At least one of these classes received before (TROPION-Breast01: earlier chemotherapy of any
     # kind, named by the cytotoxic classes).
     prior_any_classes: list[str] = []

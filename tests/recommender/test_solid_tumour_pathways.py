@@ -73,6 +73,7 @@ EXPECTED = {
         ("breast-talazoparib", None),
         ("breast-capecitabine", None),
         ("breast-eribulin", None),
+        ("breast-paclitaxel-rechallenge", None),  # relapse 15 months after adjuvant paclitaxel
         ("breast-palliative-care", None),
     ],
     # HER2 3+ progressing on trastuzumab deruxtecan: tucatinib-trastuzumab-capecitabine, T-DM1.
@@ -172,8 +173,22 @@ def test_her2_zero_excludes_trastuzumab_deruxtecan_with_the_result_named() -> No
     assert "HER2 IHC level: zero" in excluded(rec)["breast-tdxd-her2-low"]
 
 
-def test_taxane_failure_still_excludes_paclitaxel_in_triple_negative_disease() -> None:
+def test_a_taxane_relapse_after_a_long_interval_is_a_cited_rechallenge_not_a_first_use() -> None:
     rec = report("st03-tnbc-gbrca-pdl1-cps15-after-adjuvant")
+    assert "taxane already failed" in excluded(rec)["breast-paclitaxel"]
+    (again,) = [o for o in rec.options if o.option_id == "breast-paclitaxel-rechallenge"]
+    assert "at least 12 months" in again.rationale[0] and again.evidence == ("ESMO-ABC5",)
+
+
+def test_an_early_taxane_relapse_is_no_rechallenge() -> None:
+    kb = service.knowledge_base("")
+    bundle = Path(__file__).resolve().parents[1] / "onc_review_bundles"
+    (only,), _, _ = service.reports_for_files(
+        [str(bundle / "onc08-tnbc-after-adjuvant-act-and-docetaxel.json")], kb, date(2024, 9, 5)
+    )
+    rec = only.recommendation  # relapse 3.9 months after paclitaxel: no re-challenge at all
+    assert "breast-paclitaxel-rechallenge" not in excluded(rec)
+    assert "breast-paclitaxel-rechallenge" not in [o.option_id for o in rec.options]
     assert "taxane already failed" in excluded(rec)["breast-paclitaxel"]
 
 

@@ -202,7 +202,11 @@ def _result_reading(
         elif result.value_codes & set(markers.codes.present):
             state = DETECTED
         else:
-            state = _clause_state(markers, f"{result.variant} {result.text}") or DETECTED
+            # No coded answer: the words decide; a listed variant without them was found; a gene
+            # with neither (dataAbsentReason, an empty result) is no result at all.
+            state = _clause_state(markers, f"{result.variant} {result.text}") or (
+                DETECTED if result.variant else "not-tested"
+            )
         return _Reading(
             _specific(patterns, state, f"{result.variant} {result.text} {result.label}"),
             result.when,

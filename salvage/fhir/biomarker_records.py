@@ -113,6 +113,9 @@ class TumourMarkerReader:
                 cvc = component.get("valueCodeableConcept")
                 if isinstance(cvc, dict):
                     value_codes |= _codes(cvc)
+        absent = r.get("dataAbsentReason")
+        if isinstance(absent, dict):
+            texts.append(_all_text(absent).replace("-", " ") or "no result")
         for note in r.get("note") or ():
             if isinstance(note, dict) and isinstance(note.get("text"), str):
                 texts.append(note["text"])

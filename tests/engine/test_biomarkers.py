@@ -147,3 +147,19 @@ def test_receptor_results_written_as_text(kb, er, pr, expected) -> None:
             )
         )
     assert receptors.hormone_receptor(record, kb).value == expected
+
+
+def test_a_gene_result_without_any_value_is_no_result(kb) -> None:
+    # dataAbsentReason 'not performed' arrives as text; no answer, no variant: never "detected"
+    result = TumourMarkerResult(source="O/n", when=date(2024, 6, 5), genes=("KRAS",))
+    assert _status(kb, "nsclc", result)["kras-g12c"].result == "unknown"
+
+
+def test_wild_type_coded_answers_are_not_detected(kb) -> None:
+    result = TumourMarkerResult(
+        source="O/w",
+        when=date(2024, 6, 5),
+        genes=("BRAF",),
+        value_codes=frozenset({"http://snomed.info/sct|412730000"}),
+    )
+    assert _status(kb, "nsclc", result)["braf-v600e"].result == "not-detected"

@@ -134,6 +134,9 @@ class CardBuilder:
                     ),
                 }
             )
+        # Creates first: the CDS Hooks sandbox applies only the first applicable action of a
+        # suggestion (issue 18, quirk 28), and the proposal is what the clinician asked for.
+        actions.sort(key=lambda a: a["type"] != "create")
         created = sum(a["type"] == "create" for a in actions)
         required = option.min_drugs if isinstance(option, HivOption) else 0
         if created == 0 or created < required:
@@ -168,6 +171,18 @@ class CardBuilder:
                 }
             ],
         }
+
+
+_MARKDOWN_SPECIAL = str.maketrans(
+    {c: f"\\{c}" for c in "\\`*_[]~"} | {"<": "&lt;", ">": "&gt;", "&": "&amp;"}
+)
+
+
+def markdown_text(text: str) -> str:
+    """Text from the record (drug names, free-text reasons) as literal Markdown: the CDS Hooks
+    sandbox renders `detail` as GitHub-flavoured Markdown with raw HTML enabled (quirk 28), so
+    neither markup nor HTML in a record may reach it unescaped; one line, no structure."""
+    return " ".join(text.split()).translate(_MARKDOWN_SPECIAL)
 
 
 def _evidence(kb: KnowledgeBase, keys: tuple[str, ...]) -> str:
@@ -216,8 +231,11 @@ def render(
     """One card: the summary in bold, the facts, the fitting options, the rule's evidence,
     missing data; suggestions replace the drafts with up to three options (or order a genotype)."""
     kb = builder.kb
-    detail = [f"**{finding.summary}.**", ""]
-    detail += [f"- {fact}" if finding.bullet_facts else fact for fact in finding.facts]
+    detail = [f"**{markdown_text(finding.summary)}.**", ""]
+    detail += [
+        f"- {markdown_text(fact)}" if finding.bullet_facts else markdown_text(fact)
+        for fact in finding.facts
+    ]
     if finding.evidence:
         detail += ["", f"Evidence: {_evidence(kb, finding.evidence)}."]
     if finding.options_heading:
@@ -226,7 +244,7 @@ def render(
         detail += [
             "",
             "Missing data that could change the advice:",
-            *[f"- {m}" for m in finding.missing_data],
+            *[f"- {markdown_text(m)}" for m in finding.missing_data],
         ]
     # At most three suggestions; each is validated as FHIR R4B, so stop building at three.
     built = (builder.replace_with(option, drafts, False) for option in finding.replacements)

@@ -4,6 +4,7 @@ draft Bundle, or through a Medication on the FHIR server (read with the history'
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fhir.resources.R4B import get_fhir_model_class
@@ -12,6 +13,9 @@ from pydantic import ValidationError
 from salvage.engine.drugs import concept_text, normaliser_for
 from salvage.engine.order_checks import DraftOrder
 from salvage.errors import BadRequest
+from salvage.fhir.references import FHIR_ID
+
+log = logging.getLogger("salvage.cds")
 
 
 def draft_resources(bundle: dict[str, Any]) -> list[dict[str, Any]]:
@@ -24,17 +28,81 @@ def draft_resources(bundle: dict[str, Any]) -> list[dict[str, Any]]:
         resource = entry.get("resource") if isinstance(entry, dict) else None
         if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
             raise BadRequest(f"draftOrders.entry[{index}] has no resource")
+        if resource["resourceType"] in DSTU2_ORDERS:
+            # The CDS Hooks sandbox's default FHIR server is DSTU2 (quirk 25): say so, never
+            # answer an empty set of cards as if the order had been checked.
+            raise BadRequest(
+                f"draftOrders.entry[{index}] is a DSTU2 {resource['resourceType']}: this service "
+                "reads FHIR R4 (MedicationRequest); point the CDS client at an R4 FHIR server"
+            )
         try:
             model = get_fhir_model_class(resource["resourceType"])
             model.model_validate(resource)
         except (KeyError, ValueError, ValidationError, RecursionError) as exc:
             first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-            raise BadRequest(
-                f"draftOrders.entry[{index}] is not a valid {resource['resourceType'][:40]}: "
-                f"{first}",
-            ) from exc
+            lenient = _lenient_draft(resource)
+            if lenient is None:
+                raise BadRequest(
+                    f"draftOrders.entry[{index}] is not a valid {resource['resourceType'][:40]}: "
+                    f"{first}",
+                ) from exc
+            log.info("draftOrders.entry[%d]: invalid draft read leniently (%s)", index, first)
+            resource = lenient
         resources.append(resource)
     return resources
+
+
+DSTU2_ORDERS = frozenset({"MedicationOrder"})
+
+
+def _lenient_draft(resource: dict[str, Any]) -> dict[str, Any] | None:
+    """The parts of an invalid draft MedicationRequest the rules read (ids, subject, the drug),
+    or None when it is not a draft MedicationRequest. The CDS Hooks sandbox sends drafts without
+    `intent` until dispense details exist, `category` as one object, and no medication until one
+    is chosen (quirk 27): the clinician is mid-order, so this is not the client's error."""
+    if resource.get("resourceType") != "MedicationRequest" or resource.get("status") != "draft":
+        return None
+    # Only those documented departures are forgiven: the draft must validate once they are
+    # set aside (a placeholder intent and drug, the category as a list), else it stays a 400.
+    repaired = dict(resource)
+    repaired.setdefault("intent", "proposal")
+    if isinstance(repaired.get("category"), dict):
+        repaired["category"] = [repaired["category"]]
+    if "medicationCodeableConcept" not in repaired and "medicationReference" not in repaired:
+        repaired["medicationCodeableConcept"] = {"text": "not chosen yet"}
+    if not _valid("MedicationRequest", repaired):
+        return None
+    kept: dict[str, Any] = {"resourceType": "MedicationRequest", "status": "draft"}
+    rid = resource.get("id")
+    if isinstance(rid, str) and FHIR_ID.fullmatch(rid):
+        kept["id"] = rid
+    for name, datatype in (
+        ("subject", "Reference"),
+        ("medicationCodeableConcept", "CodeableConcept"),
+        ("medicationReference", "Reference"),
+    ):
+        if _valid(datatype, resource.get(name)):
+            kept[name] = resource[name]
+    contained = resource.get("contained")
+    if isinstance(contained, list):
+        kept["contained"] = [
+            c
+            for c in contained
+            if isinstance(c, dict)
+            and c.get("resourceType") == "Medication"
+            and _valid("Medication", c)
+        ]
+    return kept
+
+
+def _valid(type_name: str, value: Any) -> bool:
+    if not isinstance(value, dict):
+        return False
+    try:
+        get_fhir_model_class(type_name).model_validate(value)
+    except (KeyError, ValueError, ValidationError, RecursionError):
+        return False
+    return True
 
 
 def drafts_of(

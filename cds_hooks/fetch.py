@@ -30,9 +30,12 @@ def gather(
     budget_seconds: float,
     fhir_allowed: Callable[[str], bool],
     drafts: Iterable[dict[str, Any]] = (),
+    open_server: Callable[[str], bool] = lambda _: False,
 ) -> Gathered:
     """Resources for the rules, the prefetch keys fetched, and the gaps. The request has been
-    validated (patientId is a FHIR id, the access token is a plain token)."""
+    validated (patientId is a FHIR id, the access token is a plain token). open_server: the
+    client's open_fhir_servers, read without a token when the request has no
+    fhirAuthorization (a testing aid for public sandboxes, issue 18 section 2)."""
     prefetch = body.get("prefetch") if isinstance(body.get("prefetch"), dict) else {}
     assert isinstance(prefetch, dict)  # noqa: S101 (narrowing)
     out = Gathered()
@@ -53,12 +56,22 @@ def gather(
     server = body.get("fhirServer")
     auth = body.get("fhirAuthorization")
     token = auth.get("access_token") if isinstance(auth, dict) else None
-    if not (isinstance(server, str) and isinstance(token, str) and token):
+    tokenless = auth is None and isinstance(server, str) and open_server(server)
+    if tokenless:
+        token = ""  # an open public server: no Authorization header at all
+    elif not (isinstance(server, str) and isinstance(token, str) and token):
         if to_fetch:
-            raise PrefetchUnavailable("prefetch incomplete and no fhirServer/fhirAuthorization")
+            # The CDS Hooks sandbox omits a key whose query failed and sends no
+            # fhirAuthorization (quirk 26): name the keys, so the cause can be found.
+            raise PrefetchUnavailable(
+                f"prefetch lacks {', '.join(q.key for q in to_fetch)} (omitted, or an "
+                "OperationOutcome), and the request has no fhirServer with fhirAuthorization "
+                "to read them"
+            )
         out.gaps += _unreadable_without_server(out.resources, drafts, more_pages)
         return out
-    if not server.startswith(("https://", "http://")) or not fhir_allowed(server):
+    assert isinstance(server, str) and isinstance(token, str)  # noqa: S101 (narrowing)
+    if not server.startswith(("https://", "http://")) or not (tokenless or fhir_allowed(server)):
         raise Unauthorized("fhirServer is not on the issuer's allowlist")
     reader = client.FhirReader(
         server, client.TokenHolder(token), budget_seconds=budget_seconds, retries=0

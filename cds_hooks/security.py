@@ -32,11 +32,17 @@ class TrustedClient:
     jwks_url: str | None
     jwks: dict[str, Any] | None
     fhir_servers: tuple[str, ...]
+    audience_aliases: tuple[str, ...] = ()
+    open_fhir_servers: tuple[str, ...] = ()
+    dev_only: bool = False
     _cache: tuple[float, KeySet] | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def allows_fhir_server(self, url: str) -> bool:
         return url.rstrip("/") in {s.rstrip("/") for s in self.fhir_servers}
+
+    def is_open_server(self, url: str) -> bool:
+        return url.rstrip("/") in {s.rstrip("/") for s in self.open_fhir_servers}
 
     def keys(self, kid: str) -> KeySet:
         """The client's JWKS, cached; fetched again once when a kid is unknown (key rotation)."""
@@ -69,7 +75,13 @@ def load_trusted_clients(path: str | None) -> dict[str, TrustedClient]:
                 f"{path}: JWKS URL of {entry.iss} must be https (or loopback for testing)"
             )
         clients[entry.iss] = TrustedClient(
-            iss=entry.iss, jwks_url=url, jwks=entry.jwks, fhir_servers=tuple(entry.fhir_servers)
+            iss=entry.iss,
+            jwks_url=url,
+            jwks=entry.jwks,
+            fhir_servers=tuple(entry.fhir_servers),
+            audience_aliases=tuple(entry.audience_aliases),
+            open_fhir_servers=tuple(entry.open_fhir_servers),
+            dev_only=entry.dev_only,
         )
     return clients
 
@@ -79,7 +91,10 @@ def verify_request_jwt(
     audience: str,
     clients: dict[str, TrustedClient],
     first_use_of_jti: Any,
+    endpoint: str = "",
 ) -> TrustedClient:
+    """The trusted client that signed the request. endpoint: the path after /cds-services/
+    (service id, or id/feedback), for the client's audience_aliases."""
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("no bearer JWT")
@@ -115,7 +130,18 @@ def verify_request_jwt(
     c = verified.claims
     now = time.time()
     audiences = c.get("aud") if isinstance(c.get("aud"), list) else [c.get("aud")]
-    if audience not in audiences:
+    accepted = {audience} | {
+        alias + (f"/{endpoint}" if endpoint else "") for alias in client.audience_aliases
+    }
+    if not accepted & {a for a in audiences if isinstance(a, str)}:
+        # Named in the log (URLs, not secrets): the usual cause is the discovery URL as the
+        # client's user typed it (a trailing slash, localhost for 127.0.0.1, http behind a proxy).
+        log.warning(
+            "CDS request refused: JWT aud %s is not this endpoint; expected %s "
+            "(add the client's spelling to audience_aliases if it is this service)",
+            ", ".join(repr(str(a)[:200]) for a in audiences[:3]),
+            repr(audience),
+        )
         raise Unauthorized("aud is not this endpoint")
     if not _number(c.get("exp")) or c["exp"] < now - CLOCK_SKEW_SECONDS:
         raise Unauthorized("expired")

@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 import orjson
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, current_app, g, request
 
 from cds_hooks import cards as card_rules
 from cds_hooks import drafts as draft_orders
@@ -74,9 +74,17 @@ def _authenticate() -> Any:
         return None
     audience = f"{str(current_app.config['BASE_URL']).rstrip('/')}{request.path}"
     db = current_app.extensions["salvage_db"]
-    return verify_request_jwt(
-        request.headers.get("Authorization"), audience, _clients(), db.first_use_of_jti
+    endpoint = request.path.removeprefix("/cds-services").strip("/")
+    client = verify_request_jwt(
+        request.headers.get("Authorization"),
+        audience,
+        _clients(),
+        db.first_use_of_jti,
+        endpoint=endpoint,
     )
+    if client.dev_only:
+        g.salvage_dev_client = client.iss
+    return client
 
 
 @bp.after_request
@@ -97,6 +105,14 @@ def _cors_and_log(response: Response) -> Response:
             request.method,
             request.path,
             response.status_code,
+        )
+    elif g.get("salvage_dev_client"):
+        log.warning(
+            "%s %s -> %s [DEV-ONLY CLIENT %s: its signing key is public, anyone can call as it]",
+            request.method,
+            request.path,
+            response.status_code,
+            g.salvage_dev_client,
         )
     else:
         log.info("%s %s -> %s", request.method, request.path, response.status_code)
@@ -184,10 +200,13 @@ def _cards_for(service_id: str, body: Any, client: Any) -> list[dict[str, Any]]:
         raise BadRequest("context.draftOrders must be a FHIR Bundle")
     if hook == "order-select" and not isinstance(context.get("selections"), list):
         raise BadRequest("context.selections must be a list")
+    server = body.get("fhirServer")
+    tokenless = client is not None and body.get("fhirAuthorization") is None
     if (
-        body.get("fhirServer") is not None
+        server is not None
         and client is not None
-        and not client.allows_fhir_server(str(body["fhirServer"]))
+        and not client.allows_fhir_server(str(server))
+        and not (tokenless and client.is_open_server(str(server)))
     ):
         raise Unauthorized("fhirServer not on the issuer's allowlist")
 
@@ -200,6 +219,7 @@ def _cards_for(service_id: str, body: Any, client: Any) -> list[dict[str, Any]]:
         float(current_app.config["CDS_FETCH_BUDGET_SECONDS"]),
         allowed,
         draft_resources,
+        client.is_open_server if client is not None else lambda _: False,
     )
     resources = gathered.resources
     _check_patient(resources, patient_id)

@@ -24,6 +24,9 @@ DEFAULTS: dict[str, Any] = {
     "CORS_ORIGINS": "",
     "KB_OVERLAY": None,
     "SMART_CLIENTS": None,
+    # Lets dev_only entries (the CDS Hooks sandbox, open test servers) load on a public https
+    # SALVAGE_BASE_URL. Only for a development instance: every log line then says so.
+    "ALLOW_DEV_ENTRIES": False,
 }
 
 
@@ -62,6 +65,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.extensions["salvage_smart_registrations"] = load_registrations(
         app.config.get("SMART_CLIENTS")
     )
+    _check_dev_only_entries(app)
 
     app.register_blueprint(cds_service.bp)
     app.register_blueprint(smart_views.bp)
@@ -106,3 +110,19 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         return jsonify({"error": "internal error"}), 500
 
     return app
+
+
+def _check_dev_only_entries(app: Flask) -> None:
+    """dev_only entries are refused on a production-like base URL unless explicitly allowed."""
+    from salvage.config import check_dev_only
+
+    allowed = bool(app.config.get("ALLOW_DEV_ENTRIES"))
+    base = str(app.config["BASE_URL"])
+    cds = [c.iss for c in app.extensions["salvage_cds_clients"].values() if c.dev_only]
+    smart = [r.iss for r in app.extensions["salvage_smart_registrations"].values() if r.dev_only]
+    check_dev_only(app.config.get("CDS_CLIENTS"), cds, base, allowed)
+    check_dev_only(app.config.get("SMART_CLIENTS"), smart, base, allowed)
+    for iss in cds + smart:
+        logging.getLogger("salvage").warning(
+            "DEV-ONLY entry loaded: %s (for testing against a public sandbox, never patients)", iss
+        )

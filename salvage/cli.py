@@ -120,9 +120,19 @@ def render_lines_table(analyses: list[PatientAnalysis], kb_version: str, skipped
             end = line.end.isoformat() if line.end else "ongoing"
             tag = " (maintenance)" if line.maintenance else ""
             which = f"{line.disease} " if several and line.disease else ""
+            extras = [
+                *([line.intent] if line.intent else []),
+                *(
+                    [f"consolidated: {line.consolidation_regimen or line.consolidation}"]
+                    if line.consolidation
+                    else []
+                ),
+                *([f"best response: {line.best_response}"] if not line.maintenance else []),
+            ]
             out.append(
                 f"  {which}line {line.number}{tag}: {line.regimen:<38} "
                 f"{line.start.isoformat()} -> {end}"
+                + (f"  ({'; '.join(extras)})" if extras else "")
             )
         for f in a.failures:
             kind = f"{f.kind}, primary" if f.primary else f.kind

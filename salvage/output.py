@@ -24,6 +24,29 @@ def line_json(line: Line) -> dict[str, Any]:
         "domain": line.domain,
         "disease": line.disease,
         **({"procedure": line.procedure} if line.procedure else {}),
+        "intent": line.intent,
+        **({"intent_basis": line.intent_basis} if line.intent_basis else {}),
+        **(
+            {
+                "consolidation": line.consolidation,
+                "consolidation_regimen": line.consolidation_regimen,
+                "consolidation_ingredients": list(line.consolidation_ingredients),
+            }
+            if line.consolidation
+            else {}
+        ),
+        **(
+            {
+                "accompanying": [
+                    {"role": role, "drug": drug, "source": source}
+                    for role, drug, source in line.accompanying
+                ]
+            }
+            if line.accompanying
+            else {}
+        ),
+        "best_response": line.best_response,
+        "response_sources": list(line.response_sources),
     }
 
 
@@ -103,6 +126,7 @@ def recommendation_json(rec: Recommendation, kb: KnowledgeBase) -> dict[str, Any
     out: dict[str, Any] = {
         "patient": rec.patient,
         "disease": rec.disease,
+        "current_plan": line_json(rec.current_plan) if rec.current_plan else None,
         "failure": (
             {
                 "kind": rec.failure.kind,

@@ -30,8 +30,13 @@ class SmartConfiguration:
         return "permission-v2" in self.capabilities
 
 
-def discover(iss: str, session: requests.Session | None = None) -> SmartConfiguration:
+def discover(
+    iss: str, session: requests.Session | None = None, headers: dict[str, str] | None = None
+) -> SmartConfiguration:
+    """headers: the registration's metadata_headers (Epic routes per client on Epic-Client-ID).
+    Accept is always sent: Epic answers `metadata` in XML without it (issue 18, quirk 16)."""
     http = session or requests.Session()
+    http.headers.update(headers or {})
     base = iss.rstrip("/") + "/"
     try:
         reply = http.get(

@@ -6,8 +6,9 @@ granted scope or the server did not let us read becomes a data gap shown to the 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
-from salvage.fhir import client, queries
+from salvage.fhir import client, queries, search_profiles
 from salvage.fhir.client import ReadProblem, ReadResult, TokenHolder
 from salvage.fhir.references import referenced_medication_ids
 from smart_app.scopes import AFFECTS
@@ -26,8 +27,11 @@ def read_patient(
     token: TokenHolder,
     loinc_codes: Iterable[str],
     budget_seconds: float = BUDGET_SECONDS,
+    profile: Any = None,
 ) -> ReadResult:
-    """Every read of the query set the granted scope allows, then the referenced Medications."""
+    """Every read of the query set the granted scope allows, then the referenced Medications.
+    profile: the registration's search_profile (Epic's category APIs, Oracle's parameters)."""
+    loinc_codes = list(loinc_codes)
     result = ReadResult()
     reader = client.FhirReader(
         base, token, budget_seconds=budget_seconds, max_pages=MAX_PAGES, retries=RETRIES
@@ -50,8 +54,21 @@ def read_patient(
                 )
             )
         reads[query.key] = (relative[query.key], query.resource_type)
-    for read in reader.read_many(reads).values():
+    reads = search_profiles.apply(profile, reads, patient)
+    answers = reader.read_many(reads)
+    # A server that refuses an optional parameter with 400 (Oracle: no _count on Condition and
+    # Procedure, quirk 22) is asked once more without it.
+    retry = {
+        label: (search_profiles.without(url, search_profiles.OPTIONAL_PARAMS), rtype)
+        for label, (url, rtype) in reads.items()
+        if any(p.status == 400 for p in answers[label].problems)
+        and search_profiles.without(url, search_profiles.OPTIONAL_PARAMS) != url
+    }
+    answers |= reader.read_many(retry)
+    for read in answers.values():
         result.extend(read)
+    if profile is not None and profile.observation_categories:
+        result.resources = search_profiles.keep_rule_observations(result.resources, loinc_codes)
     _read_referenced_medications(reader, types.get("Medication"), result)
     return result
 

@@ -26,13 +26,19 @@ def app_key(instance_path: str) -> ECKey:
     )
 
 
+# Epic caches a JWKS for up to 29 hours unless Cache-Control says otherwise (quirk 15). One
+# hour: a new key must be published this long before it signs (see README, key rotation).
+JWKS_MAX_AGE_SECONDS = 3600
+
+
 def public_jwks(key: ECKey) -> dict:
     return KeySet([key]).as_dict(private=False)
 
 
 def client_assertion(key: ECKey, client_id: str, token_endpoint: str) -> str:
     """SMART private_key_jwt: iss = sub = client_id, aud = token URL, exp within 5 minutes,
-    unique jti, kid in the header (S18)."""
+    unique jti, kid in the header (S18). Epic also lists nbf, and a jti of at most 151
+    characters never reused (issue 18, quirk 15): a UUID is 36."""
     now = int(time.time())
     return jwt.encode(
         {"alg": "ES384", "kid": key.kid, "typ": "JWT"},
@@ -41,6 +47,7 @@ def client_assertion(key: ECKey, client_id: str, token_endpoint: str) -> str:
             "sub": client_id,
             "aud": token_endpoint,
             "iat": now,
+            "nbf": now,
             "exp": now + 240,
             "jti": str(uuid.uuid4()),
         },

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from salvage.config import SmartClientsFile, read_config
+from salvage.config import SearchProfile, SmartClientsFile, read_config
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,15 @@ class Registration:
     client_type: str
     client_secret: str | None = None
     scope: str | None = None
+    id_token_issuers: tuple[str, ...] = ()
+    aud: str | None = None
+    metadata_headers: tuple[tuple[str, str], ...] = ()
+    authorize_method: str = "get"
+    offline_access: str = "auto"
+    frame_ancestors: tuple[str, ...] = ()
+    search_profile: SearchProfile | None = None
+    open_server: bool = False
+    dev_only: bool = False
 
     @property
     def auth_method(self) -> str:
@@ -49,5 +58,14 @@ def load_registrations(path: str | None) -> dict[str, Registration]:
             client_type=entry.client_type,
             client_secret=secret,
             scope=entry.scope,
+            id_token_issuers=entry.id_token_issuers,
+            aud=entry.aud,
+            metadata_headers=tuple(entry.metadata_headers.items()),
+            authorize_method=entry.authorize_method,
+            offline_access=entry.offline_access,
+            frame_ancestors=tuple(entry.frame_ancestors),
+            search_profile=entry.search_profile,
+            open_server=entry.open_server,
+            dev_only=entry.dev_only,
         )
     return found

@@ -18,7 +18,17 @@ AFFECTS = {
     "Procedure": "prostate primary therapy (prostatectomy, radiotherapy)",
     "Medication": "the drugs of orders that reference a separate Medication resource",
 }
-_SCOPE = re.compile(r"^(patient|user|system)/(\*|[A-Z][A-Za-z]+)\.(read|\*|c?r?u?d?s?)(\?.*)?$")
+# Context prefix optional and permissions in any case: Epic grants "Patient.read Patient.search"
+# and "patient/Immunization.Read" (issue 18, quirk 12), shaped by the app's registered APIs.
+_SCOPE = re.compile(
+    r"^(?:(patient|user|system)/)?(\*|[A-Z][A-Za-z]+)\.(read|search|\*|c?r?u?d?s?)(\?.*)?$",
+    re.IGNORECASE,
+)
+# Scopes that grant no resource access, so they never make a grant "uninterpretable".
+_NON_RESOURCE = re.compile(
+    r"^(launch(/\w+)?|openid|fhirUser|profile|offline_access|online_access|"
+    r"smart/orchestrate_launch)$"
+)
 
 
 def requested_scope(*, ehr_launch: bool, v2: bool, offline: bool) -> str:
@@ -31,15 +41,23 @@ def requested_scope(*, ehr_launch: bool, v2: bool, offline: bool) -> str:
 
 
 def readable_types(granted: str) -> dict[str, str | None]:
-    """For each type: None when it can be searched, else why not."""
+    """For each type: None when it can be searched, else why not. When part of the grant cannot
+    be interpreted, the types it does not name are tried anyway (a 403 is then reported by type,
+    S15), rather than silently reading nothing."""
     allowed: dict[str, str | None] = {t: "not granted" for t in READ_TYPES}
+    uninterpretable = False
     for item in granted.split():
         match = _SCOPE.match(item)
         if not match:
+            uninterpretable |= not _NON_RESOURCE.match(item)
             continue
         context, rtype, perm, query = match.groups()
-        if context == "system" or not ("s" in perm or perm in ("read", "*")):
+        perm = perm.lower()
+        if (context or "").lower() == "system" or not (
+            "s" in perm or perm in ("read", "search", "*")
+        ):
             continue
+        rtype = next((t for t in READ_TYPES if t.lower() == rtype.lower()), rtype)
         for t in READ_TYPES if rtype == "*" else [rtype]:
             if t in allowed:
                 allowed[t] = (
@@ -47,4 +65,8 @@ def readable_types(granted: str) -> dict[str, str | None]:
                     if not query
                     else (allowed[t] if allowed[t] is None else f"only {query[1:]}")
                 )
+    if uninterpretable:
+        for t, why in allowed.items():
+            if why == "not granted":
+                allowed[t] = None
     return allowed

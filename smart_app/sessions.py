@@ -2,6 +2,13 @@
 
 Tokens and PKCE verifiers never reach the cookie (S11); at rest they are encrypted with a key
 derived from SALVAGE_SECRET_KEY, so a copy of the database alone does not reveal them.
+
+State is kept per launch, not per browser (issue 18, quirk 18): Epic runs an embedded app as
+several instances in one browser session, and with one session per cookie a second launch would
+replace the first window's patient. The cookie only authenticates the browser; each launch's
+state is stored under a key derived from the browser and a launch id carried in the app's URLs,
+so two interleaved launches keep their own patient. Neither the cookie nor the launch id alone
+opens a launch.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from typing import Any
 from cryptography.fernet import Fernet, InvalidToken
 
 COOKIE = "salvage_sid"
+LAUNCH_PARAM = "ctx"  # the launch id in the app's URLs (/app?ctx=...)
 LIFETIME_SECONDS = 8 * 3600
 
 
@@ -47,3 +55,26 @@ class SessionStore:
 
     def delete(self, sid: str) -> None:
         self.db.session_delete(sid)
+
+    # -- browser and launch keys ------------------------------------------------------------
+    def browser(self, cookie: str | None) -> str | None:
+        """The browser id behind a cookie we issued, or None."""
+        data = self.load(cookie)
+        browser = data.get("browser") if data else None
+        return browser if isinstance(browser, str) else None
+
+    def new_browser(self) -> tuple[str, str]:
+        """(cookie, browser id) for a browser without a valid cookie."""
+        browser = secrets.token_urlsafe(32)
+        return self.create({"browser": browser}), browser
+
+    def rotate(self, cookie: str, browser: str) -> str:
+        """A new cookie for the same browser at login; the old one stops working (session
+        fixation), while the browser's other launches stay open."""
+        self.delete(cookie)
+        return self.create({"browser": browser})
+
+    @staticmethod
+    def key(browser: str, kind: str, name: str) -> str:
+        """The row of one pending sign-in (by state) or one launch (by launch id)."""
+        return hashlib.sha256(f"{kind}:{browser}:{name}".encode()).hexdigest()

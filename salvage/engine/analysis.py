@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import date
 
-from salvage.engine import attribution, contraindications, factors
+from salvage.engine import attribution, contraindications, factors, hiv_lines, intent, response
 from salvage.engine import failures as failure_rules
 from salvage.engine import lines as line_rules
 from salvage.engine.model import DataWarning, Failure, Line, PatientRecord, Unmapped
@@ -26,7 +26,9 @@ DEPENDS_ON: dict[str, tuple[str, ...]] = {
     "MedicationRequest": ("lines of therapy and drugs stopped for no response or intolerance",),
     "MedicationAdministration": ("lines of therapy and cumulative anthracycline dose",),
     "MedicationStatement": ("lines of therapy",),
-    "Procedure": ("local therapy lines (prostatectomy, radiotherapy)",),
+    "Procedure": (
+        "local therapy lines (prostatectomy, radiotherapy) and transplant consolidation",
+    ),
     "Medication": ("drugs of orders that name them through a Medication resource",),
     "Patient": ("age (transplant eligibility, creatinine clearance)",),
 }
@@ -119,10 +121,13 @@ def analyse_patient(
         own = [replace(line, disease=disease) for line in own]
         if not own:
             continue
-        per_disease.append(own)
+        if disease is not None:
+            own = intent.assign(own, record, kb, disease)
         unfocused = len(active_oncology) <= 1 and (
             disease in active_oncology or not active_oncology
         )
+        own = response.assign(own, record, kb, disease, unfocused=unfocused)
+        per_disease.append(own)
         failures += failure_rules.oncology_failures(
             record, own, kb, disease=disease, as_of=as_of, unfocused=unfocused, warnings=warnings
         )
@@ -133,13 +138,13 @@ def analyse_patient(
     prep = attribution.prep_use(record, kb, states, hiv)
     if hiv.confirmed:
         treatment = [e for e in record.exposures if e not in prep.exposures]  # PrEP is no line
-        hiv_lines = line_rules.hiv_lines(treatment, kb, kb.rules_for("hiv"), as_of, first_number=1)
-        hiv_lines = [replace(line, disease="hiv") for line in hiv_lines]
-        acquisition_explains = bool(prep.exposures) and not hiv_lines
+        own_hiv = hiv_lines.hiv_lines(treatment, kb, kb.rules_for("hiv"), as_of, first_number=1)
+        own_hiv = [replace(line, disease="hiv") for line in own_hiv]
+        acquisition_explains = bool(prep.exposures) and not own_hiv
         failures += failure_rules.hiv_failures(
-            record, hiv_lines, kb, as_of, None if acquisition_explains else warnings
+            record, own_hiv, kb, as_of, None if acquisition_explains else warnings
         )
-        lines += hiv_lines
+        lines += own_hiv
     cautions: list[str] = []
     total = factors.cumulative_anthracycline(record, kb, as_of)
     caution_level = float(kb.patient_rules.anthracycline.caution_cumulative_doxorubicin_mg_m2)

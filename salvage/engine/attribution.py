@@ -229,7 +229,12 @@ def attribute_exposures(
         disease = _disease_of_day(todays, day, kb, states, oncology, window)
         groups.setdefault(disease, ([], []))[0].extend(todays)
     for procedure in procedures:
-        plausible = [d for d in oncology if kb.rules_for(d).procedure_lines]
+        # A stem-cell transplant consolidates a lymphoma line; local therapy starts a line.
+        plausible = [
+            d
+            for d in oncology
+            if any(c.procedure == procedure.kind for c in kb.rules_for(d).consolidation)
+        ] or [d for d in oncology if kb.rules_for(d).procedure_lines]
         disease = plausible[0] if plausible else _latest_diagnosed(oncology, procedure.when, states)
         groups.setdefault(disease, ([], []))[1].append(procedure)
     return groups

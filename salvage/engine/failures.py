@@ -76,6 +76,9 @@ def _applies(
     return unfocused
 
 
+applies_to = _applies  # the same attribution rule for response assessment (response.py)
+
+
 def oncology_failures(
     record: PatientRecord,
     lines: list[Line],

@@ -21,6 +21,10 @@ class DrugExposure:
     dose_unit: str | None = None
     text: str = ""
     notes: tuple[str, ...] = ()  # the record's free-text notes (Annotation.text)
+    # Treatment intent as recorded (mCODE intent extension or reasonCode): adjuvant |
+    # neoadjuvant | curative | palliative; None when the record does not say.
+    intent: str | None = None
+    reasons: tuple[str, ...] = ()  # reasonReference targets ("Condition/x")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -51,6 +55,7 @@ class ConditionRecord:
     when: date | None = None  # the date the rules use: onset, else abatement, else recorded
     date_basis: str = ""  # the element that dated it ("onsetDateTime", "onsetPeriod.start", ...)
     onset_age_years: float | None = None  # onsetAge, resolved to a date with the birth date
+    stage: str = ""  # Condition.stage summary as recorded (code, display or text), lower case
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -142,6 +147,21 @@ class Line:
     domain: str  # oncology | hiv
     procedure: str | None = None  # procedure kind for local therapy lines
     disease: str | None = None  # the disease this line treats (numbering is per disease)
+    # adjuvant | neoadjuvant (numbered 0: not a line of advanced-disease therapy) | curative |
+    # palliative; None when neither recorded nor inferable. intent_basis says why.
+    intent: str | None = None
+    intent_basis: str = ""
+    # autologous-transplant | allogeneic-transplant: high-dose therapy with a transplant (and
+    # post-transplant consolidation) that belongs to this line; its drugs and sources follow.
+    consolidation: str | None = None
+    consolidation_regimen: str | None = None
+    consolidation_ingredients: tuple[str, ...] = ()
+    # Drugs that accompany the line without changing its regimen: (role, drug, source)
+    # for CNS prophylaxis and a steroid pre-phase.
+    accompanying: tuple[tuple[str, str, str], ...] = ()
+    # complete | partial | stable | progression | unknown, with the observations it rests on.
+    best_response: str = "unknown"
+    response_sources: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 
-from salvage.engine import biomarkers, fitness, pathway_options
+from salvage.engine import biomarkers, fitness, pathway_options, salvage_context
 from salvage.engine.analysis import PatientAnalysis
-from salvage.engine.model import Failure
+from salvage.engine.model import Failure, Line
 from salvage.engine.salvage_context import SalvageContext, build_context
 from salvage.knowledge.model import KnowledgeBase
 
@@ -64,6 +64,9 @@ class Recommendation:
     facts: tuple[str, ...] = field(default_factory=tuple)
     transplant: fitness.Eligibility | None = None
     not_assessed: tuple[str, ...] = ()
+    # The salvage line already answering this failure (running, or awaiting its response
+    # assessment, or chemosensitive awaiting consolidation): shown as the current plan.
+    current_plan: Line | None = None
 
 
 def _disease_for(
@@ -166,6 +169,22 @@ def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Reco
     ctx = build_context(
         analysis, failure, disease, kb, as_of, what_failed(analysis, domain, backbone)
     )
+    plan = salvage_context.current_plan(ctx, kb)
+    if plan is not None:
+        line, statement = plan
+        return Recommendation(
+            patient=analysis.patient,
+            disease=disease,
+            failure=failure,
+            options=(),
+            excluded=(),
+            missing_data=tuple(dict.fromkeys(ctx.missing)),
+            facts=tuple(ctx.facts),
+            statement=statement,
+            transplant=ctx.eligibility,
+            not_assessed=analysis.not_assessed,
+            current_plan=line,
+        )
     judged = [
         pathway_options.judge(option, ctx, kb)
         for option in ctx.pathway.options

@@ -6,7 +6,7 @@ missing or stale input is listed (fitness is never assumed)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 
 from salvage.engine import biomarkers, contraindications, factors, fitness, option_rules, receptors
 from salvage.engine.analysis import PatientAnalysis
@@ -107,6 +107,7 @@ def build_context(
     ctx.her2_status = receptors.her2(analysis.record, kb)
     _biomarkers(ctx, kb)
     _timing(ctx, kb)
+    _after_failed_salvage(ctx, kb)
     _performance(ctx, kb)
     _eligibility(ctx, kb)
     _anthracycline(ctx, kb)
@@ -149,6 +150,29 @@ def _timing(ctx: SalvageContext, kb: KnowledgeBase) -> None:
         ctx.timing = "early"
         if failure.primary:
             ctx.facts.append("primary refractory: the first line never controlled the disease")
+
+
+def _after_failed_salvage(ctx: SalvageContext, kb: KnowledgeBase) -> None:
+    """A failure of salvage chemotherapy in DLBCL or Hodgkin lymphoma is chemorefractory disease:
+    the options for early or refractory failure apply, never another salvage of the same kind
+    (line_rules.yaml response.salvage_diseases; CORAL: poor outcome after failed salvage)."""
+    rules = kb.response_rules
+    line = ctx.failed_line
+    regimen = kb.regimens.get(line.regimen) if line else None
+    if (
+        rules is None
+        or line is None
+        or regimen is None
+        or regimen.setting != "salvage"
+        or ctx.disease not in rules.salvage_diseases
+        or ctx.timing == "early"
+    ):
+        return
+    ctx.timing = "early"
+    ctx.facts.append(
+        f"{ctx.failure.kind} after salvage therapy (line {line.number}, {line.regimen}): "
+        "chemorefractory disease, so the options for refractory disease apply"
+    )
 
 
 def _performance(ctx: SalvageContext, kb: KnowledgeBase) -> None:
@@ -240,3 +264,58 @@ def _given_after(ctx: SalvageContext) -> None:
                 for ln in ctx.started_after
             )
         )
+
+
+def current_plan(ctx: SalvageContext, kb: KnowledgeBase) -> tuple[Line, str] | None:
+    """The latest line begun after the failure answers it, unless a later failure followed it
+    (then that failure drives advice). While it runs, or until its response is assessed, no new
+    line is offered; after salvage chemotherapy in DLBCL or Hodgkin a chemosensitive response
+    leads to consolidation with autologous transplant, a chemorefractory one to the options for
+    refractory disease (line_rules.yaml response: Lugano 2014, CORAL, PARMA)."""
+    if ctx.domain != "oncology" or not ctx.started_after:
+        return None
+    line = max(ctx.started_after, key=lambda ln: ln.start)
+    rules = kb.response_rules
+    regimen = kb.regimens.get(line.regimen)
+    cycle = timedelta(
+        days=max(
+            kb.cycle_days(line.regimen),
+            kb.cycle_days(line.consolidation_regimen) if line.consolidation_regimen else 0,
+        )
+    )
+    running = line.end is None or ctx.as_of - line.last_active <= cycle
+    what = f"line {line.number} ({line.regimen}) from {line.start.isoformat()}"
+    if line.best_response in ("stable", "progression"):
+        # Chemorefractory: the options for refractory disease apply (ZUMA-7 enrolled it).
+        ctx.timing = "early"
+        ctx.facts.append(
+            f"best response to {what}: {line.best_response} "
+            f"({', '.join(line.response_sources)}): chemorefractory disease"
+        )
+        return None
+    if running and line.best_response == "unknown":
+        return line, (
+            f"salvage line in progress: assess response ({what}); no new line is offered until "
+            "the response is known or the disease progresses"
+        )
+    sensitive = rules is not None and line.best_response in rules.chemosensitive
+    if (
+        sensitive
+        and rules is not None
+        and ctx.disease in rules.salvage_diseases
+        and regimen is not None
+        and regimen.setting == "salvage"
+        and line.consolidation is None
+        and ctx.transplant != "ineligible"
+    ):
+        return line, (
+            f"{rules.sensitive_next} ({line.best_response} response to {what}: "
+            f"{', '.join(line.response_sources)})"
+        )
+    if line.best_response == "complete":
+        return line, (
+            f"{what} answered this {ctx.failure.kind} with a complete response "
+            f"({', '.join(line.response_sources)}): no new line is indicated now; reassess at "
+            "progression"
+        )
+    return None

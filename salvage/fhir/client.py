@@ -20,10 +20,7 @@ sets no timeouts; requests' timeouts apply per socket read, not to the whole exc
 from __future__ import annotations
 
 import http.client
-import io
 import logging
-import socket
-import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -34,6 +31,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from salvage.fhir import transport
 from salvage.fhir.references import (
     medication_search_urls,
     referenced_medication_ids,
@@ -44,6 +42,8 @@ log = logging.getLogger("salvage.fhir")
 MAX_PAGES = 50
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+SEARCH_REFUSED = frozenset({400, 403, 405, 501})  # a search the server does not offer
+MAX_MEDICATION_READS = 50
 _CHUNK = 64 * 1024
 
 # ReadProblem kinds
@@ -59,6 +59,7 @@ class ReadProblem:
     resource_type: str
     kind: str  # TIMEOUT, FAILED or INCOMPLETE
     text: str
+    status: int | None = None  # the HTTP status that ended the read, when there was one
 
 
 @dataclass
@@ -108,66 +109,11 @@ class TokenHolder:
 
 
 class _Failure(Exception):
-    def __init__(self, kind: str, text: str) -> None:
+    def __init__(self, kind: str, text: str, status: int | None = None) -> None:
         super().__init__(text)
         self.kind = kind
         self.text = text
-
-
-class _DeadlineIO(socket.SocketIO):
-    """Socket reads that may only use the time left before the deadline. A SocketIO, so the
-    socket stays open until the response has been read, as with socket.makefile()."""
-
-    def __init__(self, sock: socket.socket, deadline: float) -> None:
-        super().__init__(sock, "rb")
-        sock._io_refs += 1  # type: ignore[attr-defined]  # as socket.makefile() does
-        self._deadline = deadline
-
-    def readinto(self, buffer: Any) -> int | None:
-        remaining = self._deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError("deadline")
-        self._sock.settimeout(remaining)  # type: ignore[attr-defined]  # SocketIO's socket
-        return super().readinto(buffer)
-
-
-class _DeadlineSocket:
-    """What http.client needs of a socket (sendall, makefile, close), bounded by the deadline."""
-
-    def __init__(self, sock: socket.socket, deadline: float) -> None:
-        self._sock = sock
-        self._deadline = deadline
-
-    def sendall(self, data: bytes) -> None:
-        remaining = self._deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError("deadline")
-        self._sock.settimeout(remaining)
-        self._sock.sendall(data)
-
-    def makefile(self, mode: str, *args: Any, **kwargs: Any) -> io.BufferedReader:
-        return io.BufferedReader(_DeadlineIO(self._sock, self._deadline))
-
-    def close(self) -> None:
-        self._sock.close()
-
-
-class _Connection(http.client.HTTPConnection):
-    def __init__(self, scheme: str, host: str, port: int, deadline: float) -> None:
-        super().__init__(host, port)
-        self._https = scheme == "https"
-        self._deadline = deadline
-
-    def connect(self) -> None:
-        remaining = self._deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError("deadline")
-        sock = socket.create_connection((self.host, self.port), timeout=remaining)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if self._https:
-            sock.settimeout(max(0.01, self._deadline - time.monotonic()))
-            sock = ssl.create_default_context().wrap_socket(sock, server_hostname=self.host)
-        self.sock = _DeadlineSocket(sock, self._deadline)
+        self.status = status
 
 
 class FhirReader:
@@ -202,7 +148,9 @@ class FhirReader:
         try:
             self._read_pages(url, resource_type, result)
         except _Failure as failure:
-            result.problems.append(ReadProblem(resource_type, failure.kind, failure.text))
+            result.problems.append(
+                ReadProblem(resource_type, failure.kind, failure.text, failure.status)
+            )
         except Exception:  # whatever a server sends is a read failure, never a 500
             result.problems.append(
                 ReadProblem(resource_type, FAILED, "the FHIR server's answer could not be read")
@@ -225,7 +173,24 @@ class FhirReader:
         result = ReadResult()
         ids = referenced_medication_ids(resources, self.base)
         for url in medication_search_urls(self.base, ids):
-            result.extend(self.read(url, "Medication"))
+            batch = url.split("_id=", 1)[1].split("&", 1)[0].split(",")
+            found = self.read(url, "Medication")
+            if any(p.status in SEARCH_REFUSED for p in found.problems):
+                # Epic offers Medication.Read, not Medication.Search (issue 18, quirk 17): read
+                # each one by id instead.
+                found = ReadResult()
+                for mid in batch[:MAX_MEDICATION_READS]:
+                    found.extend(self.read(f"Medication/{mid}", "Medication"))
+                if len(batch) > MAX_MEDICATION_READS:
+                    found.problems.append(
+                        ReadProblem(
+                            "Medication",
+                            INCOMPLETE,
+                            f"{len(batch) - MAX_MEDICATION_READS} referenced medications were "
+                            "not read (the server offers no Medication search)",
+                        )
+                    )
+            result.extend(found)
         return result
 
     # -- paging ---------------------------------------------------------------------------------
@@ -234,7 +199,8 @@ class FhirReader:
             raise _Failure(FAILED, "the read is not on the FHIR server's origin")
         parts = urlsplit(url)
         port = parts.port or _default_port(parts.scheme)
-        connection = _Connection(parts.scheme, parts.hostname or "", port, self.deadline)
+        connection = transport.Connection(parts.scheme, parts.hostname or "", port, self.deadline)
+        first = url
         try:
             for _ in range(self.max_pages):
                 document = self._get(connection, url)
@@ -245,6 +211,7 @@ class FhirReader:
                 next_url = _next_link(document)
                 if next_url is None:
                     return
+                next_url = _upgraded(next_url, self.base)
                 if not same_origin(next_url, self.base):
                     raise _Failure(
                         INCOMPLETE,
@@ -253,10 +220,16 @@ class FhirReader:
                     )
                 url = next_url
             raise _Failure(INCOMPLETE, f"more than {self.max_pages} pages: later pages are missing")
+        except _Failure as failure:
+            if result.resources and url != first and failure.kind == FAILED:
+                # HAPI's paging links expire (410 Gone, issue 18 quirk 9): what was read stays,
+                # and the gap says that later pages are missing.
+                raise _Failure(INCOMPLETE, f"{failure.text}: later pages are missing") from None
+            raise
         finally:
             connection.close()
 
-    def _get(self, connection: _Connection, url: str) -> dict[str, Any]:
+    def _get(self, connection: transport.Connection, url: str) -> dict[str, Any]:
         parts = urlsplit(url)
         target = parts.path + (f"?{parts.query}" if parts.query else "")
         refreshed = False
@@ -270,6 +243,10 @@ class FhirReader:
                     continue
                 raise _Failure(FAILED, "access was refused and could not be renewed")
             if status in RETRY_STATUSES and attempt < self.retries:
+                if attempt and status == 500 and b"OperationOutcome" in body[:4096]:
+                    # Oracle answers 500 with an OperationOutcome when a record lacks a required
+                    # field (quirk 23): deterministic, so one retry, not the whole budget.
+                    raise _Failure(FAILED, "the FHIR server answered 500 (an error it repeats)")
                 attempt += 1
                 wait = min(retry_after if retry_after is not None else 0.4 * attempt, 3.0)
                 if time.monotonic() + wait >= self.deadline:
@@ -280,8 +257,15 @@ class FhirReader:
                 return {"resourceType": "Bundle"}  # nothing there: an empty search
             if 300 <= status < 400:
                 raise _Failure(FAILED, f"the FHIR server redirected ({status}): not followed")
+            if status == 403:
+                # Epic: WWW-Authenticate: Bearer error="insufficient_scope" (quirk 12).
+                raise _Failure(
+                    FAILED, "the FHIR server refused access to it (403, not granted)", status
+                )
+            if status == 410:
+                raise _Failure(FAILED, "the FHIR server's search has expired (410 Gone)", status)
             if status != 200:
-                raise _Failure(FAILED, f"the FHIR server answered {status}")
+                raise _Failure(FAILED, f"the FHIR server answered {status}", status)
             try:
                 document = orjson.loads(body)
             except orjson.JSONDecodeError as error:
@@ -293,15 +277,14 @@ class FhirReader:
             return document
 
     def _exchange(
-        self, connection: _Connection, target: str, token: str
+        self, connection: transport.Connection, target: str, token: str
     ) -> tuple[int, bytes, float | None]:
         """One GET: (status, body, Retry-After seconds). Transport errors become _Failure."""
         try:
-            connection.request(
-                "GET",
-                target,
-                headers={"Authorization": f"Bearer {token}", "Accept": "application/fhir+json"},
-            )
+            headers = {"Accept": "application/fhir+json"}
+            if token:  # an open public server gets no Authorization header at all
+                headers["Authorization"] = f"Bearer {token}"
+            connection.request("GET", target, headers=headers)
             response = connection.getresponse()
             length = response.getheader("Content-Length")
             if length is not None and length.isdigit() and int(length) > self.max_response_bytes:
@@ -328,6 +311,22 @@ class FhirReader:
             if time.monotonic() >= self.deadline:
                 raise _Failure(TIMEOUT, "the FHIR server did not answer in time") from error
             raise _Failure(FAILED, "the FHIR server could not be read") from error
+
+
+def _upgraded(url: str, base: str) -> str:
+    """An http:// next link from an https base on the same host, upgraded to https: HAPI behind
+    a TLS proxy emits http links unless its address is configured (quirk 10). The token is never
+    sent over http; any other link is judged by the same-origin rule."""
+    parts, origin = urlsplit(url), urlsplit(base)
+    if (
+        parts.scheme == "http"
+        and origin.scheme == "https"
+        and parts.hostname
+        and parts.hostname.lower() == (origin.hostname or "").lower()
+        and parts.port in (None, 80)
+    ):
+        return parts._replace(scheme="https", netloc=origin.netloc).geturl()
+    return url
 
 
 def _default_port(scheme: str) -> int:

@@ -59,8 +59,23 @@ class ConditionConverter(ConverterBase):
                 when=when,
                 date_basis=basis,
                 onset_age_years=onset_age,
+                stage=_stage_text(r.get("stage")),
             )
         )
+
+
+def _stage_text(stages: Any) -> str:
+    """Condition.stage summaries as recorded (codes, displays and text), lower case."""
+    words: list[str] = []
+    for stage in stages if isinstance(stages, list) else ():
+        summary = stage.get("summary") if isinstance(stage, dict) else None
+        if not isinstance(summary, dict):
+            continue
+        words.append(str(summary.get("text") or ""))
+        for coding in summary.get("coding") or ():
+            if isinstance(coding, dict):
+                words += [str(coding.get("display") or ""), str(coding.get("code") or "")]
+    return " ".join(w for w in words if w).lower()
 
 
 def _choice_date(r: dict[str, Any], prefix: str, source: str) -> tuple[date | None, str]:

@@ -108,8 +108,11 @@ class MedicationConverter(ConverterBase):
             for coding in (concept or {}).get("coding") or ():
                 if coding.get("system") == SNOMED and coding.get("code"):
                     reasons.add(str(coding["code"]))
+        intent, reason_refs = self._intent(r)
         record.exposures.append(
             DrugExposure(
+                intent=intent,
+                reasons=reason_refs,
                 source=source,
                 ingredients=ingredients,
                 start=start,
@@ -127,6 +130,35 @@ class MedicationConverter(ConverterBase):
                 ),
             )
         )
+
+    def _intent(self, r: dict[str, Any]) -> tuple[str | None, tuple[str, ...]]:
+        """Treatment intent as recorded (mCODE intent extension, else reasonCode) and the
+        Conditions the order names as its reason (line_rules.yaml intent)."""
+        rules = self.kb.intent_rules
+
+        def listed(key: str) -> list[Any]:  # a malformed element is ignored, never fatal
+            value = r.get(key)
+            return value if isinstance(value, list) else []
+
+        reasons = tuple(
+            type_id(ref["reference"])
+            for ref in listed("reasonReference")
+            if isinstance(ref, dict) and isinstance(ref.get("reference"), str)
+        )
+        if rules is None:
+            return None, reasons
+        concepts = [
+            ext.get("valueCodeableConcept")
+            for ext in listed("extension")
+            if isinstance(ext, dict) and ext.get("url") in rules.recorded.extension_urls
+        ] + listed("reasonCode")
+        for concept in concepts:
+            for coding in (concept or {}).get("coding") or () if isinstance(concept, dict) else ():
+                code = str(coding.get("code") or "") if isinstance(coding, dict) else ""
+                for intent, codes in rules.recorded.codes.items():
+                    if code in codes:
+                        return intent, reasons
+        return None, reasons
 
     def _is_antiretroviral(self, ingredients: frozenset[str]) -> bool:
         return any(
@@ -193,6 +225,16 @@ class MedicationConverter(ConverterBase):
             end=end,
             stop_reasons=[reason] if isinstance(reason, dict) else [],
         )
+        if medication[0] and (r.get("reportedBoolean") is True or r.get("intent") == "plan"):
+            # Oracle's MedicationRequest also carries documented home and historical medications
+            # (reportedBoolean, intent plan; issue 18 quirk 23): counted, and said to be so.
+            record.warnings.append(
+                DataWarning(
+                    source=source,
+                    problem="a reported home or historical medication, not an order placed "
+                    "here: counted as therapy given",
+                )
+            )
 
     def _medication_administration(
         self, r: dict[str, Any], source: str, record: PatientRecord

@@ -112,9 +112,16 @@ def _line_rules(values: dict[str, Any]) -> LineRules:
                 after_classes=frozenset(m["after_classes"]),
                 drugs=frozenset(m["drugs"]),
                 evidence=tuple(m.get("evidence", [])),
+                switch_drugs=frozenset(m.get("switch_drugs", [])),
+                min_induction_cycles=int(m.get("min_induction_cycles", 1)),
             )
             for m in values["maintenance"]
         ),
+        accompanying=tuple(schema.AccompanyingEntry(**a) for a in values.get("accompanying") or []),
+        consolidation=tuple(
+            schema.ConsolidationEntry(**c) for c in values.get("consolidation") or []
+        ),
+        sequences=tuple(schema.SequenceEntry(**q) for q in values.get("sequences") or []),
         procedure_lines=values["procedure_lines"],
         min_regimen_days=values["min_regimen_days"],
         default_supply_days=values["default_supply_days"],
@@ -160,7 +167,45 @@ def _cross_check(raw: dict[str, Any]) -> None:
             problems += [f"line rules: unknown drug {d!r}" for d in pair if d not in drugs]
         for m in entry.maintenance or []:
             problems += [
-                f"maintenance {m.name}: unknown drug {d!r}" for d in m.drugs if d not in drugs
+                f"maintenance {m.name}: unknown drug {d!r}"
+                for d in [*m.drugs, *m.switch_drugs]
+                if d not in drugs
+            ]
+        for part in [*(entry.accompanying or []), *(entry.consolidation or [])]:
+            names = [*getattr(part, "drugs", []), *getattr(part, "conditioning", [])]
+            names += getattr(part, "post_transplant", [])
+            problems += [
+                f"line rules {part.name}: unknown drug {d!r}" for d in names if d not in drugs
+            ]
+        for part in [
+            *(entry.accompanying or []),
+            *(entry.consolidation or []),
+            *(entry.sequences or []),
+        ]:
+            problems += [
+                f"line rules {part.name}: unknown evidence {k!r}"
+                for k in part.evidence
+                if k not in evidence
+            ]
+        for a in entry.accompanying or []:
+            problems += [
+                f"line rules {a.name}: unknown regimen {r!r}"
+                for r in a.with_regimens
+                if r not in raw["regimens"].regimens
+            ]
+        for c in entry.consolidation or []:
+            if c.procedure not in raw["procedures"].procedures:
+                problems.append(f"line rules {c.name}: unknown procedure {c.procedure!r}")
+        for q in entry.sequences or []:
+            problems += [
+                f"line rules {q.name}: unknown drug {d!r}"
+                for d in [*q.first, *q.then]
+                if d not in drugs
+            ]
+    for section in (raw["line_rules"].intent, raw["line_rules"].response):
+        if section is not None:
+            problems += [
+                f"line rules: unknown evidence {k!r}" for k in section.evidence if k not in evidence
             ]
     for disease_id in raw["line_rules"].diseases:
         if disease_id not in raw["diseases"].diseases:
@@ -491,6 +536,8 @@ def build(raw: dict[str, Any]) -> KnowledgeBase:
         ),
         default_rules=_line_rules(base),
         disease_rules=disease_rules,
+        intent_rules=raw["line_rules"].intent,
+        response_rules=raw["line_rules"].response,
         observation_kinds=observation_kinds,
         loinc_index=loinc_index,
         procedures={

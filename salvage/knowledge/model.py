@@ -6,21 +6,31 @@ from dataclasses import dataclass, field
 
 from salvage.knowledge.hiv_model import HivKnowledge
 from salvage.knowledge.schema import (
+    AccompanyingEntry,
+    ConsolidationEntry,
     BiomarkerEntry,
     BiomarkersFile,
     FailuresFile,
+    IntentRules,
     OptionEntry,
     PatientRulesFile,
     PostRadiotherapyRule,
+    ResponseRules,
+    SequenceEntry,
 )
 
 __all__ = [
+    "AccompanyingEntry",
     "BiomarkerEntry",
     "BiomarkersFile",
+    "ConsolidationEntry",
     "FailuresFile",
+    "IntentRules",
     "OptionEntry",
     "PatientRulesFile",
     "PostRadiotherapyRule",
+    "ResponseRules",
+    "SequenceEntry",
 ]
 
 SNOMED = "http://snomed.info/sct"
@@ -52,6 +62,8 @@ class MaintenanceRule:
     after_classes: frozenset[str]
     drugs: frozenset[str]
     evidence: tuple[str, ...] = ()
+    switch_drugs: frozenset[str] = frozenset()
+    min_induction_cycles: int = 1
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -64,6 +76,9 @@ class LineRules:
     min_regimen_days: int
     default_supply_days: int
     evidence: tuple[str, ...]
+    accompanying: tuple[AccompanyingEntry, ...] = ()
+    consolidation: tuple[ConsolidationEntry, ...] = ()
+    sequences: tuple[SequenceEntry, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -235,6 +250,8 @@ class KnowledgeBase:
     transplant_rules: dict[str, TransplantRule] = field(default_factory=dict)
     karnofsky_to_ecog: tuple[tuple[int, int], ...] = ()  # (karnofsky_at_least, ecog), descending
     prep_context: CodeSet = field(default_factory=CodeSet)
+    intent_rules: IntentRules | None = None  # line_rules.yaml intent
+    response_rules: ResponseRules | None = None  # line_rules.yaml response
     biomarkers: BiomarkersFile | None = None  # tumour biomarkers the pathways read
 
     def disclaimer_for(self, disease: str | None) -> str:

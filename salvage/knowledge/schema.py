@@ -85,8 +85,46 @@ class DiseasesFile(_Strict):
 class MaintenanceEntry(_Strict):
     name: str
     after_classes: list[str]
-    drugs: list[str]
+    drugs: list[str]  # continuation maintenance: kept from the induction regimen
+    switch_drugs: list[str] = []  # switch maintenance: listed agents not part of induction
+    # Induction is complete only after this many treatment days (cycles) of the induction regimen
+    min_induction_cycles: int = Field(default=1, ge=1, le=12)
     evidence: list[str] = []
+
+
+class AccompanyingEntry(_Strict):
+    """Drugs that belong to the line they accompany (CNS prophylaxis, steroid pre-phase)."""
+
+    name: str
+    role: Literal["cns-prophylaxis", "pre-phase"]
+    drugs: list[str] = Field(min_length=1)
+    with_regimens: list[str] = Field(min_length=1)  # named regimens they accompany
+    before_days: int = Field(default=0, ge=0, le=60)  # may start this long before the line
+    after_days: int = Field(default=0, ge=0, le=120)  # or this long after its last dose
+    evidence: list[str] = Field(min_length=1)
+
+
+class ConsolidationEntry(_Strict):
+    """High-dose therapy with a stem-cell transplant consolidates the line that preceded it."""
+
+    name: str
+    procedure: str  # procedure kind (procedures.yaml)
+    conditioning: list[str] = Field(min_length=1)  # drugs given before the transplant
+    conditioning_days: int = Field(ge=1, le=60)  # conditioning starts within this before it
+    after_line_days: int = Field(ge=1, le=365)  # transplant within this of the line's last dose
+    post_transplant: list[str] = []  # consolidation/maintenance after it (AETHERA)
+    post_transplant_days: int = Field(default=0, ge=0, le=365)  # started within this after
+    evidence: list[str] = Field(min_length=1)
+
+
+class SequenceEntry(_Strict):
+    """A planned sequential regimen (AC followed by a taxane) is one line, not two."""
+
+    name: str
+    first: list[str] = Field(min_length=1)  # drugs of the first part
+    then: list[str] = Field(min_length=1)  # any of these may follow
+    max_gap_days: int = Field(ge=1, le=120)  # after the first part's last dose
+    evidence: list[str] = Field(min_length=1)
 
 
 class LineRulesEntry(_Strict):
@@ -97,12 +135,57 @@ class LineRulesEntry(_Strict):
     procedure_lines: bool | None = None
     min_regimen_days: int | None = Field(default=None, ge=0, le=365)
     default_supply_days: int | None = Field(default=None, ge=1, le=365)
+    accompanying: list[AccompanyingEntry] | None = None
+    consolidation: list[ConsolidationEntry] | None = None
+    sequences: list[SequenceEntry] | None = None
     evidence: list[str] | None = None
+
+
+class IntentCodes(_Strict):
+    extension_urls: list[str] = Field(min_length=1)  # mCODE procedure/treatment intent
+    codes: dict[Literal["adjuvant", "neoadjuvant", "curative", "palliative"], list[str]]
+    verified: str
+
+
+class IntentRules(_Strict):
+    """Treatment intent: as recorded, else from the disease state when the line began."""
+
+    recorded: IntentCodes
+    diseases: list[str]  # diseases where (neo)adjuvant therapy of early disease exists
+    # The intent inferred from an early stage, per disease (default adjuvant).
+    inferred: dict[str, Literal["adjuvant", "curative"]] = {}
+    early_stages: list[str] = Field(min_length=1)  # stage groups (roman or arabic, no suffix)
+    advanced_stages: list[str] = Field(min_length=1)
+    metastatic_snomed: list[str] = []
+    metastatic_icd10cm: list[str] = []  # prefixes
+    metastatic_text: list[str] = []
+    # Endocrine therapy begun within this many days of an adjuvant line is adjuvant endocrine
+    # therapy when no advanced disease is on record by then.
+    follow_on_classes: list[str] = []
+    follow_on_days: int = Field(default=0, ge=0, le=730)
+    evidence: list[str] = Field(min_length=1)
+
+
+class ResponseRules(_Strict):
+    """Best response to a line, read from disease-status observations (codes, then words)."""
+
+    codes: dict[Literal["complete", "partial", "stable", "progression"], list[str]]
+    text: dict[Literal["complete", "partial", "stable", "progression"], list[str]]
+    # Read up to this many days after the line's last dose (response assessment after therapy).
+    assess_within_days: int = Field(ge=1, le=365)
+    chemosensitive: list[Literal["complete", "partial"]]
+    # After salvage chemotherapy (setting 'salvage') in these diseases, the response decides
+    # what comes next (CORAL, PARMA; ZUMA-7).
+    salvage_diseases: list[str] = []
+    sensitive_next: str = ""
+    evidence: list[str] = Field(min_length=1)
 
 
 class LineRulesFile(_Strict):
     default: LineRulesEntry
     diseases: dict[str, LineRulesEntry] = {}
+    intent: IntentRules | None = None
+    response: ResponseRules | None = None
 
 
 class EvidenceEntry(_Strict):

@@ -179,8 +179,15 @@ def smart_apps(sandbox, tmp_path_factory) -> Iterator[dict[str, SmartApp]]:
 def ehr_launch(sandbox, app: SmartApp, patient: str):
     """Follow the whole EHR launch as a browser would (redirects, cookies); returns the session
     and the final response."""
+    import urllib.parse
+
     import requests
 
     session = requests.Session()
     reply = session.get(f"{sandbox.config.ehr_base}/launch/{app.client_id}/{patient}", timeout=30)
+    # The app's state is per launch (issue 18, quirk 18): its URLs carry the launch id, which
+    # this session then sends on every request, as the app's own links do.
+    launch_id = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(reply.url).query)).get("ctx")
+    if launch_id:
+        session.params = {"ctx": launch_id}
     return session, reply

@@ -69,10 +69,14 @@ def test_the_session_id_changes_at_login(sandbox, smart_apps) -> None:
     app = smart_apps["public"]
     session, callback = _to_callback(sandbox, app)
     before = session.cookies.get("salvage_sid")
-    assert session.get(callback, allow_redirects=False, timeout=30).status_code == 303
+    reply = session.get(callback, allow_redirects=False, timeout=30)
+    assert reply.status_code == 303
     after = session.cookies.get("salvage_sid")
     assert before and after and before != after
+    query = urllib.parse.urlsplit(reply.headers["Location"]).query
+    session.params = dict(urllib.parse.parse_qsl(query))  # the launch id (quirk 18)
     planted = requests.Session()
+    planted.params = session.params
     planted.cookies.set("salvage_sid", before)
     assert planted.get(f"{app.base}/api/summary", timeout=30).status_code == 401
     assert session.get(f"{app.base}/api/summary", timeout=30).status_code == 200

@@ -103,9 +103,8 @@ def test_a_breast_cancer_survivor_with_refractory_dlbcl_gets_lymphoma_advice(kb)
     analysis, rec = _analyse(kb, "breast-survivor-refractory-dlbcl")
     assert analysis.active_diseases == ("dlbcl",)
     assert [(ln.disease, ln.number, ln.regimen) for ln in analysis.lines] == [
-        ("breast", 1, "AC"),
-        ("breast", 2, "Paclitaxel"),
-        ("breast", 3, "tamoxifen"),
+        ("breast", 1, "AC-T"),  # AC followed by paclitaxel is one regimen (issue 11)
+        ("breast", 2, "tamoxifen"),
         ("dlbcl", 1, "R-CHOP"),
     ]
     assert rec.disease == "dlbcl" and rec.failure is not None and rec.failure.primary

@@ -10,7 +10,7 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
-from smart_app import registry, views
+from smart_app import registry, signin, views
 from tests.fhir.hostile_server import hostile_server, http_answer
 
 KEY = RSAKey.generate_key(2048, {"kid": "k1"})
@@ -40,4 +40,4 @@ def test_an_id_token_with_bad_claims_is_a_launch_error(claims: dict[str, Any]) -
             iss="https://ehr.example/fhir", name="EHR", client_id="app", client_type="public"
         )
         with pytest.raises(views.LaunchError):
-            views._verify_id_token({"id_token": token}, data, reg)
+            signin.verify_id_token({"id_token": token}, data, reg)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from smart_app.views import LaunchError, check_token_response
+from smart_app.signin import LaunchError, check_token_response
 
 
 @pytest.mark.parametrize("token_type", ["Bearer", "bearer", "BEARER"])

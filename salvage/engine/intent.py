@@ -1,0 +1,133 @@
+"""Treatment intent of each line: adjuvant or neoadjuvant therapy of early cancer is not a line of
+advanced-disease therapy (numbered 0). Read as recorded (mCODE intent, reasonCode), from the
+staged Condition an order names as its reason, else from the disease state when the line began
+(line_rules.yaml intent). Without any of these, intent is not assumed."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from datetime import date, timedelta
+
+from salvage.engine import attribution
+from salvage.engine.model import ConditionRecord, Line, PatientRecord
+from salvage.knowledge.model import ICD10CM, SNOMED, IntentRules, KnowledgeBase
+
+EARLY_INTENTS = ("adjuvant", "neoadjuvant")
+
+
+def stage_group(stage: str, rules: IntentRules) -> str | None:
+    """'early' or 'advanced' from a recorded stage ("Stage IIA", "AJCC 3C", "IV"), else None."""
+    bases = {t.rstrip("abc") for t in re.findall(r"[a-z0-9]+", stage.replace("stage", " "))}
+    if bases & set(rules.advanced_stages):
+        return "advanced"
+    if bases & set(rules.early_stages):
+        return "early"
+    return None
+
+
+def _metastatic(condition: ConditionRecord, rules: IntentRules) -> bool:
+    text = condition.text.lower()
+    return (
+        any(f"{SNOMED}|{c}" in condition.codes for c in rules.metastatic_snomed)
+        or any(
+            code.startswith(f"{ICD10CM}|{prefix}")
+            for code in condition.codes
+            for prefix in rules.metastatic_icd10cm
+        )
+        or any(cue in text for cue in rules.metastatic_text)
+    )
+
+
+def _advanced_by(
+    record: PatientRecord, kb: KnowledgeBase, disease: str, rules: IntentRules, by: date
+) -> str | None:
+    """The first sign of advanced disease dated on or before a date, as a short reason."""
+    for c in record.conditions:
+        if c.when is None or c.when > by:
+            continue
+        if _metastatic(c, rules):
+            return f"metastatic disease recorded ({c.source})"
+        if disease in attribution.condition_diseases(c, kb) and stage_group(c.stage, rules) == (
+            "advanced"
+        ):
+            return f"stage {c.stage} recorded ({c.source})"
+    return None
+
+
+def _early_stage(
+    record: PatientRecord, kb: KnowledgeBase, disease: str, rules: IntentRules, sources: set[str]
+) -> ConditionRecord | None:
+    """The disease Condition staged early: one the line's orders name, else any of the disease."""
+    own = [c for c in record.conditions if disease in attribution.condition_diseases(c, kb)]
+    named = [c for c in own if c.source in sources] or own
+    return next((c for c in named if stage_group(c.stage, rules) == "early"), None)
+
+
+def assign(lines: list[Line], record: PatientRecord, kb: KnowledgeBase, disease: str) -> list[Line]:
+    """Lines with intent set; early-disease lines ((neo)adjuvant, or curative while staged
+    I-III) numbered 0 and the others renumbered from 1."""
+    rules = kb.intent_rules
+    if rules is None or disease not in rules.diseases or not lines:
+        return lines
+    window = timedelta(days=kb.rules_for(disease).regimen_window_days)
+    by_source = {e.source: e for e in record.exposures}
+    decided: dict[int, tuple[str | None, str, bool]] = {}  # intent, basis, early disease
+    adjuvant_end: date | None = None
+    for line in sorted((ln for ln in lines if not ln.maintenance), key=lambda ln: ln.start):
+        exposures = [by_source[s] for s in line.sources if s in by_source]
+        recorded = next((e for e in exposures if e.intent), None)
+        reasons = {r for e in exposures for r in e.reasons}
+        advanced = _advanced_by(record, kb, disease, rules, line.start + window)
+        early = None if advanced else _early_stage(record, kb, disease, rules, reasons)
+        intent: str | None = None
+        basis = ""
+        if recorded is not None:
+            intent, basis = recorded.intent, f"recorded on {recorded.source}"
+        elif advanced:
+            basis = f"advanced disease when the line began: {advanced}"
+        else:
+            classes = {c for d in line.ingredients if d in kb.drugs for c in kb.drugs[d].classes}
+            follows = (
+                adjuvant_end is not None
+                and classes & set(rules.follow_on_classes)
+                and (line.start - adjuvant_end).days <= rules.follow_on_days
+            )
+            if follows:
+                intent = "adjuvant"
+                basis = (
+                    f"endocrine therapy begun within {rules.follow_on_days} days of adjuvant "
+                    "therapy, no advanced disease on record"
+                )
+            elif early is not None:
+                # Breast: adjuvant; NSCLC stage I-III: curative (definitive chemoradiotherapy
+                # is not adjuvant), line_rules.yaml intent.inferred.
+                intent = rules.inferred.get(disease, "adjuvant")
+                basis = (
+                    f"stage {early.stage} ({early.source}) and no metastatic disease on record "
+                    "when the line began"
+                )
+        # Early-disease therapy is not a line of advanced-disease therapy: (neo)adjuvant, or
+        # curative (recorded or inferred) while the disease is staged I-III.
+        early_disease = intent in EARLY_INTENTS or (intent == "curative" and early is not None)
+        if early_disease:
+            end = line.end or line.last_active
+            adjuvant_end = end if adjuvant_end is None else max(adjuvant_end, end)
+        decided[line.number] = (intent, basis, early_disease)
+    renumber: dict[int, int] = {}
+    next_number = 1
+    for number in sorted(decided):
+        if decided[number][2]:
+            renumber[number] = 0
+        else:
+            renumber[number] = next_number
+            next_number += 1
+    return [
+        replace(
+            line,
+            number=renumber.get(line.number, line.number),
+            intent=decided.get(line.number, (None, "", False))[0],
+            intent_basis=decided.get(line.number, (None, "", False))[1],
+        )
+        for line in lines
+    ]

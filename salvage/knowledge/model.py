@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from salvage.knowledge.hiv_model import HivKnowledge
 from salvage.knowledge.schema import (
     AccompanyingEntry,
-    ConsolidationEntry,
     BiomarkerEntry,
     BiomarkersFile,
+    ConsolidationEntry,
     FailuresFile,
     IntentRules,
     OptionEntry,

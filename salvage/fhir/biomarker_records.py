@@ -60,6 +60,11 @@ class TumourMarkerReader:
                 return True
         if self.names is None:
             return False
+        loinc_coded = any(
+            isinstance(c, dict) and c.get("system") == LOINC for c in code.get("coding") or ()
+        )
+        if loinc_coded and isinstance(r.get("valueQuantity"), dict):
+            return False  # a LOINC-coded measurement ("ALK PHOS" 120 U/L) is not a gene report
         names = [str(code.get("text") or "")] + [
             str(c.get("display") or "") for c in code.get("coding") or () if isinstance(c, dict)
         ]

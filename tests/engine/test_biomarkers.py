@@ -163,3 +163,25 @@ def test_wild_type_coded_answers_are_not_detected(kb) -> None:
         value_codes=frozenset({"http://snomed.info/sct|412730000"}),
     )
     assert _status(kb, "nsclc", result)["braf-v600e"].result == "not-detected"
+
+
+def test_an_alkaline_phosphatase_lab_is_not_read_as_an_alk_result(kb) -> None:
+    from salvage.fhir.records import build_patient_records
+
+    lab = {
+        "resourceType": "Observation",
+        "id": "alp",
+        "status": "final",
+        "subject": {"reference": "Patient/p1"},
+        "code": {
+            "coding": [{"system": "http://loinc.org", "code": "6768-6", "display": "ALK PHOS"}]
+        },
+        "effectiveDateTime": "2024-06-01",
+        "valueQuantity": {"value": 120, "unit": "U/L"},
+    }
+    report = dict(
+        lab, id="ngs", code={"text": "ALK FISH"}, valueString="ALK rearrangement detected"
+    )
+    report.pop("valueQuantity")
+    patients, _ = build_patient_records([(lab, ("t", 0)), (report, ("t", 1))], kb)
+    assert [m.source for m in patients["Patient/p1"].tumour_markers] == ["Observation/ngs"]

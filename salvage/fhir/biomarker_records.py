@@ -73,6 +73,28 @@ class TumourMarkerReader:
             names.append(r["valueString"])
         return any(self.names.search(n) for n in names if n)
 
+    def claims_report(self, r: dict[str, Any]) -> bool:
+        """A DiagnosticReport whose name or conclusion names a biomarker gene (molecular reports
+        are often a report with a conclusion, without result Observations)."""
+        if self.names is None:
+            return False
+        code = r.get("code")
+        texts = [_all_text(code) if isinstance(code, dict) else "", _report_text(r)]
+        return any(self.names.search(t) for t in texts if t)
+
+    def read_report(self, r: dict[str, Any], source: str, when: Any, record: PatientRecord) -> None:
+        text = _report_text(r)
+        if not text:
+            return
+        record.tumour_markers.append(
+            TumourMarkerResult(
+                source=source,
+                when=when,
+                label=_all_text(r["code"]) if isinstance(r.get("code"), dict) else "",
+                text=text,
+            )
+        )
+
     def read(self, r: dict[str, Any], source: str, when: Any, record: PatientRecord) -> None:
         codes = frozenset(
             str(c.get("code"))
@@ -170,3 +192,12 @@ def _component_value(component: dict[str, Any]) -> list[str]:
     if isinstance(component.get("valueString"), str):
         return [component["valueString"]]
     return []
+
+
+def _report_text(r: dict[str, Any]) -> str:
+    """DiagnosticReport.conclusion and the texts of its conclusionCode."""
+    parts = [r["conclusion"]] if isinstance(r.get("conclusion"), str) else []
+    for concept in r.get("conclusionCode") or ():
+        if isinstance(concept, dict):
+            parts.append(_all_text(concept))
+    return " ; ".join(p for p in parts if p)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import salvage.fhir.genotypes as genotypes
-from salvage.engine.dates import optional_date
+from salvage.engine.dates import optional_date, parse_fhir_date
 from salvage.engine.drugs import normaliser_for
 from salvage.engine.model import (
     PatientRecord,
@@ -176,10 +176,18 @@ class RecordBuilder(MedicationConverter, ObservationConverter, ConditionConverte
         record.gender = r.get("gender")
 
     def _diagnostic_report(self, r: dict[str, Any], source: str, record: PatientRecord) -> None:
-        if r.get("status") not in IGNORED_STATUS["Observation"] and genotypes.is_genotype(
-            r, self.kb
-        ):
+        if r.get("status") in IGNORED_STATUS["Observation"]:
+            return
+        if genotypes.is_genotype(r, self.kb):
             self.genotypes.report(r, source, record)
+        elif self.tumour_markers.claims_report(r):
+            self.tumour_markers.read_report(r, source, self._report_date(r, source), record)
+
+    def _report_date(self, r: dict[str, Any], source: str) -> Any:
+        if r.get("effectiveDateTime") is None and r.get("effectivePeriod") is None:
+            return parse_fhir_date(r.get("issued"), field_name="issued", source=source)
+        when, _ = self._effective(r, source, "effective")
+        return when
 
     def _procedure(self, r: dict[str, Any], source: str, record: PatientRecord) -> None:
         if r.get("status") in IGNORED_STATUS["Procedure"]:

@@ -185,3 +185,23 @@ def test_an_alkaline_phosphatase_lab_is_not_read_as_an_alk_result(kb) -> None:
     report.pop("valueQuantity")
     patients, _ = build_patient_records([(lab, ("t", 0)), (report, ("t", 1))], kb)
     assert [m.source for m in patients["Patient/p1"].tumour_markers] == ["Observation/ngs"]
+
+
+def test_a_molecular_report_with_only_a_conclusion_is_read(kb) -> None:
+    from salvage.fhir.records import build_patient_records
+
+    report = {
+        "resourceType": "DiagnosticReport",
+        "id": "ngs1",
+        "status": "final",
+        "subject": {"reference": "Patient/p1"},
+        "code": {"text": "Lung cancer NGS panel"},
+        "issued": "2024-06-04T09:00:00Z",
+        "conclusion": "KRAS p.G12C (c.34G>T) detected. EGFR, ALK, ROS1: negative.",
+    }
+    patients, skipped = build_patient_records([(report, ("t", 0))], kb)
+    assert skipped == []
+    record = patients["Patient/p1"]
+    statuses = biomarkers.statuses(record, kb, "nsclc", FAILURE)
+    assert statuses["kras-g12c"].result == "detected"
+    assert statuses["alk"].result == "not-detected"

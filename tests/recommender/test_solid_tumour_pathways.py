@@ -118,6 +118,7 @@ EXPECTED = {
         ("nsclc-nivolumab", None),
         ("nsclc-atezolizumab", None),
         ("nsclc-pembrolizumab", None),
+        ("nsclc-docetaxel", None),  # after paclitaxel: a cited exception to the taxane rule
         ("nsclc-palliative-care", None),
     ],
     # ALK rearrangement (FISH text) progressing on crizotinib: lorlatinib, brigatinib (ALTA).
@@ -236,3 +237,10 @@ def test_parp_inhibitors_need_the_chemotherapy_their_trials_required() -> None:
     rec = report("st01-breast-hrpos-her2low-esr1-after-palbociclib")
     assert "anthracycline and taxane" in excluded(rec)["breast-olaparib"]
     assert not any("BRCA" in m for m in rec.missing_data)  # no prompt for an option that cannot fit
+
+
+def test_docetaxel_after_a_paclitaxel_doublet_cites_tax_320() -> None:
+    rec = report("st09-nsclc-squamous-io-naive-pdl1-60")
+    (doce,) = [o for o in rec.options if o.option_id == "nsclc-docetaxel"]
+    assert doce.evidence == ("TAX317", "TAX320") and "TAX 320" in doce.rationale[0]
+    assert "taxane already failed" in excluded(rec)["nsclc-doce-ram"]

@@ -180,8 +180,10 @@ def _biomarker_reasons(
             continue
         wanted = f"{entry.label} {' or '.join(a.replace('-', ' ') for a in accepted)}"
         if status.result != biomarkers.UNKNOWN:
+            ruled_out = set(accepted) == {biomarkers.NOT_DETECTED, biomarkers.UNKNOWN}
             reasons.append(
-                f"needs {wanted}: {status.text}"
+                (f"not for disease with {entry.label}" if ruled_out else f"needs {wanted}")
+                + f": {status.text}"
                 + (f" ({', '.join(status.sources)})" if status.sources else "")
             )
         elif entry.when_unknown == "branch":

@@ -130,6 +130,12 @@ def run_demo(fixtures: str, port: int = EHR_PORT) -> int:
         app = _start_app(app_port, env)
         _wait(f"{app_base}/cds-services/salvage-order-sign", app)
         print(f"\nsalvage-cds demo ready: open {ehr_base}/\n(Ctrl-C stops everything)", flush=True)
+        # The feedback lands in the demo's own database, not the default one (issue 15 item 15).
+        print(
+            "feedback summary, in another terminal: "
+            f"SALVAGE_DATABASE_URL={env['SALVAGE_DATABASE_URL']} salvage feedback",
+            flush=True,
+        )
         while not stop.wait(1):
             if app.poll() is not None:
                 print("salvage-cds server stopped", file=sys.stderr)

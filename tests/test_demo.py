@@ -67,6 +67,8 @@ def test_dev_py_demo_on_a_chosen_port_stops_everything_on_sigint(tmp_path) -> No
             assert time.monotonic() < deadline, "the demo did not start"
             time.sleep(0.5)
         assert f"http://127.0.0.1:{port}/" in (tmp_path / "out.log").read_text()
+        assert "SALVAGE_DATABASE_URL=" in (tmp_path / "out.log").read_text()
+        assert "salvage feedback" in (tmp_path / "out.log").read_text()
         assert _listening(port)
         process.send_signal(signal.SIGINT)
         process.wait(timeout=60)

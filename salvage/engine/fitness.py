@@ -135,7 +135,9 @@ def transplant(
                     fact.value, fact.comparator, rule.ast_alt_above_uln_times * fact.reference_high
                 )
             organ_check(fact, label, verdict, f"> {rule.ast_alt_above_uln_times:g} x upper limit")
-        not_checked.append("DLCO (not read by this version)")
+        # Only DLCO is never read (no verified LOINC code); the wording must not suggest that the
+        # organ values listed before it are unread too.
+        not_checked.append("DLCO (this version never reads DLCO)")
 
     common = {
         "missing": tuple(missing),

@@ -432,7 +432,13 @@ def recommend_hiv(
     else:
         facts.append(bb.reason)
     if not susceptibility.tests:
-        missing.append("no readable HIV-1 genotype in the record: drug activity is unknown")
+        # Live reads get coded genotype Observations only (queries.FILE_ONLY_TYPES): a report held
+        # as text may exist, so the record is not said to have none.
+        missing.append(
+            "no readable HIV-1 genotype: drug activity is unknown. Genotype reports recorded only "
+            "as text are read from files and exports, not by live EHR reads: check the laboratory "
+            "record for earlier genotypes (archived mutations) before choosing"
+        )
     found = hiv_adherence.causes(record, kb, failing, failure) if failing else None
     correctable = found is not None and found.any
     unresisted = failing is not None and not needed and _no_resistance(susceptibility, kb, failing)

@@ -60,7 +60,10 @@ def test_third_line_car_t_naive_gets_car_t_with_third_line_evidence() -> None:
     # Changed after the stop-20 specialist review: the allogeneic-transplant evidence (Zurko 2022)
     # is after CAR-T failure, so a CAR-T-naive patient is not offered it with that rationale.
     assert "Allogeneic stem-cell transplant (referral to a transplant centre)" not in names(rec)
-    assert "car-t" in excluded(rec)["Allogeneic stem-cell transplant (referral to a transplant centre)"]
+    assert (
+        "car-t"
+        in excluded(rec)["Allogeneic stem-cell transplant (referral to a transplant centre)"]
+    )
 
 
 def test_after_car_t_loncastuximab_and_allo_are_offered_and_a_second_car_t_is_not() -> None:

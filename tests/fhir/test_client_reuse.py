@@ -73,7 +73,10 @@ def test_concurrent_reads_open_at_most_one_connection_each_then_reuse_them() -> 
         opened = reader.connections_opened
         again = reader.read_many(reads)
         assert all(r.complete for r in [*first.values(), *again.values()])
-        assert 1 <= opened <= 7 and reader.connections_opened == opened
+        # At most one connection per concurrent read, kept across batches: 14 reads never need more
+        # than 7. How many the first batch opens depends on thread timing (a thread may finish and
+        # hand its connection on before another starts), so the second batch may open the rest.
+        assert 1 <= opened <= 7 and opened <= reader.connections_opened <= 7
 
 
 def test_a_kept_connection_the_server_closed_is_opened_again() -> None:

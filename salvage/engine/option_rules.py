@@ -6,11 +6,12 @@ when.max_ecog / when.after_class_failure, patient_rules.yaml performance_status)
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from salvage.engine.analysis import PatientAnalysis
 from salvage.engine.factors import Fact
-from salvage.engine.model import Failure
+from salvage.engine.model import Failure, Line
 from salvage.knowledge.model import KnowledgeBase, OptionEntry
 
 FAILURE_KINDS_THAT_RULE_OUT_A_CLASS = ("refractory", "relapse")
@@ -25,12 +26,10 @@ class Fit:
     recheck: tuple[str, ...] = ()
 
 
-def failed_classes(
-    analysis: PatientAnalysis, failure: Failure, kb: KnowledgeBase, domain: str
-) -> dict[str, str]:
-    """Exclusive classes (class_rules.yaml) of lines of this disease that failed, each with the
-    line and failure that rule the class out."""
-    found: dict[str, str] = {}
+def _class_ruling_failures(
+    analysis: PatientAnalysis, failure: Failure, domain: str
+) -> Iterator[tuple[Failure, Line]]:
+    """Open failures of this disease that can rule a class out, each with the line that failed."""
     for f in analysis.failures:
         if f.kind not in FAILURE_KINDS_THAT_RULE_OUT_A_CLASS or f.closed_by:
             continue
@@ -44,8 +43,17 @@ def failed_classes(
             ),
             None,
         )
-        if line is None:
-            continue
+        if line is not None:
+            yield f, line
+
+
+def failed_classes(
+    analysis: PatientAnalysis, failure: Failure, kb: KnowledgeBase, domain: str
+) -> dict[str, str]:
+    """Exclusive classes (class_rules.yaml) of lines of this disease that failed, each with the
+    line and failure that rule the class out."""
+    found: dict[str, str] = {}
+    for f, line in _class_ruling_failures(analysis, failure, domain):
         for drug in line.ingredients:
             for cls in kb.drugs[drug].classes if drug in kb.drugs else ():
                 if cls in kb.exclusive_classes:
@@ -84,21 +92,7 @@ def failed_class_intervals(
     """For each exclusive class that failed, the shortest interval in months between the end of
     a line containing it and its failure (None: refractory, or the interval is unknown)."""
     found: dict[str, float | None] = {}
-    for f in analysis.failures:
-        if f.kind not in FAILURE_KINDS_THAT_RULE_OUT_A_CLASS or f.closed_by:
-            continue
-        if f.disease != failure.disease:
-            continue
-        line = next(
-            (
-                ln
-                for ln in analysis.lines
-                if ln.number == f.line and ln.domain == domain and ln.disease == f.disease
-            ),
-            None,
-        )
-        if line is None:
-            continue
+    for f, line in _class_ruling_failures(analysis, failure, domain):
         interval = f.relapse_interval_months if f.kind == "relapse" else None
         for drug in line.ingredients:
             for cls in kb.drugs[drug].classes if drug in kb.drugs else ():

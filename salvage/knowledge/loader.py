@@ -746,6 +746,7 @@ def build(raw: dict[str, Any]) -> KnowledgeBase:
         ),
         hiv=hiv_loader.build_hiv(raw["hiv"]),
         biomarkers=raw["biomarkers"],
+        performance_text=raw["observations"].performance_text,
         evidence={
             key: Evidence(
                 key=key,

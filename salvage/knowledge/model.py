@@ -16,6 +16,7 @@ from salvage.knowledge.schema import (
     OptionEntry,
     OptionWhen,
     PatientRulesFile,
+    PerformanceText,
     PostRadiotherapyRule,
     ResponseRules,
     SequenceEntry,
@@ -33,6 +34,7 @@ __all__ = [
     "OptionEntry",
     "OptionWhen",
     "PatientRulesFile",
+    "PerformanceText",
     "PostRadiotherapyRule",
     "ResponseRules",
     "SequenceEntry",
@@ -269,6 +271,8 @@ class KnowledgeBase:
     # (drug, qualifier words, the agent it becomes): drugs.yaml formulations
     formulations: tuple[tuple[str, frozenset[str], str], ...] = ()
     biomarkers: BiomarkersFile | None = None  # tumour biomarkers the pathways read
+    # performance status written as text (observations.yaml performance_text)
+    performance_text: PerformanceText | None = None
 
     def disclaimer_for(self, disease: str | None) -> str:
         """The disclaimer that fits the advice: HIV advice names HIV specialist review."""

@@ -239,8 +239,21 @@ class ObservationEntry(_Strict):
     text_answers: bool = False
 
 
+class ScorePattern(_Strict):
+    scale: str  # the observation kind the label names, or "own": the observation's own kind
+    pattern: str
+
+
+class PerformanceText(_Strict):
+    names: dict[str, list[str]]
+    ambiguous: list[str]
+    values: list[ScorePattern] = Field(min_length=1)
+    range: dict[str, tuple[int, int]]
+
+
 class ObservationsFile(_Strict):
     observations: dict[str, ObservationEntry]
+    performance_text: PerformanceText
 
 
 class ProcedureCode(_Strict):

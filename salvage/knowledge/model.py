@@ -130,6 +130,10 @@ class TransplantRule:
     age_at_most: int
     ecog_at_most: int
     evidence: tuple[str, ...]
+    # From this age up to age_at_most, age alone makes candidacy a clinical decision (unknown).
+    decision_from_age: int | None = None
+    decision_reason: str = ""
+    decision_evidence: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -468,9 +468,19 @@ class CandidateWhen(_Strict):
     ecog_at_most: int
 
 
+class AgeDecision(_Strict):
+    """From this age (up to candidate_when.age_at_most) age alone neither includes nor excludes:
+    candidacy is unknown and both branches are shown, with the reason and its sources."""
+
+    from_age: int
+    reason: str
+    evidence: list[str] = Field(min_length=1)
+
+
 class TransplantRule(_Strict):
     not_candidate_when: NotCandidateWhen
     candidate_when: CandidateWhen
+    age_is_a_decision: AgeDecision | None = None
     evidence: list[str] = Field(min_length=1)
 
 

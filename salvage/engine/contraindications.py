@@ -212,17 +212,24 @@ def _anthracycline_findings(
     doses = anthracycline.cumulative(record, kb, as_of)
     caution_level = float(rules.anthracycline.caution_cumulative_doxorubicin_mg_m2)
     if doses is not None and doses.at_least and doses.total < caution_level:
-        text = anthracycline.describe(doses, kb)
+        # A caution, not a re-check: an undocumented dose is a gap in the record, not evidence
+        # against the option, so it does not lower the option's rank. The details of which
+        # records lack a dose are in the missing-data list (anthracycline.describe).
+        counted = (
+            f"at least {doses.total:.0f} mg/m2 {rules.anthracycline.reference_drug}-equivalent "
+            "counted, the rest undocumented"
+            if doses.known
+            else "unknown, prior doses not documented"
+        )
         found += [
             DrugFinding(
                 drug=drug,
                 severity="caution",
                 basis="unknown",
-                text=f"{drug}: {text}; the lifetime total cannot be checked against "
-                f"{rules.anthracycline.max_cumulative_doxorubicin_mg_m2:g} mg/m2 "
-                f"({cite(kb, rules.anthracycline.evidence)})",
+                text=f"{drug}: cumulative anthracycline dose {counted}; the lifetime total cannot "
+                f"be checked against {rules.anthracycline.max_cumulative_doxorubicin_mg_m2:g} "
+                f"mg/m2 ({cite(kb, rules.anthracycline.evidence)}): document prior doses first",
                 sources=tuple(dict.fromkeys(d.source for d in doses.doses)) + doses.undocumented,
-                recheck=f"document prior anthracycline doses before {drug}",
             )
             for drug in anthracyclines
         ]

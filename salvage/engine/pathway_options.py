@@ -115,7 +115,13 @@ def judge(option: OptionEntry, ctx: SalvageContext, kb: KnowledgeBase) -> Verdic
         option=option,
         name=name,
         reasons=tuple(dict.fromkeys(reasons)),
-        cautions=tuple(f.text for f in findings if f.severity == "caution" and f.basis != "unknown")
+        # An unknown value that asks for a check before use is said once, as a re-check (and
+        # ranks the option later); an unknown without one (an undocumented dose) is a caution.
+        cautions=tuple(
+            f.text
+            for f in findings
+            if f.severity == "caution" and (f.basis != "unknown" or f.recheck is None)
+        )
         + by_performance.cautions
         + sequencing.cautions
         + backbone_note,

@@ -79,10 +79,11 @@ EXPECTED = {
     # pembrolizumab-GVD) ask for the prior doses first and rank after the others.
     "hodgkin-relapse": (
         [
-            "BV-nivolumab",
-            "BV-bendamustine",
+            # an undocumented anthracycline dose no longer lowers the rank (clin-heme item 4)
             "Pembrolizumab-GVD",
+            "BV-nivolumab",
             "GVD",
+            "BV-bendamustine",
             "Pembrolizumab",
             PALLIATIVE,
         ],
@@ -227,9 +228,9 @@ BRANCHES = {
         "if not a transplant candidate",  # palliative care: only off the curative branch
     ],
     "hodgkin-relapse": [
-        None,
-        None,
         "if transplant candidate",  # pembrolizumab-GVD enrolled transplant candidates
+        None,
+        None,
         None,
         "if not a transplant candidate",
         "if not a transplant candidate",

@@ -94,8 +94,9 @@ def test_bv_avd_is_named_and_refractory_disease_gets_pembrolizumab_gvd() -> None
     report = bundle("onc06-hodgkin-refractory-after-bv-avd.json")
     assert report.analysis.lines[0].regimen == "BV-AVD"
     rec = report.recommendation
-    # no anthracycline doses documented: the liposomal doxorubicin options rank after ICE
-    assert names(rec) == ["ICE", "Pembrolizumab-GVD", "GVD", TRIAL]
+    # no anthracycline doses documented: a caution on the liposomal doxorubicin options, not a
+    # lower rank (changed 2026-12-07, clin-heme item 4)
+    assert names(rec) == ["Pembrolizumab-GVD", "ICE", "GVD", TRIAL]
     consolidation = next(r for n, r in excluded(rec).items() if n.startswith("High-dose"))
     assert "AETHERA" in consolidation and "anti-CD30" in consolidation
     assert "brentuximab vedotin was part of BV-AVD" in excluded(rec)["BV-ICE"]

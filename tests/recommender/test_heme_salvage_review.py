@@ -1,0 +1,50 @@
+"""Haematology review (clin-heme): an undocumented anthracycline dose is a caution, never a lower
+rank; consolidation follows salvage; wording a haematologist can act on."""
+
+from __future__ import annotations
+
+from salvage.engine.recommend import recommend
+from tests.conftest import AS_OF, Chart, q21
+
+ABVD = ["doxorubicin", "bleomycin", "vinblastine", "dacarbazine"]
+HODGKIN = "118599009"
+
+
+def hodgkin_relapse(*, documented: bool) -> Chart:
+    chart = Chart(disease_snomed=HODGKIN)
+    chart.resources[0]["birthDate"] = "1992-03-01"
+    for day in q21("2024-01-08", 6, every=28):
+        for drug in ABVD:
+            extra = (
+                {"dosage": {"dose": {"value": 25, "unit": "mg/m2", "code": "mg/m2"}}}
+                if documented and drug == "doxorubicin"
+                else {}
+            )
+            chart.give(drug, day, **extra)
+            if drug == "doxorubicin":
+                chart.give(drug, day, **extra)  # ABVD: days 1 and 15
+    chart.status("2026-05-20")
+    chart.add(
+        "Observation",
+        status="final",
+        code={"text": "ECOG performance status"},
+        effectiveDateTime="2026-06-10",
+        valueString="ECOG 0",
+    )
+    return chart
+
+
+def ranked(chart: Chart, kb):
+    rec = recommend(chart.analyse(kb), kb, AS_OF)
+    return rec, [o.regimen for o in rec.options]
+
+
+def test_an_undocumented_anthracycline_dose_cautions_without_lowering_the_rank(kb) -> None:
+    _, documented = ranked(hodgkin_relapse(documented=True), kb)
+    rec_unknown, unknown = ranked(hodgkin_relapse(documented=False), kb)
+    assert unknown == documented  # same order, whatever the documentation
+    option = next(o for o in rec_unknown.options if o.regimen == "Pembrolizumab-GVD")
+    assert option.recheck == ()
+    assert any("cumulative anthracycline dose unknown" in c for c in option.cautions)
+    assert not any("after options resting on current data" in r for r in option.rank_reasons)
+    assert any("anthracycline" in m for m in rec_unknown.missing_data)

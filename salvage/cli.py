@@ -220,6 +220,14 @@ def cmd_recommend(args: argparse.Namespace) -> int:
             if isinstance(o, HivOption):
                 out += [f"       {line}" for line in o.summary]
             out += [f"       caution: {c}" for c in o.cautions]
+        for o in r.after_salvage:  # consolidation: the step after salvage, not an option
+            labels = dict.fromkeys(kb.evidence[k].label for k in o.evidence)
+            out.append(f"  then, after salvage: {o.regimen}  [{', '.join(labels)}]")
+            out += [f"       {line}" for line in o.rank_reasons]
+            if o.branch:
+                out.append(f"       only {o.branch}")
+            out += [f"       why: {line}" for line in o.rationale[:1]]
+            out += [f"       caution: {c}" for c in o.cautions]
         for x in r.excluded:
             out.append(f"  excluded {x.regimen}: {'; '.join(x.reasons)}")
         out += [f"  missing: {m}" for m in r.missing_data]

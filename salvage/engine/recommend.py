@@ -88,6 +88,9 @@ class Recommendation:
     # The salvage line already answering this failure (running, or awaiting its response
     # assessment, or chemosensitive awaiting consolidation): shown as the current plan.
     current_plan: Line | None = None
+    # Steps given after a responding salvage regimen (autologous transplant consolidation): shown
+    # after the options, not ranked against them.
+    after_salvage: tuple[Option, ...] = ()
 
 
 def _disease_for(
@@ -240,7 +243,18 @@ def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Reco
     )
     _after_judging(verdicts, ctx, kb)
     ctx.missing += biomarker_prompts(judged, ctx, kb)
+    steps = [v for v in chosen if v.option.follows_salvage]
+    chosen = [v for v in chosen if not v.option.follows_salvage]
     options = tuple(_option(rank, v, ctx, kb) for rank, v in enumerate(chosen, start=1))
+    # A consolidation step follows a salvage regimen: without one left to respond, none is shown.
+    after_salvage = (
+        tuple(
+            replace(_option(0, v, ctx, kb), rank_reasons=(v.option.follows_salvage or "",))
+            for v in steps
+        )
+        if any(o.kind == "regimen" for o in options)
+        else ()
+    )
     no_option: str | None = None
     disease_directed = sum(o.kind not in ("care", "trial") for o in options)
     prompt = explain.goals_of_care(ctx, disease_directed, kb)
@@ -274,6 +288,7 @@ def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Reco
             tuple(kb.option_context.goals_of_care.evidence) if prompt and kb.option_context else ()
         ),
         inferred=explain.inferred_facts(ctx),
+        after_salvage=after_salvage,
     )
 
 

@@ -407,6 +407,9 @@ class OptionEntry(_Strict):
     evidence: list[str] = Field(min_length=1)
     # The goal of the option when it differs from the disease's default (option_context.yaml).
     intent: Intent | None = None
+    # A step given after a responding salvage regimen (high-dose therapy with autologous
+    # transplant), not an alternative to it: shown after the options with this sentence.
+    follows_salvage: str | None = None
 
 
 class DiseasePathway(_Strict):

@@ -48,3 +48,17 @@ def test_an_undocumented_anthracycline_dose_cautions_without_lowering_the_rank(k
     assert any("cumulative anthracycline dose unknown" in c for c in option.cautions)
     assert not any("after options resting on current data" in r for r in option.rank_reasons)
     assert any("anthracycline" in m for m in rec_unknown.missing_data)
+
+
+def test_transplant_consolidation_is_the_step_after_salvage_not_a_competing_option(kb) -> None:
+    from salvage import output
+
+    rec, names = ranked(hodgkin_relapse(documented=True), kb)
+    assert not any(n.startswith("High-dose therapy") for n in names)
+    (step,) = rec.after_salvage
+    assert step.regimen.startswith("High-dose therapy and autologous transplant")
+    assert "not an alternative" in step.rank_reasons[0]
+    assert not any("pathway preference" in r for r in step.rank_reasons)
+    document = output.recommendation_json(rec, kb)
+    assert [s["id"] for s in document["after_salvage"]] == [step.option_id]
+    assert step.option_id not in [o["id"] for o in document["options"]]

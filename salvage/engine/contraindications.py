@@ -25,8 +25,11 @@ class DrugFinding:
     basis: str  # current | stale | unknown | indeterminate
     text: str
     sources: tuple[str, ...] = ()
-    recheck: str | None = None  # "re-check creatinine clearance before use (last value ...)"
+    recheck: str | None = None  # "re-check creatinine clearance before cisplatin"
     abnormal: bool = False  # the value (current or stale) meets the rule's limit
+    # The wording on an option, where the old or unplaceable value itself is said once for the
+    # patient (missing data) instead of on every option that needs it; None: `text`.
+    option_text: str | None = None
 
 
 def hbv_coinfection(record: PatientRecord, kb: KnowledgeBase) -> ConditionRecord | None:
@@ -105,7 +108,9 @@ def _renal(
             basis="indeterminate",
             text=f"{drug}: {clearance.text} cannot be placed against {limit:g} mL/min ({cite})",
             sources=sources,
-            recheck=f"re-check creatinine clearance before {drug} (last value {clearance.text})",
+            recheck=f"re-check creatinine clearance before {drug}",
+            option_text=f"{drug}: the last creatinine clearance cannot be placed against "
+            f"{limit:g} mL/min ({cite})",
         )
     if placed == "below":
         if clearance.stale:
@@ -117,8 +122,9 @@ def _renal(
                 "the value is stale, re-check before use",
                 sources=sources,
                 abnormal=True,
-                recheck=f"re-check creatinine clearance before {drug} "
-                f"(last value {clearance.text})",
+                recheck=f"re-check creatinine clearance before {drug}",
+                option_text=f"{drug} would be avoided if the last creatinine clearance, below "
+                f"{limit:g} mL/min but stale, still holds ({cite})",
             )
         return DrugFinding(
             drug=drug,
@@ -136,7 +142,8 @@ def _renal(
             basis="stale",
             text=f"{drug}: last {clearance.text} is stale; re-check before use ({cite})",
             sources=sources,
-            recheck=f"re-check creatinine clearance before {drug} (last value {clearance.text})",
+            recheck=f"re-check creatinine clearance before {drug}",
+            option_text=f"{drug}: the last creatinine clearance is stale ({cite})",
         )
     return None
 

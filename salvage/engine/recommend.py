@@ -368,6 +368,14 @@ def _after_judging(
         )
     elif ctx.clearance is not None:
         ctx.facts.append(ctx.clearance.text)
+        # An old value is named once for the patient, not on every option that needs it.
+        needing = sorted({d for v in verdicts if v.needs_renal for d in v.renal_rechecks})
+        said = any(ctx.clearance.text in m for m in ctx.missing)
+        if needing and not said:
+            ctx.missing.append(
+                f"re-check creatinine clearance before {' or '.join(needing)}: last value "
+                f"{ctx.clearance.text}"
+            )
 
 
 def biomarker_prompts(

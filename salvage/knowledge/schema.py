@@ -532,6 +532,8 @@ class PerformanceStatusRules(_Strict):
     # carries a caution: the trials behind them enrolled patients with ECOG 0-2.
     supportive_care_first_at_ecog: int = Field(ge=2, le=4)
     supportive_care_evidence: list[str] = Field(min_length=1)
+    # Shown as the palliative-care option's rank reason only when it leads (current poor ECOG).
+    supportive_care_first_reason: str
     evidence: list[str] = Field(min_length=1)
 
 

@@ -86,7 +86,8 @@ def test_a_14_month_old_low_measured_clearance_stays_visible_and_asks_for_a_rech
         frozenset({"cisplatin"}), record_of(chart, kb), kb, AS_OF
     )
     assert (finding.severity, finding.basis, finding.abnormal) == ("caution", "stale", True)
-    assert finding.recheck and "14 months old" in finding.recheck
+    assert finding.recheck == "re-check creatinine clearance before cisplatin"
+    assert "14 months old" in finding.text and "<30 mL/min" in finding.text
 
 
 def test_a_newer_estimate_supersedes_an_older_measured_clearance_and_not_the_reverse(kb) -> None:
@@ -142,12 +143,16 @@ def test_a_cisplatin_regimen_is_never_offered_as_fit_on_a_missing_or_stale_clear
     kb, crcl_day
 ) -> None:
     rec = late_relapse(kb, crcl_day=crcl_day)
-    for option in rec.options:
-        if option.regimen in ("R-DHAP", "R-GDP"):
-            text = " ".join([*option.cautions, *option.not_checked, *option.recheck])
-            assert "creatinine clearance" in text  # the gap is said, with the old value if any
-            if crcl_day:
-                assert "2025-04-30" in text and "re-check" in text
+    found = [o for o in rec.options if o.regimen in ("R-DHAP", "R-GDP")]
+    assert found
+    r_ice = next(o.rank for o in rec.options if o.regimen == "R-ICE")
+    for option in found:
+        assert option.recheck and all("creatinine clearance" in r for r in option.recheck)
+        assert option.rank > r_ice  # after the options resting on current data
+    if crcl_day:
+        # the old value is said once, for the patient, not on every cisplatin option
+        assert any("2025-04-30" in m and "re-check" in m for m in rec.missing_data)
+        assert not any("2025-04-30" in r for o in found for r in (*o.recheck, *o.cautions))
 
 
 def test_a_current_low_measured_clearance_rules_out_transplant_and_cisplatin(kb) -> None:

@@ -3,6 +3,8 @@ rank; consolidation follows salvage; wording a haematologist can act on."""
 
 from __future__ import annotations
 
+import pytest
+
 from salvage.engine.recommend import recommend
 from tests.conftest import AS_OF, Chart, q21
 
@@ -62,3 +64,30 @@ def test_transplant_consolidation_is_the_step_after_salvage_not_a_competing_opti
     document = output.recommendation_json(rec, kb)
     assert [s["id"] for s in document["after_salvage"]] == [step.option_id]
     assert step.option_id not in [o["id"] for o in document["options"]]
+
+
+@pytest.mark.parametrize(("ecog", "first"), [("ECOG 3", True), ("ECOG 1", False)])
+def test_the_poor_performance_reason_for_palliative_care_appears_only_when_it_applies(
+    kb, ecog: str, first: bool
+) -> None:
+    chart = Chart()
+    chart.resources[0]["birthDate"] = "1950-01-01"
+    chart.cycles(
+        ["rituximab", "cyclophosphamide", "doxorubicin", "vincristine", "prednisone"],
+        q21("2023-01-10", 6),
+    )
+    chart.status("2026-06-01")
+    chart.add(
+        "Observation",
+        status="final",
+        code={"text": "Performance status"},
+        effectiveDateTime="2026-06-20",
+        valueString=ecog,
+    )
+    rec, names = ranked(chart, kb)
+    care = next(o for o in rec.options if o.kind == "care")
+    assert (names[0] == care.regimen) is first
+    said = " ".join([*care.rationale, *care.rank_reasons])
+    assert ("ECOG 3-4" in said) is first
+    for option in rec.options:
+        assert not any("preference" in r or r.startswith("evidence:") for r in option.rank_reasons)

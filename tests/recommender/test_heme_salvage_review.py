@@ -91,3 +91,26 @@ def test_the_poor_performance_reason_for_palliative_care_appears_only_when_it_ap
     assert ("ECOG 3-4" in said) is first
     for option in rec.options:
         assert not any("preference" in r or r.startswith("evidence:") for r in option.rank_reasons)
+
+
+def test_vincristine_intolerance_in_r_chop_is_substituted_by_pola_r_chp_with_its_limits(
+    kb,
+) -> None:
+    chart = Chart()
+    chart.cycles(
+        ["rituximab", "cyclophosphamide", "doxorubicin", "vincristine", "prednisone"],
+        q21("2024-01-08", 2),
+    )
+    chart.order(
+        "vincristine",
+        "2024-01-29",
+        status="stopped",
+        statusReason={"coding": [{"system": "http://snomed.info/sct", "code": "407563006"}]},
+    )
+    rec, names = ranked(chart, kb)
+    assert rec.failure is not None and rec.failure.kind == "intolerance"
+    assert names == ["Pola-R-CHP"]
+    option = rec.options[0]
+    assert option.evidence == ("POLARIX",)
+    assert "vincristine not tolerated" in option.rationale[0]
+    assert any("neuropathy above grade 1" in c for c in option.cautions)

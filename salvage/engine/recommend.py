@@ -258,7 +258,15 @@ def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Reco
     no_option: str | None = None
     disease_directed = sum(o.kind not in ("care", "trial") for o in options)
     prompt = explain.goals_of_care(ctx, disease_directed, kb)
-    if failure.kind == "intolerance" and not options:
+    if failure.kind == "intolerance" and not options and swaps:
+        # The sourced substitution exists but is ruled out (usually: already given since).
+        no_option = (
+            f"{', '.join(sorted(substitution.not_tolerated(analysis, failure))) or 'a drug'} "
+            f"not tolerated in line {failure.line}: the sourced substitution "
+            f"({', '.join(s.option.regimen or s.option.id for s in swaps)}) cannot be offered "
+            "(see ruled out); salvage options apply at progression"
+        )
+    elif failure.kind == "intolerance" and not options:
         no_option = (
             f"{', '.join(sorted(substitution.not_tolerated(analysis, failure))) or 'a drug'} "
             f"not tolerated in line {failure.line}: no sourced substitution within the regimen "

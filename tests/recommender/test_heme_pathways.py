@@ -237,9 +237,15 @@ def test_cisplatin_intolerance_in_nsclc_is_substituted_by_carboplatin() -> None:
 
 
 def test_first_line_intolerance_without_a_substitution_says_so() -> None:
-    rec = fixture("dlbcl-intolerance")  # vincristine stopped as not tolerated
+    # Changed 2026-12-07 (clin-heme item 7): vincristine now has a sourced substitution
+    # (Pola-R-CHP), so the drug without one is cyclophosphamide.
+    kb = service.knowledge_base("")
+    chart = Chart()
+    chart.cycles(R_CHOP, q21("2024-01-08", 2))
+    chart.order("cyclophosphamide", "2024-01-29", status="stopped", statusReason=NOT_TOLERATED)
+    rec = recommend(chart.analyse(kb), kb, AS_OF)
     assert rec.options == ()
-    assert "vincristine not tolerated" in (rec.statement or "")
+    assert "cyclophosphamide not tolerated" in (rec.statement or "")
     assert "no sourced substitution" in (rec.statement or "")
 
 

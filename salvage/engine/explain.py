@@ -176,9 +176,8 @@ def _not_checked(
     when = option.when
     missing: list[str] = []
     if when.max_ecog is not None and ctx.performance is None and ctx.domain == "oncology":
-        missing.append(
-            f"performance status (not recorded; the trial enrolled ECOG 0-{when.max_ecog})"
-        )
+        state = "recorded but unreadable" if ctx.performance_unreadable else "not recorded"
+        missing.append(f"performance status ({state}; the trial enrolled ECOG 0-{when.max_ecog})")
     if when.transplant != "any" and ctx.transplant == "unknown":
         missing.append(
             f"transplant eligibility (unknown; the option is for: {BRANCH_WORDS[when.transplant]})"

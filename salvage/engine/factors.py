@@ -73,7 +73,10 @@ def karnofsky_as_ecog(kb: KnowledgeBase, karnofsky: float) -> int:
 
 
 def ecog(record: PatientRecord, kb: KnowledgeBase, as_of: date) -> Fact | None:
-    """The most recent readable performance status as ECOG (Karnofsky mapped by the cited table)."""
+    """The most recent performance status as ECOG (Karnofsky mapped by the cited table); None when
+    there is none or the most recent one is unreadable (an older score never stands in for it)."""
+    if unreadable_performance(record, as_of) is not None:
+        return None
     window = int(kb.patient_rules.recency.ecog_days)
     readings = [
         m

@@ -149,7 +149,10 @@ def transplant(
         "rechecks": tuple(rechecks),
         "not_checked": tuple(not_checked),
         "sources": tuple(dict.fromkeys(sources)),
-        "evidence": tuple(dict.fromkeys(rule.evidence + decision_evidence)),
+        # the age sources only when age is what leaves candidacy open, not beside an exclusion
+        "evidence": rule.evidence
+        if met
+        else tuple(dict.fromkeys(rule.evidence + decision_evidence)),
     }
     if met:
         return Eligibility(status="not-candidate", reasons=tuple(met + stale_met), **common)

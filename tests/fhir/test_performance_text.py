@@ -97,3 +97,20 @@ def test_the_fast_path_keeps_a_performance_status_named_only_in_words(text, kb) 
 def test_an_unrelated_local_observation_is_not_taken_for_a_performance_status(text, kb) -> None:
     local = {"coding": [{"system": "urn:local", "code": "77", "display": text}], "text": text}
     assert not ResourceFilter(kb).resource({"resourceType": "Observation", "code": local})
+
+
+def test_an_older_readable_score_never_stands_in_for_an_unreadable_latest_one(kb) -> None:
+    chart = Chart()
+    for day, text in (("2026-06-01", "ECOG 0"), ("2026-06-25", "poor PS")):
+        chart.add(
+            "Observation",
+            status="final",
+            code={"text": "Performance status"},
+            effectiveDateTime=day,
+            valueString=text,
+        )
+    patients, _ = build_patient_records(((r, "test") for r in chart.resources), kb)
+    record = patients["Patient/p1"]
+    assert factors.ecog(record, kb, AS_OF) is None
+    verdict = fitness.transplant(record, kb, "dlbcl", AS_OF)
+    assert verdict is not None and verdict.status == "unknown"

@@ -179,23 +179,10 @@ def received_classes(
     )
 
 
-def excluded_prior_fit(option: OptionEntry, received: frozenset[str], kb: KnowledgeBase) -> Fit:
-    """An option whose trial excluded patients who had received a class (AETHERA: brentuximab) is
-    excluded for a patient who received it, whatever the outcome."""
-    had = [c for c in option.when.excluded_prior_classes if c in received]
-    if not had:
-        return Fit()
-    return Fit(
-        reasons=(
-            f"the trial behind it ({', '.join(option.evidence)}) excluded patients who had "
-            f"received {' or '.join(had)} therapy; this patient has had it",
-        )
-    )
-
-
 def naive_class_fit(option: OptionEntry, received: dict[str, str]) -> Fit:
-    """An option whose trial enrolled patients who had not received a class (immunotherapy-naive,
-    CDK4/6-inhibitor-naive) is excluded when this patient has received it."""
+    """An option whose trial enrolled patients who had not received a class (AETHERA:
+    brentuximab-naive; immunotherapy-naive, CDK4/6-inhibitor-naive) is excluded when this patient
+    has received it, whatever the outcome."""
     given = [received[c] for c in option.when.not_after_classes if c in received]
     if not given:
         return Fit()

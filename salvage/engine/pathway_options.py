@@ -90,12 +90,10 @@ def judge(option: OptionEntry, ctx: SalvageContext, kb: KnowledgeBase) -> Verdic
     by_history = option_rules.prior_class_fit(option, ctx.received_classes)
     by_naive = option_rules.naive_class_fit(option, ctx.received_by_class)
     by_performance = option_rules.performance_fit(option, ctx.performance, kb)
-    by_exclusion = option_rules.excluded_prior_fit(option, ctx.received_classes, kb)
     reasons += [
         *by_class.reasons,
         *by_history.reasons,
         *by_naive.reasons,
-        *by_exclusion.reasons,
         *by_performance.reasons,
     ]
     sequencing = option_rules.sequencing_fit(components, ctx.received_drugs, kb)

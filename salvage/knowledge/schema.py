@@ -334,8 +334,6 @@ class OptionWhen(_Strict):
     # Offered only when every drug named here cannot be used: contraindicated, not tolerated, or
     # renal function needing a re-check or unknown (R-DHAX as the cisplatin-sparing alternative).
     alternative_to: list[str] = []
-    # Drug classes the trial excluded whatever their outcome (AETHERA: no prior brentuximab).
-    excluded_prior_classes: list[str] = []
     hormone_receptor: Literal["positive", "negative", "any"] = "any"
     her2: Literal["positive", "negative", "any"] = "any"
     primary_refractory: bool | None = None  # False: not for primary refractory disease
@@ -347,9 +345,9 @@ class OptionWhen(_Strict):
     # taxane; DESTINY-Breast03: anti-HER2 therapy and a taxane): without them the option is
     # excluded, since its evidence does not describe this patient.
     prior_classes: list[str] = []
-    # Drug classes whose earlier receipt (any line of this disease) puts the patient outside the
-    # trial behind the option (immunotherapy for checkpoint-inhibitor-naive patients; MONARCH 2 for
-    # CDK4/6-inhibitor-naive ones).
+    # Drug classes whose earlier receipt (any line of this disease, whatever its outcome) puts the
+    # patient outside the trial behind the option (AETHERA: brentuximab-naive; immunotherapy for
+    # checkpoint-inhibitor-naive patients; MONARCH 2 for CDK4/6-inhibitor-naive ones).
     not_after_classes: list[str] = []
     # Re-challenge: an exclusive class (class_rules.yaml) that failed may be given again when the
     # failure came at least this many months after its line ended (a long disease-free interval,

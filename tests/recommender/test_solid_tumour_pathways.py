@@ -156,7 +156,10 @@ def test_abemaciclib_after_palbociclib_cites_postmonarch_not_monarch_2() -> None
     (abema,) = [o for o in rec.options if o.regimen == "Abemaciclib-fulvestrant"]
     assert abema.evidence == ("postMONARCH",)
     assert "postMONARCH" in abema.rationale[0] and "MONARCH 2" not in abema.rationale[0]
-    assert "MONARCH-2" in excluded(rec)["breast-abema-fulv"]
+    # Shown once: ranked on postMONARCH, with MONARCH 2 (CDK4/6-naive patients) set aside on it
+    # rather than the same regimen also listed as ruled out.
+    assert "breast-abema-fulv" not in excluded(rec)
+    assert any("MONARCH-2" in x and "had not received" in x for x in abema.set_aside)
 
 
 def test_a_detected_esr1_mutation_outweighs_an_older_absent_result() -> None:
@@ -178,8 +181,10 @@ def test_her2_zero_excludes_trastuzumab_deruxtecan_with_the_result_named() -> No
 
 def test_a_taxane_relapse_after_a_long_interval_is_a_cited_rechallenge_not_a_first_use() -> None:
     rec = report("st03-tnbc-gbrca-pdl1-cps15-after-adjuvant")
-    assert "taxane already failed" in excluded(rec)["breast-paclitaxel"]
+    assert "breast-paclitaxel" not in excluded(rec)
     (again,) = [o for o in rec.options if o.option_id == "breast-paclitaxel-rechallenge"]
+    # the first-use evidence is named on the re-challenge entry as set aside, with its reason
+    assert any("taxane already failed" in x for x in again.set_aside)
     assert "at least 12 months" in again.rationale[0] and again.evidence == ("ESMO-ABC5",)
 
 

@@ -296,6 +296,11 @@ def _cross_check(raw: dict[str, Any]) -> None:
     problems += [
         f"patient_rules.performance_status: unknown evidence {k!r}"
         for k in raw["patient_rules"].performance_status.supportive_care_evidence
+        + (
+            raw["patient_rules"].performance_status.beyond_trial.evidence
+            if raw["patient_rules"].performance_status.beyond_trial
+            else []
+        )
         if k not in evidence
     ]
     for kind, marker in raw["charts"].markers.items():

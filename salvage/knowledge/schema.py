@@ -337,8 +337,10 @@ class OptionWhen(_Strict):
     hormone_receptor: Literal["positive", "negative", "any"] = "any"
     her2: Literal["positive", "negative", "any"] = "any"
     primary_refractory: bool | None = None  # False: not for primary refractory disease
-    # The highest ECOG the trial behind the option enrolled: a current worse ECOG excludes it.
+    # The highest ECOG the trial behind the option enrolled: a current worse ECOG excludes it,
+    # unless ecog_beyond_trial is caution (patient_rules.yaml performance_status.beyond_trial).
     max_ecog: int | None = Field(default=None, ge=0, le=4)
+    ecog_beyond_trial: Literal["exclude", "caution"] = "exclude"
     # Exclusive drug classes (class_rules.yaml) this option may follow, with its own evidence.
     after_class_failure: list[str] = []
     # Drug classes the trial population had all received before (EMBRACE: an anthracycline and a
@@ -498,8 +500,17 @@ class KarnofskyRow(_Strict):
     ecog: int = Field(ge=0, le=5)
 
 
+class BeyondTrialEcog(_Strict):
+    # Options marked when.ecog_beyond_trial: caution stay offered, with this caution, for a current
+    # ECOG above their trial's limit up to this value (a targeted agent for a driver alteration).
+    up_to_ecog: int = Field(ge=1, le=4)
+    caution: str = Field(min_length=1)
+    evidence: list[str] = Field(min_length=1)
+
+
 class PerformanceStatusRules(_Strict):
     karnofsky_to_ecog: list[KarnofskyRow] = Field(min_length=1)
+    beyond_trial: BeyondTrialEcog | None = None
     # From this ECOG, supportive and palliative care leads the options and every anticancer option
     # carries a caution: the trials behind them enrolled patients with ECOG 0-2.
     supportive_care_first_at_ecog: int = Field(ge=2, le=4)

@@ -123,10 +123,12 @@ EXPECTED = {
         ("nsclc-docetaxel", None),  # after paclitaxel: a cited exception to the taxane rule
         ("nsclc-palliative-care", None),
     ],
-    # ALK rearrangement (FISH text) progressing on crizotinib: lorlatinib, brigatinib (ALTA).
+    # ALK rearrangement (FISH text) progressing on crizotinib: lorlatinib, brigatinib (ALTA),
+    # alectinib on its post-crizotinib phase 2 trials (added 2026-12-07; ALEX set aside).
     "st10-nsclc-alk-after-crizotinib": [
         ("nsclc-lorlatinib", None),
         ("nsclc-brigatinib", None),
+        ("nsclc-alectinib-after-crizotinib", None),
         ("nsclc-palliative-care", None),
     ],
     # Molecular testing failed (insufficient tissue): immunotherapy and docetaxel options, one
@@ -222,7 +224,12 @@ def test_squamous_histology_excludes_docetaxel_nintedanib() -> None:
 
 def test_an_alk_inhibitor_naive_trial_is_not_cited_after_crizotinib() -> None:
     rec = report("st10-nsclc-alk-after-crizotinib")
-    assert "crizotinib in line 1" in excluded(rec)["nsclc-alectinib"]
+    # alectinib is ranked on its post-crizotinib evidence; ALEX (ALK-inhibitor-naive) is named
+    # on it as set aside, not cited for this patient and not listed as ruled out as well
+    (alectinib,) = [o for o in rec.options if o.regimen == "Alectinib"]
+    assert alectinib.evidence == ("Ou2016-alectinib", "Shaw2016-alectinib")
+    assert any("crizotinib in line 1" in x for x in alectinib.set_aside)
+    assert "nsclc-alectinib" not in excluded(rec)
 
 
 def test_failed_driver_testing_is_missing_data_never_a_negative() -> None:

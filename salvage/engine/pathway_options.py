@@ -37,6 +37,7 @@ def answers(option: OptionEntry, ctx: SalvageContext) -> bool:
         and (when.timing == "any" or ctx.timing == when.timing)
         and (when.transplant == "any" or ctx.transplant in ("unknown", when.transplant))
         and (not when.after_procedure or bool(ctx.previous_procedures & set(when.after_procedure)))
+        and (not when.after_classes or bool(ctx.received_classes & set(when.after_classes)))
         and (not when.min_failed_lines or ctx.failed_lines >= when.min_failed_lines)
         and (
             not when.min_line

@@ -326,6 +326,9 @@ class OptionWhen(_Strict):
     timing: Literal["early", "late", "any"] = "any"
     transplant: Literal["eligible", "ineligible", "any"] = "any"
     after_procedure: list[str] = []
+    # The option answers only a failure after one of these drug classes (a re-biopsy at
+    # progression on osimertinib); without them it does not apply and is not listed as ruled out.
+    after_classes: list[str] = []
     min_failed_lines: int = Field(default=0, ge=0)
     min_line: int = Field(default=0, ge=0)  # the failed line's number is at least this
     # The failed line's number is at most this: ZUMA-7, TRANSFORM and CORAL enrolled patients

@@ -102,6 +102,9 @@ EXPECTED = {
     ],
     # EGFR L858R progressing on first-line osimertinib: amivantamab-chemotherapy (MARIPOSA-2).
     "st07-nsclc-egfr-l858r-after-osimertinib": [
+        # added 2026-12-07: re-biopsy (or plasma ctDNA) for resistance alterations and
+        # small-cell transformation before the next line (IASLC 2021)
+        ("nsclc-rebiopsy-after-osimertinib", None),
         ("nsclc-amivantamab-chemo", None),
         ("nsclc-carbo-pem-after-egfr-tki", None),
         ("nsclc-palliative-care", None),
@@ -258,3 +261,21 @@ def test_docetaxel_after_a_paclitaxel_doublet_cites_tax_320() -> None:
     (doce,) = [o for o in rec.options if o.option_id == "nsclc-docetaxel"]
     assert doce.evidence == ("TAX317", "TAX320") and "TAX 320" in doce.rationale[0]
     assert "taxane already failed" in excluded(rec)["nsclc-doce-ram"]
+
+
+def test_a_rebiopsy_after_osimertinib_comes_first_and_applies_only_after_it() -> None:
+    rec = report("st07-nsclc-egfr-l858r-after-osimertinib")
+    first = rec.options[0]
+    assert first.kind == "test" and first.evidence == ("Rolfo2021-IASLC",)
+    assert "small-cell" in first.regimen and any("confirm on tissue" in c for c in first.cautions)
+    # after chemo-immunotherapy (no osimertinib) it neither appears nor is listed as ruled out
+    other = report("st08-nsclc-kras-g12c-after-chemo-immunotherapy")
+    assert "nsclc-rebiopsy-after-osimertinib" not in [o.option_id for o in other.options]
+    assert "nsclc-rebiopsy-after-osimertinib" not in excluded(other)
+
+
+def test_the_driver_testing_prompt_offers_plasma_when_tissue_is_insufficient() -> None:
+    rec = report("st11-nsclc-drivers-not-tested")
+    (prompt,) = [m for m in rec.missing_data if "broad molecular testing" in m]
+    assert "before immunotherapy" in prompt and "circulating tumour DNA" in prompt
+    assert "Rolfo2021-IASLC" in prompt

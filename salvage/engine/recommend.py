@@ -244,15 +244,16 @@ def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Reco
         for v in verdicts
         if v.reasons and v.name not in kept
     ]
-    set_aside: dict[str, list[str]] = {}
+    other_evidence: dict[str, list[str]] = {}
     for v in verdicts:
         if v.reasons and v.name in kept:
-            set_aside.setdefault(v.name, []).extend(v.reasons)
+            other_evidence.setdefault(v.name, []).extend(v.reasons)
     _after_judging(verdicts, ctx, kb)
     ctx.missing += biomarker_prompts(judged, ctx, kb)
     options = tuple(
         replace(
-            _option(rank, v, ctx, kb), set_aside=tuple(dict.fromkeys(set_aside.get(v.name, ())))
+            _option(rank, v, ctx, kb),
+            set_aside=tuple(dict.fromkeys(other_evidence.get(v.name, ()))),
         )
         for rank, v in enumerate(chosen, start=1)
     )

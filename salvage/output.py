@@ -179,6 +179,7 @@ def _option_json(o: Option, evidence: Callable[[str], dict[str, Any]]) -> dict[s
         "fits_because": list(o.fits_because),
         "not_checked": list(o.not_checked),
         "inferred": list(o.inferred),
+        "set_aside": list(o.set_aside),
         **(_hiv_option_json(o) if isinstance(o, HivOption) else {}),
     }
 

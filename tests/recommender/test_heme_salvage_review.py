@@ -114,3 +114,12 @@ def test_vincristine_intolerance_in_r_chop_is_substituted_by_pola_r_chp_with_its
     assert option.evidence == ("POLARIX",)
     assert "vincristine not tolerated" in option.rationale[0]
     assert any("neuropathy above grade 1" in c for c in option.cautions)
+
+
+def test_the_cds_card_lists_consolidation_after_the_options_not_among_them(kb) -> None:
+    from cds_hooks.cards import _options_lines
+
+    rec, _ = ranked(hodgkin_relapse(documented=True), kb)
+    lines = _options_lines(kb, rec, frozenset(), frozenset())
+    assert lines[-1].startswith("- **Then, after salvage: High-dose therapy")
+    assert not any(line.startswith("- **") and "High-dose" in line for line in lines[:-1])

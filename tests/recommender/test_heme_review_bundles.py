@@ -63,3 +63,15 @@ def test_a_performance_status_written_as_a_range_is_unreadable_never_fit() -> No
     assert any("at least" in c for c in rec.options[0].cautions)
     (step,) = rec.after_salvage
     assert step.regimen.startswith("High-dose therapy and autologous transplant")
+
+
+def test_a_newer_measured_clearance_of_at_least_60_supersedes_an_older_low_egfr() -> None:
+    only, kb = report("heme04-dlbcl-primary-refractory-who-ps-local-code-crcl-ge-60.json")
+    rec = only.recommendation
+    performance = factors.ecog(only.analysis.record, kb, AS_OF)
+    assert performance is not None and performance.value == 1  # "WHO PS 1", local code
+    clearance = factors.creatinine_clearance(only.analysis.record, kb, AS_OF)
+    assert clearance is not None and clearance.comparator == ">=" and clearance.value == 60
+    assert rec.transplant is not None and rec.transplant.status == "candidate"
+    assert rec.failure is not None and rec.failure.primary
+    assert rec.options[0].regimen == "Axicabtagene ciloleucel"

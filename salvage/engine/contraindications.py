@@ -169,6 +169,7 @@ def drug_findings(
         finding = _renal(drug, limits[drug], clearance, cite(kb, keys))
         if finding is not None:
             found.append(finding)
+    found += _renal_cautions(drugs, record, kb, as_of)
     platinum = rules.cisplatin.drug
     if platinum in drugs:
         performance = factors.ecog(record, kb, as_of)
@@ -206,6 +207,37 @@ def drug_findings(
     anthracyclines = {d for d in drugs if d in kb.drugs and "anthracycline" in kb.drugs[d].classes}
     if anthracyclines:
         found += _anthracycline_findings(sorted(anthracyclines), record, kb, as_of)
+    return found
+
+
+def _renal_cautions(
+    drugs: frozenset[str], record: PatientRecord, kb: KnowledgeBase, as_of: date
+) -> list[DrugFinding]:
+    """patient_rules.yaml renal_cautions: a caution when the last clearance (current or old,
+    shown with its date) is below the limit. Not a re-check, no rank change: an unknown or
+    normal clearance says nothing here (the drug is not avoided below the limit)."""
+    rules = [r for r in kb.patient_rules.renal_cautions if r.drug in drugs]
+    clearance = factors.creatinine_clearance(record, kb, as_of) if rules else None
+    if clearance is None:
+        return []
+    found = []
+    for rule in rules:
+        limit = rule.below_creatinine_clearance_ml_min
+        if side(clearance.value, clearance.comparator, limit) != "below":
+            continue
+        found.append(
+            DrugFinding(
+                drug=rule.drug,
+                severity="caution",
+                basis="stale" if clearance.stale else "current",
+                text=f"{rule.drug}: {clearance.text} < {limit:g} mL/min: {rule.caution} "
+                f"({cite(kb, rule.evidence)})",
+                sources=clearance.sources,
+                option_text=f"{rule.drug}: last creatinine clearance below {limit:g} mL/min"
+                f"{' (stale)' if clearance.stale else ''}: {rule.caution} "
+                f"({cite(kb, rule.evidence)})",
+            )
+        )
     return found
 
 

@@ -604,9 +604,19 @@ class RecencyWindows(_Strict):
     organ_days: int = Field(ge=1)
 
 
+class RenalCaution(_Strict):
+    """A drug given with care (dose or label check), not avoided, below a clearance."""
+
+    drug: str
+    below_creatinine_clearance_ml_min: float = Field(gt=0)
+    caution: str
+    evidence: list[str] = Field(min_length=1)
+
+
 class PatientRulesFile(_Strict):
     transplant_eligibility: dict[str, TransplantRule]
     cisplatin: CisplatinRule
+    renal_cautions: list[RenalCaution] = []
     anthracycline: AnthracyclineRule
     antiretroviral: AntiretroviralRules
     performance_status: PerformanceStatusRules

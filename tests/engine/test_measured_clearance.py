@@ -160,3 +160,29 @@ def test_a_current_low_measured_clearance_rules_out_transplant_and_cisplatin(kb)
     assert rec.transplant is not None and rec.transplant.status == "not-candidate"
     assert "measured creatinine clearance <30 mL/min" in rec.transplant.summary()
     assert not {"R-DHAP", "R-GDP"} & {o.regimen for o in rec.options}
+
+
+@pytest.mark.parametrize(
+    ("value", "cautioned"),
+    [
+        (quantity(30, "mL/min", "<"), True),  # "<30": below the limit
+        (quantity(45, "mL/min"), False),
+        (quantity(30, "mL/min", ">"), False),
+    ],
+)
+def test_oxaliplatin_is_cautioned_not_avoided_below_30_ml_per_min(kb, value, cautioned) -> None:
+    chart = Chart()
+    clearance(chart, "2026-06-20", valueQuantity=value)
+    found = contraindications.drug_findings(
+        frozenset({"oxaliplatin"}), record_of(chart, kb), kb, AS_OF
+    )
+    assert [(f.severity, f.recheck) for f in found] == ([("caution", None)] if cautioned else [])
+    if cautioned:
+        assert "labels differ" in found[0].text and "Takimoto 2003" in found[0].text
+
+
+def test_an_unknown_clearance_adds_no_oxaliplatin_caution(kb) -> None:
+    found = contraindications.drug_findings(
+        frozenset({"oxaliplatin"}), record_of(Chart(), kb), kb, AS_OF
+    )
+    assert found == []

@@ -33,6 +33,10 @@ def test_ps_3_as_text_with_an_old_low_clearance_puts_palliative_care_first() -> 
     said = [m for m in rec.missing_data if "Observation/heme01-crcl" in m]
     assert len(said) == 1 and "14 months old, stale" in said[0] and "<30 mL/min" in said[0]
     assert not any("heme01-crcl" in c for o in rec.options for c in o.cautions)
+    r_gemox = next(o for o in rec.options if o.regimen == "R-GemOx")
+    assert any(
+        c.startswith("oxaliplatin: last creatinine clearance below 30") for c in r_gemox.cautions
+    )
 
 
 def test_a_fit_72_year_old_with_early_relapse_gets_both_branches_led_by_car_t() -> None:

@@ -777,6 +777,8 @@ class HivWording(_Strict):
     prep_drugs: list[str] = Field(min_length=1)
     prep_statement_evidence: list[str] = Field(min_length=1)
     prep_acquisition_evidence: list[str] = Field(min_length=1)
+    no_genotype_missing: str
+    no_active_drug_recheck: str
 
 
 class HbvRules(_Strict):

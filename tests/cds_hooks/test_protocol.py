@@ -416,3 +416,17 @@ def test_h7_an_unreachable_server_for_optional_medication_reads_answers_saying_s
     (card,) = reply.get_json()["cards"]
     assert card["indicator"] == "info" and "Medication" in card["summary"]
     assert card["source"]["topic"]["code"] == "data-incomplete"
+
+
+def test_h6_a_prefetch_without_the_report_key_is_answered_as_read_in_part(call) -> None:
+    """DiagnosticReport is optional (ux finding 1): absent from the prefetch and with no
+    fhirServer to read it, the answer still comes, saying the record was read in part."""
+    prefetch = fixture_prefetch("dlbcl-early-relapse")
+    del prefetch["diagnosticReports"]
+    reply = call(SIGN, hook_body("order-sign", "dlbcl-early-relapse", R_CHOP, prefetch))
+    assert reply.status_code == 200
+    cards = reply.get_json()["cards"]
+    topics = [c["source"]["topic"]["code"] for c in cards]
+    assert "repeats-failed-therapy" in topics and "data-incomplete" in topics
+    (gap,) = [c for c in cards if c["source"]["topic"]["code"] == "data-incomplete"]
+    assert "DiagnosticReport" in gap["summary"]

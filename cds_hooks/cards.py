@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from salvage.engine import wording
 from salvage.engine.hiv_regimens import HivOption
 from salvage.engine.order_checks import DraftOrder, OrderFinding
 from salvage.engine.recommend import Option, Recommendation
@@ -288,6 +289,8 @@ def render(
     detail: list[str] = []
     if finding.kind == "salvage-delay":
         detail += _delay_lines(finding)
+    if rec.stale_failure:  # an old failure may not describe the disease now
+        detail += [f"**{wording.sentence(rec.stale_failure)}.**", ""]
     if finding.option is not None:  # a draft matches this option: never imply an unchecked fit
         option = finding.option
         detail += [

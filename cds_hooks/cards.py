@@ -332,7 +332,10 @@ def render(
             f"(shown because {'; '.join(rec.goals_of_care_because)}; "
             f"{_evidence(kb, rec.goals_of_care_evidence)}).",
         ]
-    if suggestions:
+    unsettled = _branches_unsettled(rec, [o for o, _ in chosen])
+    if unsettled:
+        detail += ["", unsettled]
+    elif suggestions:
         suggestions[0]["isRecommended"] = True
     if finding.suggest_genotype:
         suggestions.insert(0, builder.genotype_suggestion())
@@ -344,6 +347,20 @@ def render(
         suggestions or None,
         {"line": finding.failure.line if finding.failure else None} if finding.failure else None,
         disease=rec.disease,
+    )
+
+
+def _branches_unsettled(rec: Recommendation, proposed: list[Option]) -> str | None:
+    """Why no suggestion is pre-selected, when transplant candidacy is unknown and the proposed
+    options lie on different branches of it: pre-selecting one would decide the candidacy for
+    the clinician (CDS Hooks isRecommended marks the one the service advises)."""
+    branches = {o.branch for o in proposed}
+    if rec.transplant is None or rec.transplant.status != "unknown" or len(branches) < 2:
+        return None
+    return (
+        "No suggestion is pre-selected: transplant candidacy is unknown, and the suggestions "
+        f"fall on different branches ({'; '.join(sorted(b or 'either way' for b in branches))}). "
+        "Decide the candidacy first."
     )
 
 

@@ -379,7 +379,8 @@ def _delay_lines(finding: OrderFinding) -> list[str]:
     ]
     if finding.threshold_days is not None:
         lines.append(
-            f"This reminder appears {finding.threshold_days} days after a failure"
+            f"This reminder appears {wording.counted(finding.threshold_days, 'day')} after a "
+            "failure"
             + (f"; it {finding.threshold_note}" if finding.threshold_note else "")
             + ". A delay in starting salvage may reduce its effectiveness."
         )

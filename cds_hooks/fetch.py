@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from salvage.engine.wording import counted
 from salvage.errors import FhirUnavailable, PrefetchUnavailable, Unauthorized
 from salvage.fhir import client, queries
 from salvage.fhir.references import referenced_medication_ids
@@ -127,7 +128,8 @@ def _unreadable_without_server(
             client.ReadProblem(
                 "Medication",
                 client.INCOMPLETE,
-                f"{len(unread)} medications that orders reference were not provided",
+                f"{counted(len(unread), 'medication')} that orders reference "
+                f"{'was' if len(unread) == 1 else 'were'} not provided",
             )
         )
     return gaps

@@ -20,6 +20,7 @@ from flask import Blueprint, abort, current_app, render_template, request, sessi
 
 from sandbox import markdown, order_sets
 from sandbox.ehr import current_user
+from sandbox.wording import counted
 
 bp = Blueprint("orders", __name__)
 
@@ -272,7 +273,8 @@ def sign_orders(patient: str) -> Any:
         _set("cards", patient, outcome)
     _sign(patient, drafts)
     names = ", ".join(order_name(d) for d in drafts)
-    return _back(patient, {"kind": "success", "text": f"Signed {len(drafts)} orders: {names}."})
+    signed = f"Signed {counted(len(drafts), 'order')}: {names}."
+    return _back(patient, {"kind": "success", "text": signed})
 
 
 def _find_card(patient: str, card_uuid: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
@@ -369,7 +371,9 @@ def override_card(patient: str) -> Any:
     text = f"{verb}{why}: “{card.get('summary', '')}”."
     if outcome.get("hook") == "order-sign" and drafts and not _blocking(outcome):
         _sign(patient, drafts)  # the override was the answer to the sign dialog
-        text += f" Signed {len(drafts)} orders: {', '.join(order_name(d) for d in drafts)}."
+        text += (
+            f" Signed {counted(len(drafts), 'order')}: {', '.join(order_name(d) for d in drafts)}."
+        )
     else:
         text += " It will not be shown again for these drafts."
     return _back(patient, {"kind": "success", "text": text})

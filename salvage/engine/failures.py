@@ -26,6 +26,7 @@ from salvage.engine.model import (
     Measurement,
     PatientRecord,
 )
+from salvage.engine.wording import counted
 from salvage.knowledge.model import KnowledgeBase, PostRadiotherapyRule
 
 
@@ -145,9 +146,9 @@ def oncology_failures(
                     when=when,
                     line=episode.number,
                     sources=(signal.source,),
-                    detail=f"{signal.detail} {days} days after first-line therapy ended "
-                    f"({episode.last_active.isoformat()}): primary refractory (within "
-                    f"{primary_days} days)",
+                    detail=f"{signal.detail} {counted(days, 'day')} after first-line therapy "
+                    f"ended ({episode.last_active.isoformat()}): primary refractory (within "
+                    f"{counted(primary_days, 'day')})",
                     evidence=evidence + primary_evidence,
                     disease=disease,
                     primary=True,
@@ -161,7 +162,8 @@ def oncology_failures(
                 when=when,
                 line=episode.number,
                 sources=(signal.source,),
-                detail=f"{signal.detail} {interval} months after line {episode.number} ended "
+                detail=f"{signal.detail} {interval} {'month' if interval == 1 else 'months'} "
+                f"after line {episode.number} ended "
                 f"({episode.last_active.isoformat()})",
                 evidence=evidence,
                 relapse_interval_months=interval,

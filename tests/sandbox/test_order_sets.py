@@ -57,3 +57,9 @@ def test_displays_count_and_refuted_conditions_do_not() -> None:
     assert order_sets.condition_texts([coded]) == ["Non-small cell lung cancer"]
     refuted = _condition("DLBCL relapse (refuted by biopsy)", "refuted")
     assert order_sets.condition_texts([refuted]) == []
+
+
+def test_the_sandbox_counts_its_orders_in_words() -> None:
+    from sandbox.wording import counted
+
+    assert counted(1, "order") == "1 order" and counted(5, "order") == "5 orders"

@@ -367,12 +367,9 @@ def _close(
 
 
 def psa_text(m: Measurement) -> str:
-    """A PSA as recorded, with its value in ng/mL when it was recorded in another unit (ug/L,
-    ng/dL, ng/L...): thresholds and options are stated in ng/mL."""
-    raw = m.raw or (f"{m.value:g}" if m.value is not None else "?")
-    if m.value is None or "ng/ml" in raw.lower().replace(" ", ""):
-        return raw
-    return f"{raw} (= {m.value:g} ng/mL)"
+    """A PSA in the unit thresholds and options are stated in, with the unit it was recorded in
+    when another (ug/L, ng/dL, ng/L: the factors of observations.yaml)."""
+    return m.shown or m.raw or (f"{m.value:g}" if m.value is not None else "?")
 
 
 def unconfirmed_psa_rise(record: PatientRecord, lines: list[Line], kb: KnowledgeBase) -> str | None:

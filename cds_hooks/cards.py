@@ -323,7 +323,7 @@ def render(
         detail += [
             "",
             "Missing data that could change the advice:",
-            *[f"- {_record(m)}" for m in finding.missing_data],
+            *[f"- {_record(m)}" for m in finding.missing_data if m != rec.stale_failure],
         ]
     if rec.goals_of_care and finding.kind in ("salvage-delay", "repeats-failed-therapy"):
         detail += [
@@ -357,10 +357,12 @@ def _branches_unsettled(rec: Recommendation, proposed: list[Option]) -> str | No
     branches = {o.branch for o in proposed}
     if rec.transplant is None or rec.transplant.status != "unknown" or len(branches) < 2:
         return None
+    each = "; ".join(
+        f"{o.regimen} {o.branch or 'whether or not a transplant candidate'}" for o in proposed
+    )
     return (
         "No suggestion is pre-selected: transplant candidacy is unknown, and the suggestions "
-        f"fall on different branches ({'; '.join(sorted(b or 'either way' for b in branches))}). "
-        "Decide the candidacy first."
+        f"differ by it ({each}). Decide the candidacy first."
     )
 
 

@@ -31,7 +31,8 @@ def test_no_suggestion_is_preselected_across_unknown_branches(call, patient: str
     assert not any(s.get("isRecommended") for s in suggestions)
     assert "No suggestion is pre-selected: transplant candidacy is unknown" in card["detail"]
     assert (
-        "different branches (" in card["detail"] and "Decide the candidacy first" in card["detail"]
+        "the suggestions differ by it (" in card["detail"]
+        and "Decide the candidacy first" in card["detail"]
     )
 
 

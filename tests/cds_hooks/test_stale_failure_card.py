@@ -22,3 +22,15 @@ def test_the_card_says_it(call) -> None:  # type: ignore[no-untyped-def]
         r"confirm the current disease status\.\*\*",
         card["detail"],
     )
+
+
+def test_the_reminder_says_it_once(call) -> None:  # type: ignore[no-untyped-def]
+    """The patient-view reminder lists missing data too: the old failure is said at the top only."""
+    body = hook_body(
+        "patient-view", "prostate-rt-recurrence", [], fixture_prefetch("prostate-rt-recurrence")
+    )
+    reply = call("salvage-patient-view", body)
+    (card,) = [
+        c for c in reply.get_json()["cards"] if c["source"]["topic"]["code"] == "salvage-delay"
+    ]
+    assert card["detail"].lower().count("the last documented failure") == 1

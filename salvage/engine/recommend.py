@@ -251,15 +251,15 @@ def _recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Rec
     )
     # A regimen one branch keeps is shown once, ranked; the evidence that did not fit is named on
     # it instead of listing the same regimen as ruled out too.
-    kept = {v.name for v in chosen}
+    ranked_names = {v.name for v in chosen}
     excluded = [
         Exclusion(regimen=v.name, option_id=v.option.id, reasons=v.reasons)
         for v in verdicts
-        if v.reasons and v.name not in kept
+        if v.reasons and v.name not in ranked_names
     ]
     other_evidence: dict[str, list[str]] = {}
     for v in verdicts:
-        if v.reasons and v.name in kept:
+        if v.reasons and v.name in ranked_names:
             other_evidence.setdefault(v.name, []).extend(v.reasons)
     _after_judging(verdicts, ctx, kb)
     ctx.missing += biomarker_prompts(judged, ctx, kb)

@@ -114,3 +114,10 @@ def test_an_older_readable_score_never_stands_in_for_an_unreadable_latest_one(kb
     assert factors.ecog(record, kb, AS_OF) is None
     verdict = fitness.transplant(record, kb, "dlbcl", AS_OF)
     assert verdict is not None and verdict.status == "unknown"
+
+
+@pytest.mark.parametrize(("answer", "ecog"), [("LA29176-7", 1), ("LA29180-9", 3), ("LA9627-6", 5)])
+def test_a_karnofsky_loinc_answer_is_read(answer: str, ecog: int, kb) -> None:
+    coded = {"coding": [{"system": LOINC, "code": answer}]}
+    _, fact, odd = performance(KPS_LOINC, kb, valueCodeableConcept=coded)
+    assert odd is None and fact is not None and fact.value == ecog

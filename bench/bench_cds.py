@@ -206,6 +206,9 @@ def service_time(key: ECKey, workdir: Path) -> None:
             "CDS_MAX_BODY_BYTES": 50_000_000,
         }
     )
+    from salvage.tuning import freeze_startup_heap
+
+    freeze_startup_heap()  # as `salvage serve` does in every worker once the app is loaded
     client = app.test_client()
     sign = signer(key, f"{base}/cds-services/salvage-order-sign")
     for label, size, padding, runs in (("typical", 200, 0, 300), ("heavy", 2000, 1150, 60)):

@@ -8,7 +8,7 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
-from salvage.tuning import tune_gc
+from salvage.tuning import freeze_startup_heap, tune_gc
 
 
 class _Gunicorn(BaseApplication):  # type: ignore[misc]
@@ -23,7 +23,9 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
     def load(self) -> Any:
         from salvage.app import create_app
 
-        return create_app()
+        app = create_app()
+        freeze_startup_heap()
+        return app
 
 
 def serve(host: str, port: int, workers: int | None = None) -> None:

@@ -72,8 +72,8 @@ def _load_patient(server: Any, n_resources: int) -> str:
 
 
 def _app(workdir: Path, fhir_base: str) -> Any:
+    from salvage import tuning
     from salvage.app import create_app
-    from salvage.tuning import freeze_startup_heap, tune_gc
 
     smart = workdir / "smart.json"
     smart.write_text(
@@ -91,7 +91,7 @@ def _app(workdir: Path, fhir_base: str) -> Any:
             }
         )
     )
-    tune_gc()
+    tuning.tune_gc()
     app = create_app(
         {
             "BASE_URL": "http://127.0.0.1:8700",
@@ -100,7 +100,8 @@ def _app(workdir: Path, fhir_base: str) -> Any:
             "SECRET_KEY": "bench",
         }
     )
-    freeze_startup_heap()  # as `salvage serve` does
+    if hasattr(tuning, "freeze_startup_heap"):  # as `salvage serve` does (absent before #16)
+        tuning.freeze_startup_heap()
     return app
 
 

@@ -40,3 +40,14 @@ def test_zero_threads_gives_sync_workers_and_the_environment_is_read(started, mo
     monkeypatch.setenv("SALVAGE_THREADS", "2")
     serve_module.serve("127.0.0.1", 0, workers=2)
     assert [(o["worker_class"], o["threads"]) for o in started] == [("sync", 1), ("gthread", 2)]
+
+
+def test_a_worker_preloads_the_draft_models_before_freezing_its_start_up_heap(monkeypatch) -> None:
+    import cds_hooks.drafts
+
+    calls: list[str] = []
+    monkeypatch.setattr(salvage.app, "create_app", lambda *a, **k: calls.append("app") or "app")
+    monkeypatch.setattr(cds_hooks.drafts, "preload_models", lambda: calls.append("models"))
+    monkeypatch.setattr(serve_module, "freeze_startup_heap", lambda: calls.append("freeze"))
+    loaded = serve_module._Gunicorn.load(object.__new__(serve_module._Gunicorn))
+    assert loaded == "app" and calls == ["app", "models", "freeze"]

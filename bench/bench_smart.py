@@ -1,5 +1,6 @@
 """SMART app benchmark: `/api/summary` against the raw FHIR reads it makes.
 
+    python3 dev.py bench          (after the engine and CDS benchmarks)
     PYTHONPATH=. python bench/bench_smart.py
 
 Starts the real FHIR server the tests use (sekmet-fhir, sandbox/fhir_server.py) on loopback,

@@ -11,8 +11,8 @@ from gunicorn.app.base import BaseApplication
 from salvage.tuning import freeze_startup_heap, tune_gc
 
 # 0: sync workers; 1 or more: gthread workers with that many threads. gthread with 4 threads
-# measured best (bench/bench_cds.py, interleaved, 2 workers on 2 shared cores: 125-141 requests/s
-# against 39-50 for sync, and 6.3-6.5 ms of server CPU per request against 8.0-8.8): it keeps the
+# measured best (bench/bench_cds.py, interleaved, 2 workers on 2 shared cores: 150-196 requests/s
+# against 51-67 for sync, and 6.0-6.5 ms of server CPU per request against 7.9-8.3): it keeps the
 # client's connection alive, and a request waiting on the EHR's FHIR server (missing prefetch)
 # no longer holds a whole worker.
 DEFAULT_THREADS = 4

@@ -50,7 +50,8 @@ _CHUNK = 64 * 1024
 
 MAX_CONCURRENT_READS = 7  # per reader: one per query of the query set
 # Read threads shared by every reader of the process (gthread request threads included): starting
-# 7 threads for each summary cost more than its local reads (bench/bench_smart.py, issue 16).
+# 7 threads for each summary was about a quarter of its time under cProfile (200 resources, local
+# server; bench/bench_smart.py, issue 16), though not measurable above the shared machine's noise.
 # Made only as needed: 64 covers 7 reads for each of 9 requests at once in one worker.
 _EXECUTOR_THREADS = 64
 _executor_lock = threading.Lock()

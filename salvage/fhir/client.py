@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import http.client
 import logging
+import os
 import threading
 import time
 import weakref
@@ -46,6 +47,29 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 SEARCH_REFUSED = frozenset({400, 403, 405, 501})  # a search the server does not offer
 MAX_MEDICATION_READS = 50
 _CHUNK = 64 * 1024
+
+MAX_CONCURRENT_READS = 7  # per reader: one per query of the query set
+# Read threads shared by every reader of the process (gthread request threads included): starting
+# 7 threads for each summary was about a quarter of its time under cProfile (200 resources, local
+# server; bench/bench_smart.py, issue 16), though not measurable above the shared machine's noise.
+# Made only as needed: 64 covers 7 reads for each of 9 requests at once in one worker.
+_EXECUTOR_THREADS = 64
+_executor_lock = threading.Lock()
+_executor_of: dict[int, ThreadPoolExecutor] = {}  # by process id: a pool inherited over fork
+# has no threads
+
+
+def _executor() -> ThreadPoolExecutor:
+    pid = os.getpid()
+    with _executor_lock:
+        pool = _executor_of.get(pid)
+        if pool is None:
+            _executor_of.clear()
+            pool = _executor_of[pid] = ThreadPoolExecutor(
+                max_workers=_EXECUTOR_THREADS, thread_name_prefix="fhir-read"
+            )
+        return pool
+
 
 # ReadProblem kinds
 TIMEOUT = "timeout"  # the deadline ran out: later data are missing
@@ -209,14 +233,28 @@ class FhirReader:
         return result
 
     def read_many(self, reads: Mapping[str, tuple[str, str]]) -> dict[str, ReadResult]:
-        """Several reads concurrently: {label: (relative url, resource type)} -> {label: result}."""
+        """Several reads concurrently: {label: (relative url, resource type)} -> {label: result}.
+        At most MAX_CONCURRENT_READS at a time (so at most that many connections), on the
+        process's shared read threads."""
         if not reads:
             return {}
-        with ThreadPoolExecutor(max_workers=min(7, len(reads))) as pool:
-            futures = {
-                label: pool.submit(self.read, url, rtype) for label, (url, rtype) in reads.items()
-            }
-            return {label: future.result() for label, future in futures.items()}
+        pending = iter(list(reads.items()))
+        lock = threading.Lock()
+        results: dict[str, ReadResult] = {}
+
+        def work() -> None:
+            while True:
+                with lock:
+                    item = next(pending, None)
+                if item is None:
+                    return
+                label, (url, rtype) = item
+                results[label] = self.read(url, rtype)
+
+        workers = [_executor().submit(work) for _ in range(min(MAX_CONCURRENT_READS, len(reads)))]
+        for worker in workers:
+            worker.result()
+        return {label: results[label] for label in reads}
 
     def read_referenced_medications(self, resources: Iterable[dict[str, Any]]) -> ReadResult:
         """The Medications that orders reference and that are not among resources, by id, in

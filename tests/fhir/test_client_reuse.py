@@ -86,3 +86,19 @@ def test_a_kept_connection_the_server_closed_is_opened_again() -> None:
             assert result.complete and result.resources == [PATIENT], result.problems
         assert seen["requests"] == 3
         assert len(seen["connections"]) == 3  # each kept one was found closed and replaced
+
+
+def test_a_batch_larger_than_the_concurrency_limit_still_opens_at_most_that_many() -> None:
+    reads = {f"k{i}": (f"Condition?patient=p{i}", "Condition") for i in range(20)}
+    with keep_alive_server() as seen, _reader(seen["base"]) as reader:
+        results = reader.read_many(reads)
+        assert list(results) == list(reads) and all(r.complete for r in results.values())
+        assert seen["requests"] == 20
+        assert 1 <= reader.connections_opened <= client.MAX_CONCURRENT_READS
+
+
+def test_the_shared_read_threads_are_made_again_in_a_forked_process(monkeypatch) -> None:
+    first = client._executor()
+    assert client._executor() is first
+    monkeypatch.setattr(client.os, "getpid", lambda: -1)  # as in a gunicorn worker after fork
+    assert client._executor() is not first

@@ -122,12 +122,12 @@ def assign(lines: list[Line], record: PatientRecord, kb: KnowledgeBase, disease:
         else:
             renumber[number] = next_number
             next_number += 1
-    return [
-        replace(
-            line,
-            number=renumber.get(line.number, line.number),
-            intent=decided.get(line.number, (None, "", False))[0],
-            intent_basis=decided.get(line.number, (None, "", False))[1],
-        )
-        for line in lines
-    ]
+    out: list[Line] = []
+    for line in lines:
+        number = renumber.get(line.number, line.number)
+        intent, basis, _ = decided.get(line.number, (None, "", False))
+        if (number, intent, basis) == (line.number, line.intent, line.intent_basis):
+            out.append(line)  # unchanged: no frozen copy (it costs µs per line)
+        else:
+            out.append(replace(line, number=number, intent=intent, intent_basis=basis))
+    return out

@@ -72,7 +72,9 @@ def assign(
                 if name is not None:
                     found.setdefault(name, []).append(m.source)
         best = next((name for name in ORDER if name in found), "unknown")
-        out.append(
-            replace(line, best_response=best, response_sources=tuple(sorted(found.get(best, []))))
-        )
+        sources = tuple(sorted(found.get(best, [])))
+        if (best, sources) == (line.best_response, line.response_sources):
+            out.append(line)  # unchanged: no frozen copy (it costs µs per line)
+        else:
+            out.append(replace(line, best_response=best, response_sources=sources))
     return out

@@ -128,9 +128,7 @@ def analyse_patient(
     per_disease: list[list[Line]] = []
     for disease, (exposures, procedures) in groups.items():
         rules = kb.rules_for(disease)
-        own = line_rules.oncology_lines(exposures, procedures, kb, rules, as_of)
-        # Most lines already carry it: a copy only where it differs (a frozen copy costs µs).
-        own = [line if line.disease == disease else replace(line, disease=disease) for line in own]
+        own = line_rules.oncology_lines(exposures, procedures, kb, rules, as_of, disease=disease)
         if not own:
             continue
         if disease is not None:

@@ -5,6 +5,7 @@ staged Condition an order names as its reason, else from the disease state when 
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import replace
 from datetime import date, timedelta
@@ -18,12 +19,18 @@ EARLY_INTENTS = ("adjuvant", "neoadjuvant")
 
 def stage_group(stage: str, rules: IntentRules) -> str | None:
     """'early' or 'advanced' from a recorded stage ("Stage IIA", "AJCC 3C", "IV"), else None."""
-    bases = {t.rstrip("abc") for t in re.findall(r"[a-z0-9]+", stage.replace("stage", " "))}
-    if bases & set(rules.advanced_stages):
+    bases = _stage_bases(stage)
+    if not bases.isdisjoint(rules.advanced_stages):
         return "advanced"
-    if bases & set(rules.early_stages):
+    if not bases.isdisjoint(rules.early_stages):
         return "early"
     return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _stage_bases(stage: str) -> frozenset[str]:
+    """The stage groups a recorded stage names (memoised: the same few stages recur)."""
+    return frozenset(t.rstrip("abc") for t in re.findall(r"[a-z0-9]+", stage.replace("stage", " ")))
 
 
 def _metastatic(condition: ConditionRecord, rules: IntentRules) -> bool:

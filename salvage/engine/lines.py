@@ -50,6 +50,7 @@ def oncology_lines(
     rules: LineRules,
     as_of: date,
     first_number: int = 1,
+    disease: str | None = None,
 ) -> list[Line]:
     drug_events = [e for e in exposures if e.start <= as_of]
     main = [e for e in drug_events if _roles(e, kb) & {"anticancer"}]
@@ -96,7 +97,13 @@ def oncology_lines(
     lines: list[Line] = []
     for offset, episode in enumerate(episodes):
         lines += _episode_lines(
-            episode, first_number + offset, kb, rules, as_of, is_last=offset == len(episodes) - 1
+            episode,
+            first_number + offset,
+            kb,
+            rules,
+            as_of,
+            is_last=offset == len(episodes) - 1,
+            disease=disease,
         )
     return lines
 
@@ -193,6 +200,7 @@ def _episode_lines(
     as_of: date,
     *,
     is_last: bool,
+    disease: str | None,
 ) -> list[Line]:
     end: date | None = None if (episode.ongoing and is_last) else episode.last_active
     maintenance_start = _maintenance_start(episode, kb, rules)
@@ -235,6 +243,7 @@ def _episode_lines(
             )
         ),
         domain="oncology",
+        disease=disease,
         procedure=episode.procedure.kind if episode.procedure else None,
         consolidation=episode.consolidation,
         consolidation_regimen=(
@@ -258,6 +267,7 @@ def _episode_lines(
         maintenance=True,
         sources=tuple(sorted({e.source for e in upkeep})),
         domain="oncology",
+        disease=disease,
     )
     return [main, maintenance]
 

@@ -53,10 +53,9 @@ def oncology_lines(
     disease: str | None = None,
 ) -> list[Line]:
     drug_events = [e for e in exposures if e.start <= as_of]
-    main = [e for e in drug_events if _roles(e, kb) & {"anticancer"}]
-    steroids = [
-        e for e in drug_events if not _roles(e, kb) & {"anticancer"} and _roles(e, kb) & {"steroid"}
-    ]
+    roles = [(e, _roles(e, kb)) for e in drug_events]  # each exposure's roles, read once
+    main = [e for e, role in roles if "anticancer" in role]
+    steroids = [e for e, role in roles if "anticancer" not in role and "steroid" in role]
     local = [p for p in procedures if p.when <= as_of and _is_local(p, rules)]
     transplants = [p for p in procedures if p.when <= as_of and not _is_local(p, rules)]
     # Drugs that may only accompany a line (CNS prophylaxis, pre-phase) are placed after the

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import replace
 from datetime import date, timedelta
+
+import msgspec
 
 from salvage.engine import attribution
 from salvage.engine.model import ConditionRecord, Line, PatientRecord
@@ -136,5 +137,7 @@ def assign(lines: list[Line], record: PatientRecord, kb: KnowledgeBase, disease:
         if (number, intent, basis) == (line.number, line.intent, line.intent_basis):
             out.append(line)  # unchanged: no frozen copy (it costs µs per line)
         else:
-            out.append(replace(line, number=number, intent=intent, intent_basis=basis))
+            out.append(
+                msgspec.structs.replace(line, number=number, intent=intent, intent_basis=basis)
+            )
     return out

@@ -1,15 +1,17 @@
-"""DrugExposure and Measurement are msgspec Structs (built once per resource of a population, see
-model.py); they keep the record contract of the engine's other types: keyword-only, frozen,
-equal and hashed by value, picklable (population mode sends reports between processes)."""
+"""DrugExposure, Measurement and Line are msgspec Structs (built once per resource or several
+times per patient, see model.py); they keep the record contract of the engine's other types:
+keyword-only, frozen, equal and hashed by value, picklable (population mode sends reports between
+processes)."""
 
 from __future__ import annotations
 
 import pickle
 from datetime import date
 
+import msgspec
 import pytest
 
-from salvage.engine.model import DrugExposure, Measurement
+from salvage.engine.model import DrugExposure, Line, Measurement
 
 
 def _exposure(**changes: object) -> DrugExposure:
@@ -53,3 +55,22 @@ def test_records_compare_and_hash_by_value_and_survive_pickle() -> None:
     assert measurement != Measurement(
         source="Observation/1", kind="hiv-rna", when=date(2024, 1, 2), value=20.0
     )
+
+
+def test_a_line_completed_by_replace_is_a_new_value_the_original_unchanged() -> None:
+    line = Line(
+        number=1,
+        regimen="R-CHOP",
+        ingredients=("rituximab",),
+        start=date(2024, 1, 2),
+        end=None,
+        last_active=date(2024, 3, 1),
+        maintenance=False,
+        sources=("MedicationAdministration/1",),
+        domain="oncology",
+    )
+    done = msgspec.structs.replace(line, best_response="complete", number=2)
+    assert (line.best_response, line.number) == ("unknown", 1)
+    assert (done.best_response, done.number, done.regimen) == ("complete", 2, "R-CHOP")
+    assert done != line and msgspec.structs.replace(done, best_response="unknown", number=1) == line
+    assert pickle.loads(pickle.dumps(done)) == done  # noqa: S301 (our own bytes)

@@ -94,6 +94,15 @@ class DrugNormaliser:
         """(from_concept, concept_text) of a medication's concept, remembered per exact content
         of the concept when it is made of strings only (the usual coding and text); any other
         shape is read each time, and an error while reading is raised each time, never kept."""
+        codings = concept.get("coding") if type(concept) is dict else None
+        if type(codings) is list and len(codings) == 1 and type(codings[0]) is dict:
+            hit = self._codes.get(str(codings[0].get("code")))
+            if hit and codings[0].get("system") == RXNORM:
+                found = self._frozen(hit)
+                if found.isdisjoint(self._formulation_drugs):
+                    # from_concept's common case, cheaper than the memo's key: one RxNorm code
+                    # we know, of no drug a formulation word could change
+                    return found, concept_text(concept)
         key = _concept_key(concept)
         if key is None:
             return self.from_concept(concept), concept_text(concept)

@@ -106,6 +106,9 @@ UNUSUAL = [
     _coded("999999999", display=7),
     _coded("121191", extension=[{"url": "u", "valueString": "v"}]),
     {"coding": [{"system": RXNORM, "code": "121191", "userSelected": True}]},
+    {"coding": [{"system": "urn:local", "code": "121191", "display": "rituximab"}]},
+    {"coding": [{"code": "121191"}]},
+    _coded("3639", display="doxorubicin"),
     {"text": "doxorubicin hydrochloride liposomal", **_coded("3639")},
     {"text": "lopinavir/unknownavir"},
 ]
@@ -127,8 +130,11 @@ def test_only_string_valued_concepts_are_remembered(kb: KnowledgeBase) -> None:
     keys = {_concept_key(c) for c in ({}, {"coding": []}, {"text": "a"}, {"display": "a"})}
     assert len(keys) == 4
     drugs = DrugNormaliser(kb)
-    drugs.read_concept(_coded("121191"))
-    drugs.read_concept(_coded("121191"))
+    drugs.read_concept({"text": "rituximab"})
+    drugs.read_concept({"text": "rituximab"})
+    assert len(drugs._concept_cache) == 1
+    # one RxNorm code of a drug no formulation word changes: read directly, not remembered
+    assert drugs.read_concept(_coded("121191")) == _afresh(drugs, _coded("121191"))
     assert len(drugs._concept_cache) == 1
 
 

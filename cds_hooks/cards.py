@@ -246,6 +246,10 @@ def fit_sentences(option: Option) -> list[str]:
     if option.not_checked:
         sentences.append(f"**Not checked:** {_record('; '.join(option.not_checked))}.")
     sentences += [f"*Inferred:* {_record(fact)}." for fact in option.inferred]
+    if option.set_aside:
+        sentences.append(
+            f"Other evidence for this regimen set aside: {_record('; '.join(option.set_aside))}."
+        )
     return sentences
 
 

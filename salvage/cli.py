@@ -217,6 +217,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
             if o.not_checked:
                 out.append(f"       not checked: {'; '.join(o.not_checked)}")
             out += [f"       inferred: {f}" for f in o.inferred]
+            out += [f"       other evidence set aside: {x}" for x in o.set_aside]
             if isinstance(o, HivOption):
                 out += [f"       {line}" for line in o.summary]
             out += [f"       caution: {c}" for c in o.cautions]

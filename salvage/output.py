@@ -207,6 +207,7 @@ def recommendation_json(rec: Recommendation, kb: KnowledgeBase) -> dict[str, Any
                 "fits_because": list(o.fits_because),
                 "not_checked": list(o.not_checked),
                 "inferred": list(o.inferred),
+                "set_aside": list(o.set_aside),
                 **(_hiv_option_json(o) if isinstance(o, HivOption) else {}),
             }
             for o in rec.options

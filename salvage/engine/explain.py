@@ -160,7 +160,11 @@ def _fits_because(option: OptionEntry, ctx: SalvageContext) -> tuple[str, ...]:
         fits.append("not primary refractory")
     if when.transplant != "any" and ctx.transplant == when.transplant and ctx.eligibility:
         fits.append(ctx.eligibility.summary())
-    if when.max_ecog is not None and ctx.performance is not None:
+    if (
+        when.max_ecog is not None
+        and ctx.performance is not None
+        and ctx.performance.value <= when.max_ecog
+    ):
         fits.append(f"{ctx.performance.text}: within the trial's limit of ECOG {when.max_ecog}")
     if when.prior_classes:
         fits.append("received before, as in the trial: " + ", ".join(when.prior_classes))

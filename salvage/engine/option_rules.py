@@ -107,8 +107,11 @@ def failed_class_intervals(
 
 
 def performance_fit(option: OptionEntry, performance: Fact | None, kb: KnowledgeBase) -> Fit:
-    """A current ECOG above the trial's entry limit excludes the option; a stale one asks for a
-    re-check; at poor performance (ECOG 3-4) anticancer options carry a caution."""
+    """A current ECOG above the trial's entry limit excludes the option, or, for an option marked
+    ecog_beyond_trial: caution, up to the knowledge base's limit, keeps it with a cited caution
+    (a targeted agent for a driver alteration is given outside its trial's ECOG range: ESMO 2023);
+    a stale one asks for a re-check; at poor performance (ECOG 3-4) anticancer options carry a
+    caution."""
     if performance is None or option.kind == "care":
         return Fit()
     ecog = performance.value
@@ -121,6 +124,12 @@ def performance_fit(option: OptionEntry, performance: Fact | None, kb: Knowledge
         )
         if performance.stale:
             return Fit(recheck=(f"re-check performance status before use: {text}",))
+        beyond = rules.beyond_trial
+        if option.when.ecog_beyond_trial == "caution" and beyond and ecog <= beyond.up_to_ecog:
+            cite = ", ".join(kb.evidence[k].label for k in beyond.evidence if k in kb.evidence)
+            return Fit(
+                cautions=(f"outside the trial population: {text}; {beyond.caution} [{cite}]",)
+            )
         return Fit(reasons=(text,))
     if ecog >= rules.supportive_care_first_at_ecog:
         return Fit(
@@ -179,23 +188,10 @@ def received_classes(
     )
 
 
-def excluded_prior_fit(option: OptionEntry, received: frozenset[str], kb: KnowledgeBase) -> Fit:
-    """An option whose trial excluded patients who had received a class (AETHERA: brentuximab) is
-    excluded for a patient who received it, whatever the outcome."""
-    had = [c for c in option.when.excluded_prior_classes if c in received]
-    if not had:
-        return Fit()
-    return Fit(
-        reasons=(
-            f"the trial behind it ({', '.join(option.evidence)}) excluded patients who had "
-            f"received {' or '.join(had)} therapy; this patient has had it",
-        )
-    )
-
-
 def naive_class_fit(option: OptionEntry, received: dict[str, str]) -> Fit:
-    """An option whose trial enrolled patients who had not received a class (immunotherapy-naive,
-    CDK4/6-inhibitor-naive) is excluded when this patient has received it."""
+    """An option whose trial enrolled patients who had not received a class (AETHERA:
+    brentuximab-naive; immunotherapy-naive, CDK4/6-inhibitor-naive) is excluded when this patient
+    has received it, whatever the outcome."""
     given = [received[c] for c in option.when.not_after_classes if c in received]
     if not given:
         return Fit()

@@ -37,6 +37,7 @@ def answers(option: OptionEntry, ctx: SalvageContext) -> bool:
         and (when.timing == "any" or ctx.timing == when.timing)
         and (when.transplant == "any" or ctx.transplant in ("unknown", when.transplant))
         and (not when.after_procedure or bool(ctx.previous_procedures & set(when.after_procedure)))
+        and (not when.after_classes or bool(ctx.received_classes & set(when.after_classes)))
         and (not when.min_failed_lines or ctx.failed_lines >= when.min_failed_lines)
         and (
             not when.min_line
@@ -90,12 +91,10 @@ def judge(option: OptionEntry, ctx: SalvageContext, kb: KnowledgeBase) -> Verdic
     by_history = option_rules.prior_class_fit(option, ctx.received_classes)
     by_naive = option_rules.naive_class_fit(option, ctx.received_by_class)
     by_performance = option_rules.performance_fit(option, ctx.performance, kb)
-    by_exclusion = option_rules.excluded_prior_fit(option, ctx.received_classes, kb)
     reasons += [
         *by_class.reasons,
         *by_history.reasons,
         *by_naive.reasons,
-        *by_exclusion.reasons,
         *by_performance.reasons,
     ]
     sequencing = option_rules.sequencing_fit(components, ctx.received_drugs, kb)

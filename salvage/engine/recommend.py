@@ -59,6 +59,9 @@ class Option:
     fits_because: tuple[str, ...] = ()  # patient facts its conditions were checked against
     not_checked: tuple[str, ...] = ()  # its conditions the record could not confirm
     inferred: tuple[str, ...] = ()  # facts it rests on that assume what is not recorded
+    # Other evidence for the same regimen that does not describe this patient, with why: the
+    # regimen is shown once, ranked on the evidence that fits, not also in the ruled-out list.
+    set_aside: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -229,18 +232,31 @@ def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Reco
     judged = [pathway_options.judge(option, ctx, kb) for option in candidates]
     # Options waiting on an untested panel biomarker are named by the testing prompt only.
     verdicts = [v for v in judged if not v.withheld_for]
-    excluded = [
-        Exclusion(regimen=v.name, option_id=v.option.id, reasons=v.reasons)
-        for v in verdicts
-        if v.reasons
-    ]
     chosen = sorted(
         (v for v in verdicts if not v.reasons),
         key=lambda v: pathway_options.rank_key(v, ctx, kb),
     )
+    # A regimen one branch keeps is shown once, ranked; the evidence that did not fit is named on
+    # it instead of listing the same regimen as ruled out too.
+    ranked_names = {v.name for v in chosen}
+    excluded = [
+        Exclusion(regimen=v.name, option_id=v.option.id, reasons=v.reasons)
+        for v in verdicts
+        if v.reasons and v.name not in ranked_names
+    ]
+    other_evidence: dict[str, list[str]] = {}
+    for v in verdicts:
+        if v.reasons and v.name in ranked_names:
+            other_evidence.setdefault(v.name, []).extend(v.reasons)
     _after_judging(verdicts, ctx, kb)
     ctx.missing += biomarker_prompts(judged, ctx, kb)
-    options = tuple(_option(rank, v, ctx, kb) for rank, v in enumerate(chosen, start=1))
+    options = tuple(
+        replace(
+            _option(rank, v, ctx, kb),
+            set_aside=tuple(dict.fromkeys(other_evidence.get(v.name, ()))),
+        )
+        for rank, v in enumerate(chosen, start=1)
+    )
     no_option: str | None = None
     disease_directed = sum(o.kind not in ("care", "trial") for o in options)
     prompt = explain.goals_of_care(ctx, disease_directed, kb)

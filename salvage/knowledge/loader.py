@@ -296,6 +296,11 @@ def _cross_check(raw: dict[str, Any]) -> None:
     problems += [
         f"patient_rules.performance_status: unknown evidence {k!r}"
         for k in raw["patient_rules"].performance_status.supportive_care_evidence
+        + (
+            raw["patient_rules"].performance_status.beyond_trial.evidence
+            if raw["patient_rules"].performance_status.beyond_trial
+            else []
+        )
         if k not in evidence
     ]
     for kind, marker in raw["charts"].markers.items():
@@ -471,9 +476,13 @@ def _option_problems(option: Any, raw: dict[str, Any]) -> list[str]:
         if c not in classes
     ]
     problems += [
-        f"option {option.id}: not_after_classes or prior_any_classes names {c!r}, a class no "
-        "drug has"
-        for c in [*option.when.not_after_classes, *option.when.prior_any_classes]
+        f"option {option.id}: not_after_classes, prior_any_classes or after_classes names "
+        f"{c!r}, a class no drug has"
+        for c in [
+            *option.when.not_after_classes,
+            *option.when.prior_any_classes,
+            *option.when.after_classes,
+        ]
         if c not in classes
     ]
     markers = raw["biomarkers"].biomarkers

@@ -326,6 +326,9 @@ class OptionWhen(_Strict):
     timing: Literal["early", "late", "any"] = "any"
     transplant: Literal["eligible", "ineligible", "any"] = "any"
     after_procedure: list[str] = []
+    # The option answers only a failure after one of these drug classes (a re-biopsy at
+    # progression on osimertinib); without them it does not apply and is not listed as ruled out.
+    after_classes: list[str] = []
     min_failed_lines: int = Field(default=0, ge=0)
     min_line: int = Field(default=0, ge=0)  # the failed line's number is at least this
     # The failed line's number is at most this: ZUMA-7, TRANSFORM and CORAL enrolled patients
@@ -334,22 +337,22 @@ class OptionWhen(_Strict):
     # Offered only when every drug named here cannot be used: contraindicated, not tolerated, or
     # renal function needing a re-check or unknown (R-DHAX as the cisplatin-sparing alternative).
     alternative_to: list[str] = []
-    # Drug classes the trial excluded whatever their outcome (AETHERA: no prior brentuximab).
-    excluded_prior_classes: list[str] = []
     hormone_receptor: Literal["positive", "negative", "any"] = "any"
     her2: Literal["positive", "negative", "any"] = "any"
     primary_refractory: bool | None = None  # False: not for primary refractory disease
-    # The highest ECOG the trial behind the option enrolled: a current worse ECOG excludes it.
+    # The highest ECOG the trial behind the option enrolled: a current worse ECOG excludes it,
+    # unless ecog_beyond_trial is caution (patient_rules.yaml performance_status.beyond_trial).
     max_ecog: int | None = Field(default=None, ge=0, le=4)
+    ecog_beyond_trial: Literal["exclude", "caution"] = "exclude"
     # Exclusive drug classes (class_rules.yaml) this option may follow, with its own evidence.
     after_class_failure: list[str] = []
     # Drug classes the trial population had all received before (EMBRACE: an anthracycline and a
     # taxane; DESTINY-Breast03: anti-HER2 therapy and a taxane): without them the option is
     # excluded, since its evidence does not describe this patient.
     prior_classes: list[str] = []
-    # Drug classes whose earlier receipt (any line of this disease) puts the patient outside the
-    # trial behind the option (immunotherapy for checkpoint-inhibitor-naive patients; MONARCH 2 for
-    # CDK4/6-inhibitor-naive ones).
+    # Drug classes whose earlier receipt (any line of this disease, whatever its outcome) puts the
+    # patient outside the trial behind the option (AETHERA: brentuximab-naive; immunotherapy for
+    # checkpoint-inhibitor-naive patients; MONARCH 2 for CDK4/6-inhibitor-naive ones).
     not_after_classes: list[str] = []
     # Re-challenge: an exclusive class (class_rules.yaml) that failed may be given again when the
     # failure came at least this many months after its line ended (a long disease-free interval,
@@ -500,8 +503,17 @@ class KarnofskyRow(_Strict):
     ecog: int = Field(ge=0, le=5)
 
 
+class BeyondTrialEcog(_Strict):
+    # Options marked when.ecog_beyond_trial: caution stay offered, with this caution, for a current
+    # ECOG above their trial's limit up to this value (a targeted agent for a driver alteration).
+    up_to_ecog: int = Field(ge=1, le=4)
+    caution: str = Field(min_length=1)
+    evidence: list[str] = Field(min_length=1)
+
+
 class PerformanceStatusRules(_Strict):
     karnofsky_to_ecog: list[KarnofskyRow] = Field(min_length=1)
+    beyond_trial: BeyondTrialEcog | None = None
     # From this ECOG, supportive and palliative care leads the options and every anticancer option
     # carries a caution: the trials behind them enrolled patients with ECOG 0-2.
     supportive_care_first_at_ecog: int = Field(ge=2, le=4)

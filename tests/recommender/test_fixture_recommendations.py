@@ -119,12 +119,13 @@ EXPECTED = {
             "Trastuzumab deruxtecan",
             PALLIATIVE,
         ],
+        # Changed 2026-12-07: a regimen that one branch keeps is shown once, ranked, with the
+        # evidence that does not fit named on it (abemaciclib: MONARCH 2; trastuzumab deruxtecan:
+        # DESTINY-Breast03), so neither is also listed as ruled out.
         [
-            "Abemaciclib-fulvestrant",
             "Olaparib",  # OlympiAD and EMBRACA enrolled patients after an anthracycline/taxane
             "Talazoparib",
             "Sacituzumab govitecan",
-            "Trastuzumab deruxtecan",
             "Tucatinib-trastuzumab-capecitabine",
             "Trastuzumab emtansine",
             "Capecitabine",
@@ -173,7 +174,6 @@ EXPECTED = {
     ),
 }
 EXCLUSION_REASON = {
-    ("breast-cdk46-progression", "Abemaciclib-fulvestrant"): "MONARCH-2",
     ("nsclc-maintenance", "Atezolizumab"): "pembrolizumab in line 1",
     ("breast-cdk46-progression", "Eribulin"): "not recorded for this patient: anthracycline",
     ("dlbcl-primary-refractory", "Tafasitamab-lenalidomide"): "not for primary refractory",
@@ -212,8 +212,19 @@ def test_fixture_patient_gets_the_expected_advice(recommendations, patient: str)
         if who == patient:
             (entry,) = [x for x in rec["excluded"] if x["regimen"] == regimen]
             assert any(reason in r for r in entry["reasons"])
+    for (who, regimen), reason in SET_ASIDE.items():
+        if who == patient:
+            (kept,) = [o for o in rec["options"] if o["regimen"] == regimen]
+            assert any(reason in r for r in kept["set_aside"]), kept["set_aside"]
     if not [o for o in options if o != PALLIATIVE]:
         assert rec["statement"]
+
+
+# A regimen ranked on one branch of its evidence names the evidence that does not describe the
+# patient on the ranked entry, instead of appearing in the ruled-out list as well.
+SET_ASIDE = {
+    ("breast-cdk46-progression", "Abemaciclib-fulvestrant"): "MONARCH-2",
+}
 
 
 BRANCHES = {

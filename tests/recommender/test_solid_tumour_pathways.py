@@ -102,6 +102,9 @@ EXPECTED = {
     ],
     # EGFR L858R progressing on first-line osimertinib: amivantamab-chemotherapy (MARIPOSA-2).
     "st07-nsclc-egfr-l858r-after-osimertinib": [
+        # added 2026-12-07: re-biopsy (or plasma ctDNA) for resistance alterations and
+        # small-cell transformation before the next line (IASLC 2021)
+        ("nsclc-rebiopsy-after-osimertinib", None),
         ("nsclc-amivantamab-chemo", None),
         ("nsclc-carbo-pem-after-egfr-tki", None),
         ("nsclc-palliative-care", None),
@@ -123,10 +126,12 @@ EXPECTED = {
         ("nsclc-docetaxel", None),  # after paclitaxel: a cited exception to the taxane rule
         ("nsclc-palliative-care", None),
     ],
-    # ALK rearrangement (FISH text) progressing on crizotinib: lorlatinib, brigatinib (ALTA).
+    # ALK rearrangement (FISH text) progressing on crizotinib: lorlatinib, brigatinib (ALTA),
+    # alectinib on its post-crizotinib phase 2 trials (added 2026-12-07; ALEX set aside).
     "st10-nsclc-alk-after-crizotinib": [
         ("nsclc-lorlatinib", None),
         ("nsclc-brigatinib", None),
+        ("nsclc-alectinib-after-crizotinib", None),
         ("nsclc-palliative-care", None),
     ],
     # Molecular testing failed (insufficient tissue): immunotherapy and docetaxel options, one
@@ -156,7 +161,10 @@ def test_abemaciclib_after_palbociclib_cites_postmonarch_not_monarch_2() -> None
     (abema,) = [o for o in rec.options if o.regimen == "Abemaciclib-fulvestrant"]
     assert abema.evidence == ("postMONARCH",)
     assert "postMONARCH" in abema.rationale[0] and "MONARCH 2" not in abema.rationale[0]
-    assert "MONARCH-2" in excluded(rec)["breast-abema-fulv"]
+    # Shown once: ranked on postMONARCH, with MONARCH 2 (CDK4/6-naive patients) set aside on it
+    # rather than the same regimen also listed as ruled out.
+    assert "breast-abema-fulv" not in excluded(rec)
+    assert any("MONARCH-2" in x and "had not received" in x for x in abema.set_aside)
 
 
 def test_a_detected_esr1_mutation_outweighs_an_older_absent_result() -> None:
@@ -178,8 +186,10 @@ def test_her2_zero_excludes_trastuzumab_deruxtecan_with_the_result_named() -> No
 
 def test_a_taxane_relapse_after_a_long_interval_is_a_cited_rechallenge_not_a_first_use() -> None:
     rec = report("st03-tnbc-gbrca-pdl1-cps15-after-adjuvant")
-    assert "taxane already failed" in excluded(rec)["breast-paclitaxel"]
+    assert "breast-paclitaxel" not in excluded(rec)
     (again,) = [o for o in rec.options if o.option_id == "breast-paclitaxel-rechallenge"]
+    # the first-use evidence is named on the re-challenge entry as set aside, with its reason
+    assert any("taxane already failed" in x for x in again.set_aside)
     assert "at least 12 months" in again.rationale[0] and again.evidence == ("ESMO-ABC5",)
 
 
@@ -217,7 +227,12 @@ def test_squamous_histology_excludes_docetaxel_nintedanib() -> None:
 
 def test_an_alk_inhibitor_naive_trial_is_not_cited_after_crizotinib() -> None:
     rec = report("st10-nsclc-alk-after-crizotinib")
-    assert "crizotinib in line 1" in excluded(rec)["nsclc-alectinib"]
+    # alectinib is ranked on its post-crizotinib evidence; ALEX (ALK-inhibitor-naive) is named
+    # on it as set aside, not cited for this patient and not listed as ruled out as well
+    (alectinib,) = [o for o in rec.options if o.regimen == "Alectinib"]
+    assert alectinib.evidence == ("Ou2016-alectinib", "Shaw2016-alectinib")
+    assert any("crizotinib in line 1" in x for x in alectinib.set_aside)
+    assert "nsclc-alectinib" not in excluded(rec)
 
 
 def test_failed_driver_testing_is_missing_data_never_a_negative() -> None:
@@ -246,3 +261,21 @@ def test_docetaxel_after_a_paclitaxel_doublet_cites_tax_320() -> None:
     (doce,) = [o for o in rec.options if o.option_id == "nsclc-docetaxel"]
     assert doce.evidence == ("TAX317", "TAX320") and "TAX 320" in doce.rationale[0]
     assert "taxane already failed" in excluded(rec)["nsclc-doce-ram"]
+
+
+def test_a_rebiopsy_after_osimertinib_comes_first_and_applies_only_after_it() -> None:
+    rec = report("st07-nsclc-egfr-l858r-after-osimertinib")
+    first = rec.options[0]
+    assert first.kind == "test" and first.evidence == ("Rolfo2021-IASLC",)
+    assert "small-cell" in first.regimen and any("confirm on tissue" in c for c in first.cautions)
+    # after chemo-immunotherapy (no osimertinib) it neither appears nor is listed as ruled out
+    other = report("st08-nsclc-kras-g12c-after-chemo-immunotherapy")
+    assert "nsclc-rebiopsy-after-osimertinib" not in [o.option_id for o in other.options]
+    assert "nsclc-rebiopsy-after-osimertinib" not in excluded(other)
+
+
+def test_the_driver_testing_prompt_offers_plasma_when_tissue_is_insufficient() -> None:
+    rec = report("st11-nsclc-drivers-not-tested")
+    (prompt,) = [m for m in rec.missing_data if "broad molecular testing" in m]
+    assert "before immunotherapy" in prompt and "circulating tumour DNA" in prompt
+    assert "Rolfo2021-IASLC" in prompt

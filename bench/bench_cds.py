@@ -135,6 +135,7 @@ def patient_prefetch(n_resources: int, padding: int = 0) -> dict:
         "procedures": bundle([]),
         "medicationAdministrations": bundle(admins),
         "observations": bundle(observations),
+        "diagnosticReports": bundle([]),
     }
 
 

@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from salvage.engine import wording
 from salvage.engine.hiv_regimens import HivOption
 from salvage.engine.order_checks import DraftOrder, OrderFinding
 from salvage.engine.recommend import Option, Recommendation
@@ -292,6 +293,8 @@ def render(
     detail: list[str] = []
     if finding.kind == "salvage-delay":
         detail += _delay_lines(finding)
+    if rec.stale_failure:  # an old failure may not describe the disease now
+        detail += [f"**{wording.sentence(rec.stale_failure)}.**", ""]
     if finding.option is not None:  # a draft matches this option: never imply an unchecked fit
         option = finding.option
         detail += [
@@ -324,7 +327,7 @@ def render(
         detail += [
             "",
             "Missing data that could change the advice:",
-            *[f"- {_record(m)}" for m in finding.missing_data],
+            *[f"- {_record(m)}" for m in finding.missing_data if m != rec.stale_failure],
         ]
     if rec.goals_of_care and finding.kind in ("salvage-delay", "repeats-failed-therapy"):
         detail += [
@@ -333,7 +336,10 @@ def render(
             f"(shown because {'; '.join(rec.goals_of_care_because)}; "
             f"{_evidence(kb, rec.goals_of_care_evidence)}).",
         ]
-    if suggestions:
+    unsettled = _branches_unsettled(rec, [o for o, _ in chosen])
+    if unsettled:
+        detail += ["", unsettled]
+    elif suggestions:
         suggestions[0]["isRecommended"] = True
     if finding.suggest_genotype:
         suggestions.insert(0, builder.genotype_suggestion())
@@ -345,6 +351,22 @@ def render(
         suggestions or None,
         {"line": finding.failure.line if finding.failure else None} if finding.failure else None,
         disease=rec.disease,
+    )
+
+
+def _branches_unsettled(rec: Recommendation, proposed: list[Option]) -> str | None:
+    """Why no suggestion is pre-selected, when transplant candidacy is unknown and the proposed
+    options lie on different branches of it: pre-selecting one would decide the candidacy for
+    the clinician (CDS Hooks isRecommended marks the one the service advises)."""
+    branches = {o.branch for o in proposed}
+    if rec.transplant is None or rec.transplant.status != "unknown" or len(branches) < 2:
+        return None
+    each = "; ".join(
+        f"{o.regimen} {o.branch or 'whether or not a transplant candidate'}" for o in proposed
+    )
+    return (
+        "No suggestion is pre-selected: transplant candidacy is unknown, and the suggestions "
+        f"differ by it ({each}). Decide the candidacy first."
     )
 
 
@@ -363,7 +385,8 @@ def _delay_lines(finding: OrderFinding) -> list[str]:
     ]
     if finding.threshold_days is not None:
         lines.append(
-            f"This reminder appears {finding.threshold_days} days after a failure"
+            f"This reminder appears {wording.counted(finding.threshold_days, 'day')} after a "
+            "failure"
             + (f"; it {finding.threshold_note}" if finding.threshold_note else "")
             + ". A delay in starting salvage may reduce its effectiveness."
         )

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from salvage.engine.wording import counted
 from salvage.errors import FhirUnavailable, PrefetchUnavailable, Unauthorized
 from salvage.fhir import client, queries
 from salvage.fhir.references import referenced_medication_ids
@@ -60,6 +61,16 @@ def gather(
     if tokenless:
         token = ""  # an open public server: no Authorization header at all
     elif not (isinstance(server, str) and isinstance(token, str) and token):
+        optional = [q for q in to_fetch if q.optional]
+        to_fetch = [q for q in to_fetch if not q.optional]
+        out.gaps += [
+            client.ReadProblem(
+                q.resource_type,
+                client.INCOMPLETE,
+                "not prefetched, and no FHIR server was given to read it",
+            )
+            for q in optional
+        ]
         if to_fetch:
             # The CDS Hooks sandbox omits a key whose query failed and sends no
             # fhirAuthorization (quirk 26): name the keys, so the cause can be found.
@@ -69,6 +80,7 @@ def gather(
                 "to read them"
             )
         out.gaps += _unreadable_without_server(out.resources, drafts, more_pages)
+        out.resources = client.unique_resources(out.resources)
         return out
     assert isinstance(server, str) and isinstance(token, str)  # noqa: S101 (narrowing)
     if not server.startswith(("https://", "http://")) or not (tokenless or fhir_allowed(server)):
@@ -83,14 +95,14 @@ def gather(
     with reader:  # kept connections reused by the Medication reads
         for key, result in reader.read_many(reads).items():
             out.resources += result.resources
-            required = key in relative
+            required = key in relative and key not in queries.optional_keys()
             failed = [p for p in result.problems if p.kind == client.FAILED]
             if required and failed:
                 raise FhirUnavailable(failed[0].text)
             out.gaps += result.problems
         out.fetched = [q.key for q in to_fetch]
         medications = reader.read_referenced_medications([*out.resources, *drafts])
-    out.resources += medications.resources
+    out.resources = client.unique_resources([*out.resources, *medications.resources])
     out.gaps += medications.problems
     return out
 
@@ -116,7 +128,8 @@ def _unreadable_without_server(
             client.ReadProblem(
                 "Medication",
                 client.INCOMPLETE,
-                f"{len(unread)} medications that orders reference were not provided",
+                f"{counted(len(unread), 'medication')} that orders reference "
+                f"{'was' if len(unread) == 1 else 'were'} not provided",
             )
         )
     return gaps

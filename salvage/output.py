@@ -217,6 +217,7 @@ def recommendation_json(rec: Recommendation, kb: KnowledgeBase) -> dict[str, Any
             for x in rec.excluded
         ],
         "missing_data": list(rec.missing_data),
+        "stale_failure": rec.stale_failure,
         "facts": list(rec.facts),
         "not_assessed": list(rec.not_assessed),
         "transplant_eligibility": (

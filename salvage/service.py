@@ -20,6 +20,7 @@ from salvage.engine.markers import MarkerSeries, marker_series
 from salvage.engine.model import PatientRecord
 from salvage.engine.order_checks import DraftOrder, OrderFinding, check_delay, check_orders
 from salvage.engine.recommend import Recommendation, recommend
+from salvage.engine.wording import counted
 from salvage.fhir.buckets import BucketedBuild, bucket_count
 from salvage.fhir.decode import ResourceFilter
 from salvage.fhir.reader import ReadResult, iter_resources
@@ -168,7 +169,7 @@ def reports_for_files(
     for n, patients in enumerate(population.records, start=1):
         if progress:
             where = f" (bucket {n} of {population.buckets})" if population.buckets > 1 else ""
-            progress(f"analysing {len(patients)} patients{where}")
+            progress(f"analysing {counted(len(patients), 'patient')}{where}")
         made = _reports(patients, kb, as_of, wanted)
         reports += made if keep_records else [_without_record(r) for r in made]
     if population.buckets > 1:

@@ -10,14 +10,17 @@ override)."""
 from __future__ import annotations
 
 import functools
+import json
 import secrets
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 from flask import Blueprint, abort, current_app, render_template, request, session
 
-from sandbox import markdown
+from sandbox import markdown, order_sets
 from sandbox.ehr import current_user
+from sandbox.wording import counted
 
 bp = Blueprint("orders", __name__)
 
@@ -178,12 +181,32 @@ def orders(patient: str) -> Any:
         drafts=_get("drafts", patient, []),
         signed=_get("signed", patient, []),
         catalog=_catalog(),
+        order_groups=order_sets.groups(
+            _catalog(), order_sets.condition_texts(_conditions(patient))
+        ),
         outcome=_get("cards", patient, None),
         notice=_get("notice", patient, None),
         md=markdown.render,
         name=order_name,
         send_prefetch=_get("prefetch", patient, True),
     )
+
+
+def _conditions(patient: str) -> list[dict[str, Any]]:
+    """The patient's Conditions from the FHIR server (none when it cannot be read: the
+    pick-list then shows every order under "Other orders")."""
+    status, body = _sandbox().backend_get(f"Condition?patient={quote(patient, safe='')}&_count=200")
+    if status != 200:
+        return []
+    try:
+        bundle = json.loads(body)
+    except ValueError:
+        return []
+    return [
+        e["resource"]
+        for e in bundle.get("entry") or []
+        if isinstance(e, dict) and isinstance(e.get("resource"), dict)
+    ]
 
 
 def _back(patient: str, notice: dict[str, str] | None = None) -> Any:
@@ -250,7 +273,8 @@ def sign_orders(patient: str) -> Any:
         _set("cards", patient, outcome)
     _sign(patient, drafts)
     names = ", ".join(order_name(d) for d in drafts)
-    return _back(patient, {"kind": "success", "text": f"Signed {len(drafts)} orders: {names}."})
+    signed = f"Signed {counted(len(drafts), 'order')}: {names}."
+    return _back(patient, {"kind": "success", "text": signed})
 
 
 def _find_card(patient: str, card_uuid: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
@@ -347,7 +371,9 @@ def override_card(patient: str) -> Any:
     text = f"{verb}{why}: “{card.get('summary', '')}”."
     if outcome.get("hook") == "order-sign" and drafts and not _blocking(outcome):
         _sign(patient, drafts)  # the override was the answer to the sign dialog
-        text += f" Signed {len(drafts)} orders: {', '.join(order_name(d) for d in drafts)}."
+        text += (
+            f" Signed {counted(len(drafts), 'order')}: {', '.join(order_name(d) for d in drafts)}."
+        )
     else:
         text += " It will not be shown again for these drafts."
     return _back(patient, {"kind": "success", "text": text})

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
+from smart_app import label_spot
+
 LABEL_WIDTH = 150
 WIDTH = 760
 RIGHT_MARGIN = 14
@@ -335,35 +337,23 @@ def marker_chart(
         )
     path = " ".join(f"{'M' if i == 0 else 'L'}{p['x']},{p['y']}" for i, p in enumerate(points))
     lines = []
-    used: list[tuple[float, float, float]] = []  # label boxes placed so far: left, right, baseline
+    placed: list[label_spot.Box] = []
+    line_ys = [y(value) for value, _ in thresholds]
+    xy = [(p["x"], p["y"]) for p in points]
     for value, label in sorted(thresholds, key=lambda t: -t[0]):
         line_y = y(value)
         width = text_width(label)
-        spot = (axis.x1 - 2 - width, line_y - 4)
-        # Right end of the line first, then its left end; above the line, then below; never on a
-        # data point or another label.
-        for left in (axis.x1 - 2 - width, axis.x0 + 4):
-            found = next(
-                (
-                    (left, base)
-                    for base in (line_y - 4, line_y + 13, line_y - 17, line_y + 26)
-                    if top - 2 <= base - 11
-                    and base <= bottom + 2
-                    and not any(
-                        left - 6 <= p["x"] <= left + width + 6 and base - 16 <= p["y"] <= base + 5
-                        for p in points
-                    )
-                    and not any(
-                        left < b and a < left + width and abs(base - other) < 13
-                        for a, b, other in used
-                    )
-                ),
-                None,
-            )
-            if found:
-                spot = found
-                break
-        used.append((spot[0], spot[0] + width, spot[1]))
+        found = label_spot.spot(
+            line_y,
+            width,
+            points=xy,
+            lines=line_ys,
+            x_range=(axis.x0, axis.x1),
+            y_range=(top, bottom),
+            placed=placed,
+        )
+        placed.append(label_spot.text_box(found[0], found[1], width))
+        spot = found
         lines.append(
             {
                 "y": line_y,

@@ -66,10 +66,14 @@ def read_patient(
             and search_profiles.without(url, search_profiles.OPTIONAL_PARAMS) != url
         }
         answers |= reader.read_many(retry)
-        for read in answers.values():
+        optional = queries.optional_keys()
+        for label, read in answers.items():
+            if label not in optional and profile is not None and profile.observation_categories:
+                # The report's included result Observations are kept whatever their code: a
+                # genotype's mutation list is not among the codes the Observation search asks.
+                read.resources = search_profiles.keep_rule_observations(read.resources, loinc_codes)
             result.extend(read)
-        if profile is not None and profile.observation_categories:
-            result.resources = search_profiles.keep_rule_observations(result.resources, loinc_codes)
+        result.resources = client.unique_resources(result.resources)
         _read_referenced_medications(reader, types.get("Medication"), result)
     return result
 

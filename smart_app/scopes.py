@@ -17,6 +17,7 @@ AFFECTS = {
     "Observation": "failures (disease status, PSA, HIV-1 RNA), ECOG, renal function",
     "Procedure": "prostate primary therapy (prostatectomy, radiotherapy)",
     "Medication": "the drugs of orders that reference a separate Medication resource",
+    "DiagnosticReport": "HIV genotype reports (drug resistance) and tumour test reports",
 }
 # Context prefix optional and permissions in any case: Epic grants "Patient.read Patient.search"
 # and "patient/Immunization.Read" (issue 18, quirk 12), shaped by the app's registered APIs.

@@ -86,6 +86,7 @@ def summarise(
             "date": m.when.isoformat(),
             "value": m.value,
             "raw": m.raw,
+            "shown": m.shown or m.raw,
         }
         for m in record.measurements
         if m.value is not None

@@ -24,6 +24,7 @@ from flask import (
 )
 
 from salvage import service
+from salvage.engine import wording
 from salvage.errors import LaunchError, SalvageError
 from smart_app import chart, fhir_reader, keys, registry, scopes, signin
 from smart_app import screen as smart_screen
@@ -40,6 +41,9 @@ bp = Blueprint(
     static_url_path="/static/smart",
 )
 
+
+bp.add_app_template_filter(wording.counted, "counted")
+bp.add_app_template_filter(wording.sentence, "capitalize_first")
 
 RELAUNCH = "Your access to this patient's record has ended. Launch the app again from the EHR."
 

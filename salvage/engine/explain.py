@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from salvage.engine import option_rules
 from salvage.engine.salvage_context import SalvageContext
+from salvage.engine.wording import counted
 from salvage.knowledge.model import KnowledgeBase, OptionEntry
 
 if TYPE_CHECKING:  # recommend imports this module; the types only are needed here
@@ -243,8 +244,11 @@ def goals_of_care(
     why: list[str] = []
     if len(failed_lines) >= rule.after_failed_lines:
         why.append(
-            f"{len(failed_lines)} lines have failed (lines {', '.join(map(str, failed_lines))}); "
-            f"the prompt appears from {rule.after_failed_lines}"
+            f"{counted(len(failed_lines), 'line')} "
+            f"{'has' if len(failed_lines) == 1 else 'have'} failed "
+            f"({'line' if len(failed_lines) == 1 else 'lines'} "
+            f"{', '.join(map(str, failed_lines))}); the prompt appears from "
+            f"{rule.after_failed_lines}"
         )
     if disease_directed == 0:
         why.append("no disease-directed option fits")

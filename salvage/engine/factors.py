@@ -9,6 +9,7 @@ from datetime import date
 
 from salvage.engine import anthracycline
 from salvage.engine.model import Measurement, PatientRecord
+from salvage.engine.wording import counted
 from salvage.knowledge.model import KnowledgeBase
 
 
@@ -28,9 +29,9 @@ class Fact:
 
 def age_text(days: int) -> str:
     if days < 60:
-        return f"{days} days old"
+        return f"{counted(days, 'day')} old"
     if days < 730:
-        return f"{days / 30.4375:.0f} months old"
+        return f"{counted(round(days / 30.4375), 'month')} old"
     return f"{days / 365.25:.1f} years old"
 
 

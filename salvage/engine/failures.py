@@ -26,6 +26,7 @@ from salvage.engine.model import (
     Measurement,
     PatientRecord,
 )
+from salvage.engine.wording import counted
 from salvage.knowledge.model import KnowledgeBase, PostRadiotherapyRule
 
 
@@ -145,9 +146,9 @@ def oncology_failures(
                     when=when,
                     line=episode.number,
                     sources=(signal.source,),
-                    detail=f"{signal.detail} {days} days after first-line therapy ended "
-                    f"({episode.last_active.isoformat()}): primary refractory (within "
-                    f"{primary_days} days)",
+                    detail=f"{signal.detail} {counted(days, 'day')} after first-line therapy "
+                    f"ended ({episode.last_active.isoformat()}): primary refractory (within "
+                    f"{counted(primary_days, 'day')})",
                     evidence=evidence + primary_evidence,
                     disease=disease,
                     primary=True,
@@ -161,7 +162,8 @@ def oncology_failures(
                 when=when,
                 line=episode.number,
                 sources=(signal.source,),
-                detail=f"{signal.detail} {interval} months after line {episode.number} ended "
+                detail=f"{signal.detail} {interval} {'month' if interval == 1 else 'months'} "
+                f"after line {episode.number} ended "
                 f"({episode.last_active.isoformat()})",
                 evidence=evidence,
                 relapse_interval_months=interval,
@@ -365,12 +367,9 @@ def _close(
 
 
 def psa_text(m: Measurement) -> str:
-    """A PSA as recorded, with its value in ng/mL when it was recorded in another unit (ug/L,
-    ng/dL, ng/L...): thresholds and options are stated in ng/mL."""
-    raw = m.raw or (f"{m.value:g}" if m.value is not None else "?")
-    if m.value is None or "ng/ml" in raw.lower().replace(" ", ""):
-        return raw
-    return f"{raw} (= {m.value:g} ng/mL)"
+    """A PSA in the unit thresholds and options are stated in, with the unit it was recorded in
+    when another (ug/L, ng/dL, ng/L: the factors of observations.yaml)."""
+    return m.shown or m.raw or (f"{m.value:g}" if m.value is not None else "?")
 
 
 def unconfirmed_psa_rise(record: PatientRecord, lines: list[Line], kb: KnowledgeBase) -> str | None:

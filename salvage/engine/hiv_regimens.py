@@ -221,6 +221,8 @@ def _regimen_option(ctx: _Context, rule: HivOptionRule) -> HivOption | Exclusion
     cautions = list(rule.cautions) + list(_hbv_caution(ctx, drugs))
     if ctx.backbone.tenofovir in drugs:
         cautions.append(f"Tenofovir form: {ctx.backbone.reason}")
+    # Offered on unknown activity only: the choice must wait for a genotype (DHHS).
+    recheck = (ctx.kb.hiv.no_active_drug_recheck,) if fully == 0 else ()
     return HivOption(
         rank=rule.rank,
         option_id=rule.id,
@@ -230,6 +232,7 @@ def _regimen_option(ctx: _Context, rule: HivOptionRule) -> HivOption | Exclusion
         setting="salvage",
         rationale=(_rationale(ctx, rule), sentence, *ctx.facts),
         cautions=tuple(cautions),
+        recheck=recheck,
         evidence=tuple(
             dict.fromkeys(
                 rule.evidence + ctx.susceptibility.evidence + _presumed_evidence(ctx, acts)
@@ -432,13 +435,9 @@ def recommend_hiv(
     else:
         facts.append(bb.reason)
     if not susceptibility.tests:
-        # Live reads get coded genotype Observations only (queries.FILE_ONLY_TYPES): a report held
-        # as text may exist, so the record is not said to have none.
-        missing.append(
-            "no readable HIV-1 genotype: drug activity is unknown. Genotype reports recorded only "
-            "as text are read from files and exports, not by live EHR reads: check the laboratory "
-            "record for earlier genotypes (archived mutations) before choosing"
-        )
+        # A report the EHR did not let us read (a gap) may exist: the record is not said to have
+        # no genotype, only that none could be read.
+        missing.append(hiv.no_genotype_missing)
     found = hiv_adherence.causes(record, kb, failing, failure) if failing else None
     correctable = found is not None and found.any
     unresisted = failing is not None and not needed and _no_resistance(susceptibility, kb, failing)

@@ -45,6 +45,9 @@ class Measurement(msgspec.Struct, frozen=True, kw_only=True):
     value: float | None  # in the kind's canonical unit; None when only codes were recorded
     codes: frozenset[str] = frozenset()  # valueCodeableConcept codes (disease status, ECOG answers)
     raw: str = ""  # the value as recorded, for explanations ("0.25 ng/mL")
+    # In the canonical unit with the recorded one, when they differ ("2.6 ng/mL (recorded as
+    # ug/L)"); empty when the value was recorded in the canonical unit.
+    shown: str = ""
     comparator: str | None = None  # "<", "<=", ">", ">=": the true value lies on that side of value
     readable: bool = True  # False: a value was recorded but could not be read (shown, not missing)
     reference_high: float | None = None  # upper limit of normal from referenceRange, same unit

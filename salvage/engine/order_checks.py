@@ -21,6 +21,7 @@ from salvage.engine import contraindications, hiv_backbone, resistance
 from salvage.engine.analysis import PatientAnalysis
 from salvage.engine.model import Failure
 from salvage.engine.recommend import Option, Recommendation, what_failed
+from salvage.engine.wording import counted
 from salvage.knowledge.model import KnowledgeBase
 
 
@@ -411,8 +412,8 @@ def check_delay(
         # a CAR-T referral may be under way: manufacturing and bridging leave no new line
         threshold = rule.cellular_days
         note = (
-            f"waits {threshold} days because {' and '.join(cellular)} may be planned: referral, "
-            "cell collection, manufacturing and bridging take weeks"
+            f"waits {counted(threshold, 'day')} because {' and '.join(cellular)} may be planned: "
+            "referral, cell collection, manufacturing and bridging take weeks"
         )
     started_after = any(
         line.start > failure.when and not line.maintenance and line.disease == failure.disease
@@ -429,7 +430,7 @@ def check_delay(
             severity="info",
             summary=(
                 f"No new line of therapy recorded since the {failure.kind.replace('-', ' ')} on "
-                f"{failure.when.isoformat()} ({waited} days)"
+                f"{failure.when.isoformat()} ({counted(waited, 'day')})"
             ),
             facts=(f"{failure.detail}.",),
             failure=failure,

@@ -8,6 +8,7 @@ from datetime import date
 from salvage.engine import (
     biomarkers,
     explain,
+    failure_age,
     failures,
     fitness,
     pathway_options,
@@ -85,6 +86,8 @@ class Recommendation:
     not_assessed: tuple[str, ...] = ()
     # A prompt to discuss goals of care, with why it appears (option_context.yaml goals_of_care).
     goals_of_care: str | None = None
+    # The driving failure is older than the institution's limit: confirm the disease status.
+    stale_failure: str | None = None
     goals_of_care_because: tuple[str, ...] = ()
     goals_of_care_evidence: tuple[str, ...] = ()
     inferred: tuple[str, ...] = ()  # facts stated as known that assume what is not recorded
@@ -178,7 +181,17 @@ def what_failed(
 
 def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Recommendation:
     """Ranked, explained options for the failure that drives advice now, with the options ruled
-    out (and why) and the data that is missing or stale."""
+    out (and why) and the data that is missing or stale, the failure itself included."""
+    rec = _recommend(analysis, kb, as_of)
+    stale = failure_age.stale_failure(rec.failure, kb, as_of)
+    if stale is None:
+        return rec
+    return replace(
+        rec, stale_failure=stale, missing_data=tuple(dict.fromkeys((stale, *rec.missing_data)))
+    )
+
+
+def _recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Recommendation:
     failure, set_aside = _driving_failure(analysis)
     disease = _disease_for(analysis, failure, kb)
     swaps = (

@@ -420,6 +420,22 @@ def _next_link(bundle: dict[str, Any]) -> str | None:
     return None
 
 
+def unique_resources(resources: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each resource once, by type and id, first copy kept: a report's _include repeats the
+    Observations the Observation search already read, and a result counted twice would count as
+    two measurements. Resources without an id are all kept (nothing says they are the same)."""
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for resource in resources:
+        rtype, rid = resource.get("resourceType"), resource.get("id")
+        if isinstance(rtype, str) and isinstance(rid, str) and rid:
+            if (rtype, rid) in seen:
+                continue
+            seen.add((rtype, rid))
+        out.append(resource)
+    return out
+
+
 def resources_of(value: Any) -> list[dict[str, Any]]:
     """The resources of a prefetch value: a Bundle's entries, or the resource itself."""
     if not isinstance(value, dict):

@@ -59,6 +59,7 @@ class ObservationConverter(ConverterBase):
         readable = True
         detected = False
         raw = ""
+        shown = ""  # the value in the canonical unit, saying the unit it was recorded in
         codes: set[str] = set()
         factor: float | str | None = 1.0
         if isinstance(r.get("valueQuantity"), dict):
@@ -81,6 +82,7 @@ class ObservationConverter(ConverterBase):
                 )
                 return
             value = _convert(float(number), factor)
+            shown = _shown(spec, comparator, float(number), shown_unit, factor, value)
         elif isinstance(r.get("valueInteger"), int) and not isinstance(r.get("valueInteger"), bool):
             value = float(r["valueInteger"])
             raw = str(r["valueInteger"])
@@ -130,6 +132,8 @@ class ObservationConverter(ConverterBase):
                 number, comparator, unit_text = parsed
                 factor = 1.0 if unit_text is None else _unit_factor(spec, unit_text)
                 value = _convert(number, factor)
+                if unit_text is not None:
+                    shown = _shown(spec, comparator, number, unit_text, factor, value)
             elif spec.unit == "{score}":
                 readable = False  # a performance status was recorded but cannot be read
                 record.warnings.append(
@@ -154,6 +158,7 @@ class ObservationConverter(ConverterBase):
                 value=value,
                 codes=frozenset(codes),
                 raw=raw,
+                shown=shown,
                 comparator=comparator,
                 readable=readable,
                 detected=detected,
@@ -188,6 +193,28 @@ def _display_unit(unit: str) -> str:
 
 
 _COMPARATORS = frozenset({"<", "<=", ">", ">="})
+
+
+def _shown(
+    spec: Any,
+    comparator: str | None,
+    number: float,
+    recorded_unit: str,
+    factor: float | str | None,
+    value: float,
+) -> str:
+    """A value recorded in another unit than the kind's canonical one, for people: in the
+    canonical unit the thresholds are stated in, then the unit it was recorded in. A unit whose
+    factor in observations.yaml is 1 keeps the number ("2.6 ng/mL (recorded as ug/L)"); another
+    factor shows the recorded number too ("0.25 ng/mL (recorded as 25 ng/dL)"). Log units and
+    the canonical unit itself are shown as recorded."""
+    canonical = _display_unit(spec.unit or "")
+    if not canonical or factor == "log10" or _display_unit(recorded_unit) == canonical:
+        return ""
+    sign = comparator or ""
+    if factor == 1:
+        return f"{sign}{number:g} {canonical} (recorded as {recorded_unit})"
+    return f"{sign}{value:g} {canonical} (recorded as {sign}{number:g} {recorded_unit})"
 
 
 def _number_in_text(text: str) -> tuple[float, str | None, str | None] | None:

@@ -21,6 +21,10 @@ class Query:
     resource_type: str
     by_id: bool = False  # Patient/<id> read instead of a search
     observation_codes: bool = False  # restricted to the LOINC codes the rules read
+    # Optional reads: refused (403, scope) or absent, the record is said to be read in part, but
+    # the answer is still given (required reads that fail end a CDS call instead).
+    optional: bool = False
+    include: str | None = None  # _include target (the report's result Observations)
 
 
 QUERIES: tuple[Query, ...] = (
@@ -31,13 +35,21 @@ QUERIES: tuple[Query, ...] = (
     Query("conditions", "Condition"),
     Query("procedures", "Procedure"),
     Query("observations", "Observation", observation_codes=True),
+    # HIV genotype reports group their mutation Observations, or hold the result as text only
+    # (salvage/fhir/genotypes.py); their result Observations may carry no LOINC code the
+    # Observation search asks for, so they come with the report (FHIR R4 search, _include).
+    Query(
+        "diagnosticReports",
+        "DiagnosticReport",
+        optional=True,
+        include="DiagnosticReport:result",
+    ),
 )
 # Orders may name their drug through a Medication resource, read by id after the orders.
 REFERENCED_TYPES: tuple[str, ...] = ("Medication",)
 READ_TYPES: tuple[str, ...] = tuple(q.resource_type for q in QUERIES) + REFERENCED_TYPES
-# Read when a Bundle or export holds them, not searched live: HIV genotype reports group their
-# mutation Observations (salvage/fhir/genotypes.py); live reads get the coded Observations only.
-FILE_ONLY_TYPES: tuple[str, ...] = ("DiagnosticReport",)
+# Read when a Bundle or export holds them, not searched live (none at present).
+FILE_ONLY_TYPES: tuple[str, ...] = ()
 USED_TYPES: frozenset[str] = frozenset(READ_TYPES + FILE_ONLY_TYPES)
 
 
@@ -51,6 +63,8 @@ def _params(query: Query, loinc_codes: Iterable[str]) -> list[tuple[str, str]]:
     params = [("patient", PATIENT_PLACEHOLDER)]
     if query.observation_codes:
         params.append(("code", ",".join(f"{LOINC}|{c}" for c in sorted(loinc_codes))))
+    if query.include:
+        params.append(("_include", query.include))
     params.append(("_count", str(PAGE_SIZE)))
     return params
 
@@ -80,6 +94,10 @@ def patient_reads(
     return {
         q.key: _relative(q, codes, patient) for q in QUERIES if wanted is None or q.key in wanted
     }
+
+
+def optional_keys() -> frozenset[str]:
+    return frozenset(q.key for q in QUERIES if q.optional)
 
 
 def query_for_type(resource_type: str) -> Query | None:

@@ -233,6 +233,8 @@ def build_hiv(hiv: schema.HivFile) -> HivKnowledge:
         prep_acquisition=" ".join(hiv.wording.prep_acquisition.split()),
         prep_acquisition_integrase=" ".join(hiv.wording.prep_acquisition_integrase.split()),
         prep_low_level_rna=" ".join(hiv.wording.prep_low_level_rna.split()),
+        no_genotype_missing=" ".join(hiv.wording.no_genotype_missing.split()),
+        no_active_drug_recheck=" ".join(hiv.wording.no_active_drug_recheck.split()),
         prep_drugs=frozenset(hiv.wording.prep_drugs),
         prep_statement_evidence=tuple(hiv.wording.prep_statement_evidence),
         prep_acquisition_evidence=tuple(hiv.wording.prep_acquisition_evidence),

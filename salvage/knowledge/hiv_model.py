@@ -171,6 +171,8 @@ class HivKnowledge:
     prep_acquisition: str
     prep_acquisition_integrase: str
     prep_low_level_rna: str
+    no_genotype_missing: str
+    no_active_drug_recheck: str
     prep_drugs: frozenset[str]
     prep_statement_evidence: tuple[str, ...]
     prep_acquisition_evidence: tuple[str, ...]

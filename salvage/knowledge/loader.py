@@ -539,6 +539,9 @@ def apply_overlay(raw: dict[str, Any], overlay_path: Path) -> dict[str, Any]:
         delay = checks.delay.model_copy(
             update={
                 "default_days": overlay.delay.default_days or checks.delay.default_days,
+                "stale_failure_days": (
+                    overlay.delay.stale_failure_days or checks.delay.stale_failure_days
+                ),
                 "days_by_disease": {
                     **checks.delay.days_by_disease,
                     **overlay.delay.days_by_disease,
@@ -734,6 +737,8 @@ def build(raw: dict[str, Any]) -> KnowledgeBase:
         order_checks=OrderCheckRules(
             delay=DelayRule(
                 default_days=checks.delay.default_days,
+                stale_failure_days=checks.delay.stale_failure_days,
+                stale_failure_text=" ".join(checks.delay.stale_failure_text.split()),
                 days_by_disease=dict(checks.delay.days_by_disease),
                 evidence=tuple(checks.delay.evidence),
                 cellular_classes=frozenset(

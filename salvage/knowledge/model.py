@@ -193,6 +193,8 @@ class MarkerChartSpec:
 @dataclass(frozen=True, kw_only=True, slots=True)
 class DelayRule:
     default_days: int
+    stale_failure_days: int = 365  # an older driving failure asks to confirm the disease status
+    stale_failure_text: str = ""  # {failure}, {date}, {age}
     days_by_disease: dict[str, int]
     evidence: tuple[str, ...]
     # CAR-T: classes, the wait in days, its evidence (order_checks.yaml delay.cellular_therapy)

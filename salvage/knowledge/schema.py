@@ -624,6 +624,9 @@ class CellularTherapyWait(_Strict):
 
 class DelayEntry(_Strict):
     default_days: int = Field(ge=1, le=3650)
+    stale_failure_days: int = Field(default=365, ge=30, le=7300)
+    # Placeholders: {failure} (its kind and line), {date}, {age}
+    stale_failure_text: str = Field(pattern=r"\{age\}")
     days_by_disease: dict[str, int] = {}
     evidence: list[str] = Field(min_length=1)
     cellular_therapy: CellularTherapyWait | None = None
@@ -645,6 +648,7 @@ class OverlayDelay(_Strict):
     default_days: int | None = Field(default=None, ge=1, le=3650)
     days_by_disease: dict[str, int] = {}
     cellular_therapy_days: int | None = Field(default=None, ge=1, le=365)  # CAR-T referral wait
+    stale_failure_days: int | None = Field(default=None, ge=30, le=7300)
 
 
 class OverlayFile(_Strict):
@@ -789,6 +793,8 @@ class HivWording(_Strict):
     prep_drugs: list[str] = Field(min_length=1)
     prep_statement_evidence: list[str] = Field(min_length=1)
     prep_acquisition_evidence: list[str] = Field(min_length=1)
+    no_genotype_missing: str
+    no_active_drug_recheck: str
 
 
 class HbvRules(_Strict):

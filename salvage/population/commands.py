@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from salvage import service
+from salvage.engine.wording import counted
 from salvage.errors import ExportError, SalvageError
 from salvage.fhir.reader import ReadResult
 from salvage.population.progress import Meter
@@ -78,8 +79,9 @@ def cmd_cohort(args: argparse.Namespace) -> int:
     cohort = build_cohort(entries, kb, args.as_of)
     written = write_cohort(cohort, Path(args.out))
     print(
-        f"salvage: cohort of {cohort.summary['patients']} patients, {len(cohort.lines)} lines, "
-        f"{len(cohort.failures)} failures written to {args.out} "
+        f"salvage: cohort of {counted(cohort.summary['patients'], 'patient')}, "
+        f"{counted(len(cohort.lines), 'line')}, {counted(len(cohort.failures), 'failure')} "
+        f"written to {args.out} "
         f"({', '.join(p.name for p in written)})",
         file=sys.stderr,
     )
@@ -127,7 +129,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     for message in result.messages:
         print(f"salvage: {message}", file=sys.stderr)
     print(
-        f"salvage: export complete: {result.resources} resources in {len(result.files)} files "
+        f"salvage: export complete: {counted(result.resources, 'resource')} in "
+        f"{counted(len(result.files), 'file')} "
         f"in {request.out}"
         + (
             f"; the server reported {result.server_errors} problem(s)"

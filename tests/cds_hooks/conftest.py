@@ -127,6 +127,24 @@ def prefetch_from(resources: list[dict[str, Any]]) -> dict[str, Any]:
         "conditions": search("Condition"),
         "procedures": search("Procedure"),
         "observations": search("Observation"),
+        "diagnosticReports": _reports_with_results(resources),
+    }
+
+
+def _reports_with_results(resources: list[dict[str, Any]]) -> dict[str, Any]:
+    """DiagnosticReport?patient=..&_include=DiagnosticReport:result as a server answers it."""
+    reports = [r for r in resources if r["resourceType"] == "DiagnosticReport"]
+    wanted = {ref.get("reference") for r in reports for ref in r.get("result", [])}
+    included = [
+        r
+        for r in resources
+        if r["resourceType"] == "Observation" and f"Observation/{r.get('id')}" in wanted
+    ]
+    return {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "entry": [{"resource": r, "search": {"mode": "match"}} for r in reports]
+        + [{"resource": r, "search": {"mode": "include"}} for r in included],
     }
 
 

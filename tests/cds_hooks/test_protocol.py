@@ -123,7 +123,9 @@ def test_h9_h10_h13_card_shape(call) -> None:
     for reason in card["overrideReasons"]:
         assert reason["system"] and reason["code"] and reason["display"]
     first = card["suggestions"][0]
-    assert first["isRecommended"] is True and first["label"].startswith("Consider")
+    # Candidacy is unknown and the suggestions span both branches: none is pre-selected (ux
+    # finding 3, tests/cds_hooks/test_branch_preselection.py); isRecommended stays a boolean.
+    assert first["isRecommended"] is False and first["label"].startswith("Consider")
     uuid.UUID(first["uuid"])
 
 
@@ -416,3 +418,17 @@ def test_h7_an_unreachable_server_for_optional_medication_reads_answers_saying_s
     (card,) = reply.get_json()["cards"]
     assert card["indicator"] == "info" and "Medication" in card["summary"]
     assert card["source"]["topic"]["code"] == "data-incomplete"
+
+
+def test_h6_a_prefetch_without_the_report_key_is_answered_as_read_in_part(call) -> None:
+    """DiagnosticReport is optional (ux finding 1): absent from the prefetch and with no
+    fhirServer to read it, the answer still comes, saying the record was read in part."""
+    prefetch = fixture_prefetch("dlbcl-early-relapse")
+    del prefetch["diagnosticReports"]
+    reply = call(SIGN, hook_body("order-sign", "dlbcl-early-relapse", R_CHOP, prefetch))
+    assert reply.status_code == 200
+    cards = reply.get_json()["cards"]
+    topics = [c["source"]["topic"]["code"] for c in cards]
+    assert "repeats-failed-therapy" in topics and "data-incomplete" in topics
+    (gap,) = [c for c in cards if c["source"]["topic"]["code"] == "data-incomplete"]
+    assert "DiagnosticReport" in gap["summary"]

@@ -12,7 +12,7 @@ from smart_app import scopes
 def test_every_list_of_what_is_read_derives_from_the_query_set() -> None:
     types = {q.resource_type for q in queries.QUERIES} | {"Medication"}
     assert set(scopes.READ_TYPES) == types
-    # Genotype DiagnosticReports are read from files and exports, not searched live.
+    # DiagnosticReports (HIV genotype reports) are searched live too, with their results.
     assert set(records.USED_TYPES) == types | set(queries.FILE_ONLY_TYPES)
     scope = scopes.requested_scope(ehr_launch=True, v2=True, offline=False)
     assert {s.split("/")[1].split(".")[0] for s in scope.split() if s.startswith("patient/")} == (

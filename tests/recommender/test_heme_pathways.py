@@ -180,7 +180,10 @@ def test_psma_pet_leads_and_a_high_psa_ranks_rt_with_adt_first() -> None:
         "Salvage radiotherapy to the prostate bed",
         TRIAL,
     ]
-    assert "(= 0.9 ng/mL)" in rec.failure.detail
+    # Shown in ng/mL, the unit of the thresholds, saying the recorded unit (ux finding 7): a
+    # value-preserving unit keeps the number, another one shows the recorded number too.
+    assert "PSA 0.5 ng/mL (recorded as ug/L)" in rec.failure.detail
+    assert "0.9 ng/mL (recorded as 90 ng/dL)" in rec.failure.detail
     assert any("ranked by PSA" in r and "Dess 2020" in r for r in rec.options[1].rationale)
 
 
@@ -202,7 +205,7 @@ def test_a_rising_psa_not_yet_confirmed_asks_for_a_repeat_psa() -> None:
     assert rec.failure is None and rec.options == ()
     assert "no documented treatment failure" in (rec.statement or "")
     assert "repeat the PSA" in (rec.statement or "")
-    assert any("25 ng/dL (= 0.25 ng/mL)" in m for m in rec.missing_data)
+    assert any("0.25 ng/mL (recorded as 25 ng/dL)" in m for m in rec.missing_data)
 
 
 def test_local_salvage_after_radiotherapy_cites_its_efficacy() -> None:

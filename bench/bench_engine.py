@@ -364,7 +364,8 @@ def compare(args: argparse.Namespace) -> None:
         parse.append(run_phase("parse", directory))
         engine.append(run_phase("engine", directory, env=env))
         if args.base:
-            base.append(run_phase("engine", directory, pythonpath=args.base))
+            # the same bucket setting as this checkout's run (before, the base ran with its default)
+            base.append(run_phase("engine", directory, pythonpath=args.base, env=env))
         if args.process:
             process.append(run_phase("process", directory, env=env))
     print(_line("parse only (orjson, 1 core):", parse))

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date
+
+import msgspec
 
 from salvage.engine import (
     anthracycline,
@@ -128,8 +130,7 @@ def analyse_patient(
     per_disease: list[list[Line]] = []
     for disease, (exposures, procedures) in groups.items():
         rules = kb.rules_for(disease)
-        own = line_rules.oncology_lines(exposures, procedures, kb, rules, as_of)
-        own = [replace(line, disease=disease) for line in own]
+        own = line_rules.oncology_lines(exposures, procedures, kb, rules, as_of, disease=disease)
         if not own:
             continue
         if disease is not None:
@@ -150,7 +151,7 @@ def analyse_patient(
     if hiv.confirmed:
         treatment = [e for e in record.exposures if e not in prep.exposures]  # PrEP is no line
         own_hiv = hiv_lines.hiv_lines(treatment, kb, kb.rules_for("hiv"), as_of, first_number=1)
-        own_hiv = [replace(line, disease="hiv") for line in own_hiv]
+        own_hiv = [msgspec.structs.replace(line, disease="hiv") for line in own_hiv]
         acquisition_explains = bool(prep.exposures) and not own_hiv
         failures += failure_rules.hiv_failures(
             record, own_hiv, kb, as_of, None if acquisition_explains else warnings

@@ -46,13 +46,31 @@ def counts_as_disease(condition: ConditionRecord, kb: KnowledgeBase) -> bool:
 
 
 def condition_diseases(condition: ConditionRecord, kb: KnowledgeBase) -> list[str]:
+    """The diseases a Condition's codes name, in the order its codes are read. Remembered per
+    knowledge base and exact code sequence: the same diagnosis codes recur across a population
+    and each Condition is asked about several times per analysis."""
+    key = tuple(condition.codes)  # the order this set iterates in, which orders the result
+    memo: dict[tuple[str, ...], tuple[str, ...]] | None = kb.__dict__.get("_condition_diseases")
+    if memo is None or len(memo) > _MEMO_LIMIT:
+        memo = {}
+        object.__setattr__(kb, "_condition_diseases", memo)
+    found = memo.get(key)
+    if found is None:
+        found = memo[key] = tuple(_condition_diseases(key, kb))
+    return list(found)
+
+
+def _condition_diseases(codes: tuple[str, ...], kb: KnowledgeBase) -> list[str]:
     found: list[str] = []
-    for code in condition.codes:
+    for code in codes:
         system, _, value = code.partition("|")
         for disease in kb.diseases.values():
             if disease.names(system, value) and disease.id not in found:
                 found.append(disease.id)
     return found
+
+
+_MEMO_LIMIT = 20_000  # distinct code sequences remembered before starting again (bounded memory)
 
 
 def disease_states(record: PatientRecord, kb: KnowledgeBase) -> dict[str, DiseaseState]:

@@ -31,6 +31,9 @@ class DrugNormaliser:
         self._formulation_hints = re.compile(_trie_pattern(hints) or r"(?!)")
         self._formulated_cache: dict[tuple[frozenset[str], str], frozenset[str]] = {}
         self._text_cache: dict[str, frozenset[str]] = {}  # drug texts recur across a population
+        # A medication's concept recurs across every administration of that drug in a population:
+        # its reading is remembered per exact content of the concept (see _concept_key).
+        self._concept_cache: dict[tuple[Any, ...], tuple[frozenset[str], str]] = {}
 
     def _formulated(self, found: frozenset[str], concept: dict[str, Any]) -> frozenset[str]:
         """A qualifier in the medication's words ("doxorubicin hydrochloride liposomal") makes the
@@ -87,6 +90,30 @@ class DrugNormaliser:
             found.update(self.from_text(str(concept["text"])))
         return self._formulated(frozenset(found), concept)
 
+    def read_concept(self, concept: dict[str, Any] | None) -> tuple[frozenset[str], str]:
+        """(from_concept, concept_text) of a medication's concept, remembered per exact content
+        of the concept when it is made of strings only (the usual coding and text); any other
+        shape is read each time, and an error while reading is raised each time, never kept."""
+        codings = concept.get("coding") if type(concept) is dict else None
+        if type(codings) is list and len(codings) == 1 and type(codings[0]) is dict:
+            hit = self._codes.get(str(codings[0].get("code")))
+            if hit and codings[0].get("system") == RXNORM:
+                found = self._frozen(hit)
+                if found.isdisjoint(self._formulation_drugs):
+                    # from_concept's common case, cheaper than the memo's key: one RxNorm code
+                    # we know, of no drug a formulation word could change
+                    return found, concept_text(concept)
+        key = _concept_key(concept)
+        if key is None:
+            return self.from_concept(concept), concept_text(concept)
+        cached = self._concept_cache.get(key)
+        if cached is None:
+            if len(self._concept_cache) > _CACHE_LIMIT:
+                self._concept_cache.clear()
+            cached = self.from_concept(concept), concept_text(concept)
+            self._concept_cache[key] = cached
+        return cached
+
     def _frozen(self, ingredients: tuple[str, ...]) -> frozenset[str]:
         cached = self._frozen_cache.get(ingredients)
         if cached is None:
@@ -132,6 +159,31 @@ class DrugNormaliser:
             f"combination {text!r} recognised only in part ({found}); not recognised: "
             + ", ".join(repr(m) for m in missed)
         )
+
+
+def _concept_key(concept: Any) -> tuple[Any, ...] | None:
+    """A hashable copy of a CodeableConcept whose values are all strings (codings as lists of
+    string-valued objects), else None. Strings only, so that equal keys mean equal content
+    (1, 1.0 and True would compare equal in a tuple, and read differently)."""
+    if type(concept) is not dict:
+        return None
+    fields: list[tuple[str, str]] = []
+    codings: list[tuple[tuple[str, str], ...]] | None = None  # None: no coding at all
+    for name, value in concept.items():
+        if type(value) is str:
+            fields.append((name, value))
+        elif name == "coding" and type(value) is list:
+            codings = []
+            for coding in value:
+                if type(coding) is not dict:
+                    return None
+                for item in coding.values():
+                    if type(item) is not str:
+                        return None
+                codings.append(tuple(coding.items()))
+        else:
+            return None
+    return tuple(fields), None if codings is None else tuple(codings)
 
 
 # Separators of ingredients in a combination's name ("lopinavir/ritonavir", "CAB + RPV").

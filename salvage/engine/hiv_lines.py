@@ -4,8 +4,10 @@ than min_regimen_days while switching are transitions, not regimens."""
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, timedelta
+
+import msgspec
 
 from salvage.engine.model import DrugExposure, Line
 from salvage.knowledge.model import KnowledgeBase, LineRules
@@ -68,7 +70,7 @@ def hiv_lines(
                 for e in arv
                 if _overlaps(e, previous.start, last_day, as_of) and e.ingredients & drugs
             }
-            lines[-1] = replace(
+            lines[-1] = msgspec.structs.replace(
                 previous, end=last_day, last_active=last_day, sources=tuple(sorted(merged_sources))
             )
             continue
@@ -93,7 +95,7 @@ def hiv_lines(
         last = lines[-1]
         still_taking = any(_overlaps(e, as_of, as_of, as_of) and e.active for e in arv)
         if still_taking and last.last_active >= as_of:
-            lines[-1] = replace(last, end=None, last_active=as_of)
+            lines[-1] = msgspec.structs.replace(last, end=None, last_active=as_of)
     return lines
 
 

@@ -5,9 +5,11 @@ staged Condition an order names as its reason, else from the disease state when 
 
 from __future__ import annotations
 
+import functools
 import re
-from dataclasses import replace
 from datetime import date, timedelta
+
+import msgspec
 
 from salvage.engine import attribution
 from salvage.engine.model import ConditionRecord, Line, PatientRecord
@@ -18,12 +20,18 @@ EARLY_INTENTS = ("adjuvant", "neoadjuvant")
 
 def stage_group(stage: str, rules: IntentRules) -> str | None:
     """'early' or 'advanced' from a recorded stage ("Stage IIA", "AJCC 3C", "IV"), else None."""
-    bases = {t.rstrip("abc") for t in re.findall(r"[a-z0-9]+", stage.replace("stage", " "))}
-    if bases & set(rules.advanced_stages):
+    bases = _stage_bases(stage)
+    if not bases.isdisjoint(rules.advanced_stages):
         return "advanced"
-    if bases & set(rules.early_stages):
+    if not bases.isdisjoint(rules.early_stages):
         return "early"
     return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _stage_bases(stage: str) -> frozenset[str]:
+    """The stage groups a recorded stage names (memoised: the same few stages recur)."""
+    return frozenset(t.rstrip("abc") for t in re.findall(r"[a-z0-9]+", stage.replace("stage", " ")))
 
 
 def _metastatic(condition: ConditionRecord, rules: IntentRules) -> bool:
@@ -122,12 +130,14 @@ def assign(lines: list[Line], record: PatientRecord, kb: KnowledgeBase, disease:
         else:
             renumber[number] = next_number
             next_number += 1
-    return [
-        replace(
-            line,
-            number=renumber.get(line.number, line.number),
-            intent=decided.get(line.number, (None, "", False))[0],
-            intent_basis=decided.get(line.number, (None, "", False))[1],
-        )
-        for line in lines
-    ]
+    out: list[Line] = []
+    for line in lines:
+        number = renumber.get(line.number, line.number)
+        intent, basis, _ = decided.get(line.number, (None, "", False))
+        if (number, intent, basis) == (line.number, line.intent, line.intent_basis):
+            out.append(line)  # unchanged: no frozen copy (it costs µs per line)
+        else:
+            out.append(
+                msgspec.structs.replace(line, number=number, intent=intent, intent_basis=basis)
+            )
+    return out

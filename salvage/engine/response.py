@@ -5,9 +5,10 @@ without a readable assessment says 'unknown'; a response is never assumed."""
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 from datetime import date, timedelta
 from typing import Literal
+
+import msgspec
 
 from salvage.engine import failures
 from salvage.engine.model import Line, Measurement, PatientRecord
@@ -72,7 +73,9 @@ def assign(
                 if name is not None:
                     found.setdefault(name, []).append(m.source)
         best = next((name for name in ORDER if name in found), "unknown")
-        out.append(
-            replace(line, best_response=best, response_sources=tuple(sorted(found.get(best, []))))
-        )
+        sources = tuple(sorted(found.get(best, [])))
+        if (best, sources) == (line.best_response, line.response_sources):
+            out.append(line)  # unchanged: no frozen copy (it costs µs per line)
+        else:
+            out.append(msgspec.structs.replace(line, best_response=best, response_sources=sources))
     return out

@@ -62,7 +62,7 @@ class MedicationConverter(ConverterBase):
                 return found, self._medication_name(med, r) or "a medication without a name"
             display = r["medicationReference"].get("display")
             return frozenset(), str(display) if display else "a medication that could not be read"
-        return self.drugs.from_concept(concept), concept_text(concept)
+        return self.drugs.read_concept(concept)
 
     def _ingredient_concept(
         self, item: Any, order: dict[str, Any], med: dict[str, Any]
@@ -131,6 +131,7 @@ class MedicationConverter(ConverterBase):
                 if coding.get("system") == SNOMED and coding.get("code"):
                     reasons.add(str(coding["code"]))
         intent, reason_refs = self._intent(r)
+        status = str(r.get("status") or "unknown")
         record.exposures.append(
             DrugExposure(
                 intent=intent,
@@ -139,8 +140,8 @@ class MedicationConverter(ConverterBase):
                 ingredients=ingredients,
                 start=start,
                 end=end if end is None or end >= start else start,
-                status=str(r.get("status") or "unknown"),
-                active=str(r.get("status") or "unknown") in ACTIVE_STATUS,
+                status=status,
+                active=status in ACTIVE_STATUS,
                 stop_reasons=frozenset(reasons),
                 dose=dose[0],
                 dose_unit=dose[1],
@@ -151,13 +152,17 @@ class MedicationConverter(ConverterBase):
                     str(n["text"])
                     for n in r.get("note") or ()
                     if isinstance(n, dict) and isinstance(n.get("text"), str)
-                ),
+                )
+                if "note" in r
+                else (),
             )
         )
 
     def _intent(self, r: dict[str, Any]) -> tuple[str | None, tuple[str, ...]]:
         """Treatment intent as recorded (mCODE intent extension, else reasonCode) and the
         Conditions the order names as its reason (line_rules.yaml intent)."""
+        if "reasonReference" not in r and "extension" not in r and "reasonCode" not in r:
+            return None, ()  # the common case: the record says neither
         rules = self.kb.intent_rules
 
         def listed(key: str) -> list[Any]:  # a malformed element is ignored, never fatal
@@ -275,10 +280,14 @@ class MedicationConverter(ConverterBase):
             dose = {}
         value = dose.get("value")
         request = r.get("request")
-        based_on = tuple(
-            ref["reference"]
-            for ref in [*(r.get("basedOn") or ()), *([request] if request else [])]
-            if isinstance(ref, dict) and isinstance(ref.get("reference"), str)
+        based_on = (
+            tuple(
+                ref["reference"]
+                for ref in [*(r.get("basedOn") or ()), *([request] if request else [])]
+                if isinstance(ref, dict) and isinstance(ref.get("reference"), str)
+            )
+            if request or "basedOn" in r
+            else ()
         )
         self._exposure(
             self._medication(r, source),

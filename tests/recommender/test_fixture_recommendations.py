@@ -92,8 +92,9 @@ EXPECTED = {
         [
             "BV-ICE",  # brentuximab and ICE were both given after this relapse
             "ICE",
-            "High-dose therapy and autologous transplant once the disease responds, then "
-            "brentuximab vedotin consolidation if at high risk",
+            # Changed 2026-12-07: transplant (HD-R1) and brentuximab consolidation (AETHERA,
+            # brentuximab-naive) are separate steps; prior brentuximab rules out only the second.
+            "Brentuximab vedotin consolidation after the transplant, if at high risk",
             "Brentuximab vedotin",
         ],
         ["outside the trial evidence", "cumulative anthracycline dose unknown"],

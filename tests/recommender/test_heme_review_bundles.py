@@ -65,8 +65,8 @@ def test_a_performance_status_written_as_a_range_is_unreadable_never_fit() -> No
     assert any("recorded but unreadable" in n for n in bv_ice.not_checked)
     assert rec.options[0].regimen == "Pembrolizumab-GVD"  # anthracycline 'at least': a caution
     assert any("at least" in c for c in rec.options[0].cautions)
-    (step,) = rec.after_salvage
-    assert step.regimen.startswith("High-dose therapy and autologous transplant")
+    step = rec.after_salvage[0]
+    assert step.regimen.startswith("High-dose therapy and autologous stem-cell transplant")
 
 
 def test_a_newer_measured_clearance_of_at_least_60_supersedes_an_older_low_egfr() -> None:

@@ -301,6 +301,8 @@ def render(
         detail += _delay_lines(finding)
     if rec.stale_failure:  # an old failure may not describe the disease now
         detail += [f"**{wording.sentence(rec.stale_failure)}.**", ""]
+    if rec.text_diagnosis:  # advice on a diagnosis written as text only, never coded
+        detail += [f"**{wording.sentence(rec.text_diagnosis)}.**", ""]
     if finding.option is not None:  # a draft matches this option: never imply an unchecked fit
         option = finding.option
         detail += [
@@ -333,7 +335,11 @@ def render(
         detail += [
             "",
             "Missing data that could change the advice:",
-            *[f"- {_record(m)}" for m in finding.missing_data if m != rec.stale_failure],
+            *[
+                f"- {_record(m)}"
+                for m in finding.missing_data
+                if m not in (rec.stale_failure, rec.text_diagnosis)
+            ],
         ]
     if rec.goals_of_care and finding.kind in ("salvage-delay", "repeats-failed-therapy"):
         detail += [

@@ -132,7 +132,9 @@ def render_lines_table(analyses: list[PatientAnalysis], kb_version: str, skipped
     out = [f"salvage-cds lines of therapy (knowledge base {kb_version}); decision support only"]
     for a in analyses:
         out.append("")
-        out.append(f"{a.patient}  [{', '.join(a.diseases) or 'no coded disease'}]")
+        written = {d for d, _ in a.text_diagnoses}
+        named = [f"{d} (from text, not coded)" if d in written else d for d in a.diseases]
+        out.append(f"{a.patient}  [{', '.join(named) or 'no coded disease'}]")
         if not a.lines:
             out.append("  no lines of therapy found")
         several = len({line.disease for line in a.lines}) > 1  # lines are numbered per disease
@@ -194,7 +196,8 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     disclaimers = list(dict.fromkeys(kb.disclaimer_for(r.disease) for r in recs)) or [kb.disclaimer]
     out = [f"salvage-cds salvage options (knowledge base {kb.version})", *disclaimers]
     for r in recs:
-        out += ["", f"{r.patient}  [{r.disease or 'no coded disease'}]"]
+        disease = f"{r.disease} (from text, not coded)" if r.text_diagnosis else r.disease
+        out += ["", f"{r.patient}  [{disease or 'no coded disease'}]"]
         if r.failure:
             out.append(
                 f"  failure: {r.failure.kind} of line {r.failure.line} on "

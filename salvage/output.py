@@ -226,6 +226,7 @@ def recommendation_json(rec: Recommendation, kb: KnowledgeBase) -> dict[str, Any
         ],
         "missing_data": list(rec.missing_data),
         "stale_failure": rec.stale_failure,
+        "text_diagnosis": rec.text_diagnosis,
         "facts": list(rec.facts),
         "not_assessed": list(rec.not_assessed),
         "transplant_eligibility": (

@@ -68,6 +68,8 @@ class PatientAnalysis:
     unreadable: frozenset[str] = frozenset()  # FHIR resource types that could not be read
     not_assessed: tuple[str, ...] = ()  # conclusions that could not be assessed, and why
     notes: tuple[str, ...] = ()  # how diseases were established (HIV from RNA, PrEP context)
+    # (disease, sentence): diseases named only by a Condition's text, never coded
+    text_diagnoses: tuple[tuple[str, str], ...] = ()
     cautions: tuple[str, ...] = ()  # e.g. cumulative anthracycline above the caution level
     # Every documented anthracycline dose and the cumulative total (None: none was given), with
     # its sentence (total, "at least" or "unknown", what it leaves out).
@@ -148,6 +150,7 @@ def analyse_patient(
     for own in sorted(per_disease, key=lambda ls: ls[0].start):
         lines += own
     prep = attribution.prep_use(record, kb, states, hiv)
+    written = attribution.text_diagnoses(record, kb)
     if hiv.confirmed:
         treatment = [e for e in record.exposures if e not in prep.exposures]  # PrEP is no line
         own_hiv = hiv_lines.hiv_lines(treatment, kb, kb.rules_for("hiv"), as_of, first_number=1)
@@ -187,7 +190,8 @@ def analyse_patient(
         active_diseases=tuple(d for d in diseases if d == "hiv" or states[d].active),
         unreadable=frozenset(unreadable),
         not_assessed=not_assessed,
-        notes=tuple(n for n in (hiv.note, *prep.notes) if n),
+        notes=tuple(n for n in (*(text for _, text in written), hiv.note, *prep.notes) if n),
+        text_diagnoses=written,
         statement=prep.statement,
         cautions=tuple(cautions),
         anthracycline=doses,

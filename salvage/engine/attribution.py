@@ -21,7 +21,7 @@ from salvage.engine.model import (
     PatientRecord,
     ProcedureRecord,
 )
-from salvage.knowledge.model import KnowledgeBase
+from salvage.knowledge.model import ICD10CM, SNOMED, KnowledgeBase
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -46,18 +46,42 @@ def counts_as_disease(condition: ConditionRecord, kb: KnowledgeBase) -> bool:
 
 
 def condition_diseases(condition: ConditionRecord, kb: KnowledgeBase) -> list[str]:
-    """The diseases a Condition's codes name, in the order its codes are read. Remembered per
-    knowledge base and exact code sequence: the same diagnosis codes recur across a population
-    and each Condition is asked about several times per analysis."""
-    key = tuple(condition.codes)  # the order this set iterates in, which orders the result
+    """The diseases a Condition's codes name, in the order its codes are read; for a Condition
+    without a SNOMED CT or ICD-10-CM coding, the diseases its text names (from_text).
+    Remembered per knowledge base and exact code sequence (or text): the same diagnosis codes
+    recur across a population and each Condition is asked about several times per analysis."""
+    if from_text(condition):
+        key: tuple[str, ...] = ("", condition.text)  # no code is empty: never a code sequence
+    else:
+        key = tuple(condition.codes)  # the order this set iterates in, which orders the result
     memo: dict[tuple[str, ...], tuple[str, ...]] | None = kb.__dict__.get("_condition_diseases")
     if memo is None or len(memo) > _MEMO_LIMIT:
         memo = {}
         object.__setattr__(kb, "_condition_diseases", memo)
     found = memo.get(key)
     if found is None:
-        found = memo[key] = tuple(_condition_diseases(key, kb))
+        found = memo[key] = tuple(
+            _text_diseases(condition.text, kb) if key[:1] == ("",) else _condition_diseases(key, kb)
+        )
     return list(found)
+
+
+def from_text(condition: ConditionRecord) -> bool:
+    """The Condition's diseases are read from its text: it has no SNOMED CT or ICD-10-CM coding
+    (a standard code for something else, "Recurrent UTI", is that something else)."""
+    return bool(condition.text) and not any(
+        code.partition("|")[0] in (SNOMED, ICD10CM) for code in condition.codes
+    )
+
+
+def _text_diseases(text: str, kb: KnowledgeBase) -> list[str]:
+    """Diseases named by a whole phrase of the text (diseases.yaml text_patterns), never when
+    the text negates, doubts or dates it, or is about someone else ("no evidence of", "suspected",
+    "rule out", "history of", "family history": text_recognition.never_with)."""
+    rule = kb.disease_text
+    if rule is None or rule.never_with.search(text):
+        return []
+    return [d.id for d in kb.diseases.values() if d.text is not None and d.text.search(text)]
 
 
 def _condition_diseases(codes: tuple[str, ...], kb: KnowledgeBase) -> list[str]:
@@ -71,6 +95,42 @@ def _condition_diseases(codes: tuple[str, ...], kb: KnowledgeBase) -> list[str]:
 
 
 _MEMO_LIMIT = 20_000  # distinct code sequences remembered before starting again (bounded memory)
+
+
+def text_diagnoses(record: PatientRecord, kb: KnowledgeBase) -> tuple[tuple[str, str], ...]:
+    """(disease, sentence) for each disease that only Condition text names (no counted Condition
+    codes it): the sentence says it was recognised from text, not coded, and asks for the code."""
+    rule = kb.disease_text
+    if rule is None:
+        return ()
+    coded: set[str] = set()
+    written: dict[str, list[ConditionRecord]] = {}
+    for condition in record.conditions:
+        if not counts_as_disease(condition, kb):
+            continue
+        for disease in condition_diseases(condition, kb):
+            if from_text(condition):
+                written.setdefault(disease, []).append(condition)
+            else:
+                coded.add(disease)
+    return tuple(
+        (
+            disease,
+            f"{kb.diseases[disease].name} {rule.label}: {conditions[0].text!r} "
+            f"({', '.join(c.source for c in conditions[:3])}); {rule.ask}",
+        )
+        for disease, conditions in written.items()
+        if disease not in coded
+    )
+
+
+def unread_texts(record: PatientRecord, kb: KnowledgeBase) -> tuple[str, ...]:
+    """Counted Conditions written as text only that name no disease of the knowledge base."""
+    return tuple(
+        f"{c.text!r} ({c.source})"
+        for c in record.conditions
+        if counts_as_disease(c, kb) and from_text(c) and not condition_diseases(c, kb)
+    )
 
 
 def disease_states(record: PatientRecord, kb: KnowledgeBase) -> dict[str, DiseaseState]:

@@ -40,6 +40,8 @@ def answers(option: OptionEntry, ctx: SalvageContext) -> bool:
         and (when.transplant == "any" or ctx.transplant in ("unknown", when.transplant))
         and (not when.after_procedure or bool(ctx.previous_procedures & set(when.after_procedure)))
         and (not when.after_classes or bool(ctx.received_classes & set(when.after_classes)))
+        and not ctx.received_classes & set(when.unless_after_classes)
+        and all(_untested(ctx, marker) for marker in when.biomarkers_unknown)
         and (not when.min_failed_lines or ctx.failed_lines >= when.min_failed_lines)
         and (
             not when.min_line
@@ -55,6 +57,14 @@ def answers(option: OptionEntry, ctx: SalvageContext) -> bool:
             for c, months in when.rechallenge_after_months.items()
         )
     )
+
+
+def _untested(ctx: SalvageContext, marker: str) -> bool:
+    """Nothing about this biomarker is on record. A result of any kind settles it, and so does a
+    test that is pending or failed (insufficient tissue): the testing prompt in the missing data
+    then says what to do (wait, or test plasma)."""
+    status = ctx.biomarkers.get(marker)
+    return status is not None and status.result == biomarkers.UNKNOWN and not status.sources
 
 
 def alternative_needed(option: OptionEntry, ctx: SalvageContext, kb: KnowledgeBase) -> bool:
@@ -104,6 +114,7 @@ def judge(option: OptionEntry, ctx: SalvageContext, kb: KnowledgeBase) -> Verdic
     reasons += [f.text for f in findings if f.severity == "contraindicated"]
     receptor_reasons, receptor_branch = _receptor_reasons(option, ctx)
     marker_reasons, marker_branches, withheld = _biomarker_reasons(option, ctx, kb)
+    marker_cautions = _unknown_cautions(option, ctx, kb)
     # The receptor subtype is the decisive reason when it does not fit: it is named first.
     reasons = [*receptor_reasons, *marker_reasons, *reasons]
     reused = sorted(components & ctx.pathway.backbone_drugs & ctx.failed_line_drugs)
@@ -123,6 +134,7 @@ def judge(option: OptionEntry, ctx: SalvageContext, kb: KnowledgeBase) -> Verdic
             for f in findings
             if f.severity == "caution" and (f.basis != "unknown" or f.recheck is None)
         )
+        + marker_cautions
         + by_performance.cautions
         + sequencing.cautions
         + backbone_note,
@@ -174,8 +186,10 @@ def _history_reasons(
     if given is None and option.kind == "test" and ctx.started_after:
         given = ctx.started_after[0]  # a staging test before salvage is moot once salvage began
     if given is not None:
+        # A test is not "given": it is set aside because the next line already began.
+        what = "the next line already began" if option.kind == "test" else "already given"
         reasons.append(
-            f"already given after this failure: line {given.number} "
+            f"{what} after this failure: line {given.number} "
             f"({given.regimen}) from {given.start.isoformat()} "
             f"({', '.join(given.sources[:3])})"
         )
@@ -234,6 +248,25 @@ def _biomarker_reasons(
         else:
             withheld.append(marker_id)
     return reasons, branches, tuple(withheld)
+
+
+def _unknown_cautions(
+    option: OptionEntry, ctx: SalvageContext, kb: KnowledgeBase
+) -> tuple[str, ...]:
+    """The caution of each biomarker the option accepts unknown while it is unknown
+    (immunotherapy before the NSCLC driver results: biomarkers.yaml unknown_caution), once."""
+    markers = kb.biomarkers
+    if markers is None:
+        return ()
+    said: list[str] = []
+    for marker_id, accepted in option.when.biomarkers.items():
+        entry = markers.biomarkers.get(marker_id)
+        status = ctx.biomarkers.get(marker_id)
+        if entry is None or status is None or not entry.unknown_caution:
+            continue
+        if status.result == biomarkers.UNKNOWN and biomarkers.UNKNOWN in accepted:
+            said.append(entry.unknown_caution)
+    return tuple(dict.fromkeys(said))
 
 
 def rank_key(verdict: Verdict, ctx: SalvageContext, kb: KnowledgeBase) -> tuple[int, ...]:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 
 from salvage.engine import (
+    attribution,
     biomarkers,
     explain,
     failure_age,
@@ -97,6 +98,8 @@ class Recommendation:
     # Steps given after a responding salvage regimen (autologous transplant consolidation): shown
     # after the options, not ranked against them.
     after_salvage: tuple[Option, ...] = ()
+    # The disease advised on is named only by a Condition's text, not coded: said first.
+    text_diagnosis: str | None = None
 
 
 def _disease_for(
@@ -186,6 +189,13 @@ def recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Reco
     """Ranked, explained options for the failure that drives advice now, with the options ruled
     out (and why) and the data that is missing or stale, the failure itself included."""
     rec = _recommend(analysis, kb, as_of)
+    written = next((text for d, text in analysis.text_diagnoses if d == rec.disease), None)
+    if written is not None:
+        rec = replace(
+            rec,
+            text_diagnosis=written,
+            missing_data=tuple(dict.fromkeys((written, *rec.missing_data))),
+        )
     stale = failure_age.stale_failure(rec.failure, kb, as_of)
     if stale is None:
         return rec
@@ -285,7 +295,8 @@ def _recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Rec
         else ()
     )
     no_option: str | None = None
-    disease_directed = sum(o.kind not in ("care", "trial") for o in options)
+    # a test informs the next line; it is not itself disease-directed therapy
+    disease_directed = sum(o.kind not in ("care", "trial", "test") for o in options)
     prompt = explain.goals_of_care(ctx, disease_directed, kb)
     if failure.kind == "intolerance" and not options and swaps:
         # The sourced substitution exists but is ruled out (usually: already given since).
@@ -375,6 +386,14 @@ def _without_options(
             missing = (pending,)
     else:
         statement = f"no salvage pathway in knowledge base {kb.version} for this patient's disease"
+        unread = attribution.unread_texts(analysis.record, kb) if disease is None else ()
+        if unread and kb.disease_text is not None:
+            # a diagnosis written as text only: say so, never a silent "no pathway"
+            missing = (
+                f"diagnosis written as text only and not recognised as a disease: "
+                f"{'; '.join(unread[:3])}: {kb.disease_text.ask} for advice",
+            )
+            statement += f"; {missing[0]}"
     return Recommendation(
         patient=analysis.patient,
         disease=disease,

@@ -6,6 +6,7 @@ import functools
 import hashlib
 import os
 import pickle
+import re
 import sys
 import tempfile
 from importlib import resources
@@ -20,6 +21,7 @@ from salvage.knowledge.model import (
     CodeSet,
     DelayRule,
     Disease,
+    DiseaseText,
     Drug,
     Evidence,
     KnowledgeBase,
@@ -126,6 +128,38 @@ def _rules(entry: schema.LineRulesEntry, base: dict[str, Any]) -> dict[str, Any]
         if value is not None:
             merged[key] = value
     return merged
+
+
+def _whole_phrases(patterns: list[str], where: str) -> re.Pattern[str] | None:
+    """Phrases (regular expressions) as one case-insensitive pattern that matches only whole
+    words: "lung adenocarcinoma" never matches inside a longer word."""
+    if not patterns:
+        return None
+    try:
+        return re.compile(
+            r"(?<![\w])(?:" + "|".join(f"(?:{p})" for p in patterns) + r")(?![\w])",
+            re.IGNORECASE,
+        )
+    except re.error as exc:
+        raise KnowledgeError(f"{where}: not a valid pattern: {exc}") from exc
+
+
+def _disease_text(entry: schema.DiseaseTextEntry | None) -> DiseaseText | None:
+    if entry is None:
+        return None
+    # Word boundaries only where a phrase starts or ends with a letter or digit ("?" and "r/o"
+    # are words here too).
+    words = [
+        (r"(?<!\w)" if w[:1].isalnum() else "")
+        + re.escape(w)
+        + (r"(?!\w)" if w[-1:].isalnum() else "")
+        for w in entry.never_with
+    ]
+    return DiseaseText(
+        never_with=re.compile("|".join(words), re.IGNORECASE),
+        label=entry.label,
+        ask=entry.ask,
+    )
 
 
 def _line_rules(values: dict[str, Any]) -> LineRules:
@@ -476,16 +510,22 @@ def _option_problems(option: Any, raw: dict[str, Any]) -> list[str]:
         if c not in classes
     ]
     problems += [
-        f"option {option.id}: not_after_classes, prior_any_classes or after_classes names "
-        f"{c!r}, a class no drug has"
+        f"option {option.id}: not_after_classes, prior_any_classes, after_classes or "
+        f"unless_after_classes names {c!r}, a class no drug has"
         for c in [
             *option.when.not_after_classes,
             *option.when.prior_any_classes,
             *option.when.after_classes,
+            *option.when.unless_after_classes,
         ]
         if c not in classes
     ]
     markers = raw["biomarkers"].biomarkers
+    problems += [
+        f"option {option.id}: biomarkers_unknown names unknown biomarker {m!r}"
+        for m in option.when.biomarkers_unknown
+        if m not in markers
+    ]
     for marker, accepted in option.when.biomarkers.items():
         if marker not in markers:
             problems.append(f"option {option.id}: unknown biomarker {marker!r}")
@@ -647,6 +687,7 @@ def build(raw: dict[str, Any]) -> KnowledgeBase:
                 icd10cm=tuple(d.icd10cm),
                 domain=d.domain,
                 drug_classes=frozenset(d.drug_classes),
+                text=_whole_phrases(d.text_patterns, f"diseases.{did}.text_patterns"),
             )
             for did, d in raw["diseases"].diseases.items()
         },
@@ -686,6 +727,7 @@ def build(raw: dict[str, Any]) -> KnowledgeBase:
             snomed=frozenset(raw["diseases"].hiv_status.prep_context.snomed),
             icd10cm=tuple(raw["diseases"].hiv_status.prep_context.icd10cm),
         ),
+        disease_text=_disease_text(raw["diseases"].text_recognition),
         default_rules=_line_rules(base),
         disease_rules=disease_rules,
         intent_rules=raw["line_rules"].intent,

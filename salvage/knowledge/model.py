@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from salvage.knowledge.hiv_model import HivKnowledge
@@ -97,12 +98,22 @@ class Disease:
     icd10cm: tuple[str, ...]
     domain: str
     drug_classes: frozenset[str] = frozenset()
+    text: re.Pattern[str] | None = None  # diseases.yaml text_patterns, as one whole-phrase match
 
     def names(self, system: str, code: str) -> bool:
         """True when a coding ("system", "code") names this disease (ICD-10-CM by prefix)."""
         return (system == SNOMED and code in self.snomed) or (
             system == ICD10CM and any(code.startswith(p) for p in self.icd10cm)
         )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DiseaseText:
+    """How a disease written as text only is recognised and labelled (diseases.yaml)."""
+
+    never_with: re.Pattern[str]
+    label: str
+    ask: str
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -270,6 +281,7 @@ class KnowledgeBase:
     transplant_rules: dict[str, TransplantRule] = field(default_factory=dict)
     karnofsky_to_ecog: tuple[tuple[int, int], ...] = ()  # (karnofsky_at_least, ecog), descending
     prep_context: CodeSet = field(default_factory=CodeSet)
+    disease_text: DiseaseText | None = None  # diseases.yaml text_recognition
     # intents, evidence-level order, universal options, goals-of-care rule (option_context.yaml)
     option_context: OptionContextFile | None = None
     intent_rules: IntentRules | None = None  # line_rules.yaml intent

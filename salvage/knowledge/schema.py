@@ -79,6 +79,18 @@ class DiseaseEntry(_Strict):
     icd10cm: list[str]
     domain: Literal["oncology", "hiv"]
     drug_classes: list[str] = []
+    # Whole phrases (regular expressions, case-insensitive, matched on word boundaries) that name
+    # the disease in a Condition's text; read only when the Condition has no SNOMED CT or
+    # ICD-10-CM coding, and never with a text_recognition.never_with word.
+    text_patterns: list[str] = []
+
+
+class DiseaseTextEntry(_Strict):
+    # Words and phrases that keep a Condition's text from naming a disease: negation,
+    # uncertainty, another person's disease, a past one.
+    never_with: list[str] = Field(min_length=1)
+    label: str  # said with every disease recognised this way ("recognised from text, not coded")
+    ask: str  # what the clinician should do about it
 
 
 class CodeSet(_Strict):
@@ -94,6 +106,7 @@ class HivStatusEntry(_Strict):
 class DiseasesFile(_Strict):
     diseases: dict[str, DiseaseEntry]
     hiv_status: HivStatusEntry
+    text_recognition: DiseaseTextEntry | None = None
 
 
 class MaintenanceEntry(_Strict):
@@ -378,6 +391,14 @@ class OptionWhen(_Strict):
     # Tumour biomarkers (biomarkers.yaml ids) and the results the trial enrolled: a known other
     # result excludes the option; an unknown one shows it as a labelled branch or a testing prompt.
     biomarkers: dict[str, list[str]] = {}
+    # The option answers only while nothing about any of these biomarkers (biomarkers.yaml ids)
+    # is on record: broad molecular testing as the first step for an untested NSCLC. Once any
+    # result, or a pending or failed test, is on record it does not apply and is not listed as
+    # ruled out.
+    biomarkers_unknown: list[str] = []
+    # The option does not apply after these drug classes, because another option answers that
+    # failure (after osimertinib the re-biopsy option does); not listed as ruled out.
+    unless_after_classes: list[str] = []
 
 
 class PsaRank(_Strict):
@@ -930,6 +951,9 @@ class BiomarkerEntry(_Strict):
     # branch: an option needing this biomarker is shown labelled "if ..." while it is unknown;
     # prompt: it is listed as excluded until tested, and one testing prompt names every target.
     when_unknown: Literal["branch", "prompt"] = "branch"
+    # Said on an option that accepts an unknown result of this biomarker, while it is unknown
+    # (immunotherapy before the NSCLC driver results are known).
+    unknown_caution: str | None = None
     test: str  # what to order, in our words
     evidence: list[str] = Field(min_length=1)
 

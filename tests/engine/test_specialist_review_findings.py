@@ -119,7 +119,9 @@ def test_at_ecog_3_palliative_care_leads_and_trials_limited_to_ecog_0_2_are_excl
 def test_at_ecog_1_anticancer_options_come_first_and_palliative_care_last(kb) -> None:
     as_of = date(2024, 6, 15)
     rec = recommend(_nsclc_progression(1, "2024-06-10").analyse(kb, as_of), kb, as_of)
-    assert [o.regimen for o in rec.options if o.kind != "trial"] == [
+    # no driver result on record: broad molecular testing is the first step (review finding 12b)
+    assert rec.options[0].option_id == "nsclc-molecular-testing"
+    assert [o.regimen for o in rec.options if o.kind not in ("trial", "test")] == [
         "Docetaxel-ramucirumab",
         "Docetaxel",
         PALLIATIVE,

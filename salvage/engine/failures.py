@@ -37,6 +37,7 @@ class _Episode:
     last_active: date  # last day any drug of the line was active
     active_until: date  # last_active + one cycle length: still 'on' the line
     regimen: str
+    ongoing: bool = False  # no stop date as of the analysis: last_active is the as-of date
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,10 @@ def _episodes(lines: list[Line], kb: KnowledgeBase) -> list[_Episode]:
         main = next((p for p in parts if not p.maintenance), parts[0])
         last = max(p.last_active for p in parts)
         cycle = timedelta(days=kb.cycle_days(main.regimen))
-        out.append(_Episode(number, min(p.start for p in parts), last, last + cycle, main.regimen))
+        ongoing = any(p.end is None for p in parts)
+        out.append(
+            _Episode(number, min(p.start for p in parts), last, last + cycle, main.regimen, ongoing)
+        )
     return sorted(out, key=lambda e: e.start)
 
 
@@ -125,8 +129,14 @@ def oncology_failures(
                     when=when,
                     line=episode.number,
                     sources=(signal.source,),
-                    detail=f"{signal.detail} while line {episode.number} was active (until one "
-                    f"cycle after its last dose on {episode.last_active.isoformat()})"
+                    detail=f"{signal.detail} while line {episode.number} was active "
+                    + (
+                        # an ongoing line's last_active is the as-of date, not a dose
+                        "(ongoing, no stop date recorded)"
+                        if episode.ongoing
+                        else f"(until one cycle after its last dose on "
+                        f"{episode.last_active.isoformat()})"
+                    )
                     + (": primary refractory" if primary else ""),
                     evidence=evidence + (primary_evidence if primary else ()),
                     disease=disease,

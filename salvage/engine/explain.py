@@ -118,11 +118,19 @@ def _rank_reasons(
         reasons.append("a clinical trial is listed after the standard options")
     elif care_first and ctx.performance:
         reasons.append(f"after supportive care: {ctx.performance.text}")
-    if ctx.transplant == "unknown" and option.when.transplant == "ineligible":
+    eligibility = ctx.eligibility
+    leans_against = eligibility is not None and eligibility.leans_not_candidate
+    if ctx.transplant == "unknown" and option.when.transplant == "ineligible" and not leans_against:
         reasons.append(
             "after the options of the transplant-candidate branch: transplant eligibility is "
             "unknown, so this branch is shown second"
         )
+    if ctx.transplant == "unknown" and option.when.transplant == "eligible" and eligibility:
+        if eligibility.leans_not_candidate:
+            reasons.append(
+                "after the options of the 'not a transplant candidate' branch: eligibility is "
+                "unknown and the record leans against transplant (see the transplant line)"
+            )
     if receptor_branch:
         reasons.append(f"after options that need no receptor result: holds {receptor_branch}")
     if recheck:

@@ -251,7 +251,14 @@ def rank_key(verdict: Verdict, ctx: SalvageContext, kb: KnowledgeBase) -> tuple[
         leads = 1
     else:
         leads = 3 if option.kind == "trial" else 2
-    branch = 1 if ctx.transplant == "unknown" and option.when.transplant == "ineligible" else 0
+    # With candidacy unknown the candidate branch comes first, unless the record leans against
+    # transplant (stale exclusion, age above the trials): then the other branch leads.
+    later = (
+        "eligible"
+        if ctx.eligibility is not None and ctx.eligibility.leans_not_candidate
+        else "ineligible"
+    )
+    branch = 1 if ctx.transplant == "unknown" and option.when.transplant == later else 0
     branch += verdict.unknowns
     rerank = kb.overlay.rerank if kb.overlay else {}
     rank = rerank.get(option.id, psa_rank(option, ctx)[0])

@@ -90,7 +90,7 @@ def explain(
         intent_label=intent_label(value, kb),
         evidence_level=evidence_level(option.evidence, kb),
         rank_reasons=_rank_reasons(option, recheck, receptor_branch, ctx, kb),
-        fits_because=_fits_because(option, ctx),
+        fits_because=_fits_because(option, ctx, kb),
         not_checked=_not_checked(option, recheck, receptor_branch, needs_renal, ctx),
         inferred=inferred_facts(ctx),
     )
@@ -143,7 +143,7 @@ def _rank_reasons(
     return tuple(reasons)
 
 
-def _fits_because(option: OptionEntry, ctx: SalvageContext) -> tuple[str, ...]:
+def _fits_because(option: OptionEntry, ctx: SalvageContext, kb: KnowledgeBase) -> tuple[str, ...]:
     """The facts of this patient the option's conditions were checked against, and met."""
     when = option.when
     failure = ctx.failure
@@ -162,7 +162,10 @@ def _fits_because(option: OptionEntry, ctx: SalvageContext) -> tuple[str, ...]:
     ):
         fits.append(f"{ctx.performance.text}: within the trial's limit of ECOG {when.max_ecog}")
     if when.prior_classes:
-        fits.append("received before, as in the trial: " + ", ".join(when.prior_classes))
+        fits.append(
+            "received before, as in the trial: "
+            + ", ".join(map(kb.class_label, when.prior_classes))
+        )
     if when.after_procedure and ctx.previous_procedures:
         fits.append("after " + ", ".join(sorted(ctx.previous_procedures)))
     if when.min_line and ctx.failed_line is not None:

@@ -90,8 +90,8 @@ def judge(option: OptionEntry, ctx: SalvageContext, kb: KnowledgeBase) -> Verdic
     )
     reasons = _history_reasons(option, name, components, ctx, kb, rechallenged)
     by_class = option_rules.class_fit(option, components, ctx.ruled_out_classes, kb)
-    by_history = option_rules.prior_class_fit(option, ctx.received_classes)
-    by_naive = option_rules.naive_class_fit(option, ctx.received_by_class)
+    by_history = option_rules.prior_class_fit(option, ctx.received_classes, kb)
+    by_naive = option_rules.naive_class_fit(option, ctx.received_by_class, kb)
     by_performance = option_rules.performance_fit(option, ctx.performance, kb)
     reasons += [
         *by_class.reasons,

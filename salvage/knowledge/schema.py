@@ -520,6 +520,7 @@ class Substitution(_Strict):
 
 class ClassRulesFile(_Strict):
     exclusive_after_failure: dict[str, str]  # drug class -> its name in explanations
+    class_labels: dict[str, str] = {}  # other classes' names in explanations
     sequencing: list[SequencingRule] = []
     substitutions: list[Substitution] = []
 

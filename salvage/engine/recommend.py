@@ -166,7 +166,10 @@ def what_failed(
         )
         if line is None:
             continue
-        why = f"line {line.number} ({line.regimen}), {f.kind} on {f.when.isoformat()} ({', '.join(f.sources)})"
+        why = (
+            f"line {line.number} ({line.regimen}), {f.kind} on {f.when.isoformat()} "
+            f"({', '.join(f.sources)})"
+        )
         if f.kind == "intolerance":
             for e in analysis.record.exposures:
                 if e.source in f.sources:

@@ -244,7 +244,9 @@ def _biomarker_reasons(
         entry = markers.biomarkers.get(marker_id) if markers else None
         if status is None or entry is None or status.result in accepted:
             continue
-        wanted = f"{entry.label} {' or '.join(a.replace('-', ' ') for a in accepted)}"
+        # "unknown" accepted is not a result the patient could need: only the results are named
+        named = [a for a in accepted if a != biomarkers.UNKNOWN] or accepted
+        wanted = f"{entry.label} {' or '.join(a.replace('-', ' ') for a in named)}"
         if status.result != biomarkers.UNKNOWN:
             ruled_out = set(accepted) == {biomarkers.NOT_DETECTED, biomarkers.UNKNOWN}
             reasons.append(

@@ -190,6 +190,8 @@ def test_squamous_disease_is_not_given_the_non_squamous_testing_step(tmp_path: P
     lung_condition(document)["code"]["text"] = "Squamous cell carcinoma of lung, metastatic"
     rec = report(document, tmp_path).recommendation
     assert TESTING not in [o.option_id for o in rec.options]
+    (reason,) = [" ".join(x.reasons) for x in rec.excluded if x.option_id == TESTING]
+    assert reason.startswith("needs NSCLC histology adenocarcinoma: NSCLC histology: squamous")
 
 
 def test_after_osimertinib_the_rebiopsy_answers_not_the_first_testing_step(tmp_path: Path) -> None:

@@ -190,3 +190,17 @@ def test_a_protease_not_assessed_leaves_darunavir_unknown(text: str) -> None:
     # The DiagnosticReport's conclusion names RT only; the Observation's code text says RT/PR,
     # which must not make a failed protease region wild type.
     assert _level(_hiv(text), "hiv-drvr-2nrti", "darunavir") == "unknown"
+
+
+def test_chemo_naive_her2_low_t_dxd_holds_only_if_hormone_receptor_positive() -> None:
+    # DESTINY-Breast06 (before chemotherapy) enrolled HR-positive patients only; DESTINY-Breast04
+    # needs prior chemotherapy, which this patient has not had.
+    def drop_receptors(r: dict[str, Any]) -> dict[str, Any] | None:
+        codes = [c.get("code") for c in r.get("code", {}).get("coding", [])]
+        return None if {"16112-5", "16113-3"} & set(codes) else r
+
+    rec = _breast(drop_receptors)
+    (tdxd,) = [o for o in rec.options if o.regimen == "Trastuzumab deruxtecan"]
+    assert "hormone-receptor-positive" in (tdxd.branch or "")
+    regimens = [o.regimen for o in rec.options]
+    assert regimens.index("Trastuzumab deruxtecan") > regimens.index("Capecitabine")

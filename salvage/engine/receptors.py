@@ -33,6 +33,8 @@ def _result(m: Measurement, kb: KnowledgeBase, *, hormone: bool = False) -> str:
     if said != "unknown" or not hormone or answers.receptor_positive_from is None:
         return said
     shares = list(re.finditer(answers.receptor_percent, text))
+    if answers.receptor_ambiguous and re.search(answers.receptor_ambiguous, text):
+        return "unknown"  # a range or a hedge ("0-5%", "~1%"): either side of the cut-off
     if len(shares) != 1:
         return "unknown"  # no share, or several ("ER 90%, PR 0%" in one result): not guessed
     share = float(shares[0]["pct"].replace(",", "."))

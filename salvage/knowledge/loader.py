@@ -755,6 +755,7 @@ def build(raw: dict[str, Any]) -> KnowledgeBase:
             negative=_answer_words(raw["answers"].negative),
             receptor_label=receptor_text.label if receptor_text else "",
             receptor_percent=receptor_text.percent if receptor_text else "",
+            receptor_ambiguous=receptor_text.ambiguous if receptor_text else "",
             receptor_positive_from=receptor_text.positive_from_percent if receptor_text else None,
         ),
         order_checks=OrderCheckRules(

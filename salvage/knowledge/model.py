@@ -179,6 +179,7 @@ class QualitativeAnswers:
     # percentage of stained nuclei, and the share from which the result is positive.
     receptor_label: str = ""
     receptor_percent: str = ""
+    receptor_ambiguous: str = ""
     receptor_positive_from: float | None = None
 
     def reading(self, codes: frozenset[str], text: str) -> str:

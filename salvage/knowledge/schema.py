@@ -652,6 +652,7 @@ class ReceptorText(_Strict):
 
     label: str  # regular expression: the receptor named before the result ("ER", "PgR:")
     percent: str  # regular expression with groups `below` (a "<") and `pct` (the number)
+    ambiguous: str = ""  # regular expression: a range or hedge ("0-5%", "~1%"): left unknown
     positive_from_percent: float = Field(gt=0)
     evidence: list[str] = Field(min_length=1)
 

@@ -116,6 +116,10 @@ def test_er_written_in_words_or_coded_positive_reads_as_hormone_receptor_positiv
     [
         ({"valueString": "ER 0%"}, {"valueString": "PR: <1 %"}),
         (
+            {"valueString": "Estrogen receptor 0%"},
+            {"valueString": "Progesterone receptor: negative"},
+        ),
+        (
             {"valueCodeableConcept": {"coding": [{"system": SNOMED, "code": "260385009"}]}},
             {"valueString": "negative (0%)"},
         ),
@@ -127,7 +131,7 @@ def test_er_and_pr_negative_in_words_or_coded_rule_out_endocrine_options(er, pr)
     assert "hormone-receptor-positive" in excluded["Elacestrant"]
 
 
-@pytest.mark.parametrize("text", ["ER <5%", "ER 90%, PR 0%", "ER: see report"])
+@pytest.mark.parametrize("text", ["ER <5%", "ER 90%, PR 0%", "ER: see report", "ER 0-5%", "ER ~1%"])
 def test_an_ambiguous_er_text_stays_unknown_and_is_asked_for(text: str) -> None:
     def unknown_receptors(r: dict[str, Any]) -> dict[str, Any] | None:
         codes = [c.get("code") for c in r.get("code", {}).get("coding", [])]

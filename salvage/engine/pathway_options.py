@@ -90,8 +90,8 @@ def judge(option: OptionEntry, ctx: SalvageContext, kb: KnowledgeBase) -> Verdic
     )
     reasons = _history_reasons(option, name, components, ctx, kb, rechallenged)
     by_class = option_rules.class_fit(option, components, ctx.ruled_out_classes, kb)
-    by_history = option_rules.prior_class_fit(option, ctx.received_classes)
-    by_naive = option_rules.naive_class_fit(option, ctx.received_by_class)
+    by_history = option_rules.prior_class_fit(option, ctx.received_classes, kb)
+    by_naive = option_rules.naive_class_fit(option, ctx.received_by_class, kb)
     by_performance = option_rules.performance_fit(option, ctx.performance, kb)
     reasons += [
         *by_class.reasons,
@@ -267,7 +267,14 @@ def rank_key(verdict: Verdict, ctx: SalvageContext, kb: KnowledgeBase) -> tuple[
         leads = 1
     else:
         leads = 3 if option.kind == "trial" else 2
-    branch = 1 if ctx.transplant == "unknown" and option.when.transplant == "ineligible" else 0
+    # With candidacy unknown the candidate branch comes first, unless the record leans against
+    # transplant (stale exclusion, age above the trials): then the other branch leads.
+    later = (
+        "eligible"
+        if ctx.eligibility is not None and ctx.eligibility.leans_not_candidate
+        else "ineligible"
+    )
+    branch = 1 if ctx.transplant == "unknown" and option.when.transplant == later else 0
     branch += verdict.unknowns
     rerank = kb.overlay.rerank if kb.overlay else {}
     rank = rerank.get(option.id, psa_rank(option, ctx)[0])

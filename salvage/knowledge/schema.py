@@ -533,6 +533,7 @@ class Substitution(_Strict):
 
 class ClassRulesFile(_Strict):
     exclusive_after_failure: dict[str, str]  # drug class -> its name in explanations
+    class_labels: dict[str, str] = {}  # other classes' names in explanations
     sequencing: list[SequencingRule] = []
     substitutions: list[Substitution] = []
 
@@ -615,6 +616,9 @@ class RecencyWindows(_Strict):
     renal_days: int = Field(ge=1)
     weight_days: int = Field(ge=1)
     organ_days: int = Field(ge=1)
+    # A stale value meeting a 'not a transplant candidate' criterion within this many days still
+    # leans the unknown candidacy against transplant (that branch is shown first).
+    leaning_days: int = Field(default=365, ge=1)
 
 
 class RenalCaution(_Strict):

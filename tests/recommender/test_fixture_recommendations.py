@@ -179,7 +179,7 @@ EXPECTED = {
 }
 EXCLUSION_REASON = {
     ("nsclc-maintenance", "Atezolizumab"): "pembrolizumab in line 1",
-    ("breast-cdk46-progression", "Eribulin"): "not recorded for this patient: anthracycline",
+    ("breast-cdk46-progression", "Eribulin"): "not recorded for this patient: an anthracycline",
     ("dlbcl-primary-refractory", "Tafasitamab-lenalidomide"): "not for primary refractory",
     ("dlbcl-late-relapse", "R-ICE"): "already given after this failure",
     ("nsclc-maintenance", "Docetaxel"): "already given after this failure",

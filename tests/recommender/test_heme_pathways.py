@@ -61,7 +61,7 @@ def test_third_line_car_t_naive_gets_car_t_with_third_line_evidence() -> None:
     # is after CAR-T failure, so a CAR-T-naive patient is not offered it with that rationale.
     assert "Allogeneic stem-cell transplant (referral to a transplant centre)" not in names(rec)
     assert (
-        "car-t"
+        "received CAR-T cell therapy"
         in excluded(rec)["Allogeneic stem-cell transplant (referral to a transplant centre)"]
     )
 

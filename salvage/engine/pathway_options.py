@@ -106,10 +106,19 @@ def judge(option: OptionEntry, ctx: SalvageContext, kb: KnowledgeBase) -> Verdic
     marker_reasons, marker_branches, withheld = _biomarker_reasons(option, ctx, kb)
     # The receptor subtype is the decisive reason when it does not fit: it is named first.
     reasons = [*receptor_reasons, *marker_reasons, *reasons]
-    reused = sorted(components & ctx.pathway.backbone_drugs & ctx.failed_line_drugs)
-    backbone_note = (
-        (f"reuses {', '.join(reused)} from the failed line: {ctx.pathway.backbone_reason}",)
-        if reused and ctx.pathway.backbone_reason
+    # A substitution within the regimen keeps its other drugs by design: no backbone note.
+    reused = (
+        []
+        if option.setting == "substitution-within-regimen"
+        else sorted(components & ctx.pathway.backbone_drugs & ctx.failed_line_drugs)
+    )
+    own = ctx.pathway.backbone_reasons
+    shared = [d for d in reused if d not in own]
+    backbone_note = tuple(
+        f"reuses {d} from the failed line: {own[d]}" for d in reused if d in own
+    ) + (
+        (f"reuses {', '.join(shared)} from the failed line: {ctx.pathway.backbone_reason}",)
+        if shared and ctx.pathway.backbone_reason
         else ()
     )
     return Verdict(

@@ -726,6 +726,7 @@ def build(raw: dict[str, Any]) -> KnowledgeBase:
             disease: Pathway(
                 backbone_drugs=frozenset(p.backbone_drugs),
                 backbone_reason=" ".join((p.backbone_reason or "").split()),
+                backbone_reasons={d: " ".join(r.split()) for d, r in p.backbone_reasons.items()},
                 options=tuple(p.options),
             )
             for disease, p in raw["pathways"].pathways.items()

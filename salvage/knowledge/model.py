@@ -236,6 +236,7 @@ class Pathway:
     backbone_drugs: frozenset[str]
     backbone_reason: str
     options: tuple[OptionEntry, ...]
+    backbone_reasons: dict[str, str] = field(default_factory=dict)  # drug -> why it is reused
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

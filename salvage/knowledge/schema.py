@@ -431,6 +431,9 @@ class OptionEntry(_Strict):
 class DiseasePathway(_Strict):
     backbone_drugs: list[str] = []
     backbone_reason: str | None = None
+    # Why each backbone drug may be given again (one reason per drug, so an option names only the
+    # reasons of the drugs it reuses); backbone_reason serves drugs without their own.
+    backbone_reasons: dict[str, str] = {}
     options: list[OptionEntry]
 
 

@@ -105,7 +105,7 @@ def test_bv_avd_is_named_and_refractory_disease_gets_pembrolizumab_gvd() -> None
     assert "AETHERA" in consolidation and "anti-CD30" in consolidation
     assert not any(n.startswith("High-dose") for n in excluded(rec))
     assert [s.option_id for s in rec.after_salvage] == ["hodgkin-asct"]
-    assert "brentuximab vedotin was part of BV-AVD" in excluded(rec)["BV-ICE"]
+    assert "brentuximab vedotin was part of line 1 (BV-AVD)" in excluded(rec)["BV-ICE"]
 
 
 def test_n_avd_is_named_as_a_first_line_regimen() -> None:

@@ -138,6 +138,7 @@ def judge(option: OptionEntry, ctx: SalvageContext, kb: KnowledgeBase) -> Verdic
         )
         + by_performance.cautions
         + sequencing.cautions
+        + _biomarker_cautions(option, ctx)
         + backbone_note,
         recheck=tuple(
             dict.fromkeys([*(f.recheck for f in findings if f.recheck), *by_performance.recheck])
@@ -247,6 +248,21 @@ def _biomarker_reasons(
         else:
             withheld.append(marker_id)
     return reasons, branches, tuple(withheld)
+
+
+def _biomarker_cautions(option: OptionEntry, ctx: SalvageContext) -> tuple[str, ...]:
+    """The option's cautions that hold for the biomarker's current result (unknown when the
+    record gives none)."""
+    return tuple(
+        c.text
+        for c in option.biomarker_cautions
+        if (
+            ctx.biomarkers[c.biomarker].result
+            if c.biomarker in ctx.biomarkers
+            else biomarkers.UNKNOWN
+        )
+        in c.results
+    )
 
 
 def rank_key(verdict: Verdict, ctx: SalvageContext, kb: KnowledgeBase) -> tuple[int, ...]:

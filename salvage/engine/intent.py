@@ -47,27 +47,33 @@ def _metastatic(condition: ConditionRecord, rules: IntentRules) -> bool:
     )
 
 
-def _advanced_by(
-    record: PatientRecord, kb: KnowledgeBase, disease: str, rules: IntentRules, by: date
-) -> str | None:
-    """The first sign of advanced disease dated on or before a date, as a short reason."""
+def _advanced_signs(
+    record: PatientRecord, kb: KnowledgeBase, disease: str, rules: IntentRules
+) -> list[tuple[date, str]]:
+    """Each dated sign of advanced disease with its short reason, in record order (read once per
+    patient; a line asks which of them is dated on or before its window)."""
+    signs: list[tuple[date, str]] = []
     for c in record.conditions:
-        if c.when is None or c.when > by:
+        if c.when is None:
             continue
         if _metastatic(c, rules):
-            return f"metastatic disease recorded ({c.source})"
-        if disease in attribution.condition_diseases(c, kb) and stage_group(c.stage, rules) == (
+            signs.append((c.when, f"metastatic disease recorded ({c.source})"))
+        elif disease in attribution.condition_diseases(c, kb) and stage_group(c.stage, rules) == (
             "advanced"
         ):
-            return f"stage {c.stage} recorded ({c.source})"
-    return None
+            signs.append((c.when, f"stage {c.stage} recorded ({c.source})"))
+    return signs
+
+
+def _advanced_by(signs: list[tuple[date, str]], by: date) -> str | None:
+    """The first sign of advanced disease dated on or before a date, as a short reason."""
+    return next((reason for when, reason in signs if when <= by), None)
 
 
 def _early_stage(
-    record: PatientRecord, kb: KnowledgeBase, disease: str, rules: IntentRules, sources: set[str]
+    own: list[ConditionRecord], rules: IntentRules, sources: set[str]
 ) -> ConditionRecord | None:
     """The disease Condition staged early: one the line's orders name, else any of the disease."""
-    own = [c for c in record.conditions if disease in attribution.condition_diseases(c, kb)]
     named = [c for c in own if c.source in sources] or own
     return next((c for c in named if stage_group(c.stage, rules) == "early"), None)
 
@@ -80,14 +86,16 @@ def assign(lines: list[Line], record: PatientRecord, kb: KnowledgeBase, disease:
         return lines
     window = timedelta(days=kb.rules_for(disease).regimen_window_days)
     by_source = {e.source: e for e in record.exposures}
+    signs = _advanced_signs(record, kb, disease, rules)
+    own = [c for c in record.conditions if disease in attribution.condition_diseases(c, kb)]
     decided: dict[int, tuple[str | None, str, bool]] = {}  # intent, basis, early disease
     adjuvant_end: date | None = None
     for line in sorted((ln for ln in lines if not ln.maintenance), key=lambda ln: ln.start):
         exposures = [by_source[s] for s in line.sources if s in by_source]
         recorded = next((e for e in exposures if e.intent), None)
         reasons = {r for e in exposures for r in e.reasons}
-        advanced = _advanced_by(record, kb, disease, rules, line.start + window)
-        early = None if advanced else _early_stage(record, kb, disease, rules, reasons)
+        advanced = _advanced_by(signs, line.start + window)
+        early = None if advanced else _early_stage(own, rules, reasons)
         intent: str | None = None
         basis = ""
         if recorded is not None:

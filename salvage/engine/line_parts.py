@@ -125,13 +125,6 @@ def consolidate(
     return episodes
 
 
-def non_line_drugs(e: DrugExposure, kb: KnowledgeBase) -> set[str]:
-    """Ingredients of a product that never count towards a line (mesna in an ifosfamide kit)."""
-    return {
-        i for i in e.ingredients if i in kb.drugs and kb.drugs[i].role in ("supportive", "steroid")
-    }
-
-
 def attach_steroids(
     episodes: list[Episode], steroids: list[DrugExposure], kb: KnowledgeBase, window: timedelta
 ) -> list[DrugExposure]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from salvage.engine import line_parts
+from salvage.engine.ingredient_facts import facts
 from salvage.engine.line_parts import Episode
 from salvage.engine.model import DrugExposure, Line, ProcedureRecord
 from salvage.knowledge.model import KnowledgeBase, LineRules
@@ -53,7 +54,7 @@ def oncology_lines(
     disease: str | None = None,
 ) -> list[Line]:
     drug_events = [e for e in exposures if e.start <= as_of]
-    roles = [(e, _roles(e, kb)) for e in drug_events]  # each exposure's roles, read once
+    roles = [(e, facts(e.ingredients, kb).roles) for e in drug_events]
     main = [e for e, role in roles if "anticancer" in role]
     steroids = [e for e, role in roles if "anticancer" not in role and "steroid" in role]
     local = [p for p in procedures if p.when <= as_of and _is_local(p, rules)]
@@ -142,7 +143,7 @@ def _build(
         # when its other drugs belong to the current one.
         new_drugs: set[str] = set()
         for exposure in drugs_today:
-            new_drugs |= set(exposure.ingredients) - line_parts.non_line_drugs(exposure, kb)
+            new_drugs |= exposure.ingredients - facts(exposure.ingredients, kb).non_line
         sequence = False
         if current is None or when - current.last_active > gap:
             current = Episode(start=when)
@@ -175,10 +176,6 @@ def _by_day(
             event
         )
     return sorted(days.items())
-
-
-def _roles(e: DrugExposure, kb: KnowledgeBase) -> set[str]:
-    return {kb.drugs[i].role for i in e.ingredients if i in kb.drugs}
 
 
 def _name(drugs: frozenset[str], kb: KnowledgeBase, procedure: ProcedureRecord | None) -> str:
@@ -296,6 +293,6 @@ def _maintenance_start(episode: Episode, kb: KnowledgeBase, rules: LineRules) ->
         if cycles < rule.min_induction_cycles:
             continue  # induction incomplete: what follows is the same line, not maintenance
         allowed = (rule.drugs & episode.regimen_drugs) | rule.switch_drugs
-        if all(set(e.ingredients) - line_parts.non_line_drugs(e, kb) <= allowed for e in after):
+        if all(e.ingredients - facts(e.ingredients, kb).non_line <= allowed for e in after):
             return first_after
     return None

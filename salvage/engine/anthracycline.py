@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 from datetime import date
 
-from salvage.engine.ingredient_facts import facts
+from salvage.engine.ingredient_facts import facts_table
 from salvage.engine.model import DrugExposure, Measurement, PatientRecord
 from salvage.knowledge.model import KnowledgeBase
 
@@ -106,8 +106,9 @@ def cumulative(record: PatientRecord, kb: KnowledgeBase, as_of: date) -> Anthrac
     rule = kb.patient_rules.anthracycline
     bsa_rule = rule.body_surface_area
     window = bsa_rule.weight_within_days if bsa_rule else 0
+    table = facts_table(kb)
     given = [
-        e for e in record.exposures if e.start <= as_of and facts(e.ingredients, kb).anthracyclines
+        e for e in record.exposures if e.start <= as_of and table[e.ingredients].anthracyclines
     ]
     if not given:
         return None
@@ -122,7 +123,7 @@ def cumulative(record: PatientRecord, kb: KnowledgeBase, as_of: date) -> Anthrac
     weights = [m for m in record.measurements if m.kind == "weight" and m.value and m.when <= as_of]
     for e in given:
         kind = _kind(e)
-        drugs = list(facts(e.ingredients, kb).anthracyclines)
+        drugs = list(table[e.ingredients].anthracyclines)
         if kind != "administration" and (
             e.source in carried_out or any((d, e.start) in given_days for d in drugs)
         ):

@@ -45,13 +45,30 @@ def compute(ingredients: frozenset[str], kb: KnowledgeBase) -> IngredientFacts:
     )
 
 
+class FactsTable(dict[frozenset[str], IngredientFacts]):
+    """Ingredient set -> facts, filled on first use: a lookup of a known set is a plain dict
+    access (no Python call), which matters at dozens of lookups per patient."""
+
+    def __init__(self, kb: KnowledgeBase) -> None:
+        super().__init__()
+        self.kb = kb
+
+    def __missing__(self, ingredients: frozenset[str]) -> IngredientFacts:
+        if len(self) > _MEMO_LIMIT:
+            self.clear()
+        found = self[ingredients] = compute(ingredients, self.kb)
+        return found
+
+
+def facts_table(kb: KnowledgeBase) -> FactsTable:
+    """The knowledge base's table of ingredient facts (one per knowledge base)."""
+    table: FactsTable | None = kb.__dict__.get("_ingredient_facts")
+    if table is None:
+        table = FactsTable(kb)
+        object.__setattr__(kb, "_ingredient_facts", table)
+    return table
+
+
 def facts(ingredients: frozenset[str], kb: KnowledgeBase) -> IngredientFacts:
     """The facts of an ingredient set, remembered per knowledge base."""
-    memo: dict[frozenset[str], IngredientFacts] | None = kb.__dict__.get("_ingredient_facts")
-    if memo is None or len(memo) > _MEMO_LIMIT:
-        memo = {}
-        object.__setattr__(kb, "_ingredient_facts", memo)
-    found = memo.get(ingredients)
-    if found is None:
-        found = memo[ingredients] = compute(ingredients, kb)
-    return found
+    return facts_table(kb)[ingredients]

@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from salvage.engine import line_parts
-from salvage.engine.ingredient_facts import facts
+from salvage.engine.ingredient_facts import facts, facts_table
 from salvage.engine.line_parts import Episode
 from salvage.engine.model import DrugExposure, Line, ProcedureRecord
 from salvage.knowledge.model import KnowledgeBase, LineRules
@@ -54,7 +54,8 @@ def oncology_lines(
     disease: str | None = None,
 ) -> list[Line]:
     drug_events = [e for e in exposures if e.start <= as_of]
-    roles = [(e, facts(e.ingredients, kb).roles) for e in drug_events]
+    table = facts_table(kb)
+    roles = [(e, table[e.ingredients].roles) for e in drug_events]
     main = [e for e, role in roles if "anticancer" in role]
     steroids = [e for e, role in roles if "anticancer" not in role and "steroid" in role]
     local = [p for p in procedures if p.when <= as_of and _is_local(p, rules)]
@@ -122,12 +123,10 @@ def _build(
 ) -> list[Episode]:
     window = timedelta(days=rules.regimen_window_days)
     gap = timedelta(days=rules.gap_days)
-    events: list[DrugExposure | ProcedureRecord] = [*main, *procedures]
+    table = facts_table(kb)
     episodes: list[Episode] = []
     current: Episode | None = None
-    for when, group in _by_day(events):
-        procedures_today = [e for e in group if isinstance(e, ProcedureRecord)]
-        drugs_today = [e for e in group if isinstance(e, DrugExposure)]
+    for when, (drugs_today, procedures_today) in _by_day(main, procedures):
         for procedure in procedures_today:
             joins = (
                 current is not None and current.procedure is None and when - current.start <= window
@@ -143,7 +142,7 @@ def _build(
         # when its other drugs belong to the current one.
         new_drugs: set[str] = set()
         for exposure in drugs_today:
-            new_drugs |= exposure.ingredients - facts(exposure.ingredients, kb).non_line
+            new_drugs |= exposure.ingredients - table[exposure.ingredients].non_line
         sequence = False
         if current is None or when - current.last_active > gap:
             current = Episode(start=when)
@@ -158,24 +157,37 @@ def _build(
         if when - current.start <= window or sequence:
             current.regimen_drugs |= new_drugs
         current.drugs |= new_drugs
+        current.exposures += drugs_today
+        last_active, ongoing = current.last_active, current.ongoing
         for exposure in drugs_today:
-            current.exposures.append(exposure)
-            current.last_active = max(
-                current.last_active, line_parts.exposure_last_day(exposure, as_of)
-            )
-            current.ongoing = current.ongoing or _is_ongoing(exposure, as_of, rules)
+            last_day = as_of if exposure.end is None or exposure.end > as_of else exposure.end
+            if last_day > last_active:
+                last_active = last_day
+            ongoing = ongoing or _is_ongoing(exposure, as_of, rules)
+        current.last_active, current.ongoing = last_active, ongoing
     return episodes
 
 
 def _by_day(
-    events: list[DrugExposure | ProcedureRecord],
-) -> list[tuple[date, list[DrugExposure | ProcedureRecord]]]:
-    days: dict[date, list[DrugExposure | ProcedureRecord]] = {}
-    for event in events:
-        days.setdefault(event.start if isinstance(event, DrugExposure) else event.when, []).append(
-            event
-        )
-    return sorted(days.items())
+    drugs: list[DrugExposure], procedures: list[ProcedureRecord]
+) -> list[tuple[date, tuple[list[DrugExposure], list[ProcedureRecord]]]]:
+    """The day's drugs and procedures, by day, each in record order."""
+    days: dict[date, tuple[list[DrugExposure], list[ProcedureRecord]]] = {}
+    for exposure in drugs:
+        found = days.get(exposure.start)
+        if found is None:
+            found = days[exposure.start] = ([], [])
+        found[0].append(exposure)
+    for procedure in procedures:
+        found = days.get(procedure.when)
+        if found is None:
+            found = days[procedure.when] = ([], [])
+        found[1].append(procedure)
+    return sorted(days.items(), key=_first)
+
+
+def _first(item: tuple[date, object]) -> date:
+    return item[0]
 
 
 def _name(drugs: frozenset[str], kb: KnowledgeBase, procedure: ProcedureRecord | None) -> str:
@@ -201,19 +213,23 @@ def _episode_lines(
     end: date | None = None if (episode.ongoing and is_last) else episode.last_active
     maintenance_start = _maintenance_start(episode, kb, rules)
     accompanying_sources = {source for _, _, source in episode.accompanying}
-    regimen_exposures = [e for e in episode.exposures if e.source not in accompanying_sources]
-    induction = [
-        e for e in regimen_exposures if maintenance_start is None or e.start < maintenance_start
-    ]
-    upkeep = [
-        e
-        for e in regimen_exposures
-        if maintenance_start is not None and e.start >= maintenance_start
-    ]
+    regimen_exposures = (
+        [e for e in episode.exposures if e.source not in accompanying_sources]
+        if accompanying_sources
+        else episode.exposures
+    )
+    if maintenance_start is None:
+        induction, upkeep = regimen_exposures, []
+    else:
+        induction = [e for e in regimen_exposures if e.start < maintenance_start]
+        upkeep = [e for e in regimen_exposures if e.start >= maintenance_start]
     procedure_sources = [episode.procedure.source] if episode.procedure else []
-    induction_last = max(
-        (line_parts.exposure_last_day(e, as_of) for e in induction),
-        default=episode.procedure.end if episode.procedure else episode.start,
+    induction_last = (
+        max(as_of if e.end is None or e.end > as_of else e.end for e in induction)
+        if induction
+        else episode.procedure.end
+        if episode.procedure
+        else episode.start
     )
     if episode.procedure is not None:
         induction_last = max(induction_last, episode.procedure.end)
@@ -272,11 +288,11 @@ def _maintenance_start(episode: Episode, kb: KnowledgeBase, rules: LineRules) ->
     """Where maintenance begins: only after induction is complete (min_induction_cycles treatment
     days with an induction-only drug), never inside the regimen window, and only with drugs of
     the induction regimen (continuation) or listed switch-maintenance drugs."""
+    if not rules.maintenance:
+        return None
     window = timedelta(days=rules.regimen_window_days)
+    line_classes = {c for d in episode.regimen_drugs if d in kb.drugs for c in kb.drugs[d].classes}
     for rule in rules.maintenance:
-        line_classes = {
-            c for d in episode.regimen_drugs if d in kb.drugs for c in kb.drugs[d].classes
-        }
         if not rule.after_classes <= line_classes:
             continue
         induction_only = [e for e in episode.exposures if not set(e.ingredients) <= rule.drugs]

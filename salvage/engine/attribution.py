@@ -42,8 +42,10 @@ class HivEvidence:
 
 
 def counts_as_disease(condition: ConditionRecord, kb: KnowledgeBase) -> bool:
-    counted = set(kb.failures.oncology.counted_verification_status)
-    return condition.verification is None or condition.verification in counted
+    return (
+        condition.verification is None
+        or condition.verification in kb.failures.oncology.counted_verification_status
+    )
 
 
 def condition_diseases(condition: ConditionRecord, kb: KnowledgeBase) -> list[str]:

@@ -176,10 +176,16 @@ def oncology_failures(
 
     no_response = set(spec.stop_reasons.no_response)
     not_tolerated = set(spec.stop_reasons.not_tolerated)
-    for line in lines:
+    # Only exposures stopped for one of these reasons can fail a line: found once, in record order.
+    stopped = [
+        e
+        for e in record.exposures
+        if e.stop_reasons and (e.stop_reasons & no_response or e.stop_reasons & not_tolerated)
+    ]
+    for line in lines if stopped else ():
         if line.domain != "oncology":
             continue
-        for exposure in record.exposures:
+        for exposure in stopped:
             if exposure.source not in line.sources:
                 continue
             stopped_on = exposure.end or exposure.start
@@ -300,6 +306,9 @@ def _signals(
     return sorted(progressions, key=lambda s: s.when), sorted(remissions, key=lambda s: s.when)
 
 
+_WORDS = re.compile(r"[a-z]+")
+
+
 def _new_disease_entry(
     c: ConditionRecord, own: list[ConditionRecord], first_start: date, cues: list[str]
 ) -> str | None:
@@ -310,8 +319,7 @@ def _new_disease_entry(
     day = c.onset or c.recorded
     if day is None or day <= first_start:
         return None
-    words = set(re.findall(r"[a-z]+", c.text.lower()))
-    if words & set(cues):
+    if not set(_WORDS.findall(c.text.lower())).isdisjoint(cues):
         return "relapse"
     earlier = any(
         o is not c and (o.onset or o.recorded or day) < day and o.source != c.source for o in own

@@ -62,26 +62,19 @@ def oncology_lines(
     transplants = [p for p in procedures if p.when <= as_of and not _is_local(p, rules)]
     # Drugs that may only accompany a line (CNS prophylaxis, pre-phase) are placed after the
     # lines are built; those that accompany nothing are counted like any other drug.
-    accompanying_drugs = {d for a in rules.accompanying for d in a.drugs}
-    # A drug of the accompanied regimen itself (vincristine of R-CHOP) is held only on a day
-    # when nothing else is given (a pre-phase); methotrexate is held whenever it comes alone.
-    accompanied = {
-        d
-        for a in rules.accompanying
-        for r in a.with_regimens
-        if r in kb.regimens
-        for d in kb.regimens[r].components
-    }
-    day_drugs: dict[date, set[str]] = {}
-    for e in main:
-        day_drugs.setdefault(e.start, set()).update(e.ingredients)
-    held = [
-        e
-        for e in main
-        if e.ingredients
-        and set(e.ingredients) <= accompanying_drugs
-        and (not e.ingredients & accompanied or day_drugs[e.start] <= accompanying_drugs)
-    ]
+    accompanying_drugs, accompanied = _accompanying_sets(rules, kb)
+    held = [e for e in main if e.ingredients and e.ingredients <= accompanying_drugs]
+    if held:
+        # A drug of the accompanied regimen itself (vincristine of R-CHOP) is held only on a day
+        # when nothing else is given (a pre-phase); methotrexate is held whenever it comes alone.
+        day_drugs: dict[date, set[str]] = {}
+        for e in main:
+            day_drugs.setdefault(e.start, set()).update(e.ingredients)
+        held = [
+            e
+            for e in held
+            if not e.ingredients & accompanied or day_drugs[e.start] <= accompanying_drugs
+        ]
     own_local = local if rules.procedure_lines else []
 
     def assemble(waiting: list[DrugExposure]) -> tuple[list[Episode], list[DrugExposure]]:
@@ -107,6 +100,33 @@ def oncology_lines(
             disease=disease,
         )
     return lines
+
+
+def _accompanying_sets(
+    rules: LineRules, kb: KnowledgeBase
+) -> tuple[frozenset[str], frozenset[str]]:
+    """(drugs that may only accompany a line, drugs of the regimens they accompany), read once
+    per knowledge base and rules (remembered by identity: the rules are immutable)."""
+    memo: dict[int, tuple[LineRules, tuple[frozenset[str], frozenset[str]]]] | None = (
+        kb.__dict__.get("_accompanying_sets")
+    )
+    if memo is None or len(memo) > 1_000:
+        memo = {}
+        object.__setattr__(kb, "_accompanying_sets", memo)
+    found = memo.get(id(rules))
+    if found is None or found[0] is not rules:
+        sets = (
+            frozenset(d for a in rules.accompanying for d in a.drugs),
+            frozenset(
+                d
+                for a in rules.accompanying
+                for r in a.with_regimens
+                if r in kb.regimens
+                for d in kb.regimens[r].components
+            ),
+        )
+        found = memo[id(rules)] = (rules, sets)
+    return found[1]
 
 
 def _is_local(procedure: ProcedureRecord, rules: LineRules) -> bool:

@@ -9,9 +9,10 @@ is one dict access instead of a scan of the drug table.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import NamedTuple
 
-from salvage.knowledge.model import KnowledgeBase
+from salvage.knowledge.model import Drug, KnowledgeBase
 
 # Roles whose ingredients never count towards a line (mesna in an ifosfamide kit, a steroid given
 # as premedication); which drug has which role is data (drugs.yaml).
@@ -23,23 +24,27 @@ class IngredientFacts(NamedTuple):
     roles: frozenset[str]  # the knowledge-base roles of the known ingredients
     non_line: frozenset[str]  # ingredients that never count towards a line
     antiretroviral: bool  # some ingredient is an antiretroviral
+    antiretrovirals: frozenset[str]  # the antiretroviral ingredients
     anthracyclines: tuple[str, ...]  # ingredients with an anthracycline equivalence, sorted
 
 
-def compute(ingredients: frozenset[str], kb: KnowledgeBase) -> IngredientFacts:
+def compute(ingredients: frozenset[str], drugs: Mapping[str, Drug]) -> IngredientFacts:
     """The facts read directly from the drug table (the reference the memo must equal)."""
-    known = [kb.drugs[i] for i in ingredients if i in kb.drugs]
+    known = [drugs[i] for i in ingredients if i in drugs]
     return IngredientFacts(
         roles=frozenset(d.role for d in known),
         non_line=frozenset(
-            i for i in ingredients if i in kb.drugs and kb.drugs[i].role in NON_LINE_ROLES
+            i for i in ingredients if i in drugs and drugs[i].role in NON_LINE_ROLES
         ),
         antiretroviral=any(d.role == "antiretroviral" for d in known),
+        antiretrovirals=frozenset(
+            i for i in ingredients if i in drugs and drugs[i].role == "antiretroviral"
+        ),
         anthracyclines=tuple(
             sorted(
                 i
                 for i in ingredients
-                if i in kb.drugs and kb.drugs[i].anthracycline_equivalence is not None
+                if i in drugs and drugs[i].anthracycline_equivalence is not None
             )
         ),
     )
@@ -49,14 +54,14 @@ class FactsTable(dict[frozenset[str], IngredientFacts]):
     """Ingredient set -> facts, filled on first use: a lookup of a known set is a plain dict
     access (no Python call), which matters at dozens of lookups per patient."""
 
-    def __init__(self, kb: KnowledgeBase) -> None:
+    def __init__(self, drugs: Mapping[str, Drug]) -> None:
         super().__init__()
-        self.kb = kb
+        self.drugs = drugs  # the drug table, not the knowledge base: no reference cycle
 
     def __missing__(self, ingredients: frozenset[str]) -> IngredientFacts:
         if len(self) > _MEMO_LIMIT:
             self.clear()
-        found = self[ingredients] = compute(ingredients, self.kb)
+        found = self[ingredients] = compute(ingredients, self.drugs)
         return found
 
 
@@ -64,7 +69,7 @@ def facts_table(kb: KnowledgeBase) -> FactsTable:
     """The knowledge base's table of ingredient facts (one per knowledge base)."""
     table: FactsTable | None = kb.__dict__.get("_ingredient_facts")
     if table is None:
-        table = FactsTable(kb)
+        table = FactsTable(kb.drugs)
         object.__setattr__(kb, "_ingredient_facts", table)
     return table
 

@@ -134,12 +134,13 @@ def attach_steroids(
     left: list[DrugExposure] = []
     for exposure in steroids:
         # Prefer the most recently started line; a line that starts after the steroid comes last.
+        # Only lines whose span (with the window either side) holds the steroid can take it.
+        day = exposure.start
         candidates = sorted(
-            episodes, key=lambda ep: (ep.start > exposure.start, -ep.start.toordinal())
+            (ep for ep in episodes if ep.start - window <= day <= ep.last_active + window),
+            key=lambda ep: (ep.start > day, -ep.start.toordinal()),
         )
         for episode in candidates:
-            if not (episode.start - window <= exposure.start <= episode.last_active + window):
-                continue
             if kb.regimen_named(frozenset(episode.regimen_drugs | exposure.ingredients)) is None:
                 continue
             if exposure.start - episode.start <= window:

@@ -34,17 +34,24 @@ def _stage_bases(stage: str) -> frozenset[str]:
     return frozenset(t.rstrip("abc") for t in re.findall(r"[a-z0-9]+", stage.replace("stage", " ")))
 
 
-def _metastatic(condition: ConditionRecord, rules: IntentRules) -> bool:
-    text = condition.text.lower()
+def _metastatic_cues(rules: IntentRules) -> tuple[frozenset[str], tuple[str, ...], list[str]]:
+    """(SNOMED codes, ICD-10-CM prefixes as "system|code", text cues) of metastatic disease."""
     return (
-        any(f"{SNOMED}|{c}" in condition.codes for c in rules.metastatic_snomed)
-        or any(
-            code.startswith(f"{ICD10CM}|{prefix}")
-            for code in condition.codes
-            for prefix in rules.metastatic_icd10cm
-        )
-        or any(cue in text for cue in rules.metastatic_text)
+        frozenset(f"{SNOMED}|{c}" for c in rules.metastatic_snomed),
+        tuple(f"{ICD10CM}|{prefix}" for prefix in rules.metastatic_icd10cm),
+        rules.metastatic_text,
     )
+
+
+def _is_metastatic(
+    condition: ConditionRecord, snomed: frozenset[str], prefixes: tuple[str, ...], cues: list[str]
+) -> bool:
+    if not condition.codes.isdisjoint(snomed):
+        return True
+    if prefixes and any(code.startswith(prefixes) for code in condition.codes):
+        return True
+    text = condition.text.lower()
+    return any(cue in text for cue in cues)
 
 
 def _advanced_signs(
@@ -52,11 +59,12 @@ def _advanced_signs(
 ) -> list[tuple[date, str]]:
     """Each dated sign of advanced disease with its short reason, in record order (read once per
     patient; a line asks which of them is dated on or before its window)."""
+    cues = _metastatic_cues(rules)
     signs: list[tuple[date, str]] = []
     for c in record.conditions:
         if c.when is None:
             continue
-        if _metastatic(c, rules):
+        if _is_metastatic(c, *cues):
             signs.append((c.when, f"metastatic disease recorded ({c.source})"))
         elif disease in attribution.condition_diseases(c, kb) and stage_group(c.stage, rules) == (
             "advanced"

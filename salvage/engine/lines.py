@@ -78,7 +78,8 @@ def oncology_lines(
     own_local = local if rules.procedure_lines else []
 
     def assemble(waiting: list[DrugExposure]) -> tuple[list[Episode], list[DrugExposure]]:
-        built = _build([e for e in main if e not in waiting], own_local, kb, rules, as_of)
+        placed = [e for e in main if e not in waiting] if waiting else main
+        built = _build(placed, own_local, kb, rules, as_of)
         unplaced = line_parts.attach_steroids(
             built, steroids, kb, timedelta(rules.regimen_window_days)
         )
@@ -162,7 +163,8 @@ def _build(
         # when its other drugs belong to the current one.
         new_drugs: set[str] = set()
         for exposure in drugs_today:
-            new_drugs |= exposure.ingredients - table[exposure.ingredients].non_line
+            non_line = table[exposure.ingredients].non_line
+            new_drugs |= exposure.ingredients - non_line if non_line else exposure.ingredients
         sequence = False
         if current is None or when - current.last_active > gap:
             current = Episode(start=when)
@@ -253,10 +255,12 @@ def _episode_lines(
     )
     if episode.procedure is not None:
         induction_last = max(induction_last, episode.procedure.end)
-    induction_drugs = frozenset({i for e in induction for i in e.ingredients} & episode.drugs)
+    induction_drugs = frozenset().union(*(e.ingredients for e in induction)) & episode.drugs
     # The name always matches the ingredients: the regimen drugs actually given in induction.
-    named_drugs = frozenset(episode.regimen_drugs) & induction_drugs or induction_drugs
-    consolidation_sources = {e.source for e in episode.consolidation_exposures}
+    named_drugs = induction_drugs & episode.regimen_drugs or induction_drugs
+    sources = {e.source for e in induction}
+    sources.update(procedure_sources, accompanying_sources, episode.consolidation_sources)
+    sources.update(e.source for e in episode.consolidation_exposures)
     main = Line(
         number=number,
         regimen=_name(named_drugs, kb, episode.procedure),
@@ -265,15 +269,7 @@ def _episode_lines(
         end=end if not upkeep else induction_last,
         last_active=episode.last_active if not upkeep else induction_last,
         maintenance=False,
-        sources=tuple(
-            sorted(
-                set(procedure_sources)
-                | {e.source for e in induction}
-                | accompanying_sources
-                | consolidation_sources
-                | set(episode.consolidation_sources)
-            )
-        ),
+        sources=tuple(sorted(sources)),
         domain="oncology",
         disease=disease,
         procedure=episode.procedure.kind if episode.procedure else None,
@@ -284,7 +280,7 @@ def _episode_lines(
             else None
         ),
         consolidation_ingredients=tuple(sorted(episode.consolidation_drugs)),
-        accompanying=tuple(sorted(set(episode.accompanying))),
+        accompanying=tuple(sorted(set(episode.accompanying))) if episode.accompanying else (),
     )
     if not upkeep:
         return [main]

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import itertools
 import re
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import date, timedelta
+from typing import NamedTuple
 
 from salvage.engine import attribution
 from salvage.engine.dates import months_between
@@ -30,8 +31,7 @@ from salvage.engine.wording import counted
 from salvage.knowledge.model import KnowledgeBase, PostRadiotherapyRule
 
 
-@dataclass(frozen=True)
-class _Episode:
+class _Episode(NamedTuple):  # a tuple: built per line of every patient, cheaper than a dataclass
     number: int
     start: date
     last_active: date  # last day any drug of the line was active
@@ -39,8 +39,7 @@ class _Episode:
     regimen: str
 
 
-@dataclass(frozen=True)
-class _Signal:
+class _Signal(NamedTuple):
     when: date
     source: str
     detail: str

@@ -93,12 +93,22 @@ def assign(lines: list[Line], record: PatientRecord, kb: KnowledgeBase, disease:
     if rules is None or disease not in rules.diseases or not lines:
         return lines
     window = timedelta(days=kb.rules_for(disease).regimen_window_days)
-    by_source = {e.source: e for e in record.exposures}
     signs = _advanced_signs(record, kb, disease, rules)
     own = [c for c in record.conditions if disease in attribution.condition_diseases(c, kb)]
     decided: dict[int, tuple[str | None, str, bool]] = {}  # intent, basis, early disease
+    # Without a recorded intent, a sign of advanced disease or an early-staged Condition, no
+    # line can have an intent or a basis (the usual record): each is decided at once.
+    decidable = (
+        bool(signs)
+        or any(e.intent for e in record.exposures)
+        or any(stage_group(c.stage, rules) == "early" for c in own)
+    )
+    if not decidable:
+        decided = {ln.number: (None, "", False) for ln in lines if not ln.maintenance}
+    by_source = {e.source: e for e in record.exposures} if decidable else {}
     adjuvant_end: date | None = None
-    for line in sorted((ln for ln in lines if not ln.maintenance), key=lambda ln: ln.start):
+    undecided = (ln for ln in lines if not ln.maintenance and decidable)
+    for line in sorted(undecided, key=lambda ln: ln.start):
         exposures = [by_source[s] for s in line.sources if s in by_source]
         recorded = next((e for e in exposures if e.intent), None)
         reasons = {r for e in exposures for r in e.reasons}

@@ -62,11 +62,11 @@ def assign(
         if line.maintenance:
             out.append(line)
             continue
-        later = [s for s in starts if s > line.start]
+        found: dict[str, list[str]] = {}
+        later = [s for s in starts if s > line.start] if statuses else []
         until = last_active[line.number] + timedelta(days=rules.assess_within_days)
         if later:
             until = min(until, later[0])
-        found: dict[str, list[str]] = {}
         for m in statuses:
             if line.start < m.when <= until:
                 name = category(m, rules)

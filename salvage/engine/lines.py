@@ -53,17 +53,26 @@ def oncology_lines(
     first_number: int = 1,
     disease: str | None = None,
 ) -> list[Line]:
-    drug_events = [e for e in exposures if e.start <= as_of]
     table = facts_table(kb)
-    roles = [(e, table[e.ingredients].roles) for e in drug_events]
-    main = [e for e, role in roles if "anticancer" in role]
-    steroids = [e for e, role in roles if "anticancer" not in role and "steroid" in role]
+    main: list[DrugExposure] = []  # anticancer drugs build the lines
+    steroids: list[DrugExposure] = []  # steroids join one only when they complete its regimen
+    for e in exposures:
+        if e.start <= as_of:
+            roles = table[e.ingredients].roles
+            if "anticancer" in roles:
+                main.append(e)
+            elif "steroid" in roles:
+                steroids.append(e)
     local = [p for p in procedures if p.when <= as_of and _is_local(p, rules)]
     transplants = [p for p in procedures if p.when <= as_of and not _is_local(p, rules)]
     # Drugs that may only accompany a line (CNS prophylaxis, pre-phase) are placed after the
     # lines are built; those that accompany nothing are counted like any other drug.
     accompanying_drugs, accompanied = _accompanying_sets(rules, kb)
-    held = [e for e in main if e.ingredients and e.ingredients <= accompanying_drugs]
+    held = (
+        [e for e in main if e.ingredients and e.ingredients <= accompanying_drugs]
+        if accompanying_drugs
+        else []
+    )
     if held:
         # A drug of the accompanied regimen itself (vincristine of R-CHOP) is held only on a day
         # when nothing else is given (a pre-phase); methotrexate is held whenever it comes alone.
@@ -311,7 +320,7 @@ def _maintenance_start(episode: Episode, kb: KnowledgeBase, rules: LineRules) ->
     for rule in rules.maintenance:
         if not rule.after_classes <= line_classes:
             continue
-        induction_only = [e for e in episode.exposures if not set(e.ingredients) <= rule.drugs]
+        induction_only = [e for e in episode.exposures if not e.ingredients <= rule.drugs]
         if not induction_only:
             continue
         last_induction = max(e.start for e in induction_only)

@@ -119,8 +119,13 @@ def cumulative(record: PatientRecord, kb: KnowledgeBase, as_of: date) -> Anthrac
     given_days = {(i, e.start) for e in administrations for i in e.ingredients}
     doses: list[AnthracyclineDose] = []
     undocumented: list[str] = []
-    heights = [m for m in record.measurements if m.kind == "height" and m.value and m.when <= as_of]
-    weights = [m for m in record.measurements if m.kind == "weight" and m.value and m.when <= as_of]
+    heights: list[Measurement] = []
+    weights: list[Measurement] = []
+    for m in record.measurements:  # one pass: a record may hold hundreds of labs
+        if m.kind == "height" and m.value and m.when <= as_of:
+            heights.append(m)
+        elif m.kind == "weight" and m.value and m.when <= as_of:
+            weights.append(m)
     for e in given:
         kind = _kind(e)
         drugs = list(table[e.ingredients].anthracyclines)

@@ -11,7 +11,7 @@ from salvage.engine.model import DrugExposure, ProcedureRecord
 from salvage.knowledge.model import KnowledgeBase, LineRules
 
 
-@dataclass
+@dataclass(slots=True)  # built and updated per day of every patient: slots read faster
 class Episode:
     start: date
     regimen_drugs: set[str] = field(default_factory=set)  # drugs started within the window

@@ -194,7 +194,8 @@ def _build(
             last_day = as_of if exposure.end is None or exposure.end > as_of else exposure.end
             if last_day > last_active:
                 last_active = last_day
-            ongoing = ongoing or _is_ongoing(exposure, as_of, rules)
+            # Only an active order can still be running (_is_ongoing's first test, inlined).
+            ongoing = ongoing or (exposure.active and _is_ongoing(exposure, as_of, rules))
         current.last_active, current.ongoing = last_active, ongoing
     return episodes
 

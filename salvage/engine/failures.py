@@ -539,22 +539,23 @@ def hiv_failures(
         (m for m in record.measurements if m.kind == "hiv-rna" and m.value is not None),
         key=lambda m: m.when,
     )
+    # Each value placed once against the threshold (a pure reading), then read per line and pair.
+    placed = [(m, _side(m, threshold)) for m in loads]
     found: list[Failure] = []
     for line in lines:
         if line.domain != "hiv":
             continue
         end = line.end or as_of
-        on_line = [m for m in loads if line.start <= m.when <= end]
+        on_line = [(m, where) for m, where in placed if line.start <= m.when <= end]
         suppressed = False
-        for first, second in itertools.pairwise(on_line):
-            first_side = _side(first, threshold)
+        for (first, first_side), (second, second_side) in itertools.pairwise(on_line):
             if first_side == "below":
                 suppressed = True
                 continue
             if first_side == "indeterminate":
                 continue
             qualifies = suppressed or first.when - line.start >= settle
-            if qualifies and _side(second, threshold) == "at-or-above":
+            if qualifies and second_side == "at-or-above":
                 why = (
                     "after suppression" if suppressed else "after at least 24 weeks on the regimen"
                 )
@@ -575,12 +576,12 @@ def hiv_failures(
                 )
                 break
     if warnings is not None:
-        warnings += _unattributed_viraemia(loads, lines, threshold, as_of)
+        warnings += _unattributed_viraemia(placed, lines, threshold, as_of)
     return found
 
 
 def _unattributed_viraemia(
-    loads: list[Measurement], lines: list[Line], threshold: float, as_of: date
+    placed: list[tuple[Measurement, str]], lines: list[Line], threshold: float, as_of: date
 ) -> list[DataWarning]:
     """Two consecutive HIV-1 RNA at or above the threshold that fall outside every HIV line, once
     therapy has begun (or with no line at all): a regimen may be missing from the record, or it
@@ -591,8 +592,8 @@ def _unattributed_viraemia(
     def on_a_line(m: Measurement) -> bool:
         return any(ln.start <= m.when <= (ln.end or as_of) for ln in hiv_lines)
 
-    for first, second in itertools.pairwise(loads):
-        if _side(first, threshold) != "at-or-above" or _side(second, threshold) != "at-or-above":
+    for (first, first_side), (second, second_side) in itertools.pairwise(placed):
+        if first_side != "at-or-above" or second_side != "at-or-above":
             continue
         if first_start is not None and second.when < first_start:
             continue  # viraemia before therapy began is the diagnosis, not a failure

@@ -64,6 +64,9 @@ def oncology_lines(
             elif "steroid" in roles:
                 steroids.append(e)
     local = [p for p in procedures if p.when <= as_of and _is_local(p, rules)]
+    if not main and not (local and rules.procedure_lines):
+        # Nothing starts a line: steroids, accompanying drugs and transplants only join one.
+        return []
     transplants = [p for p in procedures if p.when <= as_of and not _is_local(p, rules)]
     # Drugs that may only accompany a line (CNS prophylaxis, pre-phase) are placed after the
     # lines are built; those that accompany nothing are counted like any other drug.

@@ -53,6 +53,10 @@ def assign(
         for m in record.measurements
         if m.kind == "disease-status" and failures.applies_to(m, disease, kb, record, unfocused)
     ]
+    if not statuses and all(
+        ln.best_response == "unknown" and not ln.response_sources for ln in lines
+    ):
+        return lines  # no assessment on record: every line's response stays unknown, unchanged
     starts = sorted({ln.start for ln in lines if not ln.maintenance})
     last_active: dict[int, date] = {}
     for ln in lines:

@@ -133,7 +133,8 @@ def _driving_failure(analysis: PatientAnalysis) -> tuple[Failure | None, str | N
     last = max(analysis.failures, key=lambda f: f.when)
     if last.closed_by:
         why = (
-            f"the {last.kind} of line {last.line} on {last.when.isoformat()} was followed by "
+            f"the {last.kind.replace('-', ' ')} of line {last.line} on {last.when.isoformat()} "
+            "was followed by "
             f"remission or improvement on {last.closed_on.isoformat() if last.closed_on else '?'} "
             f"({', '.join(last.closed_by)}): no salvage is indicated now; reassess at progression"
         )

@@ -29,6 +29,9 @@ class Verdict:
     withheld_for: tuple[str, ...] = ()
     # renal-limited drugs whose last clearance is stale or cannot be placed (said once, per patient)
     renal_rechecks: tuple[str, ...] = ()
+    # reasons that are only a tumour marker or receptor result this option's trial did not
+    # enroll: when another option of the same regimen is ranked, they are not named on it
+    marker_reasons: tuple[str, ...] = ()
 
 
 def answers(option: OptionEntry, ctx: SalvageContext) -> bool:
@@ -153,6 +156,7 @@ def judge(option: OptionEntry, ctx: SalvageContext, kb: KnowledgeBase) -> Verdic
         biomarker_branch=" and ".join(marker_branches) or None,
         unknowns=(1 if receptor_branch else 0) + (1 if marker_branches else 0),
         withheld_for=withheld,
+        marker_reasons=tuple(receptor_reasons) + tuple(marker_reasons),
     )
 
 

@@ -208,3 +208,12 @@ def test_chemo_naive_her2_low_t_dxd_holds_only_if_hormone_receptor_positive() ->
     assert "hormone-receptor-positive" in (tdxd.branch or "")
     regimens = [o.regimen for o in rec.options]
     assert regimens.index("Trastuzumab deruxtecan") > regimens.index("Capecitabine")
+
+
+def test_evidence_for_another_her2_subtype_is_not_named_as_set_aside() -> None:
+    rec = report_of(resources_of("r08")).recommendation
+    (tdxd,) = [o for o in rec.options if o.regimen == "Trastuzumab deruxtecan"]
+    # DESTINY-Breast03 (HER2-positive) is another subtype: not 'other evidence' for a HER2-low
+    # patient; DESTINY-Breast04 (after chemotherapy) is, and is named with its reason
+    assert not any("DESTINY-Breast03" in x for x in tdxd.set_aside)
+    assert any("DESTINY-Breast04" in x and "chemotherapy" in x for x in tdxd.set_aside)

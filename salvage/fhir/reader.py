@@ -253,14 +253,22 @@ def _read_ndjson_fast(
     name = str(path)
     loads = orjson.loads
     look = only_read.line
+    administration = only_read.typed.administration
     good = bad = 0
     with handle:
         for number, line in enumerate(handle, start=1):
-            verdict, _ = look(line, _SEEN_TYPES)
+            verdict, rtype = look(line, _SEEN_TYPES)
             if verdict == DROP:
                 result.count += 1
                 good += 1
                 continue
+            if verdict == KEEP and not raw and rtype == "MedicationAdministration":
+                plain = administration(line)  # decoded once, typed (salvage/fhir/typed_records.py)
+                if plain is not None:
+                    result.count += 1
+                    good += 1
+                    yield plain, (name, number)
+                    continue
             if verdict == KEEP and raw:
                 result.count += 1
                 good += 1

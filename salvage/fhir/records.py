@@ -26,6 +26,7 @@ from salvage.fhir.record_base import (
     USED_TYPES,
     type_id,
 )
+from salvage.fhir.typed_records import PlainAdministration
 
 __all__ = ["ACTIVE_STATUS", "IGNORED_STATUS", "LOINC", "SNOMED", "USED_TYPES"]
 from salvage.knowledge.model import KnowledgeBase
@@ -87,6 +88,9 @@ class RecordBuilder(MedicationConverter, ObservationConverter, ConditionConverte
         deferred: list[tuple[dict[str, Any], Any]] = []
         loinc_index = self.kb.loinc_index
         for resource, origin in resources:
+            if type(resource) is PlainAdministration:
+                self._plain_administration(resource, origin)
+                continue
             rtype = resource.get("resourceType") if type(resource) is dict else None
             if type(rtype) is not str:  # skipped and counted, never fatal
                 reason = "malformed resource (resourceType is not a string)"
@@ -169,6 +173,33 @@ class RecordBuilder(MedicationConverter, ObservationConverter, ConditionConverte
             # large for a date, ...): skipped and counted, never fatal (issue 14).
             reason = f"malformed resource ({type(exc).__name__})"
             self.skipped.append(Skipped(origin_text(origin), source, reason))
+
+    def _plain_administration(self, plain: PlainAdministration, origin: Any) -> None:
+        """_convert and _medication_administration for an administration decoded typed
+        (typed_records.py), which has already checked what they would check."""
+        record = self.patients.get(plain.patient)
+        if record is None:
+            record = self.patients[plain.patient] = PatientRecord(reference=plain.patient)
+        if plain.status in IGNORED_STATUS["MedicationAdministration"]:
+            return
+        try:
+            self._exposure(
+                plain.medication,
+                {"status": plain.status},
+                plain.source,
+                record,
+                start=plain.start,
+                end=plain.end,
+                stop_reasons=(),
+                dose=plain.dose,
+            )
+        except (ResourceError, TypeError, AttributeError, ValueError, KeyError) as exc:
+            reason = (
+                str(exc)
+                if isinstance(exc, ResourceError)
+                else f"malformed resource ({type(exc).__name__})"
+            )
+            self.skipped.append(Skipped(origin_text(origin), plain.source, reason))
 
     # -- resource handlers -----------------------------------------------------------------------
     def _patient(self, r: dict[str, Any], source: str, record: PatientRecord) -> None:

@@ -25,7 +25,7 @@ from salvage.fhir.decode import ResourceFilter, routing_fields
 from salvage.fhir.reader import ReadResult, input_files, iter_lines_or_resources
 from salvage.fhir.record_base import USED_TYPES
 from salvage.fhir.records import RecordBuilder, Skipped, origin_text, patient_reference
-from salvage.fhir.typed_records import ADMINISTRATION_PREFIX, TypedReader
+from salvage.fhir.typed_records import ADMINISTRATION_PREFIX, OBSERVATION_PREFIX, TypedReader
 from salvage.knowledge.model import KnowledgeBase
 
 _LAST = (True, 1 << 62)  # where a skipped entry of unknown origin is listed
@@ -128,11 +128,14 @@ def _read_bucket(
             meta, _, body = line.partition(b"\t")
             seq, place, position = orjson.loads(meta)
             where = places[place]
-            if body.startswith(ADMINISTRATION_PREFIX):
-                plain = typed.administration(body)  # decoded once, typed (typed_records.py)
-                if plain is not None:
-                    yield seq, plain, (where, position)
-                    continue
+            plain: Any = None  # decoded once, typed (typed_records.py), when of a plain shape
+            if body.startswith(OBSERVATION_PREFIX):
+                plain = typed.observation(body)
+            elif body.startswith(ADMINISTRATION_PREFIX):
+                plain = typed.administration(body)
+            if plain is not None:
+                yield seq, plain, (where, position)
+                continue
             try:
                 resource = orjson.loads(body)
             except orjson.JSONDecodeError as exc:  # JSON the first look skipped over

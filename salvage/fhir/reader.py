@@ -45,6 +45,7 @@ _R4_ONLY_TYPES = frozenset(
 # Where a resource came from: (file, NDJSON line number) or (file, "#entry[i]") for Bundles.
 Origin = tuple[str, int | str]
 _SEEN_TYPES: set[str] = set()  # resource types already confirmed, for the NDJSON fast path
+_TYPED = frozenset({"MedicationAdministration", "Observation"})  # decoded typed when plain
 
 
 @functools.lru_cache(maxsize=512)
@@ -254,6 +255,7 @@ def _read_ndjson_fast(
     loads = orjson.loads
     look = only_read.line
     administration = only_read.typed.administration
+    observation = only_read.typed.observation
     good = bad = 0
     with handle:
         for number, line in enumerate(handle, start=1):
@@ -262,8 +264,11 @@ def _read_ndjson_fast(
                 result.count += 1
                 good += 1
                 continue
-            if verdict == KEEP and not raw and rtype == "MedicationAdministration":
-                plain = administration(line)  # decoded once, typed (salvage/fhir/typed_records.py)
+            if verdict == KEEP and not raw and rtype in _TYPED:
+                # decoded once, typed (salvage/fhir/typed_records.py)
+                plain = (administration if rtype == "MedicationAdministration" else observation)(
+                    line
+                )
                 if plain is not None:
                     result.count += 1
                     good += 1

@@ -10,6 +10,8 @@ import salvage.fhir.genotypes as genotypes
 from salvage.engine.dates import optional_date, parse_fhir_date
 from salvage.engine.drugs import normaliser_for
 from salvage.engine.model import (
+    DataWarning,
+    Measurement,
     PatientRecord,
     ProcedureRecord,
 )
@@ -26,7 +28,7 @@ from salvage.fhir.record_base import (
     USED_TYPES,
     type_id,
 )
-from salvage.fhir.typed_records import PlainAdministration
+from salvage.fhir.typed_records import PlainAdministration, PlainObservation
 
 __all__ = ["ACTIVE_STATUS", "IGNORED_STATUS", "LOINC", "SNOMED", "USED_TYPES"]
 from salvage.knowledge.model import KnowledgeBase
@@ -90,6 +92,9 @@ class RecordBuilder(MedicationConverter, ObservationConverter, ConditionConverte
         for resource, origin in resources:
             if type(resource) is PlainAdministration:
                 self._plain_administration(resource, origin)
+                continue
+            if type(resource) is PlainObservation:
+                self._plain_observation(resource)
                 continue
             rtype = resource.get("resourceType") if type(resource) is dict else None
             if type(rtype) is not str:  # skipped and counted, never fatal
@@ -200,6 +205,35 @@ class RecordBuilder(MedicationConverter, ObservationConverter, ConditionConverte
                 else f"malformed resource ({type(exc).__name__})"
             )
             self.skipped.append(Skipped(origin_text(origin), plain.source, reason))
+
+    def _plain_observation(self, plain: PlainObservation) -> None:
+        """_convert and _observation for a quantity decoded typed (typed_records.py), which has
+        already checked what they would check and read the quantity as they would."""
+        record = self.patients.get(plain.patient)
+        if record is None:
+            record = self.patients[plain.patient] = PatientRecord(reference=plain.patient)
+        if plain.status in IGNORED_STATUS["Observation"]:
+            return
+        if isinstance(plain.read, str):
+            record.warnings.append(DataWarning(source=plain.source, problem=plain.read))
+            return
+        value, comparator, raw, shown, _ = plain.read
+        record.measurements.append(
+            Measurement(
+                source=plain.source,
+                kind=plain.kind,
+                when=plain.when,
+                value=value,
+                codes=frozenset(),
+                raw=raw,
+                shown=shown,
+                comparator=comparator,
+                readable=True,
+                detected=False,
+                reference_high=None,
+                focus=(),
+            )
+        )
 
     # -- resource handlers -----------------------------------------------------------------------
     def _patient(self, r: dict[str, Any], source: str, record: PatientRecord) -> None:

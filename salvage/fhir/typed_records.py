@@ -15,6 +15,7 @@ path's.
 
 from __future__ import annotations
 
+import math
 from datetime import date
 from typing import Any
 
@@ -24,7 +25,10 @@ import orjson
 from salvage.engine.dates import parse_fhir_date
 from salvage.engine.drugs import normaliser_for
 from salvage.errors import ResourceError
+from salvage.fhir.biomarker_records import TumourMarkerReader
 from salvage.fhir.medication_records import _positive
+from salvage.fhir.observation_records import QuantityRead, read_quantity
+from salvage.fhir.record_base import LOINC
 from salvage.knowledge.model import KnowledgeBase
 
 _ABSENT = msgspec.Raw()
@@ -32,6 +36,7 @@ _UNSET: Any = msgspec.UNSET
 _Unset = msgspec.UnsetType
 _MEMO_LIMIT = 50_000
 ADMINISTRATION_PREFIX = b'{"resourceType":"MedicationAdministration"'
+OBSERVATION_PREFIX = b'{"resourceType":"Observation"'
 
 
 class _Reference(msgspec.Struct, forbid_unknown_fields=True):
@@ -53,6 +58,49 @@ class _Quantity(msgspec.Struct, forbid_unknown_fields=True):
 
 class _Dosage(msgspec.Struct, forbid_unknown_fields=True):
     dose: _Quantity | _Unset = _UNSET
+
+
+class _ValueQuantity(msgspec.Struct, forbid_unknown_fields=True):
+    value: int | float | _Unset = _UNSET
+    code: str | _Unset = _UNSET
+    unit: str | _Unset = _UNSET
+    system: str | _Unset = _UNSET
+    comparator: str | _Unset = _UNSET
+
+
+class _Coding(msgspec.Struct, forbid_unknown_fields=True):
+    system: str | _Unset = _UNSET
+    code: str | _Unset = _UNSET
+    display: str | _Unset = _UNSET
+
+
+class _Concept(msgspec.Struct, forbid_unknown_fields=True):
+    coding: list[_Coding] | _Unset = _UNSET
+    text: str | _Unset = _UNSET
+
+
+class _Observation(
+    msgspec.Struct, tag_field="resourceType", tag="Observation", forbid_unknown_fields=True
+):
+    """What observation_records reads from a lab result given as a quantity (and records.py to
+    route it). The Raw fields are read only in rarer shapes: present, the line goes the general
+    path. `code` stays raw bytes: its reading is remembered per exact bytes."""
+
+    id: str
+    subject: _Reference
+    code: msgspec.Raw
+    effectiveDateTime: str
+    valueQuantity: _ValueQuantity
+    status: str | _Unset = _UNSET
+    issued: str | _Unset = _UNSET  # read only without effective[x]
+    category: list[_Concept] | _Unset = _UNSET  # not read
+    encounter: _Reference | _Unset = _UNSET  # not read
+    patient: msgspec.Raw = _ABSENT
+    effectiveInstant: msgspec.Raw = _ABSENT
+    effectivePeriod: msgspec.Raw = _ABSENT
+    component: msgspec.Raw = _ABSENT
+    referenceRange: msgspec.Raw = _ABSENT
+    focus: msgspec.Raw = _ABSENT
 
 
 class _Administration(
@@ -97,6 +145,17 @@ class PlainAdministration(msgspec.Struct, frozen=True):
     medication: tuple[frozenset[str], str]  # DrugNormaliser.read_concept of its concept
 
 
+class PlainObservation(msgspec.Struct, frozen=True):
+    """An Observation of the plain shape, read: a quantity of an observation kind."""
+
+    source: str  # "Observation/<id>"
+    patient: str  # "Patient/<id>"
+    status: str | None
+    kind: str
+    when: date
+    read: QuantityRead | str  # observation_records.read_quantity: the value, or a warning
+
+
 class TypedReader:
     """Typed decoding of kept lines for one knowledge base; `administration` answers None for
     every line the general path must read."""
@@ -106,7 +165,13 @@ class TypedReader:
 
         self._patient_reference = patient_reference
         self.drugs = normaliser_for(kb)
+        self.kb = kb
         self._decode = msgspec.json.Decoder(_Administration).decode
+        self._decode_observation = msgspec.json.Decoder(_Observation).decode
+        self._kinds: dict[bytes, str | None] = {}  # raw code -> kind read the plain way
+        # kinds the genotype and tumour marker readers read: the general path
+        skipped = {kb.hiv.reading.observation_kind, TumourMarkerReader(kb).kind}
+        self._plain_kinds = {k for k in kb.observation_kinds if k not in skipped}
         self._concepts: dict[bytes, tuple[frozenset[str], str] | None] = {}
         self._patients: dict[str, str | None] = {}
 
@@ -150,6 +215,70 @@ class TypedReader:
             )
         status = None if a.status is _UNSET else a.status
         return PlainAdministration(source, patient, status, start, end, read_dose, medication)
+
+    def observation(self, line: bytes) -> PlainObservation | None:
+        try:
+            o = self._decode_observation(line)
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            return None
+        if (
+            o.patient
+            or o.effectiveInstant
+            or o.effectivePeriod
+            or o.component
+            or o.referenceRange
+            or o.focus
+        ):
+            return None
+        kind = self._kind(bytes(o.code))
+        patient = self._patient(o.subject.reference)
+        if kind is None or patient is None:
+            return None
+        source = f"Observation/{o.id}"
+        try:
+            when = parse_fhir_date(
+                o.effectiveDateTime, field_name="effectiveDateTime", source=source
+            )
+        except ResourceError:
+            return None
+        q = o.valueQuantity
+        number = q.value
+        if type(number) is int and not -(2**63) <= number < 2**64:
+            return None  # orjson reads it as a float
+        read = read_quantity(
+            self.kb.observation_kinds[kind],
+            kind,
+            None if number is _UNSET else number,
+            None if q.code is _UNSET else q.code,
+            None if q.unit is _UNSET else q.unit,
+            None if q.comparator is _UNSET else q.comparator,
+        )
+        if read is None or (not isinstance(read, str) and not math.isfinite(read[0])):
+            return None  # the general path reports it
+        status = None if o.status is _UNSET else o.status
+        return PlainObservation(source, patient, status, kind, when, read)
+
+    def _kind(self, raw: bytes) -> str | None:
+        """The observation kind ObservationConverter finds in a code (its first LOINC coding
+        that names one), when it is a kind read the plain way; remembered per exact bytes."""
+        if raw in self._kinds:
+            return self._kinds[raw]
+        if len(self._kinds) > _MEMO_LIMIT:
+            self._kinds.clear()
+        kind = None
+        try:
+            code = orjson.loads(raw)
+            for coding in (code or {}).get("coding") or ():
+                if coding.get("system") == LOINC:
+                    kind = self.kb.loinc_index.get(coding.get("code"))
+                    if kind:
+                        break
+        except Exception:
+            kind = None
+        if kind not in self._plain_kinds:
+            kind = None
+        self._kinds[raw] = kind
+        return kind
 
     def _patient(self, reference: str | _Unset) -> str | None:
         if reference is _UNSET:

@@ -245,14 +245,17 @@ class TypedReader:
         number = q.value
         if type(number) is int and not -(2**63) <= number < 2**64:
             return None  # orjson reads it as a float
-        read = read_quantity(
-            self.kb.observation_kinds[kind],
-            kind,
-            None if number is _UNSET else number,
-            None if q.code is _UNSET else q.code,
-            None if q.unit is _UNSET else q.unit,
-            None if q.comparator is _UNSET else q.comparator,
-        )
+        try:
+            read = read_quantity(
+                self.kb.observation_kinds[kind],
+                kind,
+                None if number is _UNSET else number,
+                None if q.code is _UNSET else q.code,
+                None if q.unit is _UNSET else q.unit,
+                None if q.comparator is _UNSET else q.comparator,
+            )
+        except (ArithmeticError, ValueError):  # 10**value overflowing: the general path says so
+            return None
         if read is None or (not isinstance(read, str) and not math.isfinite(read[0])):
             return None  # the general path reports it
         status = None if o.status is _UNSET else o.status

@@ -275,6 +275,12 @@ def _options_lines(
             + "".join(f" **{r}**." for r in option.recheck)
             + "".join(f" {s}" for s in fit)
         )
+    for step in rec.after_salvage:  # consolidation: the step after salvage, not ranked with it
+        lines.append(
+            f"- **Then, after salvage: {step.regimen}**"
+            + (f" *({step.branch})*" if step.branch else "")
+            + f": {'; '.join(step.rank_reasons)} ({_evidence(kb, step.evidence)})"
+        )
     return lines
 
 

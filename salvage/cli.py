@@ -222,12 +222,22 @@ def cmd_recommend(args: argparse.Namespace) -> int:
                 out.append(f"       rank: {'; '.join(o.rank_reasons)}")
             out += [f"       {r_}" for r_ in o.recheck]
             out += [f"       why: {line}" for line in o.rationale[:1]]
-            if o.not_checked:
-                out.append(f"       not checked: {'; '.join(o.not_checked)}")
+            # a re-check is already its own line: not repeated among the items not checked
+            unchecked = [n for n in o.not_checked if n not in o.recheck]
+            if unchecked:
+                out.append(f"       not checked: {'; '.join(unchecked)}")
             out += [f"       inferred: {f}" for f in o.inferred]
             out += [f"       other evidence set aside: {x}" for x in o.set_aside]
             if isinstance(o, HivOption):
                 out += [f"       {line}" for line in o.summary]
+            out += [f"       caution: {c}" for c in o.cautions]
+        for o in r.after_salvage:  # consolidation: the step after salvage, not an option
+            labels = dict.fromkeys(kb.evidence[k].label for k in o.evidence)
+            out.append(f"  then, after salvage: {o.regimen}  [{', '.join(labels)}]")
+            out += [f"       {line}" for line in o.rank_reasons]
+            if o.branch:
+                out.append(f"       only {o.branch}")
+            out += [f"       why: {line}" for line in o.rationale[:1]]
             out += [f"       caution: {c}" for c in o.cautions]
         for x in r.excluded:
             out.append(f"  excluded {x.regimen}: {'; '.join(x.reasons)}")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from salvage.engine.analysis import PatientAnalysis
 from salvage.engine.hiv_regimens import HivOption
 from salvage.engine.model import Failure, Line
-from salvage.engine.recommend import Recommendation
+from salvage.engine.recommend import Option, Recommendation
 from salvage.fhir.records import Skipped
 from salvage.knowledge.model import KnowledgeBase
 
@@ -157,6 +158,32 @@ def _hiv_option_json(option: HivOption) -> dict[str, Any]:
     }
 
 
+def _option_json(o: Option, evidence: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "rank": o.rank,
+        "id": o.option_id,
+        "regimen": o.regimen,
+        "kind": o.kind,
+        "ingredients": list(o.ingredients),
+        "setting": o.setting,
+        "rationale": list(o.rationale),
+        "cautions": list(o.cautions),
+        "evidence": [evidence(k) for k in o.evidence],
+        "sources": list(o.sources),
+        "branch": o.branch,
+        "recheck": list(o.recheck),
+        "intent": o.intent,
+        "intent_label": o.intent_label,
+        "evidence_level": o.evidence_level,
+        "rank_reasons": list(o.rank_reasons),
+        "fits_because": list(o.fits_because),
+        "not_checked": list(o.not_checked),
+        "inferred": list(o.inferred),
+        "set_aside": list(o.set_aside),
+        **(_hiv_option_json(o) if isinstance(o, HivOption) else {}),
+    }
+
+
 def recommendation_json(rec: Recommendation, kb: KnowledgeBase) -> dict[str, Any]:
     def evidence(key: str) -> dict[str, Any]:
         e = kb.evidence[key]
@@ -186,32 +213,13 @@ def recommendation_json(rec: Recommendation, kb: KnowledgeBase) -> dict[str, Any
             if rec.failure
             else None
         ),
-        "options": [
-            {
-                "rank": o.rank,
-                "id": o.option_id,
-                "regimen": o.regimen,
-                "kind": o.kind,
-                "ingredients": list(o.ingredients),
-                "setting": o.setting,
-                "rationale": list(o.rationale),
-                "cautions": list(o.cautions),
-                "evidence": [evidence(k) for k in o.evidence],
-                "sources": list(o.sources),
-                "branch": o.branch,
-                "recheck": list(o.recheck),
-                "intent": o.intent,
-                "intent_label": o.intent_label,
-                "evidence_level": o.evidence_level,
-                "rank_reasons": list(o.rank_reasons),
-                "fits_because": list(o.fits_because),
-                "not_checked": list(o.not_checked),
-                "inferred": list(o.inferred),
-                "set_aside": list(o.set_aside),
-                **(_hiv_option_json(o) if isinstance(o, HivOption) else {}),
-            }
-            for o in rec.options
-        ],
+        "options": [_option_json(o, evidence) for o in rec.options],
+        # the step after a responding salvage regimen (transplant consolidation), not ranked
+        **(
+            {"after_salvage": [_option_json(o, evidence) for o in rec.after_salvage]}
+            if rec.after_salvage
+            else {}
+        ),
         "excluded": [
             {"regimen": x.regimen, "id": x.option_id, "reasons": list(x.reasons)}
             for x in rec.excluded

@@ -25,8 +25,11 @@ class DrugFinding:
     basis: str  # current | stale | unknown | indeterminate
     text: str
     sources: tuple[str, ...] = ()
-    recheck: str | None = None  # "re-check creatinine clearance before use (last value ...)"
+    recheck: str | None = None  # "re-check creatinine clearance before cisplatin"
     abnormal: bool = False  # the value (current or stale) meets the rule's limit
+    # The wording on an option, where the old or unplaceable value itself is said once for the
+    # patient (missing data) instead of on every option that needs it; None: `text`.
+    option_text: str | None = None
 
 
 def hbv_coinfection(record: PatientRecord, kb: KnowledgeBase) -> ConditionRecord | None:
@@ -105,7 +108,9 @@ def _renal(
             basis="indeterminate",
             text=f"{drug}: {clearance.text} cannot be placed against {limit:g} mL/min ({cite})",
             sources=sources,
-            recheck=f"re-check creatinine clearance before {drug} (last value {clearance.text})",
+            recheck=f"re-check creatinine clearance before {drug}",
+            option_text=f"{drug}: the last creatinine clearance cannot be placed against "
+            f"{limit:g} mL/min ({cite})",
         )
     if placed == "below":
         if clearance.stale:
@@ -117,8 +122,9 @@ def _renal(
                 "the value is stale, re-check before use",
                 sources=sources,
                 abnormal=True,
-                recheck=f"re-check creatinine clearance before {drug} "
-                f"(last value {clearance.text})",
+                recheck=f"re-check creatinine clearance before {drug}",
+                option_text=f"{drug} would be avoided if the last creatinine clearance, below "
+                f"{limit:g} mL/min but stale, still holds ({cite})",
             )
         return DrugFinding(
             drug=drug,
@@ -136,7 +142,8 @@ def _renal(
             basis="stale",
             text=f"{drug}: last {clearance.text} is stale; re-check before use ({cite})",
             sources=sources,
-            recheck=f"re-check creatinine clearance before {drug} (last value {clearance.text})",
+            recheck=f"re-check creatinine clearance before {drug}",
+            option_text=f"{drug}: the last creatinine clearance is stale ({cite})",
         )
     return None
 
@@ -162,6 +169,7 @@ def drug_findings(
         finding = _renal(drug, limits[drug], clearance, cite(kb, keys))
         if finding is not None:
             found.append(finding)
+    found += _renal_cautions(drugs, record, kb, as_of)
     platinum = rules.cisplatin.drug
     if platinum in drugs:
         performance = factors.ecog(record, kb, as_of)
@@ -202,6 +210,37 @@ def drug_findings(
     return found
 
 
+def _renal_cautions(
+    drugs: frozenset[str], record: PatientRecord, kb: KnowledgeBase, as_of: date
+) -> list[DrugFinding]:
+    """patient_rules.yaml renal_cautions: a caution when the last clearance (current or old,
+    shown with its date) is below the limit. Not a re-check, no rank change: an unknown or
+    normal clearance says nothing here (the drug is not avoided below the limit)."""
+    rules = [r for r in kb.patient_rules.renal_cautions if r.drug in drugs]
+    clearance = factors.creatinine_clearance(record, kb, as_of) if rules else None
+    if clearance is None:
+        return []
+    found = []
+    for rule in rules:
+        limit = rule.below_creatinine_clearance_ml_min
+        if side(clearance.value, clearance.comparator, limit) != "below":
+            continue
+        found.append(
+            DrugFinding(
+                drug=rule.drug,
+                severity="caution",
+                basis="stale" if clearance.stale else "current",
+                text=f"{rule.drug}: {clearance.text} < {limit:g} mL/min: {rule.caution} "
+                f"({cite(kb, rule.evidence)})",
+                sources=clearance.sources,
+                option_text=f"{rule.drug}: last creatinine clearance below {limit:g} mL/min"
+                f"{' (stale)' if clearance.stale else ''}: {rule.caution} "
+                f"({cite(kb, rule.evidence)})",
+            )
+        )
+    return found
+
+
 def _anthracycline_findings(
     anthracyclines: list[str], record: PatientRecord, kb: KnowledgeBase, as_of: date
 ) -> list[DrugFinding]:
@@ -212,17 +251,24 @@ def _anthracycline_findings(
     doses = anthracycline.cumulative(record, kb, as_of)
     caution_level = float(rules.anthracycline.caution_cumulative_doxorubicin_mg_m2)
     if doses is not None and doses.at_least and doses.total < caution_level:
-        text = anthracycline.describe(doses, kb)
+        # A caution, not a re-check: an undocumented dose is a gap in the record, not evidence
+        # against the option, so it does not lower the option's rank. The details of which
+        # records lack a dose are in the missing-data list (anthracycline.describe).
+        counted = (
+            f"at least {doses.total:.0f} mg/m2 {rules.anthracycline.reference_drug}-equivalent "
+            "counted, the rest undocumented"
+            if doses.known
+            else "unknown, prior doses not documented"
+        )
         found += [
             DrugFinding(
                 drug=drug,
                 severity="caution",
                 basis="unknown",
-                text=f"{drug}: {text}; the lifetime total cannot be checked against "
-                f"{rules.anthracycline.max_cumulative_doxorubicin_mg_m2:g} mg/m2 "
-                f"({cite(kb, rules.anthracycline.evidence)})",
+                text=f"{drug}: cumulative anthracycline dose {counted}; the lifetime total cannot "
+                f"be checked against {rules.anthracycline.max_cumulative_doxorubicin_mg_m2:g} "
+                f"mg/m2 ({cite(kb, rules.anthracycline.evidence)}): document prior doses first",
                 sources=tuple(dict.fromkeys(d.source for d in doses.doses)) + doses.undocumented,
-                recheck=f"document prior anthracycline doses before {drug}",
             )
             for drug in anthracyclines
         ]

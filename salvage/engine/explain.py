@@ -40,16 +40,6 @@ def evidence_level(keys: tuple[str, ...] | list[str], kb: KnowledgeBase) -> str 
     return levels[0] if levels else None
 
 
-def _evidence_reason(keys: tuple[str, ...] | list[str], kb: KnowledgeBase) -> str | None:
-    level = evidence_level(keys, kb)
-    if level is None:
-        return None
-    named = [
-        kb.evidence[k].label for k in keys if k in kb.evidence and kb.evidence[k].level == level
-    ]
-    return f"evidence: {level} ({', '.join(named)})"
-
-
 def intent(option: OptionEntry, disease: str, transplant: str, kb: KnowledgeBase) -> str | None:
     """The option's own intent, else the disease's by option id, kind, branch, or default. An
     option open to both transplant branches follows the patient's candidacy; when that is
@@ -113,12 +103,14 @@ def _rank_reasons(
     ctx: SalvageContext,
     kb: KnowledgeBase,
 ) -> tuple[str, ...]:
-    """The parts of pathway_options.rank_key, in its order, in words."""
+    """The parts of pathway_options.rank_key that place this option, in its order, in words:
+    never a raw preference number, never the evidence level (it does not set the order)."""
     reasons: list[str] = []
     care_first = option_rules.supportive_care_first(ctx.performance, kb)
+    first_reason = kb.patient_rules.performance_status.supportive_care_first_reason
     if option.kind == "care":
         reasons.append(
-            f"supportive care leads: {ctx.performance.text}"
+            f"{first_reason} ({ctx.performance.text})"
             if care_first and ctx.performance
             else "supportive care is listed after the disease-directed options"
         )
@@ -137,15 +129,9 @@ def _rank_reasons(
         reasons.append("after options resting on current data: " + "; ".join(recheck))
     rerank = kb.overlay.rerank if kb.overlay else {}
     if option.id in rerank and kb.overlay:
-        reasons.append(
-            f"local pathway of {kb.overlay.institution}: preference {rerank[option.id]} "
-            f"(knowledge base preference {option.rank})"
-        )
-    elif option.kind not in ("care", "trial"):
-        reasons.append(f"pathway preference {option.rank} for this failure")
-    evidence = _evidence_reason(option.evidence, kb)
-    if evidence:
-        reasons.append(evidence)
+        reasons.append(f"placed by the local pathway of {kb.overlay.institution}")
+    elif option.kind not in ("care", "trial") and not reasons:
+        reasons.append("in the pathway's order for this failure")
     return tuple(reasons)
 
 
@@ -195,9 +181,8 @@ def _not_checked(
     when = option.when
     missing: list[str] = []
     if when.max_ecog is not None and ctx.performance is None and ctx.domain == "oncology":
-        missing.append(
-            f"performance status (not recorded; the trial enrolled ECOG 0-{when.max_ecog})"
-        )
+        state = "recorded but unreadable" if ctx.performance_unreadable else "not recorded"
+        missing.append(f"performance status ({state}; the trial enrolled ECOG 0-{when.max_ecog})")
     if when.transplant != "any" and ctx.transplant == "unknown":
         missing.append(
             f"transplant eligibility (unknown; the option is for: {BRANCH_WORDS[when.transplant]})"
@@ -272,15 +257,12 @@ def hiv(rec: Recommendation, kb: KnowledgeBase) -> Recommendation:
         reasons = []
         rule = rules.get(option.option_id)
         preference = rule.rank if rule is not None else None
+        # No raw preference numbers and no evidence level: neither tells a clinician why the
+        # option is where it is (the level is shown with the option).
         if option.option_id in rerank and kb.overlay:
-            reasons.append(
-                f"local pathway of {kb.overlay.institution}: preference {rerank[option.option_id]}"
-            )
+            reasons.append(f"placed by the local pathway of {kb.overlay.institution}")
         elif preference is not None:
-            reasons.append(f"pathway preference {preference} for this virologic failure")
-        evidence = _evidence_reason(option.evidence, kb)
-        if evidence:
-            reasons.append(evidence)
+            reasons.append("in the pathway's order for this virologic failure")
         options.append(
             replace(
                 option,

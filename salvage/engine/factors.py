@@ -74,7 +74,10 @@ def karnofsky_as_ecog(kb: KnowledgeBase, karnofsky: float) -> int:
 
 
 def ecog(record: PatientRecord, kb: KnowledgeBase, as_of: date) -> Fact | None:
-    """The most recent readable performance status as ECOG (Karnofsky mapped by the cited table)."""
+    """The most recent performance status as ECOG (Karnofsky mapped by the cited table); None when
+    there is none or the most recent one is unreadable (an older score never stands in for it)."""
+    if unreadable_performance(record, as_of) is not None:
+        return None
     window = int(kb.patient_rules.recency.ecog_days)
     readings = [
         m
@@ -109,6 +112,32 @@ def unreadable_performance(record: PatientRecord, as_of: date) -> Measurement | 
 
 
 def creatinine_clearance(record: PatientRecord, kb: KnowledgeBase, as_of: date) -> Fact | None:
+    """The most recent renal function: a measured clearance (24-hour urine), else Cockcroft-Gault
+    or the eGFR, whichever is newer. A measured clearance wins a tie: it is what the estimates
+    approximate. The value keeps its date, age and comparator ("<30")."""
+    window = int(kb.patient_rules.recency.renal_days)
+    estimated = _estimated_clearance(record, kb, as_of)
+    m = _latest_value(record, "creatinine-clearance", as_of)
+    if m is None or m.value is None:
+        return estimated
+    if estimated is not None and estimated.when is not None and estimated.when > m.when:
+        return estimated
+    shown = f"measured creatinine clearance {m.comparator or ''}{m.value:.0f} mL/min"
+    if m.raw and not shown.endswith(m.raw):
+        shown += f" (recorded as '{m.raw}')"  # converted from another unit
+    text, stale, days = _dated(shown, m, as_of, window)
+    return Fact(
+        value=m.value,
+        when=m.when,
+        sources=(m.source,),
+        text=text,
+        comparator=m.comparator,
+        stale=stale,
+        age_days=days,
+    )
+
+
+def _estimated_clearance(record: PatientRecord, kb: KnowledgeBase, as_of: date) -> Fact | None:
     """Cockcroft-Gault: (140 - age) x weight / (72 x creatinine mg/dL), x 0.85 for women; the
     eGFR (mL/min/1.73 m2) when it is more recent or creatinine, weight or age is missing."""
     recency = kb.patient_rules.recency

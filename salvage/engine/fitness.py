@@ -54,6 +54,7 @@ def transplant(
     rechecks: list[str] = []
     not_checked: list[str] = []
     sources: list[str] = []
+    decision_evidence: tuple[str, ...] = ()
 
     age = factors.age_years(record, as_of)
     if age is None:
@@ -66,6 +67,9 @@ def transplant(
             f"age {age} is above {rule.age_at_most}, outside the trial evidence: "
             "a clinical decision"
         )
+    elif rule.decision_from_age is not None and age >= rule.decision_from_age:
+        unknown.append(f"age {age}: {rule.decision_reason}")
+        decision_evidence = rule.decision_evidence
 
     performance = factors.ecog(record, kb, as_of)
     odd = factors.unreadable_performance(record, as_of)
@@ -145,7 +149,10 @@ def transplant(
         "rechecks": tuple(rechecks),
         "not_checked": tuple(not_checked),
         "sources": tuple(dict.fromkeys(sources)),
-        "evidence": rule.evidence,
+        # the age sources only when age is what leaves candidacy open, not beside an exclusion
+        "evidence": rule.evidence
+        if met
+        else tuple(dict.fromkeys(rule.evidence + decision_evidence)),
     }
     if met:
         return Eligibility(status="not-candidate", reasons=tuple(met + stale_met), **common)

@@ -225,7 +225,11 @@ def _recheck_finding(
         severity="warning",
         summary=f"Re-check before {', '.join(drugs)}: the value its safety rule needs is "
         "missing or out of date",
-        facts=tuple(f.recheck or f.text for f in found),
+        # a stale or unplaceable value is named with its date; an unknown one by what to do
+        facts=tuple(
+            f.text if f.basis in ("stale", "indeterminate") else (f.recheck or f.text)
+            for f in found
+        ),
         bullet_facts=True,
     )
 

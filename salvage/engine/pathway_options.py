@@ -27,6 +27,8 @@ class Verdict:
     unknowns: int = 0  # 1 per kind of unknown condition (receptor, biomarker): ranks later
     # biomarkers tested as a panel and not recorded: the option waits on the testing prompt
     withheld_for: tuple[str, ...] = ()
+    # renal-limited drugs whose last clearance is stale or cannot be placed (said once, per patient)
+    renal_rechecks: tuple[str, ...] = ()
 
 
 def answers(option: OptionEntry, ctx: SalvageContext) -> bool:
@@ -114,7 +116,13 @@ def judge(option: OptionEntry, ctx: SalvageContext, kb: KnowledgeBase) -> Verdic
         option=option,
         name=name,
         reasons=tuple(dict.fromkeys(reasons)),
-        cautions=tuple(f.text for f in findings if f.severity == "caution" and f.basis != "unknown")
+        # An unknown value that asks for a check before use is said once, as a re-check (and
+        # ranks the option later); an unknown without one (an undocumented dose) is a caution.
+        cautions=tuple(
+            f.option_text or f.text
+            for f in findings
+            if f.severity == "caution" and (f.basis != "unknown" or f.recheck is None)
+        )
         + by_performance.cautions
         + sequencing.cautions
         + backbone_note,
@@ -122,6 +130,11 @@ def judge(option: OptionEntry, ctx: SalvageContext, kb: KnowledgeBase) -> Verdic
             dict.fromkeys([*(f.recheck for f in findings if f.recheck), *by_performance.recheck])
         ),
         needs_renal=bool(components & ctx.renal_drugs),
+        renal_rechecks=tuple(
+            f.drug
+            for f in findings
+            if f.drug in ctx.renal_drugs and f.basis in ("stale", "indeterminate")
+        ),
         receptor_branch=receptor_branch,
         biomarker_branch=" and ".join(marker_branches) or None,
         unknowns=(1 if receptor_branch else 0) + (1 if marker_branches else 0),

@@ -94,6 +94,9 @@ class Recommendation:
     # The salvage line already answering this failure (running, or awaiting its response
     # assessment, or chemosensitive awaiting consolidation): shown as the current plan.
     current_plan: Line | None = None
+    # Steps given after a responding salvage regimen (autologous transplant consolidation): shown
+    # after the options, not ranked against them.
+    after_salvage: tuple[Option, ...] = ()
 
 
 def _disease_for(
@@ -263,6 +266,8 @@ def _recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Rec
             other_evidence.setdefault(v.name, []).extend(v.reasons)
     _after_judging(verdicts, ctx, kb)
     ctx.missing += biomarker_prompts(judged, ctx, kb)
+    steps = [v for v in chosen if v.option.follows_salvage]
+    chosen = [v for v in chosen if not v.option.follows_salvage]
     options = tuple(
         replace(
             _option(rank, v, ctx, kb),
@@ -270,10 +275,27 @@ def _recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Rec
         )
         for rank, v in enumerate(chosen, start=1)
     )
+    # A consolidation step follows a salvage regimen: without one left to respond, none is shown.
+    after_salvage = (
+        tuple(
+            replace(_option(0, v, ctx, kb), rank_reasons=(v.option.follows_salvage or "",))
+            for v in steps
+        )
+        if any(o.kind == "regimen" for o in options)
+        else ()
+    )
     no_option: str | None = None
     disease_directed = sum(o.kind not in ("care", "trial") for o in options)
     prompt = explain.goals_of_care(ctx, disease_directed, kb)
-    if failure.kind == "intolerance" and not options:
+    if failure.kind == "intolerance" and not options and swaps:
+        # The sourced substitution exists but is ruled out (usually: already given since).
+        no_option = (
+            f"{', '.join(sorted(substitution.not_tolerated(analysis, failure))) or 'a drug'} "
+            f"not tolerated in line {failure.line}: the sourced substitution "
+            f"({', '.join(s.option.regimen or s.option.id for s in swaps)}) cannot be offered "
+            "(see ruled out); salvage options apply at progression"
+        )
+    elif failure.kind == "intolerance" and not options:
         no_option = (
             f"{', '.join(sorted(substitution.not_tolerated(analysis, failure))) or 'a drug'} "
             f"not tolerated in line {failure.line}: no sourced substitution within the regimen "
@@ -303,6 +325,7 @@ def _recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Rec
             tuple(kb.option_context.goals_of_care.evidence) if prompt and kb.option_context else ()
         ),
         inferred=explain.inferred_facts(ctx),
+        after_salvage=after_salvage,
     )
 
 
@@ -382,6 +405,14 @@ def _after_judging(
         )
     elif ctx.clearance is not None:
         ctx.facts.append(ctx.clearance.text)
+        # An old value is named once for the patient, not on every option that needs it.
+        needing = sorted({d for v in verdicts if v.needs_renal for d in v.renal_rechecks})
+        said = any(ctx.clearance.text in m for m in ctx.missing)
+        if needing and not said:
+            ctx.missing.append(
+                f"re-check creatinine clearance before {' or '.join(needing)}: last value "
+                f"{ctx.clearance.text}"
+            )
 
 
 def biomarker_prompts(

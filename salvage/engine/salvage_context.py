@@ -34,6 +34,7 @@ class SalvageContext:
     transplant: str = "any"  # eligible | ineligible | unknown | any
     eligibility: fitness.Eligibility | None = None
     performance: factors.Fact | None = None
+    performance_unreadable: bool = False  # the latest performance status could not be read
     clearance: factors.Fact | None = None
     facts: list[str] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
@@ -208,6 +209,10 @@ def _performance(ctx: SalvageContext, kb: KnowledgeBase) -> None:
         return
     odd = factors.unreadable_performance(record, ctx.as_of)
     if odd is not None:
+        # The latest entry is unreadable ("ECOG 1-2", "poor PS"): an older readable score is not
+        # used in its place, so no option is shown as fitting a performance status it may not.
+        ctx.performance = None
+        ctx.performance_unreadable = True
         ctx.missing.append(
             f"performance status recorded as '{odd.raw}' on {odd.when.isoformat()} "
             f"({odd.source}) cannot be read: record it as an ECOG grade or a Karnofsky score; "

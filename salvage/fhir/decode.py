@@ -18,6 +18,7 @@ import orjson
 
 import salvage.fhir.genotypes as genotypes
 import salvage.fhir.queries as queries
+from salvage.fhir.performance_records import PerformanceReader
 from salvage.fhir.typed_records import TypedReader
 from salvage.knowledge.model import KnowledgeBase
 
@@ -49,6 +50,7 @@ class ResourceFilter:
         self._decode = msgspec.json.Decoder(RoutedHead if routing else _Head).decode
         self.head: _Head | None = None  # the last line's first look (a RoutedHead if routing)
         self.loinc_index = kb.loinc_index
+        self.performance = PerformanceReader(kb)
         self.used_types = queries.USED_TYPES
         self._observation_codes: dict[bytes, bool] = {}  # raw code bytes -> read by a rule
         self.typed = TypedReader(kb)  # kept lines of a plain shape, decoded once (typed_records)
@@ -90,6 +92,8 @@ class ResourceFilter:
         for c in coding:
             if type(c) is dict and type(c.get("code")) is str and c["code"] in self.loinc_index:
                 return True
+        if self.performance.claims(code):
+            return True  # a performance status named in words ("ECOG"), no LOINC code
         return genotypes.is_genotype({"code": code}, self.kb)
 
     def resource(self, resource: Any) -> bool:

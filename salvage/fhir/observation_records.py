@@ -19,6 +19,7 @@ from salvage.engine.model import (
 )
 from salvage.errors import ResourceError
 from salvage.fhir.biomarker_records import TumourMarkerReader
+from salvage.fhir.performance_records import PerformanceReader
 from salvage.fhir.record_base import IGNORED_STATUS, LOINC, ConverterBase, type_id
 
 # A number written as text, with an optional label before it and a unit after it ("ECOG 2",
@@ -32,6 +33,7 @@ _COMPARATOR_TEXT = {"\u2264": "<=", "\u2265": ">="}
 
 class ObservationConverter(ConverterBase):
     tumour_markers: TumourMarkerReader
+    performance: PerformanceReader
 
     def _observation(self, r: dict[str, Any], source: str, record: PatientRecord) -> None:
         kind = None
@@ -51,8 +53,13 @@ class ObservationConverter(ConverterBase):
             self.genotypes.observation(r, source, record)
             return
         if kind is None:
+            kind = self.performance.claims(r.get("code"))  # "ECOG" as text, no LOINC code
+        if kind is None:
             return  # an observation no rule reads is not an error
         when = self._observation_date(r, source)
+        if kind in self.performance.kinds:
+            self.performance.read(r, kind, source, when, record)
+            return
         spec = self.kb.observation_kinds[kind]
         value: float | None = None
         comparator: str | None = None

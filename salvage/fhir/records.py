@@ -20,6 +20,7 @@ from salvage.fhir.biomarker_records import TumourMarkerReader
 from salvage.fhir.condition_records import ConditionConverter, _resolve_onset_ages
 from salvage.fhir.medication_records import MedicationConverter
 from salvage.fhir.observation_records import ObservationConverter
+from salvage.fhir.performance_records import PerformanceReader
 from salvage.fhir.record_base import (
     ACTIVE_STATUS,
     IGNORED_STATUS,
@@ -83,6 +84,7 @@ class RecordBuilder(MedicationConverter, ObservationConverter, ConditionConverte
         }
         self.genotypes = genotypes.GenotypeReader(kb, self.drugs)
         self.tumour_markers = TumourMarkerReader(kb)
+        self.performance = PerformanceReader(kb)
 
     # -- entry point -----------------------------------------------------------------------------
     def build(self, resources: Iterable[tuple[dict[str, Any], Any]]) -> dict[str, PatientRecord]:
@@ -118,6 +120,7 @@ class RecordBuilder(MedicationConverter, ObservationConverter, ConditionConverte
                         if type(code) is dict and (
                             self.tumour_markers.claims(resource)
                             or self._may_be_genotype(resource, code, coding)
+                            or self.performance.claims(code)
                         ):
                             self._convert(resource, origin)  # a tumour or HIV genotype result
                     continue

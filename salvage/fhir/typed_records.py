@@ -28,6 +28,7 @@ from salvage.errors import ResourceError
 from salvage.fhir.biomarker_records import TumourMarkerReader
 from salvage.fhir.medication_records import _positive
 from salvage.fhir.observation_records import QuantityRead, read_quantity
+from salvage.fhir.performance_records import PerformanceReader
 from salvage.fhir.record_base import LOINC
 from salvage.knowledge.model import KnowledgeBase
 
@@ -169,8 +170,12 @@ class TypedReader:
         self._decode = msgspec.json.Decoder(_Administration).decode
         self._decode_observation = msgspec.json.Decoder(_Observation).decode
         self._kinds: dict[bytes, str | None] = {}  # raw code -> kind read the plain way
-        # kinds the genotype and tumour marker readers read: the general path
-        skipped = {kb.hiv.reading.observation_kind, TumourMarkerReader(kb).kind}
+        # kinds the genotype, tumour marker and performance status readers read: general path
+        skipped = {
+            kb.hiv.reading.observation_kind,
+            TumourMarkerReader(kb).kind,
+            *PerformanceReader(kb).kinds,
+        }
         self._plain_kinds = {k for k in kb.observation_kinds if k not in skipped}
         self._concepts: dict[bytes, tuple[frozenset[str], str] | None] = {}
         self._patients: dict[str, str | None] = {}

@@ -661,6 +661,11 @@ def build(raw: dict[str, Any]) -> KnowledgeBase:
                 age_at_most=t.candidate_when.age_at_most,
                 ecog_at_most=t.candidate_when.ecog_at_most,
                 evidence=tuple(t.evidence),
+                decision_from_age=t.age_is_a_decision.from_age if t.age_is_a_decision else None,
+                decision_reason=t.age_is_a_decision.reason if t.age_is_a_decision else "",
+                decision_evidence=(
+                    tuple(t.age_is_a_decision.evidence) if t.age_is_a_decision else ()
+                ),
             )
             for did, t in raw["patient_rules"].transplant_eligibility.items()
         },
@@ -760,6 +765,7 @@ def build(raw: dict[str, Any]) -> KnowledgeBase:
         ),
         hiv=hiv_loader.build_hiv(raw["hiv"]),
         biomarkers=raw["biomarkers"],
+        performance_text=raw["observations"].performance_text,
         evidence={
             key: Evidence(
                 key=key,

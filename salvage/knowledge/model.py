@@ -16,6 +16,7 @@ from salvage.knowledge.schema import (
     OptionEntry,
     OptionWhen,
     PatientRulesFile,
+    PerformanceText,
     PostRadiotherapyRule,
     ResponseRules,
     SequenceEntry,
@@ -33,6 +34,7 @@ __all__ = [
     "OptionEntry",
     "OptionWhen",
     "PatientRulesFile",
+    "PerformanceText",
     "PostRadiotherapyRule",
     "ResponseRules",
     "SequenceEntry",
@@ -128,6 +130,10 @@ class TransplantRule:
     age_at_most: int
     ecog_at_most: int
     evidence: tuple[str, ...]
+    # From this age up to age_at_most, age alone makes candidacy a clinical decision (unknown).
+    decision_from_age: int | None = None
+    decision_reason: str = ""
+    decision_evidence: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -271,6 +277,8 @@ class KnowledgeBase:
     # (drug, qualifier words, the agent it becomes): drugs.yaml formulations
     formulations: tuple[tuple[str, frozenset[str], str], ...] = ()
     biomarkers: BiomarkersFile | None = None  # tumour biomarkers the pathways read
+    # performance status written as text (observations.yaml performance_text)
+    performance_text: PerformanceText | None = None
 
     def disclaimer_for(self, disease: str | None) -> str:
         """The disclaimer that fits the advice: HIV advice names HIV specialist review."""

@@ -239,8 +239,21 @@ class ObservationEntry(_Strict):
     text_answers: bool = False
 
 
+class ScorePattern(_Strict):
+    scale: str  # the observation kind the label names, or "own": the observation's own kind
+    pattern: str
+
+
+class PerformanceText(_Strict):
+    names: dict[str, list[str]]
+    ambiguous: list[str]
+    values: list[ScorePattern] = Field(min_length=1)
+    range: dict[str, tuple[int, int]]
+
+
 class ObservationsFile(_Strict):
     observations: dict[str, ObservationEntry]
+    performance_text: PerformanceText
 
 
 class ProcedureCode(_Strict):
@@ -397,6 +410,9 @@ class OptionEntry(_Strict):
     evidence: list[str] = Field(min_length=1)
     # The goal of the option when it differs from the disease's default (option_context.yaml).
     intent: Intent | None = None
+    # A step given after a responding salvage regimen (high-dose therapy with autologous
+    # transplant), not an alternative to it: shown after the options with this sentence.
+    follows_salvage: str | None = None
 
 
 class DiseasePathway(_Strict):
@@ -458,9 +474,19 @@ class CandidateWhen(_Strict):
     ecog_at_most: int
 
 
+class AgeDecision(_Strict):
+    """From this age (up to candidate_when.age_at_most) age alone neither includes nor excludes:
+    candidacy is unknown and both branches are shown, with the reason and its sources."""
+
+    from_age: int
+    reason: str
+    evidence: list[str] = Field(min_length=1)
+
+
 class TransplantRule(_Strict):
     not_candidate_when: NotCandidateWhen
     candidate_when: CandidateWhen
+    age_is_a_decision: AgeDecision | None = None
     evidence: list[str] = Field(min_length=1)
 
 
@@ -518,6 +544,8 @@ class PerformanceStatusRules(_Strict):
     # carries a caution: the trials behind them enrolled patients with ECOG 0-2.
     supportive_care_first_at_ecog: int = Field(ge=2, le=4)
     supportive_care_evidence: list[str] = Field(min_length=1)
+    # Shown as the palliative-care option's rank reason only when it leads (current poor ECOG).
+    supportive_care_first_reason: str
     evidence: list[str] = Field(min_length=1)
 
 
@@ -576,9 +604,19 @@ class RecencyWindows(_Strict):
     organ_days: int = Field(ge=1)
 
 
+class RenalCaution(_Strict):
+    """A drug given with care (dose or label check), not avoided, below a clearance."""
+
+    drug: str
+    below_creatinine_clearance_ml_min: float = Field(gt=0)
+    caution: str
+    evidence: list[str] = Field(min_length=1)
+
+
 class PatientRulesFile(_Strict):
     transplant_eligibility: dict[str, TransplantRule]
     cisplatin: CisplatinRule
+    renal_cautions: list[RenalCaution] = []
     anthracycline: AnthracyclineRule
     antiretroviral: AntiretroviralRules
     performance_status: PerformanceStatusRules

@@ -39,12 +39,14 @@ def _relapsed_dlbcl() -> Chart:
 def test_a_draft_repeating_the_failed_regimen_is_one_warning_naming_the_failure(kb) -> None:
     found, _, _ = findings(kb, _relapsed_dlbcl(), draft(*R_CHOP))
     # The chart's R-CHOP doses are not documented: the cumulative anthracycline dose is unknown,
-    # which is said (a re-check before doxorubicin), never read as zero (issue 12 item 10).
+    # which is said, never read as zero (issue 12 item 10). Changed 2026-12-07 (clin-heme item 4):
+    # the fact is the caution itself (unknown total, document doses), no longer a re-check.
     assert [(f.kind, f.severity) for f in found] == [
         ("repeats-failed-therapy", "warning"),
         ("recheck-before-use", "warning"),
     ]
-    assert found[1].facts == ("document prior anthracycline doses before doxorubicin",)
+    (fact,) = found[1].facts
+    assert "cumulative anthracycline dose unknown" in fact and "document prior doses" in fact
     finding = found[0]
     assert finding.failure is not None and finding.failure.kind == "relapse"
     assert finding.summary.startswith("This order repeats R-CHOP, which failed (relapse")

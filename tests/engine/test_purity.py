@@ -43,6 +43,7 @@ ALLOWED_SALVAGE = (
     "salvage.fhir.observation_records",
     "salvage.fhir.condition_records",
     "salvage.fhir.biomarker_records",
+    "salvage.fhir.performance_records",
     "salvage.fhir.queries",  # constants and URL building only; the types the converter reads
 )
 FORBIDDEN_CALLS = {"open", "print", "input"}
@@ -59,6 +60,7 @@ PURE_CONVERTERS = [
         "condition_records.py",
         "genotypes.py",
         "biomarker_records.py",
+        "performance_records.py",
     )
 ]
 

@@ -20,7 +20,11 @@ from salvage.fhir.reader import ReadResult, iter_resources
 from salvage.knowledge import KnowledgeBase
 from tests.conftest import AS_OF, FIXTURES, LOINC, ROOT, SNOMED
 
-REVIEW_DIRS = (ROOT / "tests" / "onc_review_bundles", ROOT / "tests" / "hiv_review_bundles")
+REVIEW_DIRS = (
+    ROOT / "tests" / "onc_review_bundles",
+    ROOT / "tests" / "hiv_review_bundles",
+    ROOT / "tests" / "heme_review_bundles",
+)
 SOURCES = sorted(FIXTURES.glob("*.json")) + sorted(p for d in REVIEW_DIRS for p in d.glob("*.json"))
 
 

@@ -68,7 +68,9 @@ EXPECTED = {
         ["Axicabtagene ciloleucel", "Tafasitamab-lenalidomide"],
         ["transplant eligibility unknown"],
     ),
-    "dlbcl-intolerance": ([], [], []),
+    # Changed 2026-12-07 (clin-heme item 7): the vincristine substitution (Pola-R-CHP, POLARIX) is
+    # sourced now; this patient already switched to it, so it is ruled out, and said so.
+    "dlbcl-intolerance": ([], ["Pola-R-CHP"], []),
     # Age 66 is outside the HD-R1 population (16-60): eligibility for transplant is a clinical
     # decision, so pembrolizumab (KEYNOTE-204, transplant-ineligible) is shown as the other branch.
     # Changed 2026-12 (issue 12, item 7): pembrolizumab-GVD (transplant candidates after first
@@ -79,10 +81,11 @@ EXPECTED = {
     # pembrolizumab-GVD) ask for the prior doses first and rank after the others.
     "hodgkin-relapse": (
         [
-            "BV-nivolumab",
-            "BV-bendamustine",
+            # an undocumented anthracycline dose no longer lowers the rank (clin-heme item 4)
             "Pembrolizumab-GVD",
+            "BV-nivolumab",
             "GVD",
+            "BV-bendamustine",
             "Pembrolizumab",
             PALLIATIVE,
         ],
@@ -238,9 +241,9 @@ BRANCHES = {
         "if not a transplant candidate",  # palliative care: only off the curative branch
     ],
     "hodgkin-relapse": [
-        None,
-        None,
         "if transplant candidate",  # pembrolizumab-GVD enrolled transplant candidates
+        None,
+        None,
         None,
         "if not a transplant candidate",
         "if not a transplant candidate",
@@ -264,3 +267,9 @@ def test_patients_without_a_failure_get_no_options_and_a_statement(recommendatio
         prep = p["statement"].startswith("PrEP - not HIV treatment")  # prevention, no line
         assert "no documented treatment failure" in p["statement"] or prep
         assert "decision support" in p["disclaimer"]
+
+
+def test_a_substitution_already_made_is_named_not_reported_as_missing(recommendations) -> None:
+    rec = recommendations["dlbcl-intolerance"]
+    assert "sourced substitution (Pola-R-CHP) cannot be offered" in rec["statement"]
+    assert "no sourced substitution" not in rec["statement"]

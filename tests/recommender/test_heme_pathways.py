@@ -94,8 +94,9 @@ def test_bv_avd_is_named_and_refractory_disease_gets_pembrolizumab_gvd() -> None
     report = bundle("onc06-hodgkin-refractory-after-bv-avd.json")
     assert report.analysis.lines[0].regimen == "BV-AVD"
     rec = report.recommendation
-    # no anthracycline doses documented: the liposomal doxorubicin options rank after ICE
-    assert names(rec) == ["ICE", "Pembrolizumab-GVD", "GVD", TRIAL]
+    # no anthracycline doses documented: a caution on the liposomal doxorubicin options, not a
+    # lower rank (changed 2026-12-07, clin-heme item 4)
+    assert names(rec) == ["Pembrolizumab-GVD", "ICE", "GVD", TRIAL]
     consolidation = next(r for n, r in excluded(rec).items() if n.startswith("High-dose"))
     assert "AETHERA" in consolidation and "anti-CD30" in consolidation
     assert "brentuximab vedotin was part of BV-AVD" in excluded(rec)["BV-ICE"]
@@ -239,9 +240,15 @@ def test_cisplatin_intolerance_in_nsclc_is_substituted_by_carboplatin() -> None:
 
 
 def test_first_line_intolerance_without_a_substitution_says_so() -> None:
-    rec = fixture("dlbcl-intolerance")  # vincristine stopped as not tolerated
+    # Changed 2026-12-07 (clin-heme item 7): vincristine now has a sourced substitution
+    # (Pola-R-CHP), so the drug without one is cyclophosphamide.
+    kb = service.knowledge_base("")
+    chart = Chart()
+    chart.cycles(R_CHOP, q21("2024-01-08", 2))
+    chart.order("cyclophosphamide", "2024-01-29", status="stopped", statusReason=NOT_TOLERATED)
+    rec = recommend(chart.analyse(kb), kb, AS_OF)
     assert rec.options == ()
-    assert "vincristine not tolerated" in (rec.statement or "")
+    assert "cyclophosphamide not tolerated" in (rec.statement or "")
     assert "no sourced substitution" in (rec.statement or "")
 
 

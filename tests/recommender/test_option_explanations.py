@@ -72,7 +72,10 @@ def test_every_option_has_an_intent_an_evidence_level_and_rank_reasons(
             assert option.intent and option.intent_label, (name, option.regimen)
             assert option.evidence_level, (name, option.regimen)
             assert option.rank_reasons, (name, option.regimen)
-            assert any(r.startswith("evidence: ") for r in option.rank_reasons)
+            # changed 2026-12-07 (clin-heme item 6): the evidence level does not set the order,
+            # so it is shown with the option, not as a rank reason; no raw preference numbers
+            assert not any(r.startswith("evidence: ") for r in option.rank_reasons)
+            assert not any("preference" in r for r in option.rank_reasons)
 
 
 @pytest.mark.parametrize(
@@ -110,8 +113,7 @@ def test_rank_reasons_name_the_unknown_branch_and_the_pathway_preference(kb) -> 
     rec = recommend(dlbcl_relapse("2023-12-01").analyse(kb), kb, AS_OF)  # no ECOG on record
     by_name = {o.regimen: o for o in rec.options}
     axicel = by_name["Axicabtagene ciloleucel"]
-    assert "pathway preference 1 for this failure" in axicel.rank_reasons
-    assert "evidence: randomised phase 3 (ZUMA-7)" in axicel.rank_reasons
+    assert axicel.rank_reasons == ("in the pathway's order for this failure",)
     assert any("performance status (not recorded" in n for n in axicel.not_checked)
     polabr = by_name["Pola-BR"]
     assert any("transplant eligibility is unknown" in r for r in polabr.rank_reasons)
@@ -134,7 +136,7 @@ def test_an_overlay_rerank_is_a_rank_reason(kb, tmp_path) -> None:
     local = load_knowledge(None, str(overlay))
     rec = recommend(fit(dlbcl_relapse("2023-12-01")).analyse(local), local, AS_OF)
     (lisocel,) = [o for o in rec.options if o.option_id == "dlbcl-lisocel"]
-    assert any("local pathway of Example Hospital: preference 1" in r for r in lisocel.rank_reasons)
+    assert "placed by the local pathway of Example Hospital" in lisocel.rank_reasons
 
 
 def test_fits_because_names_the_patient_facts_the_option_was_checked_against(kb) -> None:
@@ -214,6 +216,7 @@ def test_the_cli_text_shows_intent_rank_reasons_and_the_goals_of_care_prompt(cap
     assert cli.main(["recommend", *paths, "--as-of", AS_OF.isoformat()]) == 0
     text = capsys.readouterr().out
     assert "curative intent; evidence: randomised phase 3" in text
-    assert "rank: pathway preference 1 for this failure" in text
+    assert "rank: in the pathway's order for this failure" in text
+    assert "pathway preference" not in text
     assert "not checked: performance status (not recorded" in text
     assert "goals of care: Discuss goals of care" in text

@@ -82,17 +82,33 @@ def test_ecog_2_makes_the_patient_transplant_ineligible(kb) -> None:
     assert any("ECOG 2" in r for r in rec.options[1].rationale)
 
 
-# Changed 2026-12 (issue 10, item 6): eligibility follows the PILOT "transplant not intended"
-# criteria (age >= 70) with the TRANSFORM/ZUMA-7 entry criteria, not "age <= 75".
-@pytest.mark.parametrize(("birth", "eligible"), [("1956-07-01", True), ("1956-06-30", False)])
-def test_transplant_candidacy_ends_at_age_70_by_the_pilot_criteria(
-    kb, birth: str, eligible: bool
+# Changed 2026-12-07 (clin-heme item 3): PILOT's age >= 70 was a trial entry criterion, not an
+# exclusion, and ZUMA-7 had no upper age limit (Westin 2023: benefit at 70 or more). A fit patient
+# aged 70-75 is of unknown candidacy with both branches shown; ECOG 2 still rules transplant out.
+@pytest.mark.parametrize(
+    ("birth", "ecog", "status"),
+    [
+        ("1956-07-01", 0, "candidate"),  # 69 on AS_OF
+        ("1956-06-30", 0, "unknown"),  # turns 70 that day
+        ("1951-06-30", 1, "unknown"),  # 75
+        ("1950-06-30", 0, "unknown"),  # 76: above the trials' range, a clinical decision
+        ("1954-01-01", 2, "not-candidate"),  # 72 at ECOG 2 (PILOT criterion met)
+    ],
+)
+def test_age_70_to_75_alone_leaves_transplant_candidacy_to_the_clinician(
+    kb, birth: str, ecog: int, status: str
 ) -> None:
-    # on AS_OF (2026-06-30): born 1956-07-01 is 69, born 1956-06-30 turns 70 that day
-    chart = fit(dlbcl_relapse("2024-06-03", birth=birth))
-    offered = options(chart, kb)
-    assert ("R-ICE" in offered) is eligible
-    assert ("Pola-BR" in offered) is not eligible
+    chart = fit(dlbcl_relapse("2024-06-03", birth=birth), ecog=ecog)
+    rec = recommend(chart.analyse(kb), kb, AS_OF)
+    assert rec.transplant is not None and rec.transplant.status == status
+    offered = {o.regimen: o.branch for o in rec.options}
+    assert ("R-ICE" in offered) is (status != "not-candidate")
+    assert ("Pola-BR" in offered) is (status != "candidate")
+    if status == "unknown":  # both branches, each labelled
+        assert offered["R-ICE"] and offered["Pola-BR"]
+        if birth == "1956-06-30":
+            assert "not an exclusion" in rec.transplant.summary()
+            assert "ZUMA-7-older" in rec.transplant.evidence
 
 
 @pytest.mark.parametrize(("ecog", "eligible"), [(1, True), (2, False)])

@@ -49,7 +49,7 @@ def test_an_assumed_transplant_candidacy_is_marked_inferred_on_the_screen(tmp_pa
     assert '<span class="inferred">inferred: transplant candidate: assumed' in html
     assert 'class="tag intent">curative intent</span>' in html
     assert 'class="tag level">evidence: randomised phase 3</span>' in html
-    assert "<strong>Why rank 1:</strong> pathway preference 1 for this failure" in html
+    assert "<strong>Why rank 1:</strong> in the pathway&#39;s order for this failure" in html
 
 
 def test_the_goals_of_care_prompt_is_on_the_screen_after_two_failed_lines(tmp_path) -> None:

@@ -87,8 +87,10 @@ class RecordBuilder(MedicationConverter, ObservationConverter, ConditionConverte
         self.performance = PerformanceReader(kb)
 
     # -- entry point -----------------------------------------------------------------------------
-    def build(self, resources: Iterable[tuple[dict[str, Any], Any]]) -> dict[str, PatientRecord]:
-        """Convert while streaming; only records referring to a Medication not yet seen wait."""
+    def build(self, resources: Iterable[tuple[Any, Any]]) -> dict[str, PatientRecord]:
+        """Convert while streaming; only records referring to a Medication not yet seen wait.
+        A resource is a dict, or a PlainAdministration / PlainObservation decoded typed
+        (typed_records.py); anything else is skipped as malformed."""
         deferred: list[tuple[dict[str, Any], Any]] = []
         loinc_index = self.kb.loinc_index
         for resource, origin in resources:

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import math
 from datetime import date
-from typing import Any
 
 import msgspec
 import orjson
+from msgspec import UNSET, UnsetType
 
 from salvage.engine.dates import parse_fhir_date
 from salvage.engine.drugs import normaliser_for
@@ -33,51 +33,50 @@ from salvage.fhir.record_base import LOINC
 from salvage.knowledge.model import KnowledgeBase
 
 _ABSENT = msgspec.Raw()
-_UNSET: Any = msgspec.UNSET
-_Unset = msgspec.UnsetType
+_Unset = UnsetType
 _MEMO_LIMIT = 50_000
 ADMINISTRATION_PREFIX = b'{"resourceType":"MedicationAdministration"'
 OBSERVATION_PREFIX = b'{"resourceType":"Observation"'
 
 
 class _Reference(msgspec.Struct, forbid_unknown_fields=True):
-    reference: str | _Unset = _UNSET
-    display: str | _Unset = _UNSET
+    reference: str | _Unset = UNSET
+    display: str | _Unset = UNSET
 
 
 class _Period(msgspec.Struct, forbid_unknown_fields=True):
-    start: str | _Unset = _UNSET
-    end: str | _Unset = _UNSET
+    start: str | _Unset = UNSET
+    end: str | _Unset = UNSET
 
 
 class _Quantity(msgspec.Struct, forbid_unknown_fields=True):
-    value: int | float | _Unset = _UNSET
-    code: str | _Unset = _UNSET
-    unit: str | _Unset = _UNSET
-    system: str | _Unset = _UNSET
+    value: int | float | _Unset = UNSET
+    code: str | _Unset = UNSET
+    unit: str | _Unset = UNSET
+    system: str | _Unset = UNSET
 
 
 class _Dosage(msgspec.Struct, forbid_unknown_fields=True):
-    dose: _Quantity | _Unset = _UNSET
+    dose: _Quantity | _Unset = UNSET
 
 
 class _ValueQuantity(msgspec.Struct, forbid_unknown_fields=True):
-    value: int | float | _Unset = _UNSET
-    code: str | _Unset = _UNSET
-    unit: str | _Unset = _UNSET
-    system: str | _Unset = _UNSET
-    comparator: str | _Unset = _UNSET
+    value: int | float | _Unset = UNSET
+    code: str | _Unset = UNSET
+    unit: str | _Unset = UNSET
+    system: str | _Unset = UNSET
+    comparator: str | _Unset = UNSET
 
 
 class _Coding(msgspec.Struct, forbid_unknown_fields=True):
-    system: str | _Unset = _UNSET
-    code: str | _Unset = _UNSET
-    display: str | _Unset = _UNSET
+    system: str | _Unset = UNSET
+    code: str | _Unset = UNSET
+    display: str | _Unset = UNSET
 
 
 class _Concept(msgspec.Struct, forbid_unknown_fields=True):
-    coding: list[_Coding] | _Unset = _UNSET
-    text: str | _Unset = _UNSET
+    coding: list[_Coding] | _Unset = UNSET
+    text: str | _Unset = UNSET
 
 
 class _Observation(
@@ -92,10 +91,10 @@ class _Observation(
     code: msgspec.Raw
     effectiveDateTime: str
     valueQuantity: _ValueQuantity
-    status: str | _Unset = _UNSET
-    issued: str | _Unset = _UNSET  # read only without effective[x]
-    category: list[_Concept] | _Unset = _UNSET  # not read
-    encounter: _Reference | _Unset = _UNSET  # not read
+    status: str | _Unset = UNSET
+    issued: str | _Unset = UNSET  # read only without effective[x]
+    category: list[_Concept] | _Unset = UNSET  # not read
+    encounter: _Reference | _Unset = UNSET  # not read
     patient: msgspec.Raw = _ABSENT
     effectiveInstant: msgspec.Raw = _ABSENT
     effectivePeriod: msgspec.Raw = _ABSENT
@@ -117,11 +116,11 @@ class _Administration(
     id: str
     subject: _Reference
     medicationCodeableConcept: msgspec.Raw
-    status: str | _Unset = _UNSET
-    effectiveDateTime: str | _Unset = _UNSET
-    effectivePeriod: _Period | _Unset = _UNSET
-    dosage: _Dosage | _Unset = _UNSET
-    context: _Reference | _Unset = _UNSET
+    status: str | _Unset = UNSET
+    effectiveDateTime: str | _Unset = UNSET
+    effectivePeriod: _Period | _Unset = UNSET
+    dosage: _Dosage | _Unset = UNSET
+    context: _Reference | _Unset = UNSET
     patient: msgspec.Raw = _ABSENT
     medicationReference: msgspec.Raw = _ABSENT
     contained: msgspec.Raw = _ABSENT
@@ -207,8 +206,8 @@ class TypedReader:
             start, end = _effective(a, source)
         except ResourceError:
             return None
-        dose = a.dosage.dose if a.dosage is not _UNSET else _UNSET
-        if dose is _UNSET:
+        dose = a.dosage.dose if a.dosage is not UNSET else UNSET
+        if dose is UNSET:
             read_dose: tuple[float | None, str | None] = (None, None)
         else:
             value = dose.value
@@ -218,7 +217,7 @@ class TypedReader:
                 float(value) if _positive(value) else None,
                 str(dose.code or dose.unit or "") or None,
             )
-        status = None if a.status is _UNSET else a.status
+        status = None if a.status is UNSET else a.status
         return PlainAdministration(source, patient, status, start, end, read_dose, medication)
 
     def observation(self, line: bytes) -> PlainObservation | None:
@@ -254,16 +253,16 @@ class TypedReader:
             read = read_quantity(
                 self.kb.observation_kinds[kind],
                 kind,
-                None if number is _UNSET else number,
-                None if q.code is _UNSET else q.code,
-                None if q.unit is _UNSET else q.unit,
-                None if q.comparator is _UNSET else q.comparator,
+                None if number is UNSET else number,
+                None if q.code is UNSET else q.code,
+                None if q.unit is UNSET else q.unit,
+                None if q.comparator is UNSET else q.comparator,
             )
         except (ArithmeticError, ValueError):  # 10**value overflowing: the general path says so
             return None
         if read is None or (not isinstance(read, str) and not math.isfinite(read[0])):
             return None  # the general path reports it
-        status = None if o.status is _UNSET else o.status
+        status = None if o.status is UNSET else o.status
         return PlainObservation(source, patient, status, kind, when, read)
 
     def _kind(self, raw: bytes) -> str | None:
@@ -289,7 +288,7 @@ class TypedReader:
         return kind
 
     def _patient(self, reference: str | _Unset) -> str | None:
-        if reference is _UNSET:
+        if reference is UNSET:
             return None
         if reference in self._patients:
             return self._patients[reference]
@@ -320,13 +319,13 @@ class TypedReader:
 def _effective(a: _Administration, source: str) -> tuple[date, date]:
     """record_base.ConverterBase._effective for the typed fields, an open end read as the start
     (as medication_records reads an administration)."""
-    if a.effectiveDateTime is not _UNSET:
+    if a.effectiveDateTime is not UNSET:
         day = parse_fhir_date(a.effectiveDateTime, field_name="effectiveDateTime", source=source)
         return day, day
     period = a.effectivePeriod
-    if period is _UNSET or period.start is _UNSET:
+    if period is UNSET or period.start is UNSET:
         raise ResourceError("no effective date", resource=source)
     start = parse_fhir_date(period.start, field_name="effectivePeriod.start", source=source)
-    if period.end is _UNSET:
+    if period.end is UNSET:
         return start, start
     return start, parse_fhir_date(period.end, field_name="effectivePeriod.end", source=source)

@@ -14,7 +14,11 @@ import orjson
 from salvage.errors import InputError
 from salvage.fhir.decode import DROP, KEEP, ResourceFilter
 from salvage.fhir.records import Skipped, origin_text
-from salvage.fhir.typed_records import ADMINISTRATION_PREFIX
+from salvage.fhir.typed_records import (
+    ADMINISTRATION_PREFIX,
+    PlainAdministration,
+    PlainObservation,
+)
 
 INPUT_SUFFIXES = (".json", ".ndjson", ".jsonl")
 
@@ -264,7 +268,7 @@ def _read_ndjson_fast(
             plain_form = not raw and line.startswith(ADMINISTRATION_PREFIX)
             if plain_form and _ADMINISTRATION in _SEEN_TYPES:
                 # Always kept: decoded typed straight away, without a first look.
-                plain = administration(line)
+                plain: PlainAdministration | PlainObservation | None = administration(line)
                 if plain is not None:
                     result.count += 1
                     good += 1

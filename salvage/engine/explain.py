@@ -90,7 +90,7 @@ def explain(
         intent_label=intent_label(value, kb),
         evidence_level=evidence_level(option.evidence, kb),
         rank_reasons=_rank_reasons(option, recheck, receptor_branch, ctx, kb),
-        fits_because=_fits_because(option, ctx),
+        fits_because=_fits_because(option, ctx, kb),
         not_checked=_not_checked(option, recheck, receptor_branch, needs_renal, ctx),
         inferred=inferred_facts(ctx),
     )
@@ -118,11 +118,19 @@ def _rank_reasons(
         reasons.append("a clinical trial is listed after the standard options")
     elif care_first and ctx.performance:
         reasons.append(f"after supportive care: {ctx.performance.text}")
-    if ctx.transplant == "unknown" and option.when.transplant == "ineligible":
+    eligibility = ctx.eligibility
+    leans_against = eligibility is not None and eligibility.leans_not_candidate
+    if ctx.transplant == "unknown" and option.when.transplant == "ineligible" and not leans_against:
         reasons.append(
             "after the options of the transplant-candidate branch: transplant eligibility is "
             "unknown, so this branch is shown second"
         )
+    if ctx.transplant == "unknown" and option.when.transplant == "eligible" and eligibility:
+        if eligibility.leans_not_candidate:
+            reasons.append(
+                "after the options of the 'not a transplant candidate' branch: eligibility is "
+                "unknown and the record leans against transplant (see the transplant line)"
+            )
     if receptor_branch:
         reasons.append(f"after options that need no receptor result: holds {receptor_branch}")
     if recheck:
@@ -135,7 +143,7 @@ def _rank_reasons(
     return tuple(reasons)
 
 
-def _fits_because(option: OptionEntry, ctx: SalvageContext) -> tuple[str, ...]:
+def _fits_because(option: OptionEntry, ctx: SalvageContext, kb: KnowledgeBase) -> tuple[str, ...]:
     """The facts of this patient the option's conditions were checked against, and met."""
     when = option.when
     failure = ctx.failure
@@ -154,7 +162,10 @@ def _fits_because(option: OptionEntry, ctx: SalvageContext) -> tuple[str, ...]:
     ):
         fits.append(f"{ctx.performance.text}: within the trial's limit of ECOG {when.max_ecog}")
     if when.prior_classes:
-        fits.append("received before, as in the trial: " + ", ".join(when.prior_classes))
+        fits.append(
+            "received before, as in the trial: "
+            + ", ".join(map(kb.class_label, when.prior_classes))
+        )
     if when.after_procedure and ctx.previous_procedures:
         fits.append("after " + ", ".join(sorted(ctx.previous_procedures)))
     if when.min_line and ctx.failed_line is not None:

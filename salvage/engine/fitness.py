@@ -8,8 +8,9 @@ unreadable or stale are named and the recommender shows both branches. Fitness i
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
+from typing import Any
 
 from salvage.engine import factors
 from salvage.engine.measures import exceeds, side
@@ -25,6 +26,13 @@ class Eligibility:
     unreadable: tuple[str, ...] = ()  # inputs recorded but unreadable
     rechecks: tuple[str, ...] = ()  # stale inputs: re-check before use
     not_checked: tuple[str, ...] = ()  # organ-function inputs not on record (candidate branch)
+    # Unknown, but what is on record points away from transplant (a 'not a candidate' criterion
+    # met by a value too old to decide on but within patient_rules.yaml recency.leaning_days, e.g.
+    # a creatinine clearance below the limit 40 days ago): the 'not a transplant candidate' branch
+    # is shown first. Never the other way round: a
+    # fit patient is not assumed. (An age above the trials' range alone does not lean: Hodgkin
+    # patients above HD-R1's 60 are transplanted when fit.)
+    leans_not_candidate: bool = False
     sources: tuple[str, ...] = ()
     evidence: tuple[str, ...] = field(default_factory=tuple)
 
@@ -37,7 +45,8 @@ class Eligibility:
             return text
         if self.status == "not-candidate":
             return f"not a transplant candidate: {'; '.join(self.reasons)} ({cited})"
-        return f"transplant eligibility unknown: {'; '.join(self.reasons)} ({cited})"
+        leaning = ", the record leans against transplant" if self.leans_not_candidate else ""
+        return f"transplant eligibility unknown{leaning}: {'; '.join(self.reasons)} ({cited})"
 
 
 def transplant(
@@ -48,6 +57,9 @@ def transplant(
         return None
     met: list[str] = []  # current values meeting a not-candidate criterion
     stale_met: list[str] = []  # stale values meeting one: keep the caution, ask to re-check
+    # stale values meeting one that are still recent enough to lean on (recency.leaning_days)
+    leaning: list[str] = []
+    lean_days = kb.patient_rules.recency.leaning_days
     unknown: list[str] = []
     missing: list[str] = []
     unreadable: list[str] = []
@@ -87,6 +99,8 @@ def transplant(
         sources += performance.sources
         if rule.ecog_at_least is not None and performance.value >= rule.ecog_at_least:
             (stale_met if performance.stale else met).append(performance.text)
+            if performance.stale and (performance.age_days or 0) <= lean_days:
+                leaning.append(performance.text)
         elif performance.value > rule.ecog_at_most:
             unknown.append(f"{performance.text} is above the trial entry limit {rule.ecog_at_most}")
         elif performance.stale:
@@ -110,6 +124,8 @@ def transplant(
             rechecks.append(f"re-check {label} before use (last value {fact.text})")
         if verdict:
             (stale_met if fact.stale else met).append(f"{fact.text} ({rule_text})")
+            if fact.stale and (fact.age_days or 0) <= lean_days:
+                leaning.append(fact.text)
 
     if rule.creatinine_clearance_below is not None:
         clearance = factors.creatinine_clearance(record, kb, as_of)
@@ -143,7 +159,7 @@ def transplant(
         # organ values listed before it are unread too.
         not_checked.append("DLCO (this version never reads DLCO)")
 
-    common = {
+    common: dict[str, Any] = {
         "missing": tuple(missing),
         "unreadable": tuple(unreadable),
         "rechecks": tuple(rechecks),
@@ -160,7 +176,10 @@ def transplant(
         reasons = [
             f"{s}: meets a 'not a candidate' criterion but is stale, re-check" for s in stale_met
         ]
-        return Eligibility(status="unknown", reasons=tuple(reasons + unknown), **common)
+        return replace(
+            Eligibility(status="unknown", reasons=tuple(reasons + unknown), **common),
+            leans_not_candidate=bool(leaning),
+        )
     if unknown:
         return Eligibility(status="unknown", reasons=tuple(unknown), **common)
     return Eligibility(status="candidate", **common)

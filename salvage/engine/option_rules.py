@@ -153,7 +153,7 @@ def supportive_care_first(performance: Fact | None, kb: KnowledgeBase) -> bool:
     )
 
 
-def prior_class_fit(option: OptionEntry, received: frozenset[str]) -> Fit:
+def prior_class_fit(option: OptionEntry, received: frozenset[str], kb: KnowledgeBase) -> Fit:
     """An option whose trial enrolled patients after given drug classes is excluded when this
     patient has received none of a required class (its rationale would not describe them)."""
     reasons: list[str] = []
@@ -161,15 +161,15 @@ def prior_class_fit(option: OptionEntry, received: frozenset[str]) -> Fit:
     if any_of and not set(any_of) & received:
         reasons.append(
             f"the trial behind it ({', '.join(option.evidence)}) enrolled patients who had "
-            f"received chemotherapy (at least one of {', '.join(any_of)}); none recorded for "
-            "this patient"
+            f"received chemotherapy (at least one of {', '.join(map(kb.class_label, any_of))}); "
+            "none recorded for this patient"
         )
     lacking = [c for c in option.when.prior_classes if c not in received]
     if lacking:
         reasons.append(
             f"the trial behind it ({', '.join(option.evidence)}) enrolled patients who had "
-            f"received {' and '.join(option.when.prior_classes)}; not recorded for this "
-            f"patient: {', '.join(lacking)}"
+            f"received {' and '.join(map(kb.class_label, option.when.prior_classes))}; not "
+            f"recorded for this patient: {', '.join(map(kb.class_label, lacking))}"
         )
     return Fit(reasons=tuple(reasons))
 
@@ -188,7 +188,7 @@ def received_classes(
     )
 
 
-def naive_class_fit(option: OptionEntry, received: dict[str, str]) -> Fit:
+def naive_class_fit(option: OptionEntry, received: dict[str, str], kb: KnowledgeBase) -> Fit:
     """An option whose trial enrolled patients who had not received a class (AETHERA:
     brentuximab-naive; immunotherapy-naive, CDK4/6-inhibitor-naive) is excluded when this patient
     has received it, whatever the outcome."""
@@ -198,7 +198,8 @@ def naive_class_fit(option: OptionEntry, received: dict[str, str]) -> Fit:
     return Fit(
         reasons=(
             f"the trial behind it ({', '.join(option.evidence)}) enrolled patients who had not "
-            f"received {' or '.join(option.when.not_after_classes)}; this patient received "
+            f"received {' or '.join(map(kb.class_label, option.when.not_after_classes))}; this "
+            "patient received "
             f"{'; '.join(dict.fromkeys(given))}",
         )
     )

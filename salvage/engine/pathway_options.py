@@ -90,8 +90,8 @@ def judge(option: OptionEntry, ctx: SalvageContext, kb: KnowledgeBase) -> Verdic
     )
     reasons = _history_reasons(option, name, components, ctx, kb, rechallenged)
     by_class = option_rules.class_fit(option, components, ctx.ruled_out_classes, kb)
-    by_history = option_rules.prior_class_fit(option, ctx.received_classes)
-    by_naive = option_rules.naive_class_fit(option, ctx.received_by_class)
+    by_history = option_rules.prior_class_fit(option, ctx.received_classes, kb)
+    by_naive = option_rules.naive_class_fit(option, ctx.received_by_class, kb)
     by_performance = option_rules.performance_fit(option, ctx.performance, kb)
     reasons += [
         *by_class.reasons,
@@ -106,10 +106,19 @@ def judge(option: OptionEntry, ctx: SalvageContext, kb: KnowledgeBase) -> Verdic
     marker_reasons, marker_branches, withheld = _biomarker_reasons(option, ctx, kb)
     # The receptor subtype is the decisive reason when it does not fit: it is named first.
     reasons = [*receptor_reasons, *marker_reasons, *reasons]
-    reused = sorted(components & ctx.pathway.backbone_drugs & ctx.failed_line_drugs)
-    backbone_note = (
-        (f"reuses {', '.join(reused)} from the failed line: {ctx.pathway.backbone_reason}",)
-        if reused and ctx.pathway.backbone_reason
+    # A substitution within the regimen keeps its other drugs by design: no backbone note.
+    reused = (
+        []
+        if option.setting == "substitution-within-regimen"
+        else sorted(components & ctx.pathway.backbone_drugs & ctx.failed_line_drugs)
+    )
+    own = ctx.pathway.backbone_reasons
+    shared = [d for d in reused if d not in own]
+    backbone_note = tuple(
+        f"reuses {d} from the failed line: {own[d]}" for d in reused if d in own
+    ) + (
+        (f"reuses {', '.join(shared)} from the failed line: {ctx.pathway.backbone_reason}",)
+        if shared and ctx.pathway.backbone_reason
         else ()
     )
     return Verdict(
@@ -251,7 +260,14 @@ def rank_key(verdict: Verdict, ctx: SalvageContext, kb: KnowledgeBase) -> tuple[
         leads = 1
     else:
         leads = 3 if option.kind == "trial" else 2
-    branch = 1 if ctx.transplant == "unknown" and option.when.transplant == "ineligible" else 0
+    # With candidacy unknown the candidate branch comes first, unless the record leans against
+    # transplant (stale exclusion, age above the trials): then the other branch leads.
+    later = (
+        "eligible"
+        if ctx.eligibility is not None and ctx.eligibility.leans_not_candidate
+        else "ineligible"
+    )
+    branch = 1 if ctx.transplant == "unknown" and option.when.transplant == later else 0
     branch += verdict.unknowns
     rerank = kb.overlay.rerank if kb.overlay else {}
     rank = rerank.get(option.id, psa_rank(option, ctx)[0])

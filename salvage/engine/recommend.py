@@ -166,7 +166,10 @@ def what_failed(
         )
         if line is None:
             continue
-        why = f"{line.regimen} {f.kind} on {f.when.isoformat()} ({', '.join(f.sources)})"
+        why = (
+            f"line {line.number} ({line.regimen}), {f.kind} on {f.when.isoformat()} "
+            f"({', '.join(f.sources)})"
+        )
         if f.kind == "intolerance":
             for e in analysis.record.exposures:
                 if e.source in f.sources:
@@ -178,7 +181,12 @@ def what_failed(
         failed_regimens[line.regimen] = why
         for drug in line.ingredients:
             if drug not in backbone:
-                failed_drugs.setdefault(drug, f"{drug} was part of {why}")
+                # a single-drug line is named once ("axicabtagene ciloleucel: line 2, relapse
+                # on ..."), not "axicabtagene ciloleucel was part of Axicabtagene ciloleucel"
+                alone = line.regimen.casefold() == drug.casefold()
+                failed_drugs.setdefault(
+                    drug, f"{drug}: {why}" if alone else f"{drug} was part of {why}"
+                )
     return failed_drugs, failed_regimens
 
 

@@ -292,6 +292,11 @@ def _cross_check(raw: dict[str, Any]) -> None:
         for c in raw["class_rules"].exclusive_after_failure
         if c not in known_classes
     ]
+    problems += [
+        f"class_rules.class_labels: no drug has class {c!r}"
+        for c in raw["class_rules"].class_labels
+        if c not in known_classes
+    ]
     problems += _class_rule_problems(raw["class_rules"], raw, known_classes)
     problems += [
         f"patient_rules.performance_status: unknown evidence {k!r}"
@@ -706,6 +711,7 @@ def build(raw: dict[str, Any]) -> KnowledgeBase:
             disease: Pathway(
                 backbone_drugs=frozenset(p.backbone_drugs),
                 backbone_reason=" ".join((p.backbone_reason or "").split()),
+                backbone_reasons={d: " ".join(r.split()) for d, r in p.backbone_reasons.items()},
                 options=tuple(p.options),
             )
             for disease, p in raw["pathways"].pathways.items()
@@ -713,6 +719,7 @@ def build(raw: dict[str, Any]) -> KnowledgeBase:
         patient_rules=raw["patient_rules"],
         option_context=raw["option_context"],
         exclusive_classes=dict(raw["class_rules"].exclusive_after_failure),
+        class_labels=dict(raw["class_rules"].class_labels),
         sequencing=tuple(raw["class_rules"].sequencing),
         substitutions=tuple(raw["class_rules"].substitutions),
         overlay=(

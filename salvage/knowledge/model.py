@@ -230,6 +230,7 @@ class Pathway:
     backbone_drugs: frozenset[str]
     backbone_reason: str
     options: tuple[OptionEntry, ...]
+    backbone_reasons: dict[str, str] = field(default_factory=dict)  # drug -> why it is reused
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -265,6 +266,7 @@ class KnowledgeBase:
     pathways: dict[str, Pathway] = field(default_factory=dict)
     overlay: Overlay | None = None  # the institution overlay applied, if any
     exclusive_classes: dict[str, str] = field(default_factory=dict)  # class -> name (class_rules)
+    class_labels: dict[str, str] = field(default_factory=dict)  # class -> name in explanations
     sequencing: tuple[SequencingRule, ...] = ()  # class_rules.yaml: cautions from order of therapy
     substitutions: tuple[Substitution, ...] = ()  # class_rules.yaml: intolerance substitutions
     transplant_rules: dict[str, TransplantRule] = field(default_factory=dict)
@@ -313,6 +315,10 @@ class KnowledgeBase:
         if disease_id is None:
             return self.default_rules
         return self.disease_rules.get(disease_id, self.default_rules)
+
+    def class_label(self, cls: str) -> str:
+        """A drug class as explanations name it (class_rules.yaml class_labels)."""
+        return self.class_labels.get(cls) or self.exclusive_classes.get(cls) or cls
 
     def regimen_named(self, drugs: frozenset[str]) -> str | None:
         """The named regimen whose components equal this drug set, if any."""

@@ -418,6 +418,9 @@ class OptionEntry(_Strict):
 class DiseasePathway(_Strict):
     backbone_drugs: list[str] = []
     backbone_reason: str | None = None
+    # Why each backbone drug may be given again (one reason per drug, so an option names only the
+    # reasons of the drugs it reuses); backbone_reason serves drugs without their own.
+    backbone_reasons: dict[str, str] = {}
     options: list[OptionEntry]
 
 
@@ -520,6 +523,7 @@ class Substitution(_Strict):
 
 class ClassRulesFile(_Strict):
     exclusive_after_failure: dict[str, str]  # drug class -> its name in explanations
+    class_labels: dict[str, str] = {}  # other classes' names in explanations
     sequencing: list[SequencingRule] = []
     substitutions: list[Substitution] = []
 
@@ -602,6 +606,9 @@ class RecencyWindows(_Strict):
     renal_days: int = Field(ge=1)
     weight_days: int = Field(ge=1)
     organ_days: int = Field(ge=1)
+    # A stale value meeting a 'not a transplant candidate' criterion within this many days still
+    # leans the unknown candidacy against transplant (that branch is shown first).
+    leaning_days: int = Field(default=365, ge=1)
 
 
 class RenalCaution(_Strict):

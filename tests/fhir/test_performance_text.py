@@ -39,6 +39,9 @@ def performance(code: dict[str, Any], kb, **value: Any):
         (ECOG_LOINC, {"valueString": "KPS 40"}, 3),  # Karnofsky under the ECOG code
         (KPS_LOINC, {"valueString": "ECOG 1"}, 1),  # ECOG under the Karnofsky code
         (ECOG_LOINC, {"valueCodeableConcept": {"text": "ECOG 1 - restricted activity"}}, 1),
+        # the scale's own wording with a percentage after the score (specialist review, 03)
+        ({"text": "ECOG"}, {"valueString": "ECOG PS 3, in chair >50% of day"}, 3),
+        ({"text": "Performance status"}, {"valueString": "KPS 60% - requires occasional help"}, 2),
         (
             {"text": "ECOG PS"},
             {

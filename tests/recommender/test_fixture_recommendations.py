@@ -92,8 +92,9 @@ EXPECTED = {
         [
             "BV-ICE",  # brentuximab and ICE were both given after this relapse
             "ICE",
-            "High-dose therapy and autologous transplant once the disease responds, then "
-            "brentuximab vedotin consolidation if at high risk",
+            # Changed 2026-12-07: transplant (HD-R1) and brentuximab consolidation (AETHERA,
+            # brentuximab-naive) are separate steps; prior brentuximab rules out only the second.
+            "Brentuximab vedotin consolidation after the transplant, if at high risk",
             "Brentuximab vedotin",
         ],
         ["outside the trial evidence", "cumulative anthracycline dose unknown"],
@@ -178,7 +179,7 @@ EXPECTED = {
 }
 EXCLUSION_REASON = {
     ("nsclc-maintenance", "Atezolizumab"): "pembrolizumab in line 1",
-    ("breast-cdk46-progression", "Eribulin"): "not recorded for this patient: anthracycline",
+    ("breast-cdk46-progression", "Eribulin"): "not recorded for this patient: an anthracycline",
     ("dlbcl-primary-refractory", "Tafasitamab-lenalidomide"): "not for primary refractory",
     ("dlbcl-late-relapse", "R-ICE"): "already given after this failure",
     ("nsclc-maintenance", "Docetaxel"): "already given after this failure",

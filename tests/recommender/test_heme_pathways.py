@@ -61,7 +61,7 @@ def test_third_line_car_t_naive_gets_car_t_with_third_line_evidence() -> None:
     # is after CAR-T failure, so a CAR-T-naive patient is not offered it with that rationale.
     assert "Allogeneic stem-cell transplant (referral to a transplant centre)" not in names(rec)
     assert (
-        "car-t"
+        "received CAR-T cell therapy"
         in excluded(rec)["Allogeneic stem-cell transplant (referral to a transplant centre)"]
     )
 
@@ -97,9 +97,15 @@ def test_bv_avd_is_named_and_refractory_disease_gets_pembrolizumab_gvd() -> None
     # no anthracycline doses documented: a caution on the liposomal doxorubicin options, not a
     # lower rank (changed 2026-12-07, clin-heme item 4)
     assert names(rec) == ["Pembrolizumab-GVD", "ICE", "GVD", TRIAL]
-    consolidation = next(r for n, r in excluded(rec).items() if n.startswith("High-dose"))
+    # brentuximab was in BV-AVD: AETHERA's consolidation (brentuximab-naive) is ruled out, the
+    # transplant itself (HD-R1) stays as the step after salvage
+    consolidation = excluded(rec)[
+        "Brentuximab vedotin consolidation after the transplant, if at high risk"
+    ]
     assert "AETHERA" in consolidation and "anti-CD30" in consolidation
-    assert "brentuximab vedotin was part of BV-AVD" in excluded(rec)["BV-ICE"]
+    assert not any(n.startswith("High-dose") for n in excluded(rec))
+    assert [s.option_id for s in rec.after_salvage] == ["hodgkin-asct"]
+    assert "brentuximab vedotin was part of line 1 (BV-AVD)" in excluded(rec)["BV-ICE"]
 
 
 def test_n_avd_is_named_as_a_first_line_regimen() -> None:

@@ -65,8 +65,8 @@ def test_a_performance_status_written_as_a_range_is_unreadable_never_fit() -> No
     assert any("recorded but unreadable" in n for n in bv_ice.not_checked)
     assert rec.options[0].regimen == "Pembrolizumab-GVD"  # anthracycline 'at least': a caution
     assert any("at least" in c for c in rec.options[0].cautions)
-    (step,) = rec.after_salvage
-    assert step.regimen.startswith("High-dose therapy and autologous transplant")
+    step = rec.after_salvage[0]
+    assert step.regimen.startswith("High-dose therapy and autologous stem-cell transplant")
 
 
 def test_a_newer_measured_clearance_of_at_least_60_supersedes_an_older_low_egfr() -> None:
@@ -79,3 +79,57 @@ def test_a_newer_measured_clearance_of_at_least_60_supersedes_an_older_low_egfr(
     assert rec.transplant is not None and rec.transplant.status == "candidate"
     assert rec.failure is not None and rec.failure.primary
     assert rec.options[0].regimen == "Axicabtagene ciloleucel"
+
+
+# Specialist review 2026-12-07, patient 03: 80 years old, "ECOG PS 3, in chair >50% of day",
+# a measured clearance "<30 mL/min" 40 days old (past its 30-day window), CKD stage 4.
+REVIEW03 = "review03-dlbcl-80-ps3-described-crcl-lt30-40-days.json"
+
+
+def test_ps_3_described_in_the_scale_s_words_is_read_and_puts_care_first() -> None:
+    only, _ = report(REVIEW03)
+    rec = only.recommendation
+    assert rec.transplant is not None and rec.transplant.status == "not-candidate"
+    assert "ECOG 3 (recorded as 'ECOG PS 3, in chair >50% of day')" in rec.transplant.summary()
+    assert [o.kind for o in rec.options][:1] == ["care"]
+    assert not any(o.branch == "if transplant candidate" for o in rec.options)
+
+
+def test_unknown_candidacy_with_a_recent_stale_exclusion_shows_the_other_branch_first(
+    tmp_path: Path,
+) -> None:
+    import json
+
+    bundle = json.loads((HERE / REVIEW03).read_text())
+    for entry in bundle["entry"]:
+        r = entry["resource"]
+        if r["resourceType"] == "Observation" and "ECOG PS 3" in json.dumps(r):
+            r["valueString"] = "poor PS"  # recorded but unreadable
+            r.pop("valueInteger", None)
+            r.pop("valueCodeableConcept", None)
+    path = tmp_path / REVIEW03
+    path.write_text(json.dumps(bundle))
+    kb = service.knowledge_base("")
+    (only,), _, _ = service.reports_for_files([str(path)], kb, AS_OF)
+    rec = only.recommendation
+    assert rec.transplant is not None and rec.transplant.status == "unknown"
+    assert rec.transplant.leans_not_candidate
+    assert "leans against transplant" in rec.transplant.summary()
+    branches = [o.branch for o in rec.options if o.branch and o.kind != "care"]
+    # every 'not a transplant candidate' therapy before any transplant-branch option (supportive
+    # care keeps its place after the anticancer options)
+    first_eligible = branches.index("if transplant candidate")
+    assert "if not a transplant candidate" in branches[:first_eligible]
+    assert "if not a transplant candidate" not in branches[first_eligible:]
+    r_ice = next(o for o in rec.options if o.regimen == "R-ICE")
+    assert any("leans against transplant" in r for r in r_ice.rank_reasons)
+
+
+def test_a_stale_exclusion_older_than_the_leaning_window_does_not_reorder() -> None:
+    # dlbcl-stale-clearance: 38 mL/min four years old only asks for a re-check
+    kb = service.knowledge_base("")
+    fixture = Path(__file__).resolve().parents[2] / "fixtures" / "dlbcl-stale-clearance.json"
+    (only,), _, _ = service.reports_for_files([str(fixture)], kb, AS_OF)
+    assert only.recommendation.transplant is not None
+    assert not only.recommendation.transplant.leans_not_candidate
+    assert only.recommendation.options[0].regimen == "R-ICE"

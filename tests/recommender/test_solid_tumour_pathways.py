@@ -252,7 +252,7 @@ def test_a_found_driver_settles_the_panel_prompt() -> None:
 
 def test_parp_inhibitors_need_the_chemotherapy_their_trials_required() -> None:
     rec = report("st01-breast-hrpos-her2low-esr1-after-palbociclib")
-    assert "anthracycline and taxane" in excluded(rec)["breast-olaparib"]
+    assert "an anthracycline and a taxane" in excluded(rec)["breast-olaparib"]
     assert not any("BRCA" in m for m in rec.missing_data)  # no prompt for an option that cannot fit
 
 

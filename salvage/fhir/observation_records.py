@@ -20,7 +20,13 @@ from salvage.engine.model import (
 from salvage.errors import ResourceError
 from salvage.fhir.biomarker_records import TumourMarkerReader
 from salvage.fhir.performance_records import PerformanceReader
-from salvage.fhir.record_base import IGNORED_STATUS, LOINC, ConverterBase, type_id
+from salvage.fhir.record_base import (
+    IGNORED_STATUS,
+    LOINC,
+    ConverterBase,
+    QuantityRead,
+    type_id,
+)
 
 # A number written as text, with an optional label before it and a unit after it ("ECOG 2",
 # "<20 copies/mL", "> 59", "KPS 60 %"). FHIR R4 Quantity.comparator values: <, <=, >=, >.
@@ -181,9 +187,6 @@ class ObservationConverter(ConverterBase):
             return parse_fhir_date(r["issued"], field_name="issued", source=source)
         when, _ = self._effective(r, source, "effective")
         return when
-
-
-QuantityRead = tuple[float, str | None, str, str, float | str]
 
 
 def read_quantity(

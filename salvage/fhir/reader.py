@@ -13,12 +13,9 @@ import orjson
 
 from salvage.errors import InputError
 from salvage.fhir.decode import DROP, KEEP, ResourceFilter
+from salvage.fhir.record_base import PlainAdministration, PlainObservation
 from salvage.fhir.records import Skipped, origin_text
-from salvage.fhir.typed_records import (
-    ADMINISTRATION_PREFIX,
-    PlainAdministration,
-    PlainObservation,
-)
+from salvage.fhir.typed_records import ADMINISTRATION_PREFIX
 
 INPUT_SUFFIXES = (".json", ".ndjson", ".jsonl")
 

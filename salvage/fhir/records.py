@@ -27,9 +27,10 @@ from salvage.fhir.record_base import (
     LOINC,
     SNOMED,
     USED_TYPES,
+    PlainAdministration,
+    PlainObservation,
     type_id,
 )
-from salvage.fhir.typed_records import PlainAdministration, PlainObservation
 
 __all__ = ["ACTIVE_STATUS", "IGNORED_STATUS", "LOINC", "SNOMED", "USED_TYPES"]
 from salvage.knowledge.model import KnowledgeBase

@@ -27,9 +27,9 @@ from salvage.engine.drugs import normaliser_for
 from salvage.errors import ResourceError
 from salvage.fhir.biomarker_records import TumourMarkerReader
 from salvage.fhir.medication_records import _positive
-from salvage.fhir.observation_records import QuantityRead, read_quantity
+from salvage.fhir.observation_records import read_quantity
 from salvage.fhir.performance_records import PerformanceReader
-from salvage.fhir.record_base import LOINC
+from salvage.fhir.record_base import LOINC, PlainAdministration, PlainObservation
 from salvage.knowledge.model import KnowledgeBase
 
 _ABSENT = msgspec.Raw()
@@ -131,29 +131,6 @@ class _Administration(
     reasonCode: msgspec.Raw = _ABSENT
     extension: msgspec.Raw = _ABSENT
     note: msgspec.Raw = _ABSENT
-
-
-class PlainAdministration(msgspec.Struct, frozen=True):
-    """A MedicationAdministration of the plain shape, read: what the converter needs, no more."""
-
-    source: str  # "MedicationAdministration/<id>"
-    patient: str  # "Patient/<id>"
-    status: str | None
-    start: date
-    end: date
-    dose: tuple[float | None, str | None]
-    medication: tuple[frozenset[str], str]  # DrugNormaliser.read_concept of its concept
-
-
-class PlainObservation(msgspec.Struct, frozen=True):
-    """An Observation of the plain shape, read: a quantity of an observation kind."""
-
-    source: str  # "Observation/<id>"
-    patient: str  # "Patient/<id>"
-    status: str | None
-    kind: str
-    when: date
-    read: QuantityRead | str  # observation_records.read_quantity: the value, or a warning
 
 
 class TypedReader:

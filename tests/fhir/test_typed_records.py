@@ -14,8 +14,9 @@ import pytest
 from salvage import service
 from salvage.fhir.decode import ResourceFilter
 from salvage.fhir.reader import ReadResult, iter_resources
+from salvage.fhir.record_base import PlainAdministration, PlainObservation
 from salvage.fhir.records import build_patient_records
-from salvage.fhir.typed_records import PlainAdministration, PlainObservation, TypedReader
+from salvage.fhir.typed_records import TypedReader
 from salvage.knowledge import KnowledgeBase
 from tests.conftest import AS_OF, LOINC
 from tests.fhir.test_conversion_memo import _bench_population

@@ -155,7 +155,8 @@ def render_lines_table(analyses: list[PatientAnalysis], kb_version: str, skipped
                 + (f"  ({'; '.join(extras)})" if extras else "")
             )
         for f in a.failures:
-            kind = f"{f.kind}, primary" if f.primary else f.kind
+            said = f.kind.replace("-", " ")  # 'virologic failure', not the JSON code
+            kind = f"{said}, primary" if f.primary else said
             which = f"{f.disease} " if several and f.disease else ""
             out.append(f"  FAILURE {kind} ({which}line {f.line}) {f.when.isoformat()}: {f.detail}")
             out.append(f"          evidence: {', '.join(f.sources)}")
@@ -197,7 +198,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         out += ["", f"{r.patient}  [{r.disease or 'no coded disease'}]"]
         if r.failure:
             out.append(
-                f"  failure: {r.failure.kind} of line {r.failure.line} on "
+                f"  failure: {r.failure.kind.replace('-', ' ')} of line {r.failure.line} on "
                 f"{r.failure.when.isoformat()}: {r.failure.detail}"
             )
         if r.statement:

@@ -147,7 +147,7 @@ def _fits_because(option: OptionEntry, ctx: SalvageContext, kb: KnowledgeBase) -
     """The facts of this patient the option's conditions were checked against, and met."""
     when = option.when
     failure = ctx.failure
-    fits = [f"{failure.kind} on {failure.when.isoformat()}" + _line_words(ctx)]
+    fits = [f"{failure.kind.replace('-', ' ')} on {failure.when.isoformat()}" + _line_words(ctx)]
     if when.timing != "any":
         timing = next((f for f in ctx.facts if f.startswith(("relapse ", "primary "))), None)
         fits.append(timing or f"{when.timing} failure")

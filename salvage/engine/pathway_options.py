@@ -29,6 +29,9 @@ class Verdict:
     withheld_for: tuple[str, ...] = ()
     # renal-limited drugs whose last clearance is stale or cannot be placed (said once, per patient)
     renal_rechecks: tuple[str, ...] = ()
+    # reasons that are only a tumour marker or receptor result this option's trial did not
+    # enroll: when another option of the same regimen is ranked, they are not named on it
+    marker_reasons: tuple[str, ...] = ()
 
 
 def answers(option: OptionEntry, ctx: SalvageContext) -> bool:
@@ -93,12 +96,16 @@ def judge(option: OptionEntry, ctx: SalvageContext, kb: KnowledgeBase) -> Verdic
     by_history = option_rules.prior_class_fit(option, ctx.received_classes, kb)
     by_naive = option_rules.naive_class_fit(option, ctx.received_by_class, kb)
     by_performance = option_rules.performance_fit(option, ctx.performance, kb)
-    reasons += [
-        *by_class.reasons,
-        *by_history.reasons,
-        *by_naive.reasons,
-        *by_performance.reasons,
-    ]
+    # One account of what the patient already had (specialist review: a failure said three
+    # times): the class failure names the drug, its line and the failure, and that the evidence
+    # is in patients without it, so it replaces the drug's own failure; receipt of a class the
+    # trial excluded is said only when neither failure is.
+    drug_failures = {ctx.failed_drugs[d] for d in components if d in ctx.failed_drugs}
+    if by_class.reasons:
+        reasons = [r for r in reasons if r not in drug_failures] + list(by_class.reasons)
+    elif not drug_failures & set(reasons):
+        reasons += by_naive.reasons
+    reasons += [*by_history.reasons, *by_performance.reasons]
     sequencing = option_rules.sequencing_fit(components, ctx.received_drugs, kb)
     findings = contraindications.drug_findings(components, ctx.analysis.record, kb, ctx.as_of)
     reasons += [f.text for f in findings if f.severity == "contraindicated"]
@@ -134,6 +141,7 @@ def judge(option: OptionEntry, ctx: SalvageContext, kb: KnowledgeBase) -> Verdic
         )
         + by_performance.cautions
         + sequencing.cautions
+        + _biomarker_cautions(option, ctx)
         + backbone_note,
         recheck=tuple(
             dict.fromkeys([*(f.recheck for f in findings if f.recheck), *by_performance.recheck])
@@ -148,6 +156,7 @@ def judge(option: OptionEntry, ctx: SalvageContext, kb: KnowledgeBase) -> Verdic
         biomarker_branch=" and ".join(marker_branches) or None,
         unknowns=(1 if receptor_branch else 0) + (1 if marker_branches else 0),
         withheld_for=withheld,
+        marker_reasons=tuple(receptor_reasons) + tuple(marker_reasons),
     )
 
 
@@ -243,6 +252,21 @@ def _biomarker_reasons(
         else:
             withheld.append(marker_id)
     return reasons, branches, tuple(withheld)
+
+
+def _biomarker_cautions(option: OptionEntry, ctx: SalvageContext) -> tuple[str, ...]:
+    """The option's cautions that hold for the biomarker's current result (unknown when the
+    record gives none)."""
+    return tuple(
+        c.text
+        for c in option.biomarker_cautions
+        if (
+            ctx.biomarkers[c.biomarker].result
+            if c.biomarker in ctx.biomarkers
+            else biomarkers.UNKNOWN
+        )
+        in c.results
+    )
 
 
 def rank_key(verdict: Verdict, ctx: SalvageContext, kb: KnowledgeBase) -> tuple[int, ...]:

@@ -133,7 +133,8 @@ def _driving_failure(analysis: PatientAnalysis) -> tuple[Failure | None, str | N
     last = max(analysis.failures, key=lambda f: f.when)
     if last.closed_by:
         why = (
-            f"the {last.kind} of line {last.line} on {last.when.isoformat()} was followed by "
+            f"the {last.kind.replace('-', ' ')} of line {last.line} on {last.when.isoformat()} "
+            "was followed by "
             f"remission or improvement on {last.closed_on.isoformat() if last.closed_on else '?'} "
             f"({', '.join(last.closed_by)}): no salvage is indicated now; reassess at progression"
         )
@@ -270,7 +271,10 @@ def _recommend(analysis: PatientAnalysis, kb: KnowledgeBase, as_of: date) -> Rec
     ]
     other_evidence: dict[str, list[str]] = {}
     for v in verdicts:
-        if v.reasons and v.name in ranked_names:
+        # evidence for another tumour subtype (a biomarker or receptor result that does not fit)
+        # is not 'other evidence' for this patient: the ranked entry rests on the subtype that
+        # does, so it is not named (specialist review wording 17)
+        if v.reasons and v.name in ranked_names and not v.marker_reasons:
             other_evidence.setdefault(v.name, []).extend(v.reasons)
     _after_judging(verdicts, ctx, kb)
     ctx.missing += biomarker_prompts(judged, ctx, kb)

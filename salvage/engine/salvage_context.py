@@ -197,7 +197,8 @@ def _after_failed_salvage(ctx: SalvageContext, kb: KnowledgeBase) -> None:
         return
     ctx.timing = "early"
     ctx.facts.append(
-        f"{ctx.failure.kind} after salvage therapy (line {line.number}, {line.regimen}): "
+        f"{ctx.failure.kind.replace('-', ' ')} after salvage therapy "
+        f"(line {line.number}, {line.regimen}): "
         "chemorefractory disease, so the options for refractory disease apply"
     )
 
@@ -371,7 +372,7 @@ def current_plan(ctx: SalvageContext, kb: KnowledgeBase) -> tuple[Line, str] | N
         )
     if line.best_response == "complete":
         return line, (
-            f"{what} answered this {ctx.failure.kind} with a complete response "
+            f"{what} answered this {ctx.failure.kind.replace('-', ' ')} with a complete response "
             f"({', '.join(line.response_sources)}): no new line is indicated now; reassess at "
             "progression"
         )

@@ -205,9 +205,24 @@ class GenotypeReader:
                     return self._level(text)
         return None
 
+    def _segments(self, text: str) -> list[str]:
+        """Segments of a report, one per gene: split at ";", "|" and line ends, and at a sentence
+        end followed by a gene label ("RT: K103N, M184V. PR: no major mutations")."""
+        segments: list[str] = []
+        for piece in re.split(r"[;\n|]+", text):
+            sentences = re.split(r"(?<=\.)\s+", piece)
+            segments.append(sentences[0])
+            for sentence in sentences[1:]:
+                label = _GENE_LABEL.match(sentence)
+                if label and self.reading.gene_named(label.group(1)):
+                    segments.append(sentence)
+                else:
+                    segments[-1] += " " + sentence
+        return segments
+
     def _read_text(self, text: str, gene: str | None, parts: _Parts) -> None:
         """Mutations in free text, segment by segment ("RT: M184V, K103N; PR: none")."""
-        for segment in re.split(r"[;\n|]+", text):
+        for segment in self._segments(text):
             if not segment.strip():
                 continue
             segment_gene = gene
@@ -217,6 +232,11 @@ class GenotypeReader:
                 segment_gene = self.reading.gene_named(label.group(1))
                 body = label.group(2)
             lowered = body.strip().lower().rstrip(".")
+            if segment_gene and any(
+                lowered == p or lowered.startswith(p) for p in self.reading.not_sequenced_phrases
+            ):
+                parts.not_sequenced.add(segment_gene)  # named, not assessed: stays unknown
+                continue
             none_found = any(
                 lowered == p or lowered.startswith(p) for p in self.reading.no_mutation_phrases
             )
@@ -250,10 +270,15 @@ class GenotypeReader:
         text: str,
         members: tuple[str, ...] = (),
     ) -> None:
-        genes = frozenset(parts.genes | parts.none_genes)
+        # a gene the report says was not assessed is unknown, even when the code names it
+        genes = frozenset((parts.genes | parts.none_genes) - parts.not_sequenced)
         problem = "; ".join(dict.fromkeys(parts.problems)) or None
         if not parts.any() and not members and problem is None:
-            problem = "no mutation list, gene or per-drug interpretation could be read"
+            problem = (
+                f"{', '.join(sorted(parts.not_sequenced))} not assessed"
+                if parts.not_sequenced
+                else "no mutation list, gene or per-drug interpretation could be read"
+            )
         record.genotypes.append(
             GenotypeResult(
                 source=source,
@@ -275,6 +300,7 @@ class _Parts:
         self.genes: set[str] = set()
         self.default_genes: set[str] = set()  # genes the Observation's code names
         self.none_genes: set[str] = set()
+        self.not_sequenced: set[str] = set()  # genes named as not assessed ("IN: not sequenced")
         self.mutations: set[str] = set()
         self.calls: list[tuple[str, str]] = []
         self.problems: list[str] = []

@@ -160,6 +160,7 @@ def build_hiv(hiv: schema.HivFile) -> HivKnowledge:
                 for name, g in reading.genes.items()
             },
             no_mutation_phrases=tuple(p.lower() for p in reading.no_mutation_phrases),
+            not_sequenced_phrases=tuple(p.lower() for p in reading.not_sequenced_phrases),
             interpretation_phrases=tuple(
                 (p.phrase.lower(), p.level) for p in reading.interpretation_phrases
             ),

@@ -71,6 +71,7 @@ class GenotypeReading:
     genotype_name: re.Pattern[str]  # any genotype text marker, case-insensitive
     genes: dict[str, Gene]
     no_mutation_phrases: tuple[str, ...]
+    not_sequenced_phrases: tuple[str, ...] = ()
     interpretation_phrases: tuple[tuple[str, str], ...]  # (phrase, level), checked in order
     interpretation_codes: dict[str, str]
     interpretation_system: str

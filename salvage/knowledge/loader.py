@@ -168,6 +168,13 @@ def _cross_check(raw: dict[str, Any]) -> None:
             for c in drug.rxnorm
             if c.verified not in sources
         ]
+    for kind, obs in raw["observations"].observations.items():
+        problems += [
+            f"observation {kind}: {code} verified by {where!r}, which is "
+            + ("not a verification source" if code in obs.loinc else "not its LOINC code")
+            for code, where in obs.verified.items()
+            if where not in sources or code not in obs.loinc
+        ]
     holders: dict[str, str] = {}  # an RxNorm code names one drug or product, never two
     for holder, codes in [
         *((name, drug.rxnorm) for name, drug in drugs.items()),
@@ -321,6 +328,12 @@ def _cross_check(raw: dict[str, Any]) -> None:
         for entry in (raw["answers"].positive, raw["answers"].negative)
         for c in entry.codes
         if c.verified not in sources
+    ]
+    receptor_text = raw["answers"].receptor_text
+    problems += [
+        f"answers.receptor_text: unknown evidence {e!r}"
+        for e in (receptor_text.evidence if receptor_text else [])
+        if e not in evidence
     ]
     problems += hiv_loader.problems(raw)
     if problems:
@@ -491,7 +504,8 @@ def _option_problems(option: Any, raw: dict[str, Any]) -> list[str]:
         if c not in classes
     ]
     markers = raw["biomarkers"].biomarkers
-    for marker, accepted in option.when.biomarkers.items():
+    conditional = [(c.biomarker, c.results) for c in option.biomarker_cautions]
+    for marker, accepted in [*option.when.biomarkers.items(), *conditional]:
         if marker not in markers:
             problems.append(f"option {option.id}: unknown biomarker {marker!r}")
             continue
@@ -628,6 +642,7 @@ def build(raw: dict[str, Any]) -> KnowledgeBase:
     }
     loinc_index = {code: kind for kind, o in observation_kinds.items() for code in o.loinc}
     checks: schema.OrderChecksFile = raw["order_checks"]
+    receptor_text = raw["answers"].receptor_text
     return KnowledgeBase(
         version=raw["manifest"].kb_version,
         disclaimer=" ".join(raw["manifest"].disclaimer.split()),
@@ -745,6 +760,10 @@ def build(raw: dict[str, Any]) -> KnowledgeBase:
         answers=QualitativeAnswers(
             positive=_answer_words(raw["answers"].positive),
             negative=_answer_words(raw["answers"].negative),
+            receptor_label=receptor_text.label if receptor_text else "",
+            receptor_percent=receptor_text.percent if receptor_text else "",
+            receptor_ambiguous=receptor_text.ambiguous if receptor_text else "",
+            receptor_positive_from=receptor_text.positive_from_percent if receptor_text else None,
         ),
         order_checks=OrderCheckRules(
             delay=DelayRule(

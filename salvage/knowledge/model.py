@@ -175,6 +175,12 @@ class QualitativeAnswers:
 
     positive: frozenset[str]
     negative: frozenset[str]
+    # ER/PR written as text (answers.yaml receptor_text): the label before the result, the
+    # percentage of stained nuclei, and the share from which the result is positive.
+    receptor_label: str = ""
+    receptor_percent: str = ""
+    receptor_ambiguous: str = ""
+    receptor_positive_from: float | None = None
 
     def reading(self, codes: frozenset[str], text: str) -> str:
         """positive | negative | unknown, from a result's answer codes and its text."""

@@ -237,6 +237,8 @@ class ObservationEntry(_Strict):
     not_detected: list[str] = []
     detected_below: list[str] = []
     text_answers: bool = False
+    # LOINC code -> manifest verification source, for codes checked with the search tool
+    verified: dict[str, str] = {}
 
 
 class ScorePattern(_Strict):
@@ -391,6 +393,14 @@ Intent = Literal[
 ]
 
 
+class BiomarkerCaution(_Strict):
+    """A caution that holds only for some results of a biomarker (biomarkers.yaml id)."""
+
+    biomarker: str
+    results: list[str] = Field(min_length=1)  # detected | not-detected | unknown | a level
+    text: str
+
+
 class OptionEntry(_Strict):
     id: str = Field(pattern=r"^[a-z0-9-]+$")
     kind: Literal["regimen", "procedure", "test", "care", "trial"]
@@ -407,6 +417,9 @@ class OptionEntry(_Strict):
     when: OptionWhen
     rationale: str
     cautions: list[str] = []
+    # Cautions shown only while the biomarker has one of the results named (a retest prompt
+    # that would contradict a detected mutation is shown only while the result is unknown).
+    biomarker_cautions: list[BiomarkerCaution] = []
     evidence: list[str] = Field(min_length=1)
     # The goal of the option when it differs from the disease's default (option_context.yaml).
     intent: Intent | None = None
@@ -641,9 +654,20 @@ class AnswerEntry(_Strict):
     text: list[str]
 
 
+class ReceptorText(_Strict):
+    """ER/PR results written as text with a label and the share of stained nuclei."""
+
+    label: str  # regular expression: the receptor named before the result ("ER", "PgR:")
+    percent: str  # regular expression with groups `below` (a "<") and `pct` (the number)
+    ambiguous: str = ""  # regular expression: a range or hedge ("0-5%", "~1%"): left unknown
+    positive_from_percent: float = Field(gt=0)
+    evidence: list[str] = Field(min_length=1)
+
+
 class AnswersFile(_Strict):
     positive: AnswerEntry
     negative: AnswerEntry
+    receptor_text: ReceptorText | None = None
 
 
 class MarkerEntry(_Strict):
@@ -740,6 +764,8 @@ class GenotypeReading(_Strict):
     hiv_markers: list[str] = Field(min_length=1)
     genes: dict[str, GeneEntry]
     no_mutation_phrases: list[str]
+    # a gene region named but not assessed (its drugs stay unknown, never taken as susceptible)
+    not_sequenced_phrases: list[str] = []
     interpretation_phrases: list[InterpretationPhrase] = Field(min_length=1)
     interpretation_codes: dict[str, Level]
     interpretation_system: str

@@ -346,3 +346,25 @@ def test_malformed_intent_elements_are_ignored_and_lose_no_drug(kb) -> None:
     assert [(ln.number, ln.regimen, ln.intent) for ln in analysis.lines] == [
         (1, "Capecitabine", None)
     ]
+
+
+# -- specialist review 2026-12-07 (04, 07): remission as mCODE codes it, and as a short note ------
+def test_full_remission_coded_as_mcode_is_a_complete_response(kb) -> None:
+    chart = Chart()
+    chart.cycles(R_CHOP, q21("2024-01-01", 6))
+    chart.status("2024-06-20", "550991000124107")  # Malignant neoplasm in full remission
+    assert chart.analyse(kb).lines[0].best_response == "complete"
+
+
+def test_partial_remission_coded_as_mcode_is_a_partial_response(kb) -> None:
+    chart = Chart()
+    chart.cycles(R_CHOP, q21("2024-01-01", 6))
+    chart.status("2024-06-20", "551001000124108")  # Cancer in partial remission
+    assert chart.analyse(kb).lines[0].best_response == "partial"
+
+
+def test_cr_written_as_a_short_note_is_a_complete_response(kb) -> None:
+    chart = Chart()
+    chart.cycles(R_CHOP, q21("2024-01-01", 6))
+    report(chart, kb, "2024-06-20|CR day +90, PET negative")
+    assert chart.analyse(kb).lines[0].best_response == "complete"

@@ -40,6 +40,12 @@ def _obs(rid: str, name: str, day: str = "2026-03-01", **value):
         ),
         ("M184V/I, K103KN", {"RT"}, {"RT:M184V", "RT:M184I", "RT:K103N"}),
         ("IN: no resistance mutations; RT: M184V", {"IN", "RT"}, {"RT:M184V"}),
+        # one sentence per gene (review finding 14): the PR sentence is read, not swallowed by RT
+        ("RT: K103N, M184V. PR: no major mutations.", {"RT", "PR"}, {"RT:K103N", "RT:M184V"}),
+        ("RT: K103N. Protease: no resistance mutations", {"RT", "PR"}, {"RT:K103N"}),
+        ("RT: M184V. PR: none. IN: not sequenced.", {"RT", "PR"}, {"RT:M184V"}),
+        ("RT: M184V. PR: failed to amplify", {"RT"}, {"RT:M184V"}),
+        ("RT: M184V. High-level resistance to FTC/3TC.", {"RT"}, {"RT:M184V"}),
     ],
 )
 def test_a_mutation_list_in_value_string_is_read(kb, text, genes, mutations) -> None:
@@ -159,3 +165,18 @@ def test_a_loinc_coded_genotype_names_its_genes(kb) -> None:
 
 def test_genotype_loinc_codes_are_requested_by_the_observation_searches(kb) -> None:
     assert {"53798-5", "72560-6"} <= set(kb.loinc_index)
+
+
+def test_a_region_the_report_says_was_not_assessed_stays_unknown_despite_the_code(kb) -> None:
+    # LOINC 53798-5 names RT and PR; "PR: failed to amplify" must not make PR wild type.
+    loinc = {"coding": [{"system": "http://loinc.org", "code": "53798-5"}]}
+    observation = _obs("g", "x", valueString="RT: K103N; PR: failed to amplify")
+    observation["code"] = loinc
+    (result,) = _records(kb, observation).genotypes
+    assert result.genes == {"RT"} and result.problem is None
+
+
+def test_a_result_that_only_says_a_region_was_not_sequenced_says_so(kb) -> None:
+    record = _records(kb, _obs("g", "HIV-1 genotype", valueString="IN: not sequenced"))
+    (result,) = record.genotypes
+    assert result.genes == frozenset() and result.problem == "IN not assessed"

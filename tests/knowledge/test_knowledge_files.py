@@ -96,3 +96,49 @@ def test_a_misspelt_threshold_fails_at_load_naming_file_and_key(
     with pytest.raises(KnowledgeError) as error:
         loader.load_knowledge(str(copy))
     assert f"{stem}.yaml" in str(error.value) and typo in str(error.value)
+
+
+def _edit(tmp_path: Path, stem: str, change) -> Path:
+    data = _copy(tmp_path)
+    path = data / f"{stem}.yaml"
+    doc = yaml.safe_load(path.read_text())
+    change(doc)
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True))
+    return data
+
+
+@pytest.mark.parametrize(
+    ("stem", "change", "message"),
+    [
+        (
+            "observations",
+            lambda d: d["observations"]["estrogen-receptor"]["verified"].update(
+                {"16112-5": "memory"}
+            ),
+            "not a verification source",
+        ),
+        (
+            "observations",
+            lambda d: d["observations"]["estrogen-receptor"]["verified"].update(
+                {"40556-3": "hl7-breastcancer-receptor-vs"}
+            ),
+            "not its LOINC code",
+        ),
+        (
+            "answers",
+            lambda d: d["receptor_text"].update({"evidence": ["ASCO-CAP-1999"]}),
+            "unknown evidence",
+        ),
+        (
+            "pathways",
+            lambda d: next(
+                o for o in d["pathways"]["breast"]["options"] if o["id"] == "breast-elacestrant"
+            )["biomarker_cautions"][0].update({"biomarker": "esr2"}),
+            "unknown biomarker",
+        ),
+    ],
+)
+def test_marker_reading_references_must_resolve(tmp_path: Path, stem, change, message) -> None:
+    data = _edit(tmp_path, stem, change)
+    with pytest.raises(KnowledgeError, match=message):
+        loader.build(loader.load_raw(data))

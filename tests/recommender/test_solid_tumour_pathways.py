@@ -47,7 +47,8 @@ EXPECTED = {
         ("breast-imlunestrant", None),
         ("breast-abema-fulv-after-cdk46", None),
         ("breast-everolimus-exemestane", None),
-        ("breast-tdxd-her2-low", None),
+        # chemotherapy-naive and HR-positive: T-DXd on DESTINY-Breast06 (review finding 08)
+        ("breast-tdxd-her2-low-chemo-naive", None),
         ("breast-capecitabine", None),
         ("breast-paclitaxel", None),
         ("breast-capivasertib-fulv", "if PIK3CA, AKT1 or PTEN alteration detected"),

@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass
 from datetime import date
 
+from salvage.engine.ingredient_facts import facts_table
 from salvage.engine.model import DrugExposure, Measurement, PatientRecord
 from salvage.knowledge.model import KnowledgeBase
 
@@ -73,11 +74,6 @@ class AnthracyclineTotal:
         return bool(self.unconverted or self.undocumented or self.uncounted)
 
 
-def _is_anthracycline(kb: KnowledgeBase, drug: str) -> bool:
-    entry = kb.drugs.get(drug)
-    return entry is not None and entry.anthracycline_equivalence is not None
-
-
 def _nearest(found: list[Measurement], day: date) -> Measurement | None:
     return min(found, key=lambda m: (abs((m.when - day).days), m.when)) if found else None
 
@@ -110,25 +106,29 @@ def cumulative(record: PatientRecord, kb: KnowledgeBase, as_of: date) -> Anthrac
     rule = kb.patient_rules.anthracycline
     bsa_rule = rule.body_surface_area
     window = bsa_rule.weight_within_days if bsa_rule else 0
-    per_area = {u.replace(" ", "").lower(): f for u, f in rule.per_area_units_mg_m2.items()}
-    mass = {u.replace(" ", "").lower(): f for u, f in rule.mass_units_mg.items()}
+    table = facts_table(kb)
     given = [
-        e
-        for e in record.exposures
-        if e.start <= as_of and any(_is_anthracycline(kb, i) for i in e.ingredients)
+        e for e in record.exposures if e.start <= as_of and table[e.ingredients].anthracyclines
     ]
     if not given:
         return None
+    per_area = {u.replace(" ", "").lower(): f for u, f in rule.per_area_units_mg_m2.items()}
+    mass = {u.replace(" ", "").lower(): f for u, f in rule.mass_units_mg.items()}
     administrations = [e for e in given if _kind(e) == "administration"]
     carried_out = {ref for e in administrations for ref in e.based_on}
     given_days = {(i, e.start) for e in administrations for i in e.ingredients}
     doses: list[AnthracyclineDose] = []
     undocumented: list[str] = []
-    heights = [m for m in record.measurements if m.kind == "height" and m.value and m.when <= as_of]
-    weights = [m for m in record.measurements if m.kind == "weight" and m.value and m.when <= as_of]
+    heights: list[Measurement] = []
+    weights: list[Measurement] = []
+    for m in record.measurements:  # one pass: a record may hold hundreds of labs
+        if m.kind == "height" and m.value and m.when <= as_of:
+            heights.append(m)
+        elif m.kind == "weight" and m.value and m.when <= as_of:
+            weights.append(m)
     for e in given:
         kind = _kind(e)
-        drugs = sorted(i for i in e.ingredients if _is_anthracycline(kb, i))
+        drugs = list(table[e.ingredients].anthracyclines)
         if kind != "administration" and (
             e.source in carried_out or any((d, e.start) in given_days for d in drugs)
         ):

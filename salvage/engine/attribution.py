@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from salvage.engine.ingredient_facts import facts_table
 from salvage.engine.model import (
     ConditionRecord,
     DrugExposure,
@@ -41,8 +42,10 @@ class HivEvidence:
 
 
 def counts_as_disease(condition: ConditionRecord, kb: KnowledgeBase) -> bool:
-    counted = set(kb.failures.oncology.counted_verification_status)
-    return condition.verification is None or condition.verification in counted
+    return (
+        condition.verification is None
+        or condition.verification in kb.failures.oncology.counted_verification_status
+    )
 
 
 def condition_diseases(condition: ConditionRecord, kb: KnowledgeBase) -> list[str]:
@@ -188,12 +191,8 @@ def hiv_evidence(
             note="HIV-1 infection inferred from a detectable HIV-1 RNA "
             f"({', '.join(detectable[:3])}); no coded HIV diagnosis",
         )
-    on_arv = any(
-        kb.drugs[i].role == "antiretroviral"
-        for e in record.exposures
-        for i in e.ingredients
-        if i in kb.drugs
-    )
+    table = facts_table(kb)
+    on_arv = any(table[e.ingredients].antiretroviral for e in record.exposures)
     if not on_arv:
         return HivEvidence(confirmed=False, sources=(), prep_context=prep, note=None)
     if prep:
@@ -237,11 +236,8 @@ def prep_use(
     def cited(keys: tuple[str, ...]) -> str:
         return f" ({'; '.join(kb.evidence[k].label for k in keys)})"
 
-    on_arv = [
-        e
-        for e in record.exposures
-        if any(kb.drugs[i].role == "antiretroviral" for i in e.ingredients if i in kb.drugs)
-    ]
+    table = facts_table(kb)
+    on_arv = [e for e in record.exposures if table[e.ingredients].antiretroviral]
     if not evidence.prep_context or not on_arv:
         statement = evidence.note if not evidence.confirmed and on_arv else None
         return PrepUse(exposures=(), statement=statement, notes=())
@@ -291,11 +287,8 @@ def attribute_exposures(
     treat; None when the patient has no oncology disease on record."""
     oncology = [d for d in states if kb.diseases[d].domain == "oncology"]
     groups: dict[str | None, tuple[list[DrugExposure], list[ProcedureRecord]]] = {}
-    own = [
-        e
-        for e in exposures
-        if not any(kb.drugs[i].role == "antiretroviral" for i in e.ingredients if i in kb.drugs)
-    ]
+    table = facts_table(kb)
+    own = [e for e in exposures if not table[e.ingredients].antiretroviral]
     if len(oncology) <= 1:
         key = oncology[0] if oncology else None
         return {key: (own, list(procedures))}

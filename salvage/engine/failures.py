@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import itertools
 import re
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import date, timedelta
+from typing import NamedTuple
 
 from salvage.engine import attribution
 from salvage.engine.dates import months_between
@@ -30,8 +31,7 @@ from salvage.engine.wording import counted
 from salvage.knowledge.model import KnowledgeBase, PostRadiotherapyRule
 
 
-@dataclass(frozen=True)
-class _Episode:
+class _Episode(NamedTuple):  # a tuple: built per line of every patient, cheaper than a dataclass
     number: int
     start: date
     last_active: date  # last day any drug of the line was active
@@ -40,8 +40,7 @@ class _Episode:
     ongoing: bool = False  # no stop date as of the analysis: last_active is the as-of date
 
 
-@dataclass(frozen=True)
-class _Signal:
+class _Signal(NamedTuple):
     when: date
     source: str
     detail: str
@@ -186,10 +185,16 @@ def oncology_failures(
 
     no_response = set(spec.stop_reasons.no_response)
     not_tolerated = set(spec.stop_reasons.not_tolerated)
-    for line in lines:
+    # Only exposures stopped for one of these reasons can fail a line: found once, in record order.
+    stopped = [
+        e
+        for e in record.exposures
+        if e.stop_reasons and (e.stop_reasons & no_response or e.stop_reasons & not_tolerated)
+    ]
+    for line in lines if stopped else ():
         if line.domain != "oncology":
             continue
-        for exposure in record.exposures:
+        for exposure in stopped:
             if exposure.source not in line.sources:
                 continue
             stopped_on = exposure.end or exposure.start
@@ -310,6 +315,9 @@ def _signals(
     return sorted(progressions, key=lambda s: s.when), sorted(remissions, key=lambda s: s.when)
 
 
+_WORDS = re.compile(r"[a-z]+")
+
+
 def _new_disease_entry(
     c: ConditionRecord, own: list[ConditionRecord], first_start: date, cues: list[str]
 ) -> str | None:
@@ -320,8 +328,7 @@ def _new_disease_entry(
     day = c.onset or c.recorded
     if day is None or day <= first_start:
         return None
-    words = set(re.findall(r"[a-z]+", c.text.lower()))
-    if words & set(cues):
+    if not set(_WORDS.findall(c.text.lower())).isdisjoint(cues):
         return "relapse"
     earlier = any(
         o is not c and (o.onset or o.recorded or day) < day and o.source != c.source for o in own
@@ -542,22 +549,23 @@ def hiv_failures(
         (m for m in record.measurements if m.kind == "hiv-rna" and m.value is not None),
         key=lambda m: m.when,
     )
+    # Each value placed once against the threshold (a pure reading), then read per line and pair.
+    placed = [(m, _side(m, threshold)) for m in loads]
     found: list[Failure] = []
     for line in lines:
         if line.domain != "hiv":
             continue
         end = line.end or as_of
-        on_line = [m for m in loads if line.start <= m.when <= end]
+        on_line = [(m, where) for m, where in placed if line.start <= m.when <= end]
         suppressed = False
-        for first, second in itertools.pairwise(on_line):
-            first_side = _side(first, threshold)
+        for (first, first_side), (second, second_side) in itertools.pairwise(on_line):
             if first_side == "below":
                 suppressed = True
                 continue
             if first_side == "indeterminate":
                 continue
             qualifies = suppressed or first.when - line.start >= settle
-            if qualifies and _side(second, threshold) == "at-or-above":
+            if qualifies and second_side == "at-or-above":
                 why = (
                     "after suppression" if suppressed else "after at least 24 weeks on the regimen"
                 )
@@ -578,12 +586,12 @@ def hiv_failures(
                 )
                 break
     if warnings is not None:
-        warnings += _unattributed_viraemia(loads, lines, threshold, as_of)
+        warnings += _unattributed_viraemia(placed, lines, threshold, as_of)
     return found
 
 
 def _unattributed_viraemia(
-    loads: list[Measurement], lines: list[Line], threshold: float, as_of: date
+    placed: list[tuple[Measurement, str]], lines: list[Line], threshold: float, as_of: date
 ) -> list[DataWarning]:
     """Two consecutive HIV-1 RNA at or above the threshold that fall outside every HIV line, once
     therapy has begun (or with no line at all): a regimen may be missing from the record, or it
@@ -594,8 +602,8 @@ def _unattributed_viraemia(
     def on_a_line(m: Measurement) -> bool:
         return any(ln.start <= m.when <= (ln.end or as_of) for ln in hiv_lines)
 
-    for first, second in itertools.pairwise(loads):
-        if _side(first, threshold) != "at-or-above" or _side(second, threshold) != "at-or-above":
+    for (first, first_side), (second, second_side) in itertools.pairwise(placed):
+        if first_side != "at-or-above" or second_side != "at-or-above":
             continue
         if first_start is not None and second.when < first_start:
             continue  # viraemia before therapy began is the diagnosis, not a failure

@@ -9,6 +9,7 @@ from datetime import date, timedelta
 
 import msgspec
 
+from salvage.engine.ingredient_facts import facts_table
 from salvage.engine.model import DrugExposure, Line
 from salvage.knowledge.model import KnowledgeBase, LineRules
 
@@ -25,26 +26,22 @@ def hiv_lines(
     first_number: int = 1,
 ) -> list[Line]:
     """Each distinct antiretroviral regimen is a line; short switch overlaps are transitions."""
-    arv = [
-        e
-        for e in exposures
-        if e.start <= as_of
-        and any(kb.drugs[i].role == "antiretroviral" for i in e.ingredients if i in kb.drugs)
-    ]
+    table = facts_table(kb)
+    arv = [e for e in exposures if e.start <= as_of and table[e.ingredients].antiretroviral]
     if not arv:
         return []
+    # Each exposure's days and antiretroviral ingredients, read once for the sweep.
+    spans = [
+        (e.start, _exposure_last_day(e, as_of), table[e.ingredients].antiretrovirals) for e in arv
+    ]
     # Sweep the calendar: the set of active drugs changes only at exposure starts and ends.
     boundaries = sorted(
-        {e.start for e in arv} | {_exposure_last_day(e, as_of) + timedelta(days=1) for e in arv}
+        {start for start, _, _ in spans} | {last + timedelta(days=1) for _, last, _ in spans}
     )
     segments: list[_Segment] = []
     for seg_start, seg_next in itertools.pairwise(boundaries):
         active = frozenset(
-            i
-            for e in arv
-            if e.start <= seg_start <= _exposure_last_day(e, as_of)
-            for i in e.ingredients
-            if kb.drugs.get(i) and kb.drugs[i].role == "antiretroviral"
+            i for start, last, drugs in spans if start <= seg_start <= last for i in drugs
         )
         last_day = seg_next - timedelta(days=1)
         if segments and segments[-1].drugs == active:

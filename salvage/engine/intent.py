@@ -34,40 +34,54 @@ def _stage_bases(stage: str) -> frozenset[str]:
     return frozenset(t.rstrip("abc") for t in re.findall(r"[a-z0-9]+", stage.replace("stage", " ")))
 
 
-def _metastatic(condition: ConditionRecord, rules: IntentRules) -> bool:
-    text = condition.text.lower()
+def _metastatic_cues(rules: IntentRules) -> tuple[frozenset[str], tuple[str, ...], list[str]]:
+    """(SNOMED codes, ICD-10-CM prefixes as "system|code", text cues) of metastatic disease."""
     return (
-        any(f"{SNOMED}|{c}" in condition.codes for c in rules.metastatic_snomed)
-        or any(
-            code.startswith(f"{ICD10CM}|{prefix}")
-            for code in condition.codes
-            for prefix in rules.metastatic_icd10cm
-        )
-        or any(cue in text for cue in rules.metastatic_text)
+        frozenset(f"{SNOMED}|{c}" for c in rules.metastatic_snomed),
+        tuple(f"{ICD10CM}|{prefix}" for prefix in rules.metastatic_icd10cm),
+        rules.metastatic_text,
     )
 
 
-def _advanced_by(
-    record: PatientRecord, kb: KnowledgeBase, disease: str, rules: IntentRules, by: date
-) -> str | None:
-    """The first sign of advanced disease dated on or before a date, as a short reason."""
+def _is_metastatic(
+    condition: ConditionRecord, snomed: frozenset[str], prefixes: tuple[str, ...], cues: list[str]
+) -> bool:
+    if not condition.codes.isdisjoint(snomed):
+        return True
+    if prefixes and any(code.startswith(prefixes) for code in condition.codes):
+        return True
+    text = condition.text.lower()
+    return any(cue in text for cue in cues)
+
+
+def _advanced_signs(
+    record: PatientRecord, kb: KnowledgeBase, disease: str, rules: IntentRules
+) -> list[tuple[date, str]]:
+    """Each dated sign of advanced disease with its short reason, in record order (read once per
+    patient; a line asks which of them is dated on or before its window)."""
+    cues = _metastatic_cues(rules)
+    signs: list[tuple[date, str]] = []
     for c in record.conditions:
-        if c.when is None or c.when > by:
+        if c.when is None:
             continue
-        if _metastatic(c, rules):
-            return f"metastatic disease recorded ({c.source})"
-        if disease in attribution.condition_diseases(c, kb) and stage_group(c.stage, rules) == (
+        if _is_metastatic(c, *cues):
+            signs.append((c.when, f"metastatic disease recorded ({c.source})"))
+        elif disease in attribution.condition_diseases(c, kb) and stage_group(c.stage, rules) == (
             "advanced"
         ):
-            return f"stage {c.stage} recorded ({c.source})"
-    return None
+            signs.append((c.when, f"stage {c.stage} recorded ({c.source})"))
+    return signs
+
+
+def _advanced_by(signs: list[tuple[date, str]], by: date) -> str | None:
+    """The first sign of advanced disease dated on or before a date, as a short reason."""
+    return next((reason for when, reason in signs if when <= by), None)
 
 
 def _early_stage(
-    record: PatientRecord, kb: KnowledgeBase, disease: str, rules: IntentRules, sources: set[str]
+    own: list[ConditionRecord], rules: IntentRules, sources: set[str]
 ) -> ConditionRecord | None:
     """The disease Condition staged early: one the line's orders name, else any of the disease."""
-    own = [c for c in record.conditions if disease in attribution.condition_diseases(c, kb)]
     named = [c for c in own if c.source in sources] or own
     return next((c for c in named if stage_group(c.stage, rules) == "early"), None)
 
@@ -79,15 +93,27 @@ def assign(lines: list[Line], record: PatientRecord, kb: KnowledgeBase, disease:
     if rules is None or disease not in rules.diseases or not lines:
         return lines
     window = timedelta(days=kb.rules_for(disease).regimen_window_days)
-    by_source = {e.source: e for e in record.exposures}
+    signs = _advanced_signs(record, kb, disease, rules)
+    own = [c for c in record.conditions if disease in attribution.condition_diseases(c, kb)]
     decided: dict[int, tuple[str | None, str, bool]] = {}  # intent, basis, early disease
+    # Without a recorded intent, a sign of advanced disease or an early-staged Condition, no
+    # line can have an intent or a basis (the usual record): each is decided at once.
+    decidable = (
+        bool(signs)
+        or any(e.intent for e in record.exposures)
+        or any(stage_group(c.stage, rules) == "early" for c in own)
+    )
+    if not decidable:
+        decided = {ln.number: (None, "", False) for ln in lines if not ln.maintenance}
+    by_source = {e.source: e for e in record.exposures} if decidable else {}
     adjuvant_end: date | None = None
-    for line in sorted((ln for ln in lines if not ln.maintenance), key=lambda ln: ln.start):
+    undecided = (ln for ln in lines if not ln.maintenance and decidable)
+    for line in sorted(undecided, key=lambda ln: ln.start):
         exposures = [by_source[s] for s in line.sources if s in by_source]
         recorded = next((e for e in exposures if e.intent), None)
         reasons = {r for e in exposures for r in e.reasons}
-        advanced = _advanced_by(record, kb, disease, rules, line.start + window)
-        early = None if advanced else _early_stage(record, kb, disease, rules, reasons)
+        advanced = _advanced_by(signs, line.start + window)
+        early = None if advanced else _early_stage(own, rules, reasons)
         intent: str | None = None
         basis = ""
         if recorded is not None:

@@ -11,7 +11,7 @@ from salvage.engine.model import DrugExposure, ProcedureRecord
 from salvage.knowledge.model import KnowledgeBase, LineRules
 
 
-@dataclass
+@dataclass(slots=True)  # built and updated per day of every patient: slots read faster
 class Episode:
     start: date
     regimen_drugs: set[str] = field(default_factory=set)  # drugs started within the window
@@ -125,13 +125,6 @@ def consolidate(
     return episodes
 
 
-def non_line_drugs(e: DrugExposure, kb: KnowledgeBase) -> set[str]:
-    """Ingredients of a product that never count towards a line (mesna in an ifosfamide kit)."""
-    return {
-        i for i in e.ingredients if i in kb.drugs and kb.drugs[i].role in ("supportive", "steroid")
-    }
-
-
 def attach_steroids(
     episodes: list[Episode], steroids: list[DrugExposure], kb: KnowledgeBase, window: timedelta
 ) -> list[DrugExposure]:
@@ -141,12 +134,13 @@ def attach_steroids(
     left: list[DrugExposure] = []
     for exposure in steroids:
         # Prefer the most recently started line; a line that starts after the steroid comes last.
+        # Only lines whose span (with the window either side) holds the steroid can take it.
+        day = exposure.start
         candidates = sorted(
-            episodes, key=lambda ep: (ep.start > exposure.start, -ep.start.toordinal())
+            (ep for ep in episodes if ep.start - window <= day <= ep.last_active + window),
+            key=lambda ep: (ep.start > day, -ep.start.toordinal()),
         )
         for episode in candidates:
-            if not (episode.start - window <= exposure.start <= episode.last_active + window):
-                continue
             if kb.regimen_named(frozenset(episode.regimen_drugs | exposure.ingredients)) is None:
                 continue
             if exposure.start - episode.start <= window:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from salvage.engine import line_parts
+from salvage.engine.ingredient_facts import facts, facts_table
 from salvage.engine.line_parts import Episode
 from salvage.engine.model import DrugExposure, Line, ProcedureRecord
 from salvage.knowledge.model import KnowledgeBase, LineRules
@@ -52,38 +53,45 @@ def oncology_lines(
     first_number: int = 1,
     disease: str | None = None,
 ) -> list[Line]:
-    drug_events = [e for e in exposures if e.start <= as_of]
-    roles = [(e, _roles(e, kb)) for e in drug_events]  # each exposure's roles, read once
-    main = [e for e, role in roles if "anticancer" in role]
-    steroids = [e for e, role in roles if "anticancer" not in role and "steroid" in role]
+    table = facts_table(kb)
+    main: list[DrugExposure] = []  # anticancer drugs build the lines
+    steroids: list[DrugExposure] = []  # steroids join one only when they complete its regimen
+    for e in exposures:
+        if e.start <= as_of:
+            roles = table[e.ingredients].roles
+            if "anticancer" in roles:
+                main.append(e)
+            elif "steroid" in roles:
+                steroids.append(e)
     local = [p for p in procedures if p.when <= as_of and _is_local(p, rules)]
+    if not main and not (local and rules.procedure_lines):
+        # Nothing starts a line: steroids, accompanying drugs and transplants only join one.
+        return []
     transplants = [p for p in procedures if p.when <= as_of and not _is_local(p, rules)]
     # Drugs that may only accompany a line (CNS prophylaxis, pre-phase) are placed after the
     # lines are built; those that accompany nothing are counted like any other drug.
-    accompanying_drugs = {d for a in rules.accompanying for d in a.drugs}
-    # A drug of the accompanied regimen itself (vincristine of R-CHOP) is held only on a day
-    # when nothing else is given (a pre-phase); methotrexate is held whenever it comes alone.
-    accompanied = {
-        d
-        for a in rules.accompanying
-        for r in a.with_regimens
-        if r in kb.regimens
-        for d in kb.regimens[r].components
-    }
-    day_drugs: dict[date, set[str]] = {}
-    for e in main:
-        day_drugs.setdefault(e.start, set()).update(e.ingredients)
-    held = [
-        e
-        for e in main
-        if e.ingredients
-        and set(e.ingredients) <= accompanying_drugs
-        and (not e.ingredients & accompanied or day_drugs[e.start] <= accompanying_drugs)
-    ]
+    accompanying_drugs, accompanied = _accompanying_sets(rules, kb)
+    held = (
+        [e for e in main if e.ingredients and e.ingredients <= accompanying_drugs]
+        if accompanying_drugs
+        else []
+    )
+    if held:
+        # A drug of the accompanied regimen itself (vincristine of R-CHOP) is held only on a day
+        # when nothing else is given (a pre-phase); methotrexate is held whenever it comes alone.
+        day_drugs: dict[date, set[str]] = {}
+        for e in main:
+            day_drugs.setdefault(e.start, set()).update(e.ingredients)
+        held = [
+            e
+            for e in held
+            if not e.ingredients & accompanied or day_drugs[e.start] <= accompanying_drugs
+        ]
     own_local = local if rules.procedure_lines else []
 
     def assemble(waiting: list[DrugExposure]) -> tuple[list[Episode], list[DrugExposure]]:
-        built = _build([e for e in main if e not in waiting], own_local, kb, rules, as_of)
+        placed = [e for e in main if e not in waiting] if waiting else main
+        built = _build(placed, own_local, kb, rules, as_of)
         unplaced = line_parts.attach_steroids(
             built, steroids, kb, timedelta(rules.regimen_window_days)
         )
@@ -107,6 +115,33 @@ def oncology_lines(
     return lines
 
 
+def _accompanying_sets(
+    rules: LineRules, kb: KnowledgeBase
+) -> tuple[frozenset[str], frozenset[str]]:
+    """(drugs that may only accompany a line, drugs of the regimens they accompany), read once
+    per knowledge base and rules (remembered by identity: the rules are immutable)."""
+    memo: dict[int, tuple[LineRules, tuple[frozenset[str], frozenset[str]]]] | None = (
+        kb.__dict__.get("_accompanying_sets")
+    )
+    if memo is None or len(memo) > 1_000:
+        memo = {}
+        object.__setattr__(kb, "_accompanying_sets", memo)
+    found = memo.get(id(rules))
+    if found is None or found[0] is not rules:
+        sets = (
+            frozenset(d for a in rules.accompanying for d in a.drugs),
+            frozenset(
+                d
+                for a in rules.accompanying
+                for r in a.with_regimens
+                if r in kb.regimens
+                for d in kb.regimens[r].components
+            ),
+        )
+        found = memo[id(rules)] = (rules, sets)
+    return found[1]
+
+
 def _is_local(procedure: ProcedureRecord, rules: LineRules) -> bool:
     """Local therapy (prostatectomy, radiotherapy) as opposed to a transplant that consolidates."""
     return not any(c.procedure == procedure.kind for c in rules.consolidation)
@@ -121,12 +156,10 @@ def _build(
 ) -> list[Episode]:
     window = timedelta(days=rules.regimen_window_days)
     gap = timedelta(days=rules.gap_days)
-    events: list[DrugExposure | ProcedureRecord] = [*main, *procedures]
+    table = facts_table(kb)
     episodes: list[Episode] = []
     current: Episode | None = None
-    for when, group in _by_day(events):
-        procedures_today = [e for e in group if isinstance(e, ProcedureRecord)]
-        drugs_today = [e for e in group if isinstance(e, DrugExposure)]
+    for when, (drugs_today, procedures_today) in _by_day(main, procedures):
         for procedure in procedures_today:
             joins = (
                 current is not None and current.procedure is None and when - current.start <= window
@@ -142,7 +175,8 @@ def _build(
         # when its other drugs belong to the current one.
         new_drugs: set[str] = set()
         for exposure in drugs_today:
-            new_drugs |= set(exposure.ingredients) - line_parts.non_line_drugs(exposure, kb)
+            non_line = table[exposure.ingredients].non_line
+            new_drugs |= exposure.ingredients - non_line if non_line else exposure.ingredients
         sequence = False
         if current is None or when - current.last_active > gap:
             current = Episode(start=when)
@@ -157,28 +191,38 @@ def _build(
         if when - current.start <= window or sequence:
             current.regimen_drugs |= new_drugs
         current.drugs |= new_drugs
+        current.exposures += drugs_today
+        last_active, ongoing = current.last_active, current.ongoing
         for exposure in drugs_today:
-            current.exposures.append(exposure)
-            current.last_active = max(
-                current.last_active, line_parts.exposure_last_day(exposure, as_of)
-            )
-            current.ongoing = current.ongoing or _is_ongoing(exposure, as_of, rules)
+            last_day = as_of if exposure.end is None or exposure.end > as_of else exposure.end
+            if last_day > last_active:
+                last_active = last_day
+            # Only an active order can still be running (_is_ongoing's first test, inlined).
+            ongoing = ongoing or (exposure.active and _is_ongoing(exposure, as_of, rules))
+        current.last_active, current.ongoing = last_active, ongoing
     return episodes
 
 
 def _by_day(
-    events: list[DrugExposure | ProcedureRecord],
-) -> list[tuple[date, list[DrugExposure | ProcedureRecord]]]:
-    days: dict[date, list[DrugExposure | ProcedureRecord]] = {}
-    for event in events:
-        days.setdefault(event.start if isinstance(event, DrugExposure) else event.when, []).append(
-            event
-        )
-    return sorted(days.items())
+    drugs: list[DrugExposure], procedures: list[ProcedureRecord]
+) -> list[tuple[date, tuple[list[DrugExposure], list[ProcedureRecord]]]]:
+    """The day's drugs and procedures, by day, each in record order."""
+    days: dict[date, tuple[list[DrugExposure], list[ProcedureRecord]]] = {}
+    for exposure in drugs:
+        found = days.get(exposure.start)
+        if found is None:
+            found = days[exposure.start] = ([], [])
+        found[0].append(exposure)
+    for procedure in procedures:
+        found = days.get(procedure.when)
+        if found is None:
+            found = days[procedure.when] = ([], [])
+        found[1].append(procedure)
+    return sorted(days.items(), key=_first)
 
 
-def _roles(e: DrugExposure, kb: KnowledgeBase) -> set[str]:
-    return {kb.drugs[i].role for i in e.ingredients if i in kb.drugs}
+def _first(item: tuple[date, object]) -> date:
+    return item[0]
 
 
 def _name(drugs: frozenset[str], kb: KnowledgeBase, procedure: ProcedureRecord | None) -> str:
@@ -204,26 +248,32 @@ def _episode_lines(
     end: date | None = None if (episode.ongoing and is_last) else episode.last_active
     maintenance_start = _maintenance_start(episode, kb, rules)
     accompanying_sources = {source for _, _, source in episode.accompanying}
-    regimen_exposures = [e for e in episode.exposures if e.source not in accompanying_sources]
-    induction = [
-        e for e in regimen_exposures if maintenance_start is None or e.start < maintenance_start
-    ]
-    upkeep = [
-        e
-        for e in regimen_exposures
-        if maintenance_start is not None and e.start >= maintenance_start
-    ]
+    regimen_exposures = (
+        [e for e in episode.exposures if e.source not in accompanying_sources]
+        if accompanying_sources
+        else episode.exposures
+    )
+    if maintenance_start is None:
+        induction, upkeep = regimen_exposures, []
+    else:
+        induction = [e for e in regimen_exposures if e.start < maintenance_start]
+        upkeep = [e for e in regimen_exposures if e.start >= maintenance_start]
     procedure_sources = [episode.procedure.source] if episode.procedure else []
-    induction_last = max(
-        (line_parts.exposure_last_day(e, as_of) for e in induction),
-        default=episode.procedure.end if episode.procedure else episode.start,
+    induction_last = (
+        max(as_of if e.end is None or e.end > as_of else e.end for e in induction)
+        if induction
+        else episode.procedure.end
+        if episode.procedure
+        else episode.start
     )
     if episode.procedure is not None:
         induction_last = max(induction_last, episode.procedure.end)
-    induction_drugs = frozenset({i for e in induction for i in e.ingredients} & episode.drugs)
+    induction_drugs = frozenset().union(*(e.ingredients for e in induction)) & episode.drugs
     # The name always matches the ingredients: the regimen drugs actually given in induction.
-    named_drugs = frozenset(episode.regimen_drugs) & induction_drugs or induction_drugs
-    consolidation_sources = {e.source for e in episode.consolidation_exposures}
+    named_drugs = induction_drugs & episode.regimen_drugs or induction_drugs
+    sources = {e.source for e in induction}
+    sources.update(procedure_sources, accompanying_sources, episode.consolidation_sources)
+    sources.update(e.source for e in episode.consolidation_exposures)
     main = Line(
         number=number,
         regimen=_name(named_drugs, kb, episode.procedure),
@@ -232,15 +282,7 @@ def _episode_lines(
         end=end if not upkeep else induction_last,
         last_active=episode.last_active if not upkeep else induction_last,
         maintenance=False,
-        sources=tuple(
-            sorted(
-                set(procedure_sources)
-                | {e.source for e in induction}
-                | accompanying_sources
-                | consolidation_sources
-                | set(episode.consolidation_sources)
-            )
-        ),
+        sources=tuple(sorted(sources)),
         domain="oncology",
         disease=disease,
         procedure=episode.procedure.kind if episode.procedure else None,
@@ -251,7 +293,7 @@ def _episode_lines(
             else None
         ),
         consolidation_ingredients=tuple(sorted(episode.consolidation_drugs)),
-        accompanying=tuple(sorted(set(episode.accompanying))),
+        accompanying=tuple(sorted(set(episode.accompanying))) if episode.accompanying else (),
     )
     if not upkeep:
         return [main]
@@ -275,14 +317,14 @@ def _maintenance_start(episode: Episode, kb: KnowledgeBase, rules: LineRules) ->
     """Where maintenance begins: only after induction is complete (min_induction_cycles treatment
     days with an induction-only drug), never inside the regimen window, and only with drugs of
     the induction regimen (continuation) or listed switch-maintenance drugs."""
+    if not rules.maintenance:
+        return None
     window = timedelta(days=rules.regimen_window_days)
+    line_classes = {c for d in episode.regimen_drugs if d in kb.drugs for c in kb.drugs[d].classes}
     for rule in rules.maintenance:
-        line_classes = {
-            c for d in episode.regimen_drugs if d in kb.drugs for c in kb.drugs[d].classes
-        }
         if not rule.after_classes <= line_classes:
             continue
-        induction_only = [e for e in episode.exposures if not set(e.ingredients) <= rule.drugs]
+        induction_only = [e for e in episode.exposures if not e.ingredients <= rule.drugs]
         if not induction_only:
             continue
         last_induction = max(e.start for e in induction_only)
@@ -296,6 +338,6 @@ def _maintenance_start(episode: Episode, kb: KnowledgeBase, rules: LineRules) ->
         if cycles < rule.min_induction_cycles:
             continue  # induction incomplete: what follows is the same line, not maintenance
         allowed = (rule.drugs & episode.regimen_drugs) | rule.switch_drugs
-        if all(set(e.ingredients) - line_parts.non_line_drugs(e, kb) <= allowed for e in after):
+        if all(e.ingredients - facts(e.ingredients, kb).non_line <= allowed for e in after):
             return first_after
     return None

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from salvage.engine import contraindications, hiv_backbone, resistance
+from salvage.engine import contraindications, factors, hiv_backbone, resistance
 from salvage.engine.analysis import PatientAnalysis
 from salvage.engine.model import Failure
 from salvage.engine.recommend import Option, Recommendation, what_failed
@@ -434,7 +434,7 @@ def check_delay(
             severity="info",
             summary=(
                 f"No new line of therapy recorded since the {failure.kind.replace('-', ' ')} on "
-                f"{failure.when.isoformat()} ({counted(waited, 'day')})"
+                f"{failure.when.isoformat()} ({factors.age_text(waited).removesuffix(' old')} ago)"
             ),
             facts=(f"{failure.detail}.",),
             failure=failure,

@@ -53,6 +53,10 @@ def assign(
         for m in record.measurements
         if m.kind == "disease-status" and failures.applies_to(m, disease, kb, record, unfocused)
     ]
+    if not statuses and all(
+        ln.best_response == "unknown" and not ln.response_sources for ln in lines
+    ):
+        return lines  # no assessment on record: every line's response stays unknown, unchanged
     starts = sorted({ln.start for ln in lines if not ln.maintenance})
     last_active: dict[int, date] = {}
     for ln in lines:
@@ -62,11 +66,11 @@ def assign(
         if line.maintenance:
             out.append(line)
             continue
-        later = [s for s in starts if s > line.start]
+        found: dict[str, list[str]] = {}
+        later = [s for s in starts if s > line.start] if statuses else []
         until = last_active[line.number] + timedelta(days=rules.assess_within_days)
         if later:
             until = min(until, later[0])
-        found: dict[str, list[str]] = {}
         for m in statuses:
             if line.start < m.when <= until:
                 name = category(m, rules)

@@ -25,6 +25,7 @@ from salvage.fhir.decode import ResourceFilter, routing_fields
 from salvage.fhir.reader import ReadResult, input_files, iter_lines_or_resources
 from salvage.fhir.record_base import USED_TYPES
 from salvage.fhir.records import RecordBuilder, Skipped, origin_text, patient_reference
+from salvage.fhir.typed_records import ADMINISTRATION_PREFIX, OBSERVATION_PREFIX, TypedReader
 from salvage.knowledge.model import KnowledgeBase
 
 _LAST = (True, 1 << 62)  # where a skipped entry of unknown origin is listed
@@ -66,7 +67,7 @@ class BucketedBuild:
                 builder = RecordBuilder(self.kb)
                 noting = _Noting()
                 builder.skipped = noting
-                resources = _read_bucket(bucket, self.read, places)
+                resources = _read_bucket(bucket, self.read, places, only_read.typed)
                 stream = heapq.merge(medications, resources) if medications else resources
                 records = builder.build(noting.stream(stream, builder))
                 bucket.unlink()
@@ -119,12 +120,22 @@ class BucketedBuild:
         return medications
 
 
-def _read_bucket(path: Path, read: ReadResult, places: list[str]) -> Iterator[tuple[int, Any, Any]]:
+def _read_bucket(
+    path: Path, read: ReadResult, places: list[str], typed: TypedReader
+) -> Iterator[tuple[int, Any, Any]]:
     with path.open("rb") as handle:
         for line in handle:
             meta, _, body = line.partition(b"\t")
             seq, place, position = orjson.loads(meta)
             where = places[place]
+            plain: Any = None  # decoded once, typed (typed_records.py), when of a plain shape
+            if body.startswith(OBSERVATION_PREFIX):
+                plain = typed.observation(body)
+            elif body.startswith(ADMINISTRATION_PREFIX):
+                plain = typed.administration(body)
+            if plain is not None:
+                yield seq, plain, (where, position)
+                continue
             try:
                 resource = orjson.loads(body)
             except orjson.JSONDecodeError as exc:  # JSON the first look skipped over

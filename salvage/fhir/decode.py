@@ -19,6 +19,7 @@ import orjson
 import salvage.fhir.genotypes as genotypes
 import salvage.fhir.queries as queries
 from salvage.fhir.performance_records import PerformanceReader
+from salvage.fhir.typed_records import TypedReader
 from salvage.knowledge.model import KnowledgeBase
 
 _ABSENT = msgspec.Raw()
@@ -52,6 +53,7 @@ class ResourceFilter:
         self.performance = PerformanceReader(kb)
         self.used_types = queries.USED_TYPES
         self._observation_codes: dict[bytes, bool] = {}  # raw code bytes -> read by a rule
+        self.typed = TypedReader(kb)  # kept lines of a plain shape, decoded once (typed_records)
 
     def line(self, raw: bytes, known_types: set[str] | frozenset[str]) -> tuple[int, str]:
         """(KEEP | DROP | GENERAL, resourceType) for one NDJSON line. Types not yet confirmed

@@ -20,7 +20,13 @@ from salvage.engine.model import (
 from salvage.errors import ResourceError
 from salvage.fhir.biomarker_records import TumourMarkerReader
 from salvage.fhir.performance_records import PerformanceReader
-from salvage.fhir.record_base import IGNORED_STATUS, LOINC, ConverterBase, type_id
+from salvage.fhir.record_base import (
+    IGNORED_STATUS,
+    LOINC,
+    ConverterBase,
+    QuantityRead,
+    type_id,
+)
 
 # A number written as text, with an optional label before it and a unit after it ("ECOG 2",
 # "<20 copies/mL", "> 59", "KPS 60 %"). FHIR R4 Quantity.comparator values: <, <=, >=, >.
@@ -71,25 +77,15 @@ class ObservationConverter(ConverterBase):
         factor: float | str | None = 1.0
         if isinstance(r.get("valueQuantity"), dict):
             q = r["valueQuantity"]
-            unit = q.get("code") or q.get("unit")
-            number = q.get("value")
-            shown_unit = _display_unit(str(q.get("unit") or unit or ""))
-            comparator = q.get("comparator") if q.get("comparator") in _COMPARATORS else None
-            raw = f"{comparator or ''}{number} {shown_unit}".strip()  # '{copies}' -> 'copies'
-            if not isinstance(number, int | float) or isinstance(number, bool):
+            read = read_quantity(
+                spec, kind, q.get("value"), q.get("code"), q.get("unit"), q.get("comparator")
+            )
+            if read is None:
                 raise ResourceError("valueQuantity.value is not a number", resource=source)
-            factor = _unit_factor(spec, unit)
-            if factor is None:
-                record.warnings.append(
-                    DataWarning(
-                        source=source,
-                        problem=f"{kind} value {raw!r}: unit {unit!r} cannot be converted to "
-                        f"{spec.unit}; value not used",
-                    )
-                )
+            if isinstance(read, str):
+                record.warnings.append(DataWarning(source=source, problem=read))
                 return
-            value = _convert(float(number), factor)
-            shown = _shown(spec, comparator, float(number), shown_unit, factor, value)
+            value, comparator, raw, shown, factor = read
         elif isinstance(r.get("valueInteger"), int) and not isinstance(r.get("valueInteger"), bool):
             value = float(r["valueInteger"])
             raw = str(r["valueInteger"])
@@ -191,6 +187,35 @@ class ObservationConverter(ConverterBase):
             return parse_fhir_date(r["issued"], field_name="issued", source=source)
         when, _ = self._effective(r, source, "effective")
         return when
+
+
+def read_quantity(
+    spec: Any, kind: str, number: Any, code: Any, unit: Any, comparator: Any
+) -> QuantityRead | str | None:
+    """A valueQuantity of an observation kind: (value in the canonical unit, comparator, value
+    as recorded, value shown in the canonical unit, unit factor); a warning when its unit cannot
+    be converted; None when its value is not a number. Shared by the dict path and the typed
+    path (typed_records.py), so that both read a quantity alike."""
+    used_unit = code or unit
+    shown_unit = _display_unit(str(unit or used_unit or ""))
+    comparator = comparator if comparator in _COMPARATORS else None
+    raw = f"{comparator or ''}{number} {shown_unit}".strip()  # '{copies}' -> 'copies'
+    if not isinstance(number, int | float) or isinstance(number, bool):
+        return None
+    factor = _unit_factor(spec, used_unit)
+    if factor is None:
+        return (
+            f"{kind} value {raw!r}: unit {used_unit!r} cannot be converted to {spec.unit}; "
+            "value not used"
+        )
+    value = _convert(float(number), factor)
+    return (
+        value,
+        comparator,
+        raw,
+        _shown(spec, comparator, float(number), shown_unit, factor, value),
+        factor,
+    )
 
 
 @functools.lru_cache(maxsize=1024)

@@ -13,7 +13,9 @@ import orjson
 
 from salvage.errors import InputError
 from salvage.fhir.decode import DROP, KEEP, ResourceFilter
+from salvage.fhir.record_base import PlainAdministration, PlainObservation
 from salvage.fhir.records import Skipped, origin_text
+from salvage.fhir.typed_records import ADMINISTRATION_PREFIX
 
 INPUT_SUFFIXES = (".json", ".ndjson", ".jsonl")
 
@@ -45,6 +47,8 @@ _R4_ONLY_TYPES = frozenset(
 # Where a resource came from: (file, NDJSON line number) or (file, "#entry[i]") for Bundles.
 Origin = tuple[str, int | str]
 _SEEN_TYPES: set[str] = set()  # resource types already confirmed, for the NDJSON fast path
+_ADMINISTRATION = "MedicationAdministration"
+_TYPED = frozenset({_ADMINISTRATION, "Observation"})  # decoded typed when of a plain shape
 
 
 @functools.lru_cache(maxsize=512)
@@ -253,14 +257,34 @@ def _read_ndjson_fast(
     name = str(path)
     loads = orjson.loads
     look = only_read.line
+    administration = only_read.typed.administration
+    observation = only_read.typed.observation
     good = bad = 0
     with handle:
         for number, line in enumerate(handle, start=1):
-            verdict, _ = look(line, _SEEN_TYPES)
+            plain_form = not raw and line.startswith(ADMINISTRATION_PREFIX)
+            if plain_form and _ADMINISTRATION in _SEEN_TYPES:
+                # Always kept: decoded typed straight away, without a first look.
+                plain: PlainAdministration | PlainObservation | None = administration(line)
+                if plain is not None:
+                    result.count += 1
+                    good += 1
+                    yield plain, (name, number)
+                    continue
+            verdict, rtype = look(line, _SEEN_TYPES)
             if verdict == DROP:
                 result.count += 1
                 good += 1
                 continue
+            if verdict == KEEP and not raw and rtype in _TYPED and not plain_form:
+                # decoded once, typed (salvage/fhir/typed_records.py); an administration in
+                # that form was tried above (a type not yet confirmed goes the general path)
+                plain = (administration if rtype == _ADMINISTRATION else observation)(line)
+                if plain is not None:
+                    result.count += 1
+                    good += 1
+                    yield plain, (name, number)
+                    continue
             if verdict == KEEP and raw:
                 result.count += 1
                 good += 1

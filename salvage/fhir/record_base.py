@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+import msgspec
+
 import salvage.fhir.genotypes as genotypes
 import salvage.fhir.queries as queries
 from salvage.engine.dates import optional_date, parse_fhir_date
@@ -65,3 +67,31 @@ def first_code(concept: Any) -> str | None:
             if coding.get("code"):
                 return str(coding["code"])
     return None
+
+
+# Records of a plain shape, decoded typed from NDJSON (typed_records.py) and converted by
+# records.RecordBuilder without a dict; declared here so that the converters stay pure.
+QuantityRead = tuple[float, str | None, str, str, float | str]
+
+
+class PlainAdministration(msgspec.Struct, frozen=True):
+    """A MedicationAdministration of the plain shape, read: what the converter needs, no more."""
+
+    source: str  # "MedicationAdministration/<id>"
+    patient: str  # "Patient/<id>"
+    status: str | None
+    start: date
+    end: date
+    dose: tuple[float | None, str | None]
+    medication: tuple[frozenset[str], str]  # DrugNormaliser.read_concept of its concept
+
+
+class PlainObservation(msgspec.Struct, frozen=True):
+    """An Observation of the plain shape, read: a quantity of an observation kind."""
+
+    source: str  # "Observation/<id>"
+    patient: str  # "Patient/<id>"
+    status: str | None
+    kind: str
+    when: date
+    read: QuantityRead | str  # observation_records.read_quantity: the value, or a warning

@@ -10,6 +10,8 @@ import salvage.fhir.genotypes as genotypes
 from salvage.engine.dates import optional_date, parse_fhir_date
 from salvage.engine.drugs import normaliser_for
 from salvage.engine.model import (
+    DataWarning,
+    Measurement,
     PatientRecord,
     ProcedureRecord,
 )
@@ -25,6 +27,8 @@ from salvage.fhir.record_base import (
     LOINC,
     SNOMED,
     USED_TYPES,
+    PlainAdministration,
+    PlainObservation,
     type_id,
 )
 
@@ -84,11 +88,19 @@ class RecordBuilder(MedicationConverter, ObservationConverter, ConditionConverte
         self.performance = PerformanceReader(kb)
 
     # -- entry point -----------------------------------------------------------------------------
-    def build(self, resources: Iterable[tuple[dict[str, Any], Any]]) -> dict[str, PatientRecord]:
-        """Convert while streaming; only records referring to a Medication not yet seen wait."""
+    def build(self, resources: Iterable[tuple[Any, Any]]) -> dict[str, PatientRecord]:
+        """Convert while streaming; only records referring to a Medication not yet seen wait.
+        A resource is a dict, or a PlainAdministration / PlainObservation decoded typed
+        (typed_records.py); anything else is skipped as malformed."""
         deferred: list[tuple[dict[str, Any], Any]] = []
         loinc_index = self.kb.loinc_index
         for resource, origin in resources:
+            if type(resource) is PlainAdministration:
+                self._plain_administration(resource, origin)
+                continue
+            if type(resource) is PlainObservation:
+                self._plain_observation(resource)
+                continue
             rtype = resource.get("resourceType") if type(resource) is dict else None
             if type(rtype) is not str:  # skipped and counted, never fatal
                 reason = "malformed resource (resourceType is not a string)"
@@ -172,6 +184,62 @@ class RecordBuilder(MedicationConverter, ObservationConverter, ConditionConverte
             # large for a date, ...): skipped and counted, never fatal (issue 14).
             reason = f"malformed resource ({type(exc).__name__})"
             self.skipped.append(Skipped(origin_text(origin), source, reason))
+
+    def _plain_administration(self, plain: PlainAdministration, origin: Any) -> None:
+        """_convert and _medication_administration for an administration decoded typed
+        (typed_records.py), which has already checked what they would check."""
+        record = self.patients.get(plain.patient)
+        if record is None:
+            record = self.patients[plain.patient] = PatientRecord(reference=plain.patient)
+        if plain.status in IGNORED_STATUS["MedicationAdministration"]:
+            return
+        try:
+            self._exposure(
+                plain.medication,
+                {"status": plain.status},
+                plain.source,
+                record,
+                start=plain.start,
+                end=plain.end,
+                stop_reasons=(),
+                dose=plain.dose,
+            )
+        except (ResourceError, TypeError, AttributeError, ValueError, KeyError) as exc:
+            reason = (
+                str(exc)
+                if isinstance(exc, ResourceError)
+                else f"malformed resource ({type(exc).__name__})"
+            )
+            self.skipped.append(Skipped(origin_text(origin), plain.source, reason))
+
+    def _plain_observation(self, plain: PlainObservation) -> None:
+        """_convert and _observation for a quantity decoded typed (typed_records.py), which has
+        already checked what they would check and read the quantity as they would."""
+        record = self.patients.get(plain.patient)
+        if record is None:
+            record = self.patients[plain.patient] = PatientRecord(reference=plain.patient)
+        if plain.status in IGNORED_STATUS["Observation"]:
+            return
+        if isinstance(plain.read, str):
+            record.warnings.append(DataWarning(source=plain.source, problem=plain.read))
+            return
+        value, comparator, raw, shown, _ = plain.read
+        record.measurements.append(
+            Measurement(
+                source=plain.source,
+                kind=plain.kind,
+                when=plain.when,
+                value=value,
+                codes=frozenset(),
+                raw=raw,
+                shown=shown,
+                comparator=comparator,
+                readable=True,
+                detected=False,
+                reference_high=None,
+                focus=(),
+            )
+        )
 
     # -- resource handlers -----------------------------------------------------------------------
     def _patient(self, r: dict[str, Any], source: str, record: PatientRecord) -> None:

@@ -38,6 +38,7 @@ class _Episode(NamedTuple):  # a tuple: built per line of every patient, cheaper
     active_until: date  # last_active + one cycle length: still 'on' the line
     regimen: str
     ongoing: bool = False  # no stop date as of the analysis: last_active is the as-of date
+    best_response: str = "unknown"  # of the line (response.assign), before this failure
 
 
 class _Signal(NamedTuple):
@@ -59,7 +60,15 @@ def _episodes(lines: list[Line], kb: KnowledgeBase) -> list[_Episode]:
         cycle = timedelta(days=kb.cycle_days(main.regimen))
         ongoing = any(p.end is None for p in parts)
         out.append(
-            _Episode(number, min(p.start for p in parts), last, last + cycle, main.regimen, ongoing)
+            _Episode(
+                number,
+                min(p.start for p in parts),
+                last,
+                last + cycle,
+                main.regimen,
+                ongoing,
+                main.best_response,
+            )
         )
     return sorted(out, key=lambda e: e.start)
 
@@ -161,6 +170,26 @@ def oncology_failures(
                     evidence=evidence + primary_evidence,
                     disease=disease,
                     primary=True,
+                )
+            )
+            return
+        if defined and episode.best_response in spec.primary_refractory.no_response:
+            # SCHOLAR-1: stable or progressive disease as the best response to a line is
+            # refractory disease, whenever the progression is found (a line never controlled it)
+            primary = is_primary(episode.number)
+            found.append(
+                Failure(
+                    kind="refractory",
+                    when=when,
+                    line=episode.number,
+                    sources=(signal.source,),
+                    detail=f"{signal.detail} {counted(days, 'day')} after line "
+                    f"{episode.number} ended ({episode.last_active.isoformat()}), which gave no "
+                    f"response (best response: {episode.best_response})"
+                    + (": primary refractory" if primary else ""),
+                    evidence=evidence + primary_evidence,
+                    disease=disease,
+                    primary=primary,
                 )
             )
             return

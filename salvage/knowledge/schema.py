@@ -296,6 +296,8 @@ class DiseaseStatusRule(_Strict):
 class PrimaryRefractoryRule(_Strict):
     diseases: list[str] = Field(min_length=1)
     days_after_first_line: int = Field(ge=0, le=365)
+    # best responses after which a progression is refractory disease, of any line (SCHOLAR-1)
+    no_response: list[Literal["stable", "progression"]] = []
     evidence: list[str] = Field(min_length=1)
 
 

@@ -260,9 +260,23 @@ def _two_lines(chart: Chart) -> None:
 def test_a_line_is_active_until_one_cycle_after_its_last_dose(kb, day: str, kind: str) -> None:
     chart = Chart()
     _two_lines(chart)
+    # a response to R-ICE is on record: after its cycle window a progression is a relapse (without
+    # one, progression as the best response makes it refractory: the test below)
+    chart.status("2022-11-01", "268910001")
     chart.status(day)
     failure = next(f for f in chart.analyse(kb).failures if f.line == 2)
     assert failure.kind == kind and not failure.primary
+
+
+def test_progression_soon_after_a_salvage_line_with_no_response_is_refractory(kb) -> None:
+    # specialist review 07: ICE whose best response was progression, progression a few weeks
+    # after it ended, is refractory disease (SCHOLAR-1), not a relapse
+    chart = Chart()
+    _two_lines(chart)
+    chart.status("2022-12-05")
+    failure = next(f for f in chart.analyse(kb).failures if f.line == 2)
+    assert failure.kind == "refractory" and not failure.primary
+    assert "gave no response (best response: progression)" in failure.detail
 
 
 @pytest.mark.parametrize(

@@ -263,7 +263,8 @@ def timeline(
             }
         )
     labels, rows = place_labels(
-        [(f["x"], f"{f['kind']} {f['date']}") for f in chart.failures], top=y + 22
+        [(f["x"], f"{f['kind'].replace('-', ' ')} {f['date']}") for f in chart.failures],
+        top=y + 22,
     )
     chart.failure_labels = labels
     chart.height = y + 14 + rows * 15 + 4 if rows else y + 8

@@ -74,10 +74,16 @@ class CdsClient:
 
     # -- protocol ------------------------------------------------------------------------------
     def discover(self, discovery_url: str) -> list[dict[str, Any]]:
+        return self.discover_or_error(discovery_url)[0]
+
+    def discover_or_error(self, discovery_url: str) -> tuple[list[dict[str, Any]], str | None]:
+        """The services, or why discovery failed (shown on the chart: an EHR that silently
+        shows no cards when its CDS service is unreachable hides a broken integration)."""
         status, body = self._send("GET", discovery_url)
         if status != 200 or not isinstance(body, dict):
-            return []
-        return [s for s in body.get("services", []) if isinstance(s, dict)]
+            why = body if isinstance(body, str) else f"HTTP {status}"
+            return [], f"discovery at {discovery_url} failed: {why}"[:300]
+        return [s for s in body.get("services", []) if isinstance(s, dict)], None
 
     def fhir_authorization(self, patient: str, user: str) -> dict[str, Any]:
         """A short-lived, read-only token for this patient, for the service's own FHIR reads."""

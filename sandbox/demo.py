@@ -119,6 +119,8 @@ def run_demo(fixtures: str, port: int = EHR_PORT) -> int:
         fixtures=fixtures,
         data_dir=str(instance / "sandbox"),
         clients=[public_client],
+        # the service on the port chosen for it (with --port, not the default 8700)
+        cds_services=[{"name": "salvage-cds", "discovery_url": f"{app_base}/cds-services"}],
     )
     print("starting the sandbox FHIR server and EHR ...", flush=True)
     sandbox = RunningSandbox(config)

@@ -86,16 +86,22 @@ def order_name(resource: dict[str, Any]) -> str:
     return str(text or resource.get("resourceType", "order"))
 
 
-def _services() -> list[tuple[str, dict[str, Any]]]:
-    """(base URL, service) for every configured CDS service (discovery each time: cheap, fresh)."""
+def _services() -> tuple[list[tuple[str, dict[str, Any]]], list[dict[str, Any]]]:
+    """(base URL, service) for every configured CDS service (discovery each time: cheap, fresh),
+    and a result entry for each configured service whose discovery failed."""
     from sandbox.cds_client import CdsClient
 
     client = CdsClient(_sandbox())
     found = []
+    failed = []
     for entry in _sandbox().config.cds_services:
         url = entry["discovery_url"].rstrip("/")
-        found += [(url, s) for s in client.discover(url)]
-    return found
+        services, error = client.discover_or_error(url)
+        found += [(url, s) for s in services]
+        if error:
+            name = entry.get("name", url)
+            failed.append({"service": name, "base": url, "status": 0, "cards": [], "error": error})
+    return found, failed
 
 
 def call_hook(patient: str, hook: str, context: dict[str, Any]) -> list[dict[str, Any]]:
@@ -103,8 +109,8 @@ def call_hook(patient: str, hook: str, context: dict[str, Any]) -> list[dict[str
 
     client = CdsClient(_sandbox())
     send_prefetch = _get("prefetch", patient, True)
-    results = []
-    for base, service in _services():
+    services, results = _services()
+    for base, service in services:
         if service.get("hook") != hook:
             continue
         status, answer, _ = client.call(

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 from tests.support_sandbox import free_port
@@ -70,6 +71,13 @@ def test_dev_py_demo_on_a_chosen_port_stops_everything_on_sigint(tmp_path) -> No
         assert "SALVAGE_DATABASE_URL=" in (tmp_path / "out.log").read_text()
         assert "salvage feedback" in (tmp_path / "out.log").read_text()
         assert _listening(port)
+        # the chart's patient-view cards come from the service on its own port (port + 100 or
+        # a free one), not the default 8700: on a chosen port they were silently missing
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{port}/chart/dlbcl-early-relapse", timeout=60
+        ) as page:
+            chart = page.read().decode()
+        assert "data-card" in chart and 'role="alert"' not in chart, chart[-2000:]
         process.send_signal(signal.SIGINT)
         process.wait(timeout=60)
     finally:

@@ -125,31 +125,42 @@ def oncology_failures(
         'improved' status is not a complete response, so it does not change this."""
         return defined and number == first
 
+    def refractory(
+        signal: _Signal, episode: _Episode, detail: str, *, primary: bool, cite: bool
+    ) -> None:
+        """Refractory disease of this line; `cite`: the primary-refractory sources apply."""
+        found.append(
+            Failure(
+                kind="refractory",
+                when=signal.when,
+                line=episode.number,
+                sources=(signal.source,),
+                detail=detail,
+                evidence=evidence + (primary_evidence if cite else ()),
+                disease=disease,
+                primary=primary,
+            )
+        )
+
     def progression(signal: _Signal) -> None:
         when = signal.when
         during = [e for e in episodes if e.start <= when <= e.active_until]
         if during:
             episode = during[-1]
             primary = is_primary(episode.number)
-            found.append(
-                Failure(
-                    kind="refractory",
-                    when=when,
-                    line=episode.number,
-                    sources=(signal.source,),
-                    detail=f"{signal.detail} while line {episode.number} was active "
-                    + (
-                        # an ongoing line's last_active is the as-of date, not a dose
-                        "(ongoing, no stop date recorded)"
-                        if episode.ongoing
-                        else f"(until one cycle after its last dose on "
-                        f"{episode.last_active.isoformat()})"
-                    )
-                    + (": primary refractory" if primary else ""),
-                    evidence=evidence + (primary_evidence if primary else ()),
-                    disease=disease,
-                    primary=primary,
-                )
+            # an ongoing line's last_active is the as-of date, not a dose
+            active = (
+                "(ongoing, no stop date recorded)"
+                if episode.ongoing
+                else f"(until one cycle after its last dose on {episode.last_active.isoformat()})"
+            )
+            refractory(
+                signal,
+                episode,
+                f"{signal.detail} while line {episode.number} was active {active}"
+                + (": primary refractory" if primary else ""),
+                primary=primary,
+                cite=primary,
             )
             return
         before = [e for e in episodes if e.active_until < when]
@@ -158,39 +169,28 @@ def oncology_failures(
         episode = max(before, key=lambda e: e.last_active)
         days = (when - episode.last_active).days
         if is_primary(episode.number) and days <= primary_days:
-            found.append(
-                Failure(
-                    kind="refractory",
-                    when=when,
-                    line=episode.number,
-                    sources=(signal.source,),
-                    detail=f"{signal.detail} {counted(days, 'day')} after first-line therapy "
-                    f"ended ({episode.last_active.isoformat()}): primary refractory (within "
-                    f"{counted(primary_days, 'day')})",
-                    evidence=evidence + primary_evidence,
-                    disease=disease,
-                    primary=True,
-                )
+            refractory(
+                signal,
+                episode,
+                f"{signal.detail} {counted(days, 'day')} after first-line therapy ended "
+                f"({episode.last_active.isoformat()}): primary refractory (within "
+                f"{counted(primary_days, 'day')})",
+                primary=True,
+                cite=True,
             )
             return
         if defined and episode.best_response in spec.primary_refractory.no_response:
             # SCHOLAR-1: stable or progressive disease as the best response to a line is
             # refractory disease, whenever the progression is found (a line never controlled it)
             primary = is_primary(episode.number)
-            found.append(
-                Failure(
-                    kind="refractory",
-                    when=when,
-                    line=episode.number,
-                    sources=(signal.source,),
-                    detail=f"{signal.detail} {counted(days, 'day')} after line "
-                    f"{episode.number} ended ({episode.last_active.isoformat()}), which gave no "
-                    f"response (best response: {episode.best_response})"
-                    + (": primary refractory" if primary else ""),
-                    evidence=evidence + primary_evidence,
-                    disease=disease,
-                    primary=primary,
-                )
+            refractory(
+                signal,
+                episode,
+                f"{signal.detail} {counted(days, 'day')} after line {episode.number} ended "
+                f"({episode.last_active.isoformat()}), which gave no response (best response: "
+                f"{episode.best_response})" + (": primary refractory" if primary else ""),
+                primary=primary,
+                cite=True,
             )
             return
         interval = months_between(episode.last_active, when)

@@ -206,8 +206,9 @@ def cmd_recommend(args: argparse.Namespace) -> int:
             )
         if r.statement:
             out.append(f"  {r.statement}")
-        if r.disease == "hiv" and r.failure:  # HBV status, genotypes, renal function
-            out += [f"  fact: {f}" for f in r.facts if f != r.failure.detail]
+        if r.failure:  # HBV status, genotypes, renal function; tumour biomarkers, timing
+            said = {r.failure.detail, r.transplant.summary() if r.transplant else ""}
+            out += [f"  fact: {f}" for f in r.facts if f not in said]
         if r.transplant is not None:
             out.append(f"  {r.transplant.summary()}")
         for o in r.options:

@@ -93,9 +93,11 @@ def ecog(record: PatientRecord, kb: KnowledgeBase, as_of: date) -> Fact | None:
         label = f"ECOG {value:g} (from Karnofsky {recorded:g}%, ECOG-ACRIN table)"
     else:
         value = recorded
-        label = f"ECOG {value:g}" + (
-            f" (recorded as '{m.raw}')" if m.codes or not m.raw.isdigit() else ""
-        )
+        # the recorded form is worth showing only when it is not the number itself (an answer
+        # code or words); "ECOG 1 (recorded as '1')" said nothing (specialist review wording)
+        plain = m.raw.strip().isdigit() and float(m.raw) == value
+        shown = m.raw.strip() and not plain
+        label = f"ECOG {value:g}" + (f" (recorded as '{m.raw}')" if shown else "")
     text, stale, days = _dated(label, m, as_of, window)
     return Fact(
         value=value, when=m.when, sources=(m.source,), text=text, stale=stale, age_days=days

@@ -59,6 +59,29 @@ def _dated(text: str, m: Measurement, as_of: date, window_days: int) -> tuple[st
     )
 
 
+def _value_fact(
+    m: Measurement,
+    value: float,
+    shown: str,
+    as_of: date,
+    window_days: int,
+    *,
+    reference_high: float | None = None,
+) -> Fact:
+    """One measurement's value as a dated fact (its comparator carried through every rule)."""
+    text, stale, days = _dated(shown, m, as_of, window_days)
+    return Fact(
+        value=value,
+        when=m.when,
+        sources=(m.source,),
+        text=text,
+        comparator=m.comparator,
+        stale=stale,
+        age_days=days,
+        reference_high=reference_high,
+    )
+
+
 def age_years(record: PatientRecord, as_of: date) -> int | None:
     if record.birth_date is None:
         return None
@@ -127,16 +150,7 @@ def creatinine_clearance(record: PatientRecord, kb: KnowledgeBase, as_of: date) 
     shown = f"measured creatinine clearance {m.comparator or ''}{m.value:.0f} mL/min"
     if m.raw and not shown.endswith(m.raw):
         shown += f" (recorded as '{m.raw}')"  # converted from another unit
-    text, stale, days = _dated(shown, m, as_of, window)
-    return Fact(
-        value=m.value,
-        when=m.when,
-        sources=(m.source,),
-        text=text,
-        comparator=m.comparator,
-        stale=stale,
-        age_days=days,
-    )
+    return _value_fact(m, m.value, shown, as_of, window)
 
 
 def _estimated_clearance(record: PatientRecord, kb: KnowledgeBase, as_of: date) -> Fact | None:
@@ -182,16 +196,7 @@ def _estimated_clearance(record: PatientRecord, kb: KnowledgeBase, as_of: date) 
         and (cockcroft is None or (cockcroft.when is not None and egfr.when > cockcroft.when))
     ):
         shown = f"{egfr.comparator or ''}{egfr.value:.0f}"
-        text, stale, days = _dated(f"eGFR {shown} mL/min/1.73m2", egfr, as_of, window)
-        return Fact(
-            value=egfr.value,
-            when=egfr.when,
-            sources=(egfr.source,),
-            text=text,
-            comparator=egfr.comparator,
-            stale=stale,
-            age_days=days,
-        )
+        return _value_fact(egfr, egfr.value, f"eGFR {shown} mL/min/1.73m2", as_of, window)
     return cockcroft
 
 
@@ -206,17 +211,7 @@ def organ(
     shown = f"{label} {m.raw or m.value}"
     if m.reference_high is not None:
         shown += f" (upper limit {m.reference_high:g})"
-    text, stale, days = _dated(shown, m, as_of, window)
-    return Fact(
-        value=m.value,
-        when=m.when,
-        sources=(m.source,),
-        text=text,
-        comparator=m.comparator,
-        stale=stale,
-        age_days=days,
-        reference_high=m.reference_high,
-    )
+    return _value_fact(m, m.value, shown, as_of, window, reference_high=m.reference_high)
 
 
 def cumulative_anthracycline(record: PatientRecord, kb: KnowledgeBase, as_of: date) -> Fact | None:

@@ -25,7 +25,7 @@ from salvage.fhir.record_base import (
     LOINC,
     ConverterBase,
     QuantityRead,
-    type_id,
+    focus_ids,
 )
 
 # A number written as text, with an optional label before it and a unit after it ("ECOG 2",
@@ -166,11 +166,7 @@ class ObservationConverter(ConverterBase):
                 readable=readable,
                 detected=detected,
                 reference_high=_reference_high(r, spec, factor),
-                focus=tuple(
-                    type_id(f["reference"])
-                    for f in r.get("focus") or ()
-                    if isinstance(f, dict) and isinstance(f.get("reference"), str)
-                ),
+                focus=focus_ids(r),
             )
         )
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from salvage.engine.drugs import concept_text
 from salvage.engine.model import DataWarning, Measurement, PatientRecord
-from salvage.fhir.record_base import type_id
+from salvage.fhir.record_base import focus_ids
 from salvage.knowledge.model import KnowledgeBase
 
 
@@ -134,11 +134,7 @@ class PerformanceReader:
                 codes=frozenset(codes),
                 raw=raw,
                 readable=value is not None,
-                focus=tuple(
-                    type_id(f["reference"])
-                    for f in r.get("focus") or ()
-                    if isinstance(f, dict) and isinstance(f.get("reference"), str)
-                ),
+                focus=focus_ids(r),
             )
         )
 

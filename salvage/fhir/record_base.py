@@ -61,6 +61,15 @@ def type_id(reference: str) -> str:
     return "/".join(reference.rstrip("/").split("/")[-2:])
 
 
+def focus_ids(resource: dict[str, Any]) -> tuple[str, ...]:
+    """'Type/id' of each Observation.focus reference (which Condition a status is about)."""
+    return tuple(
+        type_id(f["reference"])
+        for f in resource.get("focus") or ()
+        if isinstance(f, dict) and isinstance(f.get("reference"), str)
+    )
+
+
 def first_code(concept: Any) -> str | None:
     if isinstance(concept, dict):
         for coding in concept.get("coding") or ():

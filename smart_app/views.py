@@ -7,6 +7,7 @@ import logging
 import re
 import time
 from collections.abc import Iterator
+from datetime import date
 from typing import Any
 from urllib.parse import urlparse
 
@@ -159,21 +160,40 @@ def screen() -> Response:
 
 def _screen_result() -> str:
     data, summary = _analysis()
-    patient = summary["patients"][0]
-    timeline, markers = smart_screen.charts(patient, service.today())
-    html = render_template(
+    html = result_html(
+        summary,
+        summary["patients"][0],
+        service.today(),
+        focus=_app_context(data.get("app_context")),
+        need_banner=data.get("need_patient_banner", True),
+        user=data.get("user") or "",
+    )
+    return html + "</main></body></html>"
+
+
+def result_html(
+    summary: dict[str, Any],
+    patient: dict[str, Any],
+    as_of: date,
+    *,
+    focus: Any = None,
+    need_banner: bool = False,
+    user: str = "",
+) -> str:
+    """The result part of the screen for one patient of a summary (in a request context)."""
+    timeline, markers = smart_screen.charts(patient, as_of)
+    return render_template(
         "app_result.html",
         summary=summary,
         p=patient,
         timeline=timeline,
         markers=markers,
-        focus=_app_context(data.get("app_context")),
-        need_banner=data.get("need_patient_banner", True),
-        user=data.get("user") or "",
+        focus=focus,
+        need_banner=need_banner,
+        user=user,
         chart=chart,
         streamed=True,
     )
-    return html + "</main></body></html>"
 
 
 @bp.get("/app/style.css")

@@ -14,10 +14,9 @@ import pytest
 
 from salvage.app import create_app
 from salvage.knowledge import load_knowledge
-from smart_app import chart
-from smart_app import screen as smart_screen
 from smart_app.summary import summarise
 from tests.cds_hooks.conftest import app, call, fixture_prefetch, hook_body  # noqa: F401
+from tests.support_screen import screen_html
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = sorted(
@@ -77,22 +76,7 @@ def test_the_screen_has_no_singular_count_with_a_plural_noun(kb, tmp_path: Path)
         for patient_id in _patient_ids(path):
             summary = summarise(resources, patient_id, kb, [], AS_OF)
             (patient,) = summary["patients"]
-            timeline, markers = smart_screen.charts(patient, AS_OF)
-            with screen_app.test_request_context("/app"):
-                from flask import render_template
-
-                html = render_template(
-                    "app_result.html",
-                    summary=summary,
-                    p=patient,
-                    timeline=timeline,
-                    markers=markers,
-                    focus=None,
-                    need_banner=False,
-                    user="",
-                    chart=chart,
-                    streamed=True,
-                )
+            html = screen_html(screen_app, summary, patient, AS_OF)
             found += [f"{path.name}: {m}" for m in _mistakes(re.sub(r"<[^>]+>", " ", html))]
     assert found == []
 

@@ -8,10 +8,9 @@ from datetime import date
 
 from salvage.app import create_app
 from salvage.knowledge import load_knowledge
-from smart_app import chart
-from smart_app import screen as smart_screen
 from smart_app.summary import summarise
 from tests.conftest import FIXTURES
+from tests.support_screen import screen_html
 
 
 def test_a_partly_recognised_product_is_listed_with_the_data_gaps(tmp_path) -> None:
@@ -20,23 +19,8 @@ def test_a_partly_recognised_product_is_listed_with_the_data_gaps(tmp_path) -> N
     today = date(2026, 6, 30)
     summary = summarise(resources, "breast-combination-products", load_knowledge(), [], today)
     (patient,) = summary["patients"]
-    timeline, markers = smart_screen.charts(patient, today)
     app = create_app({"TESTING": True, "DATABASE_URL": str(tmp_path / "d.db")})
-    with app.test_request_context("/app"):
-        from flask import render_template
-
-        html = render_template(
-            "app_result.html",
-            summary=summary,
-            p=patient,
-            timeline=timeline,
-            markers=markers,
-            focus=None,
-            need_banner=False,
-            user="",
-            chart=chart,
-            streamed=True,
-        )
+    html = screen_html(app, summary, patient, today)
     gaps = html.split('id="data-gaps"', 1)[1].split("</div>", 1)[0]
     assert gaps.count('class="partly-recognised"') == 3
     assert "counted as trastuzumab; not recognised: zanidatamab-investigational" in gaps

@@ -9,10 +9,9 @@ from pathlib import Path
 
 from salvage import service
 from salvage.app import create_app
-from smart_app import chart
-from smart_app import screen as smart_screen
 from smart_app.summary import summarise
 from tests.conftest import FIXTURES
+from tests.support_screen import screen_html
 
 KB = service.knowledge_base()
 
@@ -24,22 +23,7 @@ def test_the_screen_shows_it(tmp_path: Path) -> None:
         [e["resource"] for e in bundle["entry"]], "dlbcl-early-relapse", KB, [], today
     )
     (patient,) = summary["patients"]
-    timeline, markers = smart_screen.charts(patient, today)
     app = create_app({"TESTING": True, "DATABASE_URL": str(tmp_path / "d.db")})
-    with app.test_request_context("/app"):
-        from flask import render_template
-
-        html = render_template(
-            "app_result.html",
-            summary=summary,
-            p=patient,
-            timeline=timeline,
-            markers=markers,
-            focus=None,
-            need_banner=False,
-            user="",
-            chart=chart,
-            streamed=True,
-        )
+    html = screen_html(app, summary, patient, today)
     shown = html.split('id="stale-failure"', 1)[1].split("</p>", 1)[0]
     assert "The last documented failure (relapse of line 1 on 2023-11-20) is 2 years old" in shown

@@ -133,3 +133,17 @@ def test_a_stale_exclusion_older_than_the_leaning_window_does_not_reorder() -> N
     assert only.recommendation.transplant is not None
     assert not only.recommendation.transplant.leans_not_candidate
     assert only.recommendation.options[0].regimen == "R-ICE"
+
+
+def test_progression_a_month_after_ice_with_no_response_is_refractory_not_relapse() -> None:
+    # Specialist review 07: ABVD, late relapse, ICE from 2026-03-10 to 03-31 with progression
+    # as its best response, worse again on 2026-05-01 (ICD-10-CM coded Hodgkin, statuses coded)
+    only, _ = report("review07-hodgkin-abvd-relapse-ice-no-response.json")
+    first, second = sorted(
+        (f for f in only.analysis.failures if f.line in (1, 2)), key=lambda f: f.line
+    )
+    assert first.kind == "relapse"  # ABVD controlled it for 30 months
+    assert second.kind == "refractory" and not second.primary
+    assert "which gave no response (best response: progression)" in second.detail
+    assert only.recommendation.failure is not None
+    assert only.recommendation.failure.kind == "refractory"
